@@ -1,0 +1,135 @@
+"""The 2AFC dataset protocol and the dataset registry.
+
+Every dataset yields triplets ``{"id", "ref", "x0", "x1", "p", "group"}`` where ``p`` is the fraction
+of people who judged ``x1`` closer to ``ref`` and ``group`` names the part of the split the triplet
+belongs to (NIGHT's test split has two halves, scored separately and size-weighted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from bench.datasets.images import load_image
+from bench.errors import DatasetError
+
+
+@dataclass(frozen=True)
+class TripletRecord:
+    """One triplet before its images are read: paths, human judgment, and the group it scores in."""
+
+    id: str
+    ref: Path
+    x0: Path
+    x1: Path
+    p: float
+    group: str
+
+
+class TwoAFCDataset(Dataset):
+    """Triplets read lazily from image files; the same class serves NIGHT, BAPPS and the sample set."""
+
+    def __init__(self, name: str, split: str, records: list[TripletRecord], image_size: int | None) -> None:
+        self.name = name
+        self.split = split
+        self.records = records
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        rec = self.records[index]
+        return {
+            "id": rec.id,
+            "ref": load_image(rec.ref, self.image_size),
+            "x0": load_image(rec.x0, self.image_size),
+            "x1": load_image(rec.x1, self.image_size),
+            "p": torch.tensor(rec.p, dtype=torch.float32),
+            "group": rec.group,
+        }
+
+    @property
+    def groups(self) -> list[str]:
+        """Group names in order of first appearance."""
+        return list(dict.fromkeys(r.group for r in self.records))
+
+    def head(self, n: int | None) -> "TwoAFCDataset":
+        """The first ``n`` triplets in file order (all of them when ``n`` is None)."""
+        if n is None:
+            return self
+        if n <= 0:
+            raise DatasetError(f"--n must be a positive number of triplets, got {n}")
+        return TwoAFCDataset(self.name, self.split, self.records[:n], self.image_size)
+
+    def check_files(self) -> None:
+        """Fail before any computation if an image is missing (reading them is a later, lazy step)."""
+        for rec in self.records:
+            for path in (rec.ref, rec.x0, rec.x1):
+                if not path.is_file():
+                    raise DatasetError(
+                        f"image missing: {path} (triplet {rec.id} of {self.name}/{self.split}); "
+                        "check the dataset root, or re-download the dataset"
+                    )
+
+
+DatasetBuilder = Callable[..., TwoAFCDataset]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset family: how to build it and which splits it has."""
+
+    name: str
+    builder: DatasetBuilder
+    splits: tuple[str, ...]
+    default_split: str
+    needs_root: bool
+    description: str
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(
+    name: str, *, splits: tuple[str, ...], default_split: str, needs_root: bool, description: str
+) -> Callable[[DatasetBuilder], DatasetBuilder]:
+    """Register ``builder(root: Path | None, split: str) -> TwoAFCDataset`` under ``name``."""
+
+    def decorator(builder: DatasetBuilder) -> DatasetBuilder:
+        _DATASETS[name] = DatasetSpec(name, builder, splits, default_split, needs_root, description)
+        return builder
+
+    return decorator
+
+
+def list_datasets() -> list[DatasetSpec]:
+    """Registered dataset families."""
+    return [_DATASETS[n] for n in sorted(_DATASETS)]
+
+
+def parse_dataset_arg(spec: str) -> tuple[DatasetSpec, Path | None]:
+    """Split ``NAME[:ROOT]`` into the registered family and its root."""
+    name, _, root = spec.partition(":")
+    if name not in _DATASETS:
+        known = ", ".join(sorted(_DATASETS))
+        raise DatasetError(f"unknown dataset {name!r} in --dataset {spec!r}; known: {known}")
+    family = _DATASETS[name]
+    if family.needs_root and not root:
+        raise DatasetError(f"--dataset {name} needs a root folder: --dataset {name}:/path/to/{name}")
+    return family, (Path(root).expanduser() if root else None)
+
+
+def create_dataset(spec: str, split: str | None = None) -> TwoAFCDataset:
+    """Build the dataset named by ``NAME[:ROOT]`` for ``split`` (the family's default when None)."""
+    family, root = parse_dataset_arg(spec)
+    split = split or family.default_split
+    if family.splits and split not in family.splits:
+        raise DatasetError(f"unknown split {split!r} for dataset {family.name}; choose one of: {', '.join(family.splits)}")
+    if root is not None and not root.exists():
+        raise DatasetError(f"dataset root not found: {root} (from --dataset {spec}); check the path")
+    return family.builder(root, split)

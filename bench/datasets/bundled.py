@@ -1,0 +1,21 @@
+"""The bundled default dataset: ``sample``, built deterministically from scikit-image's photographs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.datasets.base import TwoAFCDataset, register_dataset
+from bench.datasets.night import night_like_dataset
+
+
+@register_dataset(
+    "sample",
+    splits=("train", "test"),
+    default_split="test",
+    needs_root=False,
+    description="bundled 64x64 2AFC set from scikit-image photos (built offline in seconds; NIGHT layout)",
+)
+def sample_dataset(root: Path | None, split: str) -> TwoAFCDataset:
+    from bench.datasets.sample import sample_dataset_root  # builds the set on first use
+
+    return night_like_dataset(root or sample_dataset_root(), split, name="sample", image_size=None)

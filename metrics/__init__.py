@@ -1,0 +1,28 @@
+"""Perceptual metric adapters and their registry.
+
+    >>> from metrics import create_metric, list_metrics
+    >>> metric = create_metric("pixel-l2")
+"""
+
+from metrics.base import PerceptualMetric
+from metrics.errors import MetricError, WeightsUnavailableError
+from metrics.registry import (
+    MetricSpec,
+    create_metric,
+    get_metric_spec,
+    list_metrics,
+    register_metric,
+    unregister_metric,
+)
+
+__all__ = [
+    "MetricError",
+    "MetricSpec",
+    "PerceptualMetric",
+    "WeightsUnavailableError",
+    "create_metric",
+    "get_metric_spec",
+    "list_metrics",
+    "register_metric",
+    "unregister_metric",
+]

@@ -1,0 +1,137 @@
+"""A timm-style registry: ``@register_metric("name")`` on a factory, ``create_metric(name, **kw)``.
+
+Third-party packages add metrics without touching this project by declaring an entry point in
+the ``lipsim_bench.metrics`` group; the entry point's target (a module or an object in it) is
+imported the first time the registry is queried, and its ``@register_metric`` calls do the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Callable, TypeVar
+
+from metrics.base import PerceptualMetric
+from metrics.errors import MetricError, WeightsUnavailableError
+
+ENTRY_POINT_GROUP = "lipsim_bench.metrics"
+
+#: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
+BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel",)
+
+Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
+
+
+def _always_available() -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What the registry knows about a metric before building it."""
+
+    name: str
+    factory: Callable[..., PerceptualMetric]
+    description: str = ""
+    weights: str = "none (no learned weights)"
+    bundled: bool = False
+    available: Callable[[], bool] = field(default=_always_available)
+    how_to_get: str = ""
+
+    def is_available(self) -> bool:
+        """Whether the weights are on this machine (never triggers a download)."""
+        try:
+            return bool(self.available())
+        except Exception:  # an availability probe must never crash a listing
+            return False
+
+
+_REGISTRY: dict[str, MetricSpec] = {}
+_loaded = False
+
+
+def register_metric(
+    name: str,
+    *,
+    description: str = "",
+    weights: str = "none (no learned weights)",
+    bundled: bool = False,
+    available: Callable[[], bool] | None = None,
+    how_to_get: str = "",
+) -> Callable[[Factory], Factory]:
+    """Register a factory (a function or a PerceptualMetric subclass) under ``name``.
+
+    ``bundled`` metrics ship with the project and need no download: the default run uses them.
+    ``available`` tells whether the weights are present; ``how_to_get`` is shown when they are not.
+    """
+
+    def decorator(factory: Factory) -> Factory:
+        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
+            raise MetricError(f"metric {name!r} is registered twice ({_REGISTRY[name].factory} and {factory})")
+        doc = (factory.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = MetricSpec(
+            name=name,
+            factory=factory,
+            description=description or (doc[0] if doc else ""),
+            weights=weights,
+            bundled=bundled,
+            available=available or _always_available,
+            how_to_get=how_to_get,
+        )
+        return factory
+
+    return decorator
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric (tests use it to clean up toy metrics)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_plugins() -> None:
+    """Import built-in adapter modules and entry-point plugins once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not take the built-ins down with it
+            warnings.warn(f"metric plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
+
+
+def list_metrics(*, bundled_only: bool = False) -> list[str]:
+    """Names of registered metrics, sorted; ``bundled_only`` keeps those that ship with the project."""
+    _load_plugins()
+    return sorted(n for n, s in _REGISTRY.items() if s.bundled or not bundled_only)
+
+
+def get_metric_spec(name: str) -> MetricSpec:
+    """The spec registered under ``name``; a clear error listing the known names otherwise."""
+    _load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise MetricError(f"unknown metric {name!r}; known metrics: {known} (see `python run_bench.py list`)") from None
+
+
+def create_metric(name: str, **kwargs: object) -> PerceptualMetric:
+    """Build the metric registered under ``name`` in eval mode with frozen parameters."""
+    spec = get_metric_spec(name)
+    if not spec.is_available():
+        hint = spec.how_to_get or "see `python run_bench.py list`"
+        raise WeightsUnavailableError(f"weights for metric {name!r} are not available here ({spec.weights}); {hint}")
+    try:
+        metric = spec.factory(**kwargs)
+    except TypeError as exc:
+        raise MetricError(f"bad options for metric {name!r}: {exc}") from None
+    if not isinstance(metric, PerceptualMetric):
+        raise MetricError(f"factory of metric {name!r} returned {type(metric).__name__}, not a PerceptualMetric")
+    metric.requires_grad_(False)
+    return metric.eval()

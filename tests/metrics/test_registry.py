@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from metrics import (
+    MetricError,
+    PerceptualMetric,
+    WeightsUnavailableError,
+    create_metric,
+    get_metric_spec,
+    list_metrics,
+    register_metric,
+    unregister_metric,
+)
+from metrics import registry
+
+
+def test_pixel_l2_is_registered_bundled_and_exact() -> None:
+    assert "pixel-l2" in list_metrics(bundled_only=True)
+    metric = create_metric("pixel-l2")
+    assert not metric.training and metric.lipschitz == 1.0
+    a, b = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    assert torch.allclose(metric(a, b), (a - b).flatten(1).norm(dim=1))
+
+
+def test_register_create_unregister() -> None:
+    @register_metric("test-scaled", description="toy")
+    class Scaled(PerceptualMetric):
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor(scale))
+
+        def embed(self, x: torch.Tensor) -> torch.Tensor:
+            return self.weight * x.mean(dim=(2, 3))
+
+    try:
+        metric = create_metric("test-scaled", scale=2.0)
+        assert isinstance(metric, Scaled) and not metric.training
+        assert not any(p.requires_grad for p in metric.parameters())
+        assert get_metric_spec("test-scaled").description == "toy"
+        with pytest.raises(MetricError, match="bad options for metric 'test-scaled'"):
+            create_metric("test-scaled", colour="red")
+    finally:
+        unregister_metric("test-scaled")
+    assert "test-scaled" not in list_metrics()
+
+
+def test_unknown_metric_lists_known() -> None:
+    with pytest.raises(MetricError, match="unknown metric 'nope'.*pixel-l2"):
+        create_metric("nope")
+
+
+def test_unavailable_weights_say_how_to_get_them() -> None:
+    @register_metric("test-offline", weights="a checkpoint", available=lambda: False, how_to_get="download X to Y")
+    def build() -> PerceptualMetric:
+        raise AssertionError("must not be built")
+
+    try:
+        with pytest.raises(WeightsUnavailableError, match="not available here.*download X to Y"):
+            create_metric("test-offline")
+    finally:
+        unregister_metric("test-offline")
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = []
+
+    class FakeEntryPoint:
+        name, value = "fake", "fake_pkg:metrics"
+
+        def load(self) -> None:
+            loaded.append(True)
+            register_metric("test-plugin")(type("Plugin", (PerceptualMetric,), {"embed": lambda self, x: x}))
+
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    try:
+        assert "test-plugin" in list_metrics()
+        assert loaded == [True]
+    finally:
+        unregister_metric("test-plugin")
+
+
+def test_broken_plugin_warns_but_builtins_survive(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        name, value = "broken", "broken_pkg"
+
+        def load(self) -> None:
+            raise ImportError("no module named broken_pkg")
+
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [Broken()])
+    with pytest.warns(UserWarning, match="broken"):
+        names = list_metrics()
+    assert "pixel-l2" in names
