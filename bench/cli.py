@@ -18,7 +18,7 @@ import torch
 from attacks import list_attacks
 from bench.datasets import list_datasets, parse_dataset_arg
 from bench.errors import BenchError
-from metrics import MetricError, get_metric_spec, list_metrics
+from metrics import MetricError, default_metrics, get_metric_spec, list_metrics
 
 SUBCOMMANDS = ("run", "list")
 
@@ -116,7 +116,7 @@ def _check_device(device: str) -> str:
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     from bench.runner import RunConfig
 
-    metrics = args.metrics if args.metrics is not None else list_metrics(bundled_only=True)
+    metrics = args.metrics if args.metrics is not None else default_metrics()
     if not metrics:
         raise BenchError("--metrics is empty; name at least one metric (see `python run_bench.py list`)")
     for name in metrics:

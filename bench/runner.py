@@ -10,22 +10,23 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from bench.datasets import TwoAFCDataset, create_dataset
 from bench.errors import BenchError
+from bench.evaluations import EVALUATIONS
 from bench.records import RecordStore, Unit, atomic_write_text
 from bench.report import SCORE_COLUMNS, scores_table, to_markdown
-from bench.scoring import score_rows, twoafc_agreement
+from bench.scoring import score_rows
 from metrics import PerceptualMetric, create_metric
 
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
+#: the metric is built only when a unit needs computing; this tells whether an evaluation applies to it
+
 
 
 @dataclass
@@ -60,48 +61,20 @@ def make_loader(dataset: TwoAFCDataset, config: RunConfig) -> DataLoader:
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.workers)
 
 
-def natural_triplets(metric: PerceptualMetric, loader: DataLoader, device: torch.device, desc: str) -> pd.DataFrame:
-    """Distances of every triplet under ``metric`` and their agreement with people."""
-    parts: list[pd.DataFrame] = []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
-        ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
-        with torch.no_grad():
-            e_ref, e0, e1 = metric.embed(torch.cat([ref, x0, x1])).chunk(3)
-            d0, d1 = metric.distance(e_ref, e0).cpu(), metric.distance(e_ref, e1).cpu()
-        bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
-        if bad.any():
-            first = batch["id"][int(bad.nonzero()[0])]
-            raise BenchError(f"metric {desc.split()[0]!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
-        agreement = twoafc_agreement(d0, d1, batch["p"])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "group": list(batch["group"]),
-                    "id": list(batch["id"]),
-                    "p": batch["p"].double().numpy(),
-                    "d0": d0.double().numpy(),
-                    "d1": d1.double().numpy(),
-                    "agreement": agreement.numpy(),
-                }
-            )
+def certificate_notes(triplets: pd.DataFrame) -> list[str]:
+    """How the certified radii compare with the paper's formula, per certified metric."""
+    if "radius_paper" not in triplets.columns:
+        return []
+    lines = []
+    certified = triplets[(triplets["evaluation"] == "certified") & triplets["radius_paper"].notna()]
+    for metric, part in certified.groupby("metric", sort=False):
+        part = part.drop_duplicates("id")
+        exceeds = int((part["radius_paper"] > part["radius"] * (1 + 1e-9)).sum())
+        lines.append(
+            f"{metric}: median sound radius {part['radius'].median():.3f}, median ||e(x_ref)|| {part['ref_norm'].median():.3f}; "
+            f"the paper's formula exceeds the sound radius on {exceeds}/{len(part)} triplets (it is unsound when ||e(x_ref)|| < 1)"
         )
-    frame = pd.concat(parts, ignore_index=True)
-    frame.insert(0, "evaluation", "natural")
-    frame.insert(1, "norm", None)
-    frame.insert(2, "eps", np.nan)
-    frame["correct"] = frame["agreement"] > 0.5
-    return frame
-
-
-Evaluation = Callable[[PerceptualMetric, DataLoader, torch.device, RunConfig, str], pd.DataFrame]
-
-
-def _natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: RunConfig, desc: str) -> pd.DataFrame:
-    return natural_triplets(metric, loader, device, desc)
-
-
-#: evaluation name -> (function, the config fields that change its numbers).
-EVALUATIONS: dict[str, tuple[Evaluation, tuple[str, ...]]] = {"natural": (_natural, ())}
+    return lines
 
 
 def planned_evaluations(config: RunConfig) -> list[str]:
@@ -142,29 +115,37 @@ def run_benchmark(config: RunConfig) -> RunResult:
 
     score_parts: list[pd.DataFrame] = []
     triplet_parts: list[pd.DataFrame] = []
+    notes: list[str] = []
     for metric_name in config.metrics:
         metric: PerceptualMetric | None = None
         for evaluation in evaluations:
-            fn, fields = EVALUATIONS[evaluation]
+            spec = EVALUATIONS[evaluation]
             unit = Unit(
                 metric=metric_name,
                 dataset=config.dataset,
                 split=dataset.split,
                 n=config.n,
                 evaluation=evaluation,
-                settings={"seed": config.seed, **{f: getattr(config, f) for f in fields}},
+                settings={"seed": config.seed, **{f: getattr(config, f) for f in spec.settings}},
             )
             stored = store.load(unit)
             if stored is None:
                 if metric is None:
                     metric = create_metric(metric_name).to(device)
-                seed_everything(config.seed)
                 started = time.perf_counter()
-                triplets = fn(metric, loader, device, config, f"{metric_name} {evaluation}")
-                rows = score_rows(triplets, split=dataset.split)
-                record = store.save(unit, rows, triplets, {**config_dict, "seconds": round(time.perf_counter() - started, 3)})
+                if spec.applies_to(metric):
+                    seed_everything(config.seed)
+                    triplets = spec.run(metric, loader, device, config, f"{metric_name} {evaluation}")
+                    rows = score_rows(triplets, split=dataset.split)
+                else:  # stored too, so a rerun need not build the metric to find out again
+                    triplets, rows = pd.DataFrame(columns=TRIPLET_COLUMNS[3:]), []
+                seconds = round(time.perf_counter() - started, 3)
+                record = store.save(unit, rows, triplets, {**config_dict, "seconds": seconds})
             else:
                 record, triplets = stored
+            if not record["scores"]:
+                notes.append(f"{evaluation} does not apply to {metric_name}")
+                continue
             meta = {"metric": metric_name, "dataset": dataset.name, "split": dataset.split}
             score_parts.append(pd.DataFrame([{**meta, **row} for row in record["scores"]]))
             triplet_parts.append(triplets.assign(**meta))
@@ -180,5 +161,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
     atomic_write_text(out_dir / "triplets.csv", triplets_all.to_csv(index=False))
     n = int(scores.loc[(scores["split"] == dataset.split) & (scores["evaluation"] == "natural"), "n"].max())
     title = f"2AFC score (%) on {dataset.name} / {dataset.split}, n = {n} triplets"
+    footer = "\n".join(f"- {line}" for line in notes + certificate_notes(triplets_all))
+    markdown = f"{markdown}\n\n{footer}" if footer else markdown
     atomic_write_text(out_dir / "scores.md", f"{title}\n\n{markdown}\n")
     return RunResult(out_dir, scores, table, f"{title}\n\n{markdown}")

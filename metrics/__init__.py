@@ -9,6 +9,7 @@ from metrics.errors import MetricError, WeightsUnavailableError
 from metrics.registry import (
     MetricSpec,
     create_metric,
+    default_metrics,
     get_metric_spec,
     list_metrics,
     register_metric,
@@ -21,6 +22,7 @@ __all__ = [
     "PerceptualMetric",
     "WeightsUnavailableError",
     "create_metric",
+    "default_metrics",
     "get_metric_spec",
     "list_metrics",
     "register_metric",

@@ -37,6 +37,10 @@ class PerceptualMetric(nn.Module):
         """Per-pair distance ``(N,)`` between two batches of embeddings; 1 - cosine by default."""
         return 1.0 - F.cosine_similarity(e_a.flatten(1), e_b.flatten(1), dim=1)
 
+    def lipschitz_for(self, height: int, width: int) -> float | None:
+        """The bound for inputs of this size (metrics that resize inside ``embed`` override it)."""
+        return self.lipschitz
+
     def forward(self, x_a: Tensor, x_b: Tensor) -> Tensor:
         """Distance between two image batches, so a metric can be called like a loss."""
         return self.distance(self.embed(x_a), self.embed(x_b))

@@ -19,7 +19,7 @@ from metrics.errors import MetricError, WeightsUnavailableError
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
-BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel",)
+BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim")
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
 
@@ -109,6 +109,13 @@ def list_metrics(*, bundled_only: bool = False) -> list[str]:
     """Names of registered metrics, sorted; ``bundled_only`` keeps those that ship with the project."""
     _load_plugins()
     return sorted(n for n, s in _REGISTRY.items() if s.bundled or not bundled_only)
+
+
+def default_metrics() -> list[str]:
+    """The default run's metrics: bundled ones whose weights are here, in a fixed reading order."""
+    order = {"pixel-l2": 0, "convsim-tiny": 1, "lipsim-tiny": 2}
+    names = [n for n in list_metrics(bundled_only=True) if _REGISTRY[n].is_available()]
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def get_metric_spec(name: str) -> MetricSpec:

@@ -67,7 +67,7 @@ def test_rerun_resumes_from_records(capsys, night_tree: Path, tmp_path: Path, mo
     def must_not_run(*a, **k):
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", (must_not_run, ()))
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", bench.runner.EVALUATIONS["natural"].__class__(must_not_run))
     assert run(capsys, *args)[0] == 0
     assert (out_dir / "scores.csv").read_text() == first
     with pytest.raises(AssertionError, match="recomputed"):  # a changed seed is a new unit
@@ -82,7 +82,7 @@ def test_changed_setting_is_recomputed(capsys, night_tree: Path, tmp_path: Path,
 
     calls = []
     real = bench.runner.EVALUATIONS["natural"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", (lambda *a: calls.append(1) or real[0](*a), ()))
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", real.__class__(lambda *a: calls.append(1) or real.run(*a)))
     assert run(capsys, *args, "--n", "3")[0] == 0
     assert calls == [1]
 

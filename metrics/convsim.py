@@ -1,0 +1,57 @@
+"""``convsim-tiny``: a small ordinary CNN metric trained on the sample set, the offline DreamSim stand-in.
+
+Not Lipschitz-constrained (``lipschitz = None``): it shows what an unconstrained learned metric does
+under attack, and it is the teacher that ``lipsim-tiny`` is distilled from. Its training command
+and scores are in ``metrics/weights/convsim-tiny.md``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from metrics.base import PerceptualMetric
+from metrics.registry import register_metric
+from metrics.resize import resize_to
+from metrics.weights import bundled_weights
+
+
+class ConvSim(PerceptualMetric):
+    """4 stride-2 3x3 convolutions (64/128/128/128) with ReLU, then a linear map to a 128-d embedding."""
+
+    input_size = 64
+    embed_dim = 128
+
+    def __init__(self, widths: tuple[int, ...] = (64, 128, 128, 128), embed_dim: int = 128) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        side = self.input_size // 2 ** len(widths)
+        self.head = nn.Linear(channels * side * side, embed_dim)
+        self.embed_dim = embed_dim
+
+    def embed(self, x: Tensor) -> Tensor:
+        x = resize_to(x, self.input_size) - 0.5
+        return self.head(self.features(x).flatten(1))
+
+
+def _load(model: nn.Module, name: str) -> nn.Module:
+    state = torch.load(bundled_weights(name), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@register_metric(
+    "convsim-tiny",
+    description="small CNN trained on the sample set with the hinge loss (no Lipschitz bound)",
+    weights="bundled: metrics/weights/convsim-tiny.pt",
+    bundled=True,
+    available=lambda: bundled_weights("convsim-tiny").is_file(),
+    how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/convsim-tiny.md)",
+)
+def convsim_tiny() -> ConvSim:
+    return _load(ConvSim(), "convsim-tiny")
