@@ -157,3 +157,19 @@ def test_list_and_help(capsys) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     assert "--metrics" in capsys.readouterr().out
+
+
+def test_certify_adds_rows_and_radii(capsys, night_tree: Path, tmp_path: Path, toy_metric: str) -> None:
+    out_dir = tmp_path / "run"
+    code, out, err = run(capsys, "--metrics", f"pixel-l2,{toy_metric}", "--dataset", f"night:{night_tree}", "--out", str(out_dir), "--certify", "--eps", "0.1,1/255")
+    assert code == 0, err
+    scores = pd.read_csv(out_dir / "scores.csv")
+    certified = scores[(scores.evaluation == "certified") & (scores.split == "test")]
+    assert set(certified.metric) == {"pixel-l2"}  # the toy metric has no Lipschitz bound
+    assert sorted(certified.eps) == pytest.approx([1 / 255, 0.1])
+    assert "certified l2 1/255" in out and "certified does not apply to test-mean-colour" in out
+    triplets = pd.read_csv(out_dir / "triplets.csv")
+    rows = triplets[triplets.evaluation == "certified"]
+    assert rows["radius"].notna().all() and len(rows) == 2 * 6
+    natural = scores[(scores.evaluation == "natural") & (scores.split == "test") & (scores.metric == "pixel-l2")].score.item()
+    assert (certified.score <= natural + 1e-9).all()
