@@ -20,7 +20,6 @@ from bench.datasets import list_datasets, parse_dataset_arg
 from bench.errors import BenchError
 from metrics import MetricError, default_metrics, get_metric_spec, list_metrics
 
-SUBCOMMANDS = ("run", "list")
 
 
 def parse_eps(text: str) -> list[float]:
@@ -72,7 +71,8 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         ),
         epilog=(
             "other commands:\n"
-            "  list                  metrics (with weight availability), datasets, attacks\n\n"
+            "  list                  metrics (with weight availability), datasets, attacks\n"
+            "  train distill|finetune  the two LipSim training steps (see `run_bench.py train --help`)\n\n"
             "examples:\n"
             "  python run_bench.py\n"
             "  python run_bench.py --metrics pixel-l2 --dataset night:/data/nights --split test --n 500\n"
@@ -181,7 +181,14 @@ def cmd_list(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"run": cmd_run, "list": cmd_list}
+def cmd_train(argv: Sequence[str]) -> int:
+    from bench.training import students  # noqa: F401  (registers the trainable architectures)
+    from bench.training.cli import cmd_train as train
+
+    return train(argv)
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"run": cmd_run, "list": cmd_list, "train": cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

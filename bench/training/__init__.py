@@ -1,0 +1,23 @@
+"""LipSim's two training steps for any trainable metric: distillation, then 2AFC hinge fine-tuning.
+
+``distill(student, teacher, images, DistillConfig(out=...))`` and
+``finetune(metric, dataset, FinetuneConfig(out=...))`` both write ``OUT/last.pt`` (resumable),
+``OUT/log.csv``, ``OUT/final.pt`` (state dict only) and ``OUT/train_config.json``.
+The command line is :func:`bench.training.cli.cmd_train` (``run_bench.py train ...``).
+"""
+
+from bench.training.common import TrainConfig, TrainResult, evaluate_2afc, load_weights
+from bench.training.distill import DistillConfig, distill
+from bench.training.finetune import FinetuneConfig, finetune, hinge_loss
+
+__all__ = [
+    "DistillConfig",
+    "FinetuneConfig",
+    "TrainConfig",
+    "TrainResult",
+    "distill",
+    "evaluate_2afc",
+    "finetune",
+    "hinge_loss",
+    "load_weights",
+]
