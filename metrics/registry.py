@@ -19,7 +19,7 @@ from metrics.errors import MetricError, WeightsUnavailableError
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
-BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim")
+BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim", "metrics.lipsim.metric")
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
 

@@ -1,0 +1,93 @@
+"""LipSim as a perceptual metric: a 1-Lipschitz network, cosine distance, a proven Lipschitz bound.
+
+``embed`` returns the raw network output phi(x) (the paper's projection onto the unit ball does not
+change cosine distances, and the certificate needs phi itself). ``lipschitz`` is the sound network
+bound of :func:`network_lipschitz_bound` (float64, per-layer product), recomputed whenever a weight
+changes; ``lipschitz_for`` multiplies in the exact norm of the resize for other input sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from metrics.base import PerceptualMetric
+from metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, how_to_get, load_official
+from metrics.lipsim.lipschitz import network_lipschitz_bound
+from metrics.lipsim.network import LipSimNetwork, create_lipsim_network
+from metrics.registry import register_metric
+from metrics.resize import resize_lipschitz, resize_to
+from metrics.weights import bundled_weights
+
+
+class LipSim(PerceptualMetric):
+    """A LipSim network of any preset as a metric (distance 1 - cos)."""
+
+    distance_kind = "cosine"
+
+    def __init__(self, preset: str = "tiny", network: LipSimNetwork | None = None) -> None:
+        super().__init__()
+        self.network = network or create_lipsim_network(preset)
+        self.input_size = self.network.input_size
+        self.embed_dim = self.network.embed_dim
+        self._bound_key: tuple[int, ...] | None = None
+        self._bound: float = float("nan")
+
+    def embed(self, x: Tensor) -> Tensor:
+        return self.network(resize_to(x, self.input_size))
+
+    @property  # type: ignore[override]
+    def lipschitz(self) -> float:
+        """Sound l2 bound of phi on native-size inputs, cached until a parameter changes."""
+        key = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
+        if key != self._bound_key:
+            self._bound = network_lipschitz_bound(self.network)
+            self._bound_key = key
+        return self._bound
+
+    def lipschitz_for(self, height: int, width: int) -> float:
+        return self.lipschitz * resize_lipschitz((height, width), self.input_size)
+
+
+@register_metric(
+    "lipsim-tiny",
+    description="tiny 1-Lipschitz LipSim distilled from convsim-tiny, hinge fine-tuned (certifiable)",
+    weights="bundled: metrics/weights/lipsim-tiny.pt",
+    bundled=True,
+    available=lambda: bundled_weights("lipsim-tiny").is_file(),
+    how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/lipsim-tiny.md)",
+)
+def lipsim_tiny() -> LipSim:
+    metric = LipSim("tiny")
+    state = torch.load(bundled_weights("lipsim-tiny"), map_location="cpu", weights_only=True)
+    metric.load_state_dict(state, strict=True)
+    return metric
+
+
+def _official_factory(variant: str):
+    def build(sha256: str | None = None) -> LipSim:
+        metric = LipSim("small")
+        metric.weights_sha256 = load_official(metric.network, checkpoint_path(variant), expected_sha256=sha256)
+        return metric
+
+    build.__doc__ = f"The paper's LipSim ({OFFICIAL_CHECKPOINTS[variant].description}), 224x224, 1792-d."
+    return build
+
+
+for _variant, _ckpt in OFFICIAL_CHECKPOINTS.items():
+    # bind the variant now: the lambdas run later, at listing or creation time
+    register_metric(
+        f"lipsim-{_variant}",
+        description=f"LipSim (official, {_ckpt.description}); certifiable",
+        weights=f"official checkpoint {_ckpt.filename}",
+        available=lambda v=_variant: checkpoint_path(v).is_file(),
+        how_to_get=how_to_get(_variant),
+    )(_official_factory(_variant))
+
+register_metric(
+    "lipsim",
+    description="alias of lipsim-margin0.5, the checkpoint of the paper's robustness table",
+    weights=f"official checkpoint {OFFICIAL_CHECKPOINTS['margin0.5'].filename}",
+    available=lambda: checkpoint_path("margin0.5").is_file(),
+    how_to_get=how_to_get("margin0.5"),
+)(_official_factory("margin0.5"))
