@@ -87,12 +87,13 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument("--n", type=_positive_int("--n"), default=None, help="use only the first N triplets")
 
     how = parser.add_argument_group("evaluations")
-    how.add_argument("--attacks", type=_names, default=[], help="comma-separated attacks on the reference image (see `list`)")
+    how.add_argument("--attacks", type=_names, default=["apgd"], help="comma-separated attacks on the reference image, or none (default: apgd; see `list`)")
     how.add_argument("--norm", choices=("l2", "linf"), default="l2", help="threat model of the attacks (default: l2)")
-    how.add_argument("--eps", default=None, help="comma-separated radii, fractions allowed (e.g. 0.5,1 or 36/255,72/255)")
+    how.add_argument("--eps", default=None, help="attack radii, comma-separated, fractions allowed (default: 0.25,0.5,1,2 on sample, 0.5,1,2,3 elsewhere); also the certified radii unless --certify-eps")
     how.add_argument("--steps", type=_positive_int("--steps"), default=100, help="attack iterations (default: 100)")
     how.add_argument("--restarts", type=_positive_int("--restarts"), default=1, help="attack restarts (default: 1)")
-    how.add_argument("--certify", action="store_true", help="add certified scores for metrics with a Lipschitz bound")
+    how.add_argument("--certify", action=argparse.BooleanOptionalAction, default=True, help="certified scores for metrics with a Lipschitz bound (default: on)")
+    how.add_argument("--certify-eps", default=None, help="certified radii (default: 36/255,72/255,108/255, the paper's)")
 
     run = parser.add_argument_group("running")
     run.add_argument("--batch-size", type=_positive_int("--batch-size"), default=32, help="triplets per batch (default: 32)")
@@ -122,6 +123,8 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     for name in metrics:
         get_metric_spec(name)  # unknown names fail here, before any work
     known_attacks = list_attacks()
+    if args.attacks == ["none"]:
+        args.attacks = []
     for name in args.attacks:
         if name not in known_attacks:
             raise BenchError(f"unknown attack {name!r}; known attacks: {', '.join(known_attacks) or '(none in this version)'}")
@@ -143,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         steps=args.steps,
         restarts=args.restarts,
         certify=args.certify,
+        certify_eps=parse_eps(args.certify_eps) if args.certify_eps is not None else None,
         workers=args.workers,
     )
 

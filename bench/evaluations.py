@@ -6,6 +6,7 @@ agreement, correct (+ its own, e.g. radius); scores are derived from those rows 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -16,6 +17,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from attacks import list_attacks
+from attacks.base import Attack
+from attacks.registry import get_attack
+from attacks.twoafc import TwoAFCClassifier, twoafc_labels
 from bench.certify import certified_agreement, certified_radius, paper_radius
 from bench.errors import BenchError
 from bench.scoring import twoafc_agreement
@@ -26,6 +31,12 @@ if TYPE_CHECKING:
 
 #: The paper's certified radii (l2, images in [0, 1]).
 DEFAULT_CERTIFIED_EPS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
+
+#: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
+#: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
+#: set we take 0.25..2, i.e. the paper's range and a step beyond it in RMS terms.
+DEFAULT_ATTACK_EPS: dict[str, tuple[float, ...]] = {"sample": (0.25, 0.5, 1.0, 2.0), "night": (0.5, 1.0, 2.0, 3.0)}
+FALLBACK_ATTACK_EPS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
 
 
 @dataclass
@@ -73,7 +84,7 @@ def _rows(evaluation: str, norm: str | None, eps: float, item: EmbeddedBatch, ag
     )
 
 
-def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str) -> pd.DataFrame:
+def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
     """The 2AFC agreement of the metric's decisions on clean triplets."""
     parts = [
         _rows("natural", None, np.nan, item, twoafc_agreement(item.d0, item.d1, item.batch["p"]))
@@ -82,11 +93,11 @@ def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, 
     return pd.concat(parts, ignore_index=True)
 
 
-def certified(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str) -> pd.DataFrame:
+def certified(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
     """Certified agreement at each eps from sound radii; also the paper's formula, for comparison."""
     if metric.lipschitz is None:
         raise BenchError(f"metric {desc.split()[0]!r} has no Lipschitz bound, so it cannot be certified")
-    eps_list = config.eps or list(DEFAULT_CERTIFIED_EPS)
+    eps_list = config.certify_eps or list(DEFAULT_CERTIFIED_EPS)
     parts = []
     for item in embedded_batches(metric, loader, device, desc):
         lipschitz = metric.lipschitz_for(*item.batch["ref"].shape[-2:])  # includes any resize in embed
@@ -100,20 +111,83 @@ def certified(metric: PerceptualMetric, loader: DataLoader, device: torch.device
     return pd.concat(parts, ignore_index=True)
 
 
+def build_attack(name: str, norm: str, eps: float, config: "RunConfig") -> Attack:
+    """The registered attack with the run's settings (those its constructor takes)."""
+    cls = get_attack(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    options = {"steps": config.steps, "restarts": config.restarts, "seed": config.seed}
+    return cls(norm=norm, eps=eps, **{k: v for k, v in options.items() if k in accepted})
+
+
+def attack_evaluation(name: str) -> Callable[..., pd.DataFrame]:
+    """An evaluation that attacks the reference of every initially correct triplet at one eps."""
+
+    def run(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
+        assert eps is not None
+        attack = build_attack(name, config.norm, eps, config)
+        parts = [_attack_batch(metric, attack, item, device, config.norm, eps) for item in embedded_batches(metric, loader, device, f"{desc} eps {eps:g}")]
+        return pd.concat(parts, ignore_index=True)
+
+    return run
+
+
+def _attack_batch(metric: PerceptualMetric, attack: Attack, item: EmbeddedBatch, device: torch.device, norm: str, eps: float) -> pd.DataFrame:
+    """Attack the correct triplets of one batch; rows carry the adversarial distances."""
+    p = item.batch["p"]
+    correct = twoafc_agreement(item.d0, item.d1, p) > 0.5  # p == 0.5 is never "correct": nothing to flip
+    d0, d1 = item.d0.clone(), item.d1.clone()
+    delta_norm = torch.zeros(len(p), dtype=torch.float64)
+    idx = correct.nonzero().flatten()
+    if idx.numel():
+        ref = item.batch["ref"][idx].to(device)
+        classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device))
+        x_adv = attack(classifier, ref, twoafc_labels(p[idx]).to(device))  # checked: ||delta|| <= eps, [0, 1], finite
+        with torch.no_grad():
+            logits = classifier(x_adv).cpu()
+        d1[idx], d0[idx] = logits[:, 0].to(d1.dtype), logits[:, 1].to(d0.dtype)
+        delta = (x_adv - ref).flatten(1)
+        delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
+    flipped = correct & ~(twoafc_agreement(d0, d1, p) > 0.5)
+    _check_certificate(metric, item, flipped, norm, eps)
+    adversarial = EmbeddedBatch(item.batch, item.e_ref, item.e0, item.e1, d0, d1)
+    return _rows(attack.name, norm, eps, adversarial, twoafc_agreement(d0, d1, p), delta_norm=delta_norm, flipped=flipped)
+
+
+def _check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, eps: float) -> None:
+    """A flip inside a certified l2 radius means a broken certificate or attack: never a number."""
+    if norm != "l2" or metric.lipschitz is None or not flipped.any():
+        return
+    lipschitz = metric.lipschitz_for(*item.batch["ref"].shape[-2:])
+    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
+    violated = flipped & (radius > eps * (1 + 1e-6) + 1e-9)
+    if violated.any():
+        i = int(violated.nonzero()[0])
+        raise BenchError(
+            f"certificate violated: triplet {item.batch['id'][i]} was flipped at eps {eps:g} inside its certified "
+            f"radius {float(radius[i]):.6g}; the Lipschitz bound of this metric is wrong"
+        )
+
+
 def can_certify(metric: PerceptualMetric) -> bool:
     return metric.lipschitz is not None
 
 
 @dataclass(frozen=True)
 class EvaluationSpec:
-    """An evaluation, the run settings that change its numbers, and which metrics it applies to."""
+    """An evaluation, the run settings that change its numbers, and which metrics it applies to.
 
-    run: Callable[[PerceptualMetric, DataLoader, torch.device, "RunConfig", str], pd.DataFrame]
+    ``per_eps`` evaluations are one unit per eps (attacks: each eps costs a full attack).
+    """
+
+    run: Callable[..., pd.DataFrame]
     settings: tuple[str, ...] = ()
     applies_to: Callable[[PerceptualMetric], bool] = lambda metric: True
+    per_eps: bool = False
 
 
 EVALUATIONS: dict[str, EvaluationSpec] = {
     "natural": EvaluationSpec(natural),
-    "certified": EvaluationSpec(certified, settings=("eps",), applies_to=can_certify),
+    "certified": EvaluationSpec(certified, settings=("certify_eps",), applies_to=can_certify),
 }
+for _name in list_attacks():
+    EVALUATIONS[_name] = EvaluationSpec(attack_evaluation(_name), settings=("norm", "steps", "restarts"), per_eps=True)

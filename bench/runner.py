@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from bench.datasets import TwoAFCDataset, create_dataset
 from bench.errors import BenchError
-from bench.evaluations import EVALUATIONS
+from bench.evaluations import DEFAULT_ATTACK_EPS, EVALUATIONS, FALLBACK_ATTACK_EPS
 from bench.records import RecordStore, Unit, atomic_write_text
 from bench.report import SCORE_COLUMNS, scores_table, to_markdown
 from bench.scoring import score_rows
@@ -47,6 +47,7 @@ class RunConfig:
     steps: int = 100
     restarts: int = 1
     certify: bool = False
+    certify_eps: list[float] | None = None
     workers: int = 0
 
 
@@ -77,16 +78,16 @@ def certificate_notes(triplets: pd.DataFrame) -> list[str]:
     return lines
 
 
-def planned_evaluations(config: RunConfig) -> list[str]:
-    """Evaluations this run performs for every metric, in table order."""
-    names = ["natural"]
-    if config.certify:
-        names.append("certified")
-    names += list(config.attacks)
+def planned_units(config: RunConfig, dataset: TwoAFCDataset) -> list[tuple[str, float | None]]:
+    """(evaluation, eps) units every metric goes through, in table order; attacks get one unit per eps."""
+    names = ["natural"] + (["certified"] if config.certify else []) + list(config.attacks)
+    attack_eps = config.eps or list(DEFAULT_ATTACK_EPS.get(dataset.name, FALLBACK_ATTACK_EPS))
+    units: list[tuple[str, float | None]] = []
     for name in names:
         if name not in EVALUATIONS:
             raise BenchError(f"evaluation {name!r} is not implemented in this version of lipsim-bench")
-    return names
+        units += [(name, eps) for eps in attack_eps] if EVALUATIONS[name].per_eps else [(name, None)]
+    return units
 
 
 def default_out_dir(config: RunConfig, dataset: TwoAFCDataset) -> Path:
@@ -106,7 +107,9 @@ def run_benchmark(config: RunConfig) -> RunResult:
     """Evaluate every metric of ``config`` and write scores.csv, scores.md, triplets.csv and records."""
     dataset = create_dataset(config.dataset, config.split).head(config.n)
     dataset.check_files()
-    evaluations = planned_evaluations(config)
+    if config.certify and config.certify_eps is None and config.eps is not None:
+        config.certify_eps = config.eps  # --eps sets both, --certify-eps only the certificates
+    units = planned_units(config, dataset)
     out_dir = config.out or default_out_dir(config, dataset)
     store = RecordStore(out_dir)
     device = torch.device(config.device)
@@ -118,7 +121,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
     notes: list[str] = []
     for metric_name in config.metrics:
         metric: PerceptualMetric | None = None
-        for evaluation in evaluations:
+        for evaluation, eps in units:
             spec = EVALUATIONS[evaluation]
             unit = Unit(
                 metric=metric_name,
@@ -126,7 +129,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
                 split=dataset.split,
                 n=config.n,
                 evaluation=evaluation,
-                settings={"seed": config.seed, **{f: getattr(config, f) for f in spec.settings}},
+                settings={"seed": config.seed, "eps": eps, **{f: getattr(config, f) for f in spec.settings}},
             )
             stored = store.load(unit)
             if stored is None:
@@ -135,7 +138,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
                 started = time.perf_counter()
                 if spec.applies_to(metric):
                     seed_everything(config.seed)
-                    triplets = spec.run(metric, loader, device, config, f"{metric_name} {evaluation}")
+                    triplets = spec.run(metric, loader, device, config, f"{metric_name} {evaluation}", eps)
                     rows = score_rows(triplets, split=dataset.split)
                 else:  # stored too, so a rerun need not build the metric to find out again
                     triplets, rows = pd.DataFrame(columns=TRIPLET_COLUMNS[3:]), []
@@ -144,7 +147,8 @@ def run_benchmark(config: RunConfig) -> RunResult:
             else:
                 record, triplets = stored
             if not record["scores"]:
-                notes.append(f"{evaluation} does not apply to {metric_name}")
+                note = f"{evaluation} does not apply to {metric_name}"
+                notes += [] if note in notes else [note]
                 continue
             meta = {"metric": metric_name, "dataset": dataset.name, "split": dataset.split}
             score_parts.append(pd.DataFrame([{**meta, **row} for row in record["scores"]]))

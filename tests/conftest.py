@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # 2 spinning OpenMP threads on a busy 2-core box run 30-100x slower
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a failed hub call would retry for ~30 s
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

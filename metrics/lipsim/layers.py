@@ -150,8 +150,8 @@ class SLLDense(_RescaleCache):
         return (2.0 * t_inv)[:, None] * self.weight
 
     def forward(self, x: Tensor) -> Tensor:
-        hidden = F.relu(F.linear(x, self.weight) + self.bias)
-        return x - hidden @ self.rescaled_weight()
+        hidden = F.linear(x, self.weight).add_(self.bias).relu_()
+        return torch.addmm(x, hidden, self.rescaled_weight(), alpha=-1.0)  # x - hidden @ (2 T^-1 W^T)
 
     def extra_repr(self) -> str:
         return f"features={self.features}, inner={self.inner}"
@@ -205,8 +205,11 @@ class SLLConv(_RescaleCache):
         return (2.0 * t_inv)[:, None, None, None] * self.kernel
 
     def forward(self, x: Tensor) -> Tensor:
-        hidden = F.relu(F.conv2d(x, self.kernel, padding=self.padding) + self.bias)
-        return x - F.conv_transpose2d(hidden, self.rescaled_weight(), padding=self.padding)
+        # channels_last: oneDNN convolutions run about twice as fast on CPU; values are unchanged.
+        x = x.contiguous(memory_format=torch.channels_last)
+        hidden = F.conv2d(x, self.kernel, padding=self.padding).add_(self.bias).relu_()
+        update = F.conv_transpose2d(hidden, self.rescaled_weight(), padding=self.padding)
+        return update.neg_().add_(x)  # x - update, in place: avoids a large allocation (autograd-safe)
 
     def extra_repr(self) -> str:
         return (

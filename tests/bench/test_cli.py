@@ -11,8 +11,14 @@ from bench.errors import BenchError
 from metrics import PerceptualMetric, register_metric, unregister_metric
 
 
+#: natural scores only: attacks and certificates have their own tests
+NATURAL = ("--attacks", "none", "--no-certify")
+
+
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    """The CLI on ``argv``, natural scores only unless ``argv`` asks for evaluations."""
+    wants = {"--attacks", "--certify", "--no-certify", "list", "--help"} & set(argv)
+    code = main(list(argv) + ([] if wants else list(NATURAL)))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -161,7 +167,7 @@ def test_list_and_help(capsys) -> None:
 
 def test_certify_adds_rows_and_radii(capsys, night_tree: Path, tmp_path: Path, toy_metric: str) -> None:
     out_dir = tmp_path / "run"
-    code, out, err = run(capsys, "--metrics", f"pixel-l2,{toy_metric}", "--dataset", f"night:{night_tree}", "--out", str(out_dir), "--certify", "--eps", "0.1,1/255")
+    code, out, err = run(capsys, "--metrics", f"pixel-l2,{toy_metric}", "--dataset", f"night:{night_tree}", "--out", str(out_dir), "--certify", "--attacks", "none", "--eps", "0.1,1/255")
     assert code == 0, err
     scores = pd.read_csv(out_dir / "scores.csv")
     certified = scores[(scores.evaluation == "certified") & (scores.split == "test")]

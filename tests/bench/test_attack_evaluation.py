@@ -1,0 +1,67 @@
+"""Attacks through the runner: rows per eps, checked adversarial examples, certificates with teeth."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.cli import main
+from metrics import PerceptualMetric, register_metric, unregister_metric
+from metrics.pixel import PixelL2
+
+
+def test_apgd_rows_per_eps_and_consistency(capsys, night_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd,pgd",
+                 "--eps", "0.5,4,16", "--steps", "20", "--certify"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    scores = pd.read_csv(out / "scores.csv")
+    test = scores[scores.split == "test"]
+    for attack in ("apgd", "pgd"):
+        rows = test[test.evaluation == attack].sort_values("eps")
+        assert list(rows.eps) == [0.5, 4.0, 16.0]
+        assert list(rows.score) == sorted(rows.score, reverse=True)  # never rises with eps
+    natural = test[test.evaluation == "natural"].score.item()
+    assert (test[test.evaluation != "natural"].score <= natural + 1e-9).all()
+    # a large l2 ball around 16x16 images flips every pixel-l2 decision that can be flipped
+    assert test[(test.evaluation == "apgd") & (test.eps == 16.0)].score.item() < natural
+    triplets = pd.read_csv(out / "triplets.csv", dtype={"id": str})
+    attacked = triplets[triplets.evaluation == "apgd"]
+    assert (attacked.delta_norm <= attacked.eps * (1 + 1e-5)).all()
+    # certified triplets at eps are never flipped at eps (the runtime check would have raised)
+    cert = triplets[triplets.evaluation == "certified"].drop_duplicates("id").set_index("id").radius
+    flipped = attacked[attacked.flipped.astype(bool)]
+    assert not flipped.empty
+    assert all(cert[i] <= e * (1 + 1e-6) for i, e in zip(flipped.id, flipped.eps))
+
+
+def test_overclaimed_lipschitz_bound_is_caught(capsys, night_tree: Path, tmp_path: Path) -> None:
+    """A metric claiming a 100x too small Lipschitz constant gets 100x too large radii: the run must refuse."""
+
+    @register_metric("test-overclaim")
+    class Overclaim(PixelL2):
+        lipschitz = 0.01
+
+    try:
+        code = main(["--metrics", "test-overclaim", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"),
+                     "--attacks", "apgd", "--eps", "16", "--steps", "20", "--no-certify"])
+    finally:
+        unregister_metric("test-overclaim")
+    err = capsys.readouterr().err
+    assert code == 2 and "certificate violated" in err
+
+
+def test_attack_units_resume_per_eps(capsys, night_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify"]
+    assert main(base + ["--eps", "0.5,1"]) == 0
+    import bench.runner
+
+    calls: list[float] = []
+    real = bench.runner.EVALUATIONS["apgd"]
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1]) or real.run(*a), real.settings, real.applies_to, True))
+    assert main(base + ["--eps", "0.5,1,2"]) == 0
+    assert calls == [2.0]  # only the new eps is computed
+    capsys.readouterr()
