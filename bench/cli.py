@@ -93,6 +93,8 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     how.add_argument("--steps", type=_positive_int("--steps"), default=100, help="attack iterations (default: 100)")
     how.add_argument("--restarts", type=_positive_int("--restarts"), default=1, help="attack restarts (default: 1)")
     how.add_argument("--certify", action=argparse.BooleanOptionalAction, default=True, help="certified scores for metrics with a Lipschitz bound (default: on)")
+    how.add_argument("--histogram", action="store_true", help="direct attack on each reference: histogram of d(x, x+delta) (PNG, PDF, CSV)")
+    how.add_argument("--histogram-eps", type=float, default=None, help="l2 radius of the direct attack (default: 0.5 on sample, 1 elsewhere)")
     how.add_argument("--certify-eps", default=None, help="certified radii (default: 36/255,72/255,108/255, the paper's)")
 
     run = parser.add_argument_group("running")
@@ -147,6 +149,8 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         restarts=args.restarts,
         certify=args.certify,
         certify_eps=parse_eps(args.certify_eps) if args.certify_eps is not None else None,
+        histogram=args.histogram,
+        histogram_eps=parse_eps(str(args.histogram_eps))[0] if args.histogram_eps is not None else None,
         workers=args.workers,
     )
 

@@ -18,7 +18,9 @@ from torch.utils.data import DataLoader
 
 from bench.datasets import TwoAFCDataset, create_dataset
 from bench.errors import BenchError
+from attacks.direct import DirectAttack
 from bench.evaluations import DEFAULT_ATTACK_EPS, EVALUATIONS, FALLBACK_ATTACK_EPS
+from bench.histogram import DEFAULT_HISTOGRAM_EPS, direct_distances, plot_histograms
 from bench.records import RecordStore, Unit, atomic_write_text
 from bench.report import SCORE_COLUMNS, scores_table, to_markdown
 from bench.scoring import score_rows
@@ -48,6 +50,8 @@ class RunConfig:
     restarts: int = 1
     certify: bool = False
     certify_eps: list[float] | None = None
+    histogram: bool = False
+    histogram_eps: float | None = None
     workers: int = 0
 
 
@@ -93,6 +97,27 @@ def planned_units(config: RunConfig, dataset: TwoAFCDataset) -> list[tuple[str, 
 def default_out_dir(config: RunConfig, dataset: TwoAFCDataset) -> Path:
     """``results/<dataset>-<split>``: the same command writes to, and resumes, the same folder."""
     return Path("results") / f"{dataset.name}-{dataset.split}"
+
+
+def write_histograms(config: RunConfig, dataset: TwoAFCDataset, loader: DataLoader, device: torch.device,
+                     store: RecordStore, out_dir: Path, config_dict: dict) -> None:
+    """Direct-attack distances per metric (stored as units, so reruns resume), then CSV and PNG/PDF."""
+    eps = config.histogram_eps if config.histogram_eps is not None else DEFAULT_HISTOGRAM_EPS.get(dataset.name, 1.0)
+    attack = DirectAttack(eps=eps, steps=config.steps, seed=config.seed)
+    frames: dict[str, pd.DataFrame] = {}
+    for metric_name in config.metrics:
+        unit = Unit(metric_name, config.dataset, dataset.split, config.n, "direct", {**attack.config()})
+        stored = store.load(unit)
+        if stored is None:
+            metric = create_metric(metric_name).to(device)
+            seed_everything(config.seed)
+            frame = direct_distances(metric, loader, device, attack, f"{metric_name} direct eps {eps:g}")
+            store.save(unit, [], frame, config_dict)
+        else:
+            frame = stored[1]
+        frames[metric_name] = frame.assign(metric=metric_name)
+    atomic_write_text(out_dir / "histogram.csv", pd.concat(frames.values(), ignore_index=True).to_csv(index=False))
+    plot_histograms(frames, out_dir / "histogram", eps)
 
 
 @dataclass
@@ -168,4 +193,6 @@ def run_benchmark(config: RunConfig) -> RunResult:
     footer = "\n".join(f"- {line}" for line in notes + certificate_notes(triplets_all))
     markdown = f"{markdown}\n\n{footer}" if footer else markdown
     atomic_write_text(out_dir / "scores.md", f"{title}\n\n{markdown}\n")
+    if config.histogram:
+        write_histograms(config, dataset, loader, device, store, out_dir, config_dict)
     return RunResult(out_dir, scores, table, f"{title}\n\n{markdown}")

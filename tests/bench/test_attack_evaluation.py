@@ -65,3 +65,15 @@ def test_attack_units_resume_per_eps(capsys, night_tree: Path, tmp_path: Path, m
     assert main(base + ["--eps", "0.5,1,2"]) == 0
     assert calls == [2.0]  # only the new eps is computed
     capsys.readouterr()
+
+
+def test_histogram_of_direct_attack(capsys, night_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "none",
+                 "--no-certify", "--histogram", "--histogram-eps", "0.5", "--steps", "10", "--n", "4"])
+    assert code == 0, capsys.readouterr().err
+    frame = pd.read_csv(out / "histogram.csv")
+    assert len(frame) == 4 and set(frame.metric) == {"pixel-l2"}
+    # pixel-l2's embedding is the image: the direct attack moves it by at most eps, and PGD reaches the boundary
+    assert (frame.distance <= 0.5 + 1e-5).all() and (frame.distance > 0.45).all()
+    assert (out / "histogram.png").stat().st_size > 1000 and (out / "histogram.pdf").exists()
