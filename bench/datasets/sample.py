@@ -12,7 +12,8 @@ Rules (version ``v1``; any change to them must bump :data:`SAMPLE_VERSION`):
   (6 colour + 10 grayscale, grayscale repeated to RGB). motorcycle_right is left out: it is the
   other half of the motorcycle stereo pair, the same scene as a test image.
 * Each source is kept at three scales (1, 3/4, 1/2; antialiased), where large enough.
-* ref = a 64x64 crop of a random source at a random scale; nearly flat crops are redrawn.
+* ref = a 64x64 crop of a random source (drawn once) at a random scale; crops whose grey-level
+  std is below 16/255 are redrawn, so a ref always has content to match.
 * closer image = another view of the same content: centre shifted by 6-16 px, extent 51-80 px
   (rescale 0.8-1.25), then jitter.
 * other image = a pixel-space hard negative: of 16 random candidate crops (8 from the same source
@@ -87,8 +88,23 @@ FOLDER_SIZE = 100
 SHIFT_MIN, SHIFT_MAX = 6, 16  # px, positive view's centre shift (euclidean length)
 NEG_MIN_OFFSET = 40  # px, same-source negatives: centre this far from the ref's along some axis
 N_CANDIDATES_SAME, N_CANDIDATES_OTHER = 8, 8
-FLAT_STD = 8.0  # a ref whose grey level has a smaller std (0-255 units) is redrawn
+FLAT_STD = 16.0  # a ref whose grey level has a smaller std (0-255 units) is redrawn
 MAX_TRIES = 64
+DEFAULTS = {"n_train": 3000, "n_test": 300, "size": 64, "seed": 0}
+
+
+def _recipe() -> dict[str, object]:
+    """The rule constants, stored in the manifest: a cache built by other rules is rebuilt."""
+    return {
+        "train_sources": list(TRAIN_SOURCES),
+        "test_sources": list(TEST_SOURCES),
+        "level_scales": list(LEVEL_SCALES),
+        "shift": [SHIFT_MIN, SHIFT_MAX],
+        "neg_min_offset": NEG_MIN_OFFSET,
+        "candidates": [N_CANDIDATES_SAME, N_CANDIDATES_OTHER],
+        "flat_std": FLAT_STD,
+        "max_tries": MAX_TRIES,
+    }
 
 
 @dataclass(frozen=True)
@@ -341,11 +357,13 @@ def _make_triplet(sources: list[_Source], rng: np.random.Generator, size: int) -
             if max(abs(ny - cy), abs(nx - cx)) >= NEG_MIN_OFFSET:
                 candidates.append((si, scale, ny, nx))
                 break
-    while len(candidates) < N_CANDIDATES_SAME + N_CANDIDATES_OTHER:
-        oi = others[int(rng.integers(len(others)))] if others else si
+    while others and len(candidates) < N_CANDIDATES_SAME + N_CANDIDATES_OTHER:
+        oi = others[int(rng.integers(len(others)))]
         oscale = _pick_level(rng, sources[oi])
         ny, nx = _pick_centre(rng, sources[oi].levels[oscale], size)
         candidates.append((oi, oscale, ny, nx))
+    if not candidates:
+        raise ValueError(f"no negative candidate for a ref in {src.name}: a split needs 2+ sources or larger photos")
     ref_i = ref.astype(np.int32)
     dists = [
         int(((_crop(sources[oi].levels[osc], ny, nx, size).astype(np.int32) - ref_i) ** 2).sum())
@@ -462,6 +480,7 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
         "sources": {s: [_source_name(f) for f in split_files[s]] for s in SPLITS},
         "source_sha256": source_hashes,
         "votes": VOTES,
+        "recipe": _recipe(),
         "files": {"data.csv": _sha256(out / "data.csv"), "meta.csv": _sha256(out / "meta.csv")},
         "pixels_sha256": pixels.hexdigest(),
         "software": _software_versions(),
@@ -493,6 +512,7 @@ def build_sample_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
         _write_dataset(tmp, n_train=n_train, n_test=n_test, size=size, seed=seed, progress=progress)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is not
         old = None
         if root.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
@@ -519,12 +539,14 @@ def sample_dataset_root(cache_dir: str | Path | None = None) -> Path:
     manifest = root / "manifest.json"
     if manifest.is_file():
         try:
-            if json.loads(manifest.read_text(encoding="utf-8")).get("version") == SAMPLE_VERSION:
-                return root
+            found = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            pass  # unreadable manifest: rebuild
+            found = {}  # unreadable manifest: rebuild
+        wanted = {"version": SAMPLE_VERSION, "recipe": _recipe(), **DEFAULTS}
+        if all(found.get(k) == v for k, v in wanted.items()):
+            return root
     try:
-        return build_sample_dataset(root)
+        return build_sample_dataset(root, **DEFAULTS)
     except OSError:
         if manifest.is_file():  # another process finished the same build first
             return root

@@ -1,0 +1,194 @@
+"""The bundled ``sample`` 2AFC set: NIGHT's layout, held-out sources, determinism, and hardness for pixel-l2."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.datasets import sample
+from bench.datasets.sample import (
+    SAMPLE_VERSION,
+    build_sample_dataset,
+    default_cache_dir,
+    png_bytes,
+    sample_dataset_root,
+)
+
+COLUMNS = ["id", "left_vote", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet"]
+SMALL = {"n_train": 40, "n_test": 20}
+# measured on the default build (3000/300): pixel-l2 scores 50% (train) and 60% (test); median
+# ||x0 - x1|| is 19.7 (train) and 23.6 (test), while two jitters of the same ref are ~8 apart. A set
+# of "two distortions of the ref" scores high and has x0, x1 close together: it fails both bounds.
+MAX_PIXEL_L2_SCORE = 75.0
+MIN_MEDIAN_X0_X1 = 14.0
+
+
+def _rows(root: Path, name: str = "data.csv") -> list[dict[str, str]]:
+    with open(root / name, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _image(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        assert img.mode == "RGB"
+        return np.asarray(img, dtype=np.float64) / 255.0
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in {".png", ".csv"}}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_sample_dataset(tmp_path_factory.mktemp("a") / "sample", **SMALL, progress=False)
+
+
+@pytest.fixture(scope="module")
+def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_sample_dataset(tmp_path_factory.mktemp("m") / "sample", n_train=200, n_test=120, seed=1, progress=False)
+
+
+def test_layout_and_columns(small: Path) -> None:
+    with open(small / "data.csv", encoding="utf-8") as f:
+        assert f.readline().strip().split(",") == COLUMNS
+    rows = _rows(small)
+    assert [int(r["id"]) for r in rows] == list(range(60))
+    assert [r["split"] for r in rows] == ["train"] * 40 + ["test"] * 20
+    for r in rows:
+        tid = int(r["id"])
+        folder = f"{tid // 100:03d}"
+        assert r["ref_path"] == f"ref/{folder}/{tid:06d}.png"
+        assert r["left_path"] == f"distort/{folder}/{tid:06d}_0.png"
+        assert r["right_path"] == f"distort/{folder}/{tid:06d}_1.png"
+        assert float(r["right_vote"]) in (0.0, 1.0)
+        assert float(r["left_vote"]) + float(r["right_vote"]) == 1.0
+        assert int(r["votes"]) == 10 and r["is_imagenet"] == "False"
+        for key in ("ref_path", "left_path", "right_path"):
+            assert _image(small / r[key]).shape == (64, 64, 3)
+    manifest = json.loads((small / "manifest.json").read_text())
+    assert manifest["version"] == SAMPLE_VERSION and manifest["seed"] == 0 and manifest["size"] == 64
+    assert manifest["counts"] == {"train": 40, "test": 20}
+    assert manifest["files"]["data.csv"] == hashlib.sha256((small / "data.csv").read_bytes()).hexdigest()
+    assert not [p for p in small.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_test_sources_are_held_out(small: Path) -> None:
+    manifest = json.loads((small / "manifest.json").read_text())
+    train, test = set(manifest["sources"]["train"]), set(manifest["sources"]["test"])
+    assert train and test and not train & test
+    assert not {"motorcycle_left", "motorcycle_right"} & train  # the stereo pair is one scene
+    meta = _rows(small, "meta.csv")
+    assert [m["id"] for m in meta] == [r["id"] for r in _rows(small)]
+    for m in meta:
+        allowed = train if m["split"] == "train" else test
+        assert m["source"] in allowed and m["neg_source"] in allowed
+
+
+def test_same_args_same_bytes_and_seed_matters(small: Path, tmp_path: Path) -> None:
+    again = build_sample_dataset(tmp_path / "again", **SMALL, progress=False)
+    assert _tree_bytes(again) == _tree_bytes(small)
+    first, second = (json.loads((r / "manifest.json").read_text()) for r in (small, again))
+    assert first["pixels_sha256"] == second["pixels_sha256"]
+    other = build_sample_dataset(tmp_path / "other", **SMALL, seed=1, progress=False)
+    a, b = _tree_bytes(small), _tree_bytes(other)
+    assert a.keys() == b.keys()
+    assert sum(a[k] != b[k] for k in a if k.endswith(".png")) > 0.9 * 180
+
+
+def test_test_split_does_not_depend_on_train_size(small: Path, tmp_path: Path) -> None:
+    fewer = build_sample_dataset(tmp_path / "fewer", n_train=5, n_test=20, progress=False)
+    for r_small, r_fewer in zip(_rows(small)[40:], _rows(fewer)[5:]):
+        for key in ("ref_path", "left_path", "right_path"):
+            assert (small / r_small[key]).read_bytes() == (fewer / r_fewer[key]).read_bytes()
+
+
+def test_answers_are_about_content_not_pixels(moderate: Path) -> None:
+    rows = _rows(moderate)
+    p = np.array([float(r["right_vote"]) for r in rows])
+    assert 0.35 < p.mean() < 0.65
+    agreement, gaps = [], []
+    for r, pi in zip(rows, p):
+        ref, x0, x1 = (_image(moderate / r[k]) for k in ("ref_path", "left_path", "right_path"))
+        d0, d1 = np.linalg.norm(ref - x0), np.linalg.norm(ref - x1)
+        agreement.append((d0 < d1) * (1 - pi) + (d1 < d0) * pi + 0.5 * (d0 == d1))
+        gaps.append(np.linalg.norm(x0 - x1))
+    assert 100 * np.mean(agreement) < MAX_PIXEL_L2_SCORE
+    assert np.median(gaps) > MIN_MEDIAN_X0_X1
+
+
+def test_night_loader_reads_it(small: Path) -> None:
+    from bench.datasets.night import read_night_csv, select_split
+
+    frame = read_night_csv(small)
+    assert len(select_split(frame, "train")) == 40
+    assert len(select_split(frame, "test")) == 20  # votes >= 6 keeps every row
+
+
+def test_cache_root_builds_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+    real = sample.build_sample_dataset
+
+    def counted(root: str | Path, **kwargs: int) -> Path:
+        calls.append(Path(root))
+        return real(root, progress=False, **kwargs)
+
+    monkeypatch.setattr(sample, "build_sample_dataset", counted)
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 4, "n_test": 2, "size": 64, "seed": 0})
+    root = sample_dataset_root(tmp_path / "cache")
+    assert root == tmp_path / "cache" / f"sample-{SAMPLE_VERSION}"
+    assert (root / "manifest.json").is_file() and len(calls) == 1 and len(_rows(root)) == 6
+    assert root.stat().st_mode & 0o777 == 0o755
+    stamp = (root / "data.csv").stat().st_mtime_ns
+    assert sample_dataset_root(tmp_path / "cache") == root
+    assert len(calls) == 1 and (root / "data.csv").stat().st_mtime_ns == stamp
+
+    # a cache built by other rules (an edited recipe, an older version) is rebuilt, not reused
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["recipe"]["flat_std"] = 1.0
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert sample_dataset_root(tmp_path / "cache") == root
+    assert len(calls) == 2 and json.loads((root / "manifest.json").read_text())["recipe"] == sample._recipe()
+
+    monkeypatch.setenv("LIPSIM_BENCH_CACHE", str(tmp_path / "env"))
+    assert default_cache_dir() == tmp_path / "env"
+    assert sample_dataset_root() == tmp_path / "env" / f"sample-{SAMPLE_VERSION}"
+    assert len(calls) == 3
+    monkeypatch.delenv("LIPSIM_BENCH_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "lipsim_bench"
+
+
+def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(out: Path, **kwargs: object) -> None:
+        (out / "data.csv").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sample, "_write_dataset", fail)
+    with pytest.raises(KeyboardInterrupt):
+        build_sample_dataset(tmp_path / "sample", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rebuild_replaces_existing_root(tmp_path: Path) -> None:
+    root = tmp_path / "sample"
+    build_sample_dataset(root, n_train=3, n_test=1, progress=False)
+    (root / "stale.txt").write_text("x")
+    build_sample_dataset(root, n_train=2, n_test=1, progress=False)
+    assert not (root / "stale.txt").exists() and len(_rows(root)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
+
+
+def test_png_writer_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    for img in (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), np.zeros((5, 7, 3), np.uint8), np.full((3, 2, 3), 255, np.uint8)):
+        data = png_bytes(img)
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(BytesIO(data)) as decoded:
+            assert decoded.mode == "RGB"
+            assert np.array_equal(np.asarray(decoded), img)
