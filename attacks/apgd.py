@@ -34,6 +34,7 @@ AutoAttack itself casts inputs to float32; float64 works here too (then with flo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 
 import torch
 
@@ -110,6 +111,12 @@ class APGDState:
     reduced_last_check: torch.Tensor  # bool
 
 
+def _select(run: APGDState, keep: torch.Tensor) -> APGDState:
+    """The state of a subset of examples (``history`` is indexed on its second axis)."""
+    fields = {f.name: getattr(run, f.name) for f in dataclass_fields(run)}
+    return APGDState(**{k: (v[:, keep] if k == "history" else v[keep]) for k, v in fields.items()})
+
+
 @register_attack("apgd")
 class APGD(Attack):
     """AutoAttack's APGD (untargeted, CE or margin loss); see the module docstring for the facts kept."""
@@ -126,14 +133,18 @@ class APGD(Attack):
         rho: float = 0.75,
         seed: int = 0,
         momentum: float = 0.75,
+        early_stop: bool = False,
     ) -> None:
         if steps < 1 or restarts < 1:
             raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        super().__init__(norm, eps, steps=steps, restarts=restarts, loss=loss, rho=rho, seed=seed, momentum=momentum)
+        super().__init__(
+            norm, eps, steps=steps, restarts=restarts, loss=loss, rho=rho, seed=seed, momentum=momentum, early_stop=early_stop
+        )
         self.steps, self.restarts, self.loss = steps, restarts, loss
         self.rho, self.seed, self.momentum = rho, seed, momentum
+        self.early_stop = early_stop
 
     def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Attack the correctly classified examples; restarts only on those still robust."""
@@ -158,6 +169,8 @@ class APGD(Attack):
         """
         run = self._start(model, x, y, gen)
         checkpoints = dict(_checkpoint_schedule(self.steps))
+        if self.early_stop:
+            return self._run_until_fooled(run, model, x, y, checkpoints)
         for i in range(self.steps):
             with torch.no_grad():
                 run.x_adv = self._momentum_step(run, x, i)
@@ -165,6 +178,36 @@ class APGD(Attack):
             if i in checkpoints:
                 self._checkpoint(run, i, checkpoints[i])
         return run
+
+    def _run_until_fooled(self, full: APGDState, model: Model, x: torch.Tensor, y: torch.Tensor, checkpoints: dict[int, int]) -> APGDState:
+        """The same iterations, dropping each example from the batch once it is fooled.
+
+        Every APGD quantity is per-example (step size, checkpoints, best points) and the only
+        random draw is the start, so the examples still running follow exactly the trajectory
+        they would follow in the full batch: the set of fooled examples, and the points returned
+        for the robust ones, are unchanged. A fooled example returns its *first* adversarial
+        iterate instead of its last. Only ``x_best_adv`` and ``robust`` of the result are kept.
+        """
+        active = torch.arange(len(x), device=x.device)
+        run = full
+        for i in range(self.steps + 1):
+            fooled = ~run.robust
+            if fooled.any():
+                full.x_best_adv[active[fooled]] = run.x_best_adv[fooled]
+                full.robust[active[fooled]] = False
+                keep = run.robust.nonzero().flatten()
+                run, active = _select(run, keep), active[keep]
+                x, y, model = x[keep], y[keep], restrict(model, keep)
+            if i == self.steps or active.numel() == 0:
+                break
+            with torch.no_grad():
+                run.x_adv = self._momentum_step(run, x, i)
+            self._evaluate(run, model, y, i)
+            if i in checkpoints:
+                self._checkpoint(run, i, checkpoints[i])
+        if run is not full:  # some examples dropped out: the rest write their points back
+            full.x_best_adv[active] = run.x_best_adv
+        return full
 
     def _start(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> APGDState:
         x_adv = _random_start(x, self.norm, self.eps, gen)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # bump when the code that computes a unit changes its per-triplet output
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -261,7 +261,7 @@ def test_config_and_registry():
     attack = APGD("l2", 0.5, restarts=2)
     assert attack.config() == {
         "attack": "apgd", "norm": "l2", "eps": 0.5, "steps": 100, "restarts": 2, "loss": "ce",
-        "rho": 0.75, "seed": 0, "momentum": 0.75,
+        "rho": 0.75, "seed": 0, "momentum": 0.75, "early_stop": False,
     }  # fmt: skip
     assert get_attack("apgd") is APGD
     with pytest.raises(ValueError):
@@ -315,3 +315,42 @@ def test_margin_loss_is_positive_exactly_when_misclassified():
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
     y = torch.tensor([0, 0])
     assert torch.equal(per_example_loss(logits, y, "margin"), torch.tensor([-1.0, 3.0]))
+
+
+@pytest.mark.parametrize("norm, eps", [("l2", 0.5), ("linf", 8 / 255)])
+def test_early_stop_fools_the_same_examples_and_keeps_robust_outputs(norm, eps):
+    """Dropping fooled examples must not change anyone else's trajectory (all APGD state is per example)."""
+    model = make_mlp(10)
+    x, y = make_batch(model, n=24)
+    full = APGD(norm, eps, steps=100)(model, x, y)
+    early = APGD(norm, eps, steps=100, early_stop=True)(model, x, y)
+    with torch.no_grad():
+        fooled_full, fooled_early = model(full).argmax(1) != y, model(early).argmax(1) != y
+    assert fooled_full.any() and (~fooled_full).any()
+    assert torch.equal(fooled_full, fooled_early)
+    assert torch.equal(full[~fooled_full], early[~fooled_early])
+
+
+def test_early_stop_with_per_example_model_state():
+    """A classifier with per-example state (restrict) stays aligned when examples drop out."""
+
+    class Shifted(nn.Module):
+        def __init__(self, base, shift):
+            super().__init__()
+            self.base, self.shift = base, shift
+
+        def restrict(self, index):
+            return Shifted(self.base, self.shift[index])
+
+        def forward(self, z):
+            assert len(z) == len(self.shift)
+            return self.base(z) + self.shift
+
+    base = make_mlp(2)
+    x, y = make_batch(base, n=24)
+    shift = torch.zeros(24, 2)
+    model = Shifted(base, shift)
+    full = APGD("l2", 0.5, steps=50)(model, x, y)
+    early = APGD("l2", 0.5, steps=50, early_stop=True)(model, x, y)
+    with torch.no_grad():
+        assert torch.equal(model(full).argmax(1) != y, model(early).argmax(1) != y)
