@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from fractions import Fraction
@@ -102,6 +103,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda when available)")
     run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")
+    run.add_argument("--weights-dir", type=Path, default=None, help="folder with pretrained weights (sets LIPSIM_BENCH_WEIGHTS_DIR; default: the libraries' caches)")
     run.add_argument("--out", type=Path, default=None, help="run folder (default: results/<dataset>-<split>; reruns resume)")
     return parser
 
@@ -118,6 +120,11 @@ def _check_device(device: str) -> str:
 
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     from bench.runner import RunConfig
+
+    if args.weights_dir is not None:
+        if not args.weights_dir.is_dir():
+            raise BenchError(f"--weights-dir {args.weights_dir} is not a folder")
+        os.environ["LIPSIM_BENCH_WEIGHTS_DIR"] = str(args.weights_dir)
 
     metrics = args.metrics if args.metrics is not None else default_metrics()
     if not metrics:

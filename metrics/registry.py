@@ -19,7 +19,7 @@ from metrics.errors import MetricError, WeightsUnavailableError
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
-BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim", "metrics.lipsim.metric")
+BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim", "metrics.lipsim.metric", "metrics.foundation")
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
 
@@ -131,7 +131,8 @@ def get_metric_spec(name: str) -> MetricSpec:
 def create_metric(name: str, **kwargs: object) -> PerceptualMetric:
     """Build the metric registered under ``name`` in eval mode with frozen parameters."""
     spec = get_metric_spec(name)
-    if not spec.is_available():
+    # pretrained=False builds the architecture with random weights: nothing to find on disk
+    if kwargs.get("pretrained") is not False and not spec.is_available():
         hint = spec.how_to_get or "see `python run_bench.py list`"
         raise WeightsUnavailableError(f"weights for metric {name!r} are not available here ({spec.weights}); {hint}")
     try:

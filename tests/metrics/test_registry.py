@@ -92,3 +92,23 @@ def test_broken_plugin_warns_but_builtins_survive(monkeypatch: pytest.MonkeyPatc
     with pytest.warns(UserWarning, match="broken"):
         names = list_metrics()
     assert "pixel-l2" in names
+
+
+def test_random_weights_build_without_available_weights() -> None:
+    """pretrained=False is the offline test path: the architecture, random weights, no files needed."""
+
+    @register_metric("test-arch-only", available=lambda: False, how_to_get="nothing here")
+    class ArchOnly(PerceptualMetric):
+        def __init__(self, pretrained: bool = True) -> None:
+            super().__init__()
+            assert not pretrained
+
+        def embed(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)
+
+    try:
+        assert isinstance(create_metric("test-arch-only", pretrained=False), ArchOnly)
+        with pytest.raises(WeightsUnavailableError):
+            create_metric("test-arch-only")
+    finally:
+        unregister_metric("test-arch-only")

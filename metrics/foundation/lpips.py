@@ -1,0 +1,115 @@
+"""``lpips``: LPIPS v0.1 with the AlexNet trunk (Zhang et al. 2018), through the ``lpips`` package.
+
+LPIPS is not a distance between vectors as such, but it is one after a fixed per-layer rescaling:
+
+    LPIPS(a, b) = sum_l mean_hw sum_c w_lc (f_lchw(a) - f_lchw(b))^2
+                = || e(a) - e(b) ||^2,   e(x) = concat_l flatten( sqrt(w_l / (H_l W_l)) * f_l(x) )
+
+where f_l are the AlexNet features at the 5 ReLU taps, unit-normalised over channels at every
+position (``lpips.normalize_tensor``), and w_l >= 0 the learned linear heads (1x1 convs without bias;
+training clamps them at 0, the shipped weights satisfy it, and we check). So :meth:`LPIPSMetric.embed`
+returns that single packed vector and :meth:`LPIPSMetric.distance` is its squared Euclidean distance:
+``distance(embed(a), embed(b))`` equals ``lpips.LPIPS(net='alex')(2a - 1, 2b - 1)`` (up to float
+rounding: the sums run in another order). ``distance_kind = "l2"``: a monotone function of the l2
+distance, so 2AFC decisions are those of the l2 distance between packed embeddings.
+
+Input: [0, 1] -> [-1, 1] (LPIPS's convention), then LPIPS's own ScalingLayer. No resize: LPIPS is
+resolution-agnostic and is evaluated at the data's size (64 x 64 on BAPPS, 224 x 224 on NIGHT).
+One deliberate difference from ``normalize_tensor``: the channel norm is ``torch.linalg.vector_norm``
+(equal values), whose gradient is 0 rather than NaN at a position where every channel is 0.
+
+Weights: the linear heads ship inside the ``lpips`` wheel; the AlexNet trunk is torchvision's
+ImageNet AlexNet (``alexnet-owt-7be5be79.pth``), which torchvision downloads into torch.hub's
+``checkpoints`` folder. We find that file on disk and load it ourselves (never a download).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import torch
+from torch import Tensor
+
+from metrics.base import PerceptualMetric
+from metrics.errors import MetricError, WeightsUnavailableError
+from metrics.foundation import weights as W
+from metrics.registry import register_metric
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1
+EPS = 1e-10  # lpips.normalize_tensor's
+
+
+class LPIPSMetric(PerceptualMetric):
+    """LPIPS packed into one vector per image; distance = squared l2 = the LPIPS value."""
+
+    distance_kind = "l2"
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        if not getattr(model, "lpips", False) or model.version != "0.1":
+            raise MetricError("LPIPSMetric needs an lpips.LPIPS(lpips=True, version='0.1') model")
+        self.model = model  # lpips.LPIPS: scaling_layer, net (trunk), lins (linear heads)
+        for lin in self.model.lins:
+            if (lin.model[-1].weight < 0).any():
+                raise MetricError("LPIPS linear heads have negative weights: LPIPS is not a squared distance then")
+
+    def embed(self, x: Tensor) -> Tensor:
+        features = self.model.net.forward(self.model.scaling_layer(2 * x - 1))
+        parts = []
+        for feature, lin in zip(features, self.model.lins):
+            unit = feature / (torch.linalg.vector_norm(feature, dim=1, keepdim=True) + EPS)
+            weight = lin.model[-1].weight.reshape(1, -1, 1, 1)  # (1, C, 1, 1) -> channel weights
+            scale = weight.sqrt() / math.sqrt(feature.shape[-2] * feature.shape[-1])
+            parts.append((unit * scale).flatten(1))
+        return torch.cat(parts, dim=1)
+
+    def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
+        return (e_a - e_b).flatten(1).pow(2).sum(dim=1)
+
+
+def alexnet_state_for_lpips(state: dict[str, Tensor], trunk: torch.nn.Module) -> dict[str, Tensor]:
+    """torchvision AlexNet keys (``features.<i>.*``) -> lpips' trunk keys (``slice<k>.<i>.*``)."""
+    mapped = {}
+    for key in trunk.state_dict():
+        match = re.fullmatch(r"slice\d+\.(\d+)\.(.+)", key)
+        if match is None:
+            raise MetricError(f"unexpected LPIPS trunk parameter {key!r}")
+        mapped[key] = state[f"features.{match.group(1)}.{match.group(2)}"]
+    return mapped
+
+
+HOW_TO_GET = W.how_to_get("lpips", f"torchvision.models.alexnet(weights='IMAGENET1K_V1') -> torch hub checkpoints/{ALEXNET_FILE}; the LPIPS heads ship with the lpips package")
+
+
+@register_metric(
+    "lpips",
+    description="LPIPS v0.1 AlexNet (learned linear heads), packed so that squared l2 = LPIPS",
+    weights=f"lpips package heads (bundled in the wheel) + torchvision AlexNet {ALEXNET_FILE} (torch hub cache)",
+    available=lambda: W.find_torch_checkpoint(ALEXNET_FILE) is not None,
+    how_to_get=HOW_TO_GET,
+)
+def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
+    """LPIPS AlexNet; ``pretrained=False`` keeps the shipped heads but a random trunk (offline tests)."""
+    import lpips
+
+    # pnet_rand=True: build the trunk without torchvision's download; the heads (pretrained=True) come from the wheel.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(pretrained|weights).*deprecated", category=UserWarning)  # lpips calls tv.alexnet(pretrained=...)
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    if pretrained:
+        path = W.find_torch_checkpoint(ALEXNET_FILE)
+        if path is None:
+            raise WeightsUnavailableError(f"AlexNet weights ({ALEXNET_FILE}) are not on this machine; {HOW_TO_GET}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.net.load_state_dict(alexnet_state_for_lpips(state, model.net), strict=True)
+    return LPIPSMetric(model.eval())
+
+
+@W.fetcher("lpips")
+def _fetch() -> None:
+    from torchvision.models import AlexNet_Weights
+
+    with W.torch_hub_dir(W.torch_hubs()[0]):
+        AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
