@@ -7,13 +7,12 @@ and scores are in ``metrics/weights/convsim-tiny.md``.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from metrics.base import PerceptualMetric
 from metrics.registry import register_metric
 from metrics.resize import resize_to
-from metrics.weights import bundled_weights
+from metrics.weights import bundled_weights, load_bundled
 
 
 class ConvSim(PerceptualMetric):
@@ -39,12 +38,6 @@ class ConvSim(PerceptualMetric):
         return self.head(self.features(x).flatten(1))
 
 
-def _load(model: nn.Module, name: str) -> nn.Module:
-    state = torch.load(bundled_weights(name), map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    return model
-
-
 @register_metric(
     "convsim-tiny",
     description="small CNN trained on the sample set with the hinge loss (no Lipschitz bound)",
@@ -54,4 +47,4 @@ def _load(model: nn.Module, name: str) -> nn.Module:
     how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/convsim-tiny.md)",
 )
 def convsim_tiny() -> ConvSim:
-    return _load(ConvSim(), "convsim-tiny")
+    return load_bundled(ConvSim(), "convsim-tiny")

@@ -8,7 +8,6 @@ changes; ``lipschitz_for`` multiplies in the exact norm of the resize for other 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from metrics.base import PerceptualMetric
@@ -17,7 +16,7 @@ from metrics.lipsim.lipschitz import network_lipschitz_bound
 from metrics.lipsim.network import LipSimNetwork, create_lipsim_network
 from metrics.registry import register_metric
 from metrics.resize import resize_lipschitz, resize_to
-from metrics.weights import bundled_weights
+from metrics.weights import bundled_weights, load_bundled
 
 
 class LipSim(PerceptualMetric):
@@ -58,10 +57,7 @@ class LipSim(PerceptualMetric):
     how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/lipsim-tiny.md)",
 )
 def lipsim_tiny() -> LipSim:
-    metric = LipSim("tiny")
-    state = torch.load(bundled_weights("lipsim-tiny"), map_location="cpu", weights_only=True)
-    metric.load_state_dict(state, strict=True)
-    return metric
+    return load_bundled(LipSim("tiny"), "lipsim-tiny")
 
 
 def _official_factory(variant: str):

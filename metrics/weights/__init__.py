@@ -2,9 +2,19 @@
 
 from pathlib import Path
 
+import torch
+from torch import nn
+
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
 
 def bundled_weights(name: str) -> Path:
     """Path of a bundled checkpoint ``<name>.pt`` (it may be absent in a partial checkout)."""
     return WEIGHTS_DIR / f"{name}.pt"
+
+
+def load_bundled(model: nn.Module, name: str) -> nn.Module:
+    """Load ``<name>.pt`` into ``model`` strictly (weights only: a checkpoint cannot run code)."""
+    state = torch.load(bundled_weights(name), map_location="cpu", weights_only=True)
+    model.load_state_dict(state, strict=True)
+    return model
