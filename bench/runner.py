@@ -82,6 +82,21 @@ def certificate_notes(triplets: pd.DataFrame) -> list[str]:
     return lines
 
 
+def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
+    """Robust and certified scores must not rise with eps; a rise is reported, never hidden."""
+    lines = []
+    rows = scores[(scores["split"] == split) & (scores["evaluation"] != "natural")]
+    for (metric, evaluation, norm), part in rows.groupby(["metric", "evaluation", "norm"], sort=False):
+        part = part.sort_values("eps")
+        rises = [(a, b) for a, b in zip(part.itertuples(), part.iloc[1:].itertuples()) if b.score > a.score + 1e-9]
+        for a, b in rises:
+            lines.append(
+                f"WARNING: {metric} {evaluation} {norm}: score rises with eps ({a.score:.2f} at {a.eps:g} -> "
+                f"{b.score:.2f} at {b.eps:g}); the attack is weaker at the larger eps: try more --restarts or --steps"
+            )
+    return lines
+
+
 def planned_units(config: RunConfig, dataset: TwoAFCDataset) -> list[tuple[str, float | None]]:
     """(evaluation, eps) units every metric goes through, in table order; attacks get one unit per eps."""
     names = ["natural"] + (["certified"] if config.certify else []) + list(config.attacks)
@@ -190,7 +205,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
     atomic_write_text(out_dir / "triplets.csv", triplets_all.to_csv(index=False))
     n = int(scores.loc[(scores["split"] == dataset.split) & (scores["evaluation"] == "natural"), "n"].max())
     title = f"2AFC score (%) on {dataset.name} / {dataset.split}, n = {n} triplets"
-    footer = "\n".join(f"- {line}" for line in notes + certificate_notes(triplets_all))
+    footer = "\n".join(f"- {line}" for line in notes + certificate_notes(triplets_all) + monotonicity_notes(scores, dataset.split))
     markdown = f"{markdown}\n\n{footer}" if footer else markdown
     atomic_write_text(out_dir / "scores.md", f"{title}\n\n{markdown}\n")
     if config.histogram:

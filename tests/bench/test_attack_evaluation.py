@@ -77,3 +77,15 @@ def test_histogram_of_direct_attack(capsys, night_tree: Path, tmp_path: Path) ->
     # pixel-l2's embedding is the image: the direct attack moves it by at most eps, and PGD reaches the boundary
     assert (frame.distance <= 0.5 + 1e-5).all() and (frame.distance > 0.45).all()
     assert (out / "histogram.png").stat().st_size > 1000 and (out / "histogram.pdf").exists()
+
+
+def test_a_score_that_rises_with_eps_is_reported() -> None:
+    from bench.runner import monotonicity_notes
+
+    scores = pd.DataFrame(
+        {"metric": "m", "split": "test", "evaluation": ["natural", "apgd", "apgd", "apgd"], "norm": [None, "l2", "l2", "l2"],
+         "eps": [None, 0.5, 1.0, 2.0], "score": [90.0, 80.0, 82.0, 50.0]}
+    )
+    notes = monotonicity_notes(scores, "test")
+    assert len(notes) == 1 and "80.00 at 0.5 -> 82.00 at 1" in notes[0]
+    assert monotonicity_notes(scores.assign(score=[90.0, 80.0, 70.0, 50.0]), "test") == []
