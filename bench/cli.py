@@ -12,7 +12,7 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
@@ -20,6 +20,9 @@ from attacks import list_attacks
 from bench.datasets import list_datasets, parse_dataset_arg
 from bench.errors import BenchError
 from metrics import MetricError, default_metrics, get_metric_spec, list_metrics
+
+if TYPE_CHECKING:
+    from bench.runner import RunConfig
 
 
 

@@ -27,8 +27,6 @@ from bench.scoring import score_rows
 from metrics import PerceptualMetric, create_metric
 
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
-#: the metric is built only when a unit needs computing; this tells whether an evaluation applies to it
-
 
 
 @dataclass

@@ -3,11 +3,9 @@
 from pathlib import Path
 
 import pandas as pd
-import pytest
-import torch
 
 from bench.cli import main
-from metrics import PerceptualMetric, register_metric, unregister_metric
+from metrics import register_metric, unregister_metric
 from metrics.pixel import PixelL2
 
 
