@@ -102,7 +102,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     how.add_argument("--certify-eps", default=None, help="certified radii (default: 36/255,72/255,108/255, the paper's)")
 
     run = parser.add_argument_group("running")
-    run.add_argument("--batch-size", type=_positive_int("--batch-size"), default=32, help="triplets per batch (default: 32)")
+    run.add_argument("--batch-size", type=_positive_int("--batch-size"), default=100, help="triplets per batch (default: 100)")
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda when available)")
     run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")

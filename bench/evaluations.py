@@ -194,4 +194,5 @@ EVALUATIONS: dict[str, EvaluationSpec] = {
     "certified": EvaluationSpec(certified, settings=("certify_eps",), applies_to=can_certify),
 }
 for _name in list_attacks():
-    EVALUATIONS[_name] = EvaluationSpec(attack_evaluation(_name), settings=("norm", "steps", "restarts"), per_eps=True)
+    # batch_size is part of an attack's key: the random start is drawn per batch
+    EVALUATIONS[_name] = EvaluationSpec(attack_evaluation(_name), settings=("norm", "steps", "restarts", "batch_size"), per_eps=True)

@@ -37,7 +37,7 @@ class RunConfig:
     dataset: str = "sample"
     split: str | None = None
     n: int | None = None
-    batch_size: int = 32
+    batch_size: int = 100
     device: str = "cpu"
     seed: int = 0
     out: Path | None = None

@@ -87,3 +87,18 @@ def test_a_score_that_rises_with_eps_is_reported() -> None:
     notes = monotonicity_notes(scores, "test")
     assert len(notes) == 1 and "80.00 at 0.5 -> 82.00 at 1" in notes[0]
     assert monotonicity_notes(scores.assign(score=[90.0, 80.0, 70.0, 50.0]), "test") == []
+
+
+def test_batch_size_is_part_of_an_attack_unit(capsys, night_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    """The random start is drawn per batch, so another batch size must not reuse attack records."""
+    out = tmp_path / "run"
+    base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify", "--eps", "1"]
+    assert main(base + ["--batch-size", "4"]) == 0
+    import bench.runner
+
+    calls: list[float] = []
+    real = bench.runner.EVALUATIONS["apgd"]
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1]) or real.run(*a), real.settings, real.applies_to, True))
+    assert main(base + ["--batch-size", "4"]) == 0 and calls == []
+    assert main(base + ["--batch-size", "3"]) == 0 and calls == [1.0]
+    capsys.readouterr()
