@@ -14,10 +14,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-import torch
-
 from attacks import list_attacks
 from bench.datasets import list_datasets, parse_dataset_arg
+from bench.devices import resolve_device
 from bench.errors import BenchError
 from metrics import MetricError, default_metrics, get_metric_spec, list_metrics
 
@@ -59,10 +58,6 @@ def _positive_int(option: str) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
@@ -111,16 +106,6 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     return parser
 
 
-def _check_device(device: str) -> str:
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise BenchError(f"--device {device!r} is not a device; use cpu, cuda or cuda:K") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    return device
-
-
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
     from bench.runner import RunConfig
 
@@ -149,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         split=args.split,
         n=args.n,
         batch_size=args.batch_size,
-        device=_check_device(args.device or default_device()),
+        device=str(resolve_device(args.device)),
         seed=args.seed,
         out=args.out,
         attacks=args.attacks,

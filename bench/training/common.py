@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from bench.devices import resolve_device
 from bench.errors import BenchError
 from bench.records import atomic_write_text, provenance
 from bench.scoring import twoafc_score
@@ -178,18 +179,6 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     if not params:
         raise BenchError(f"{type(model).__name__} has no trainable parameters; nothing to train")
     return params
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``None`` means cuda when available; a cuda request without CUDA is a user error."""
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        parsed = torch.device(name)
-    except RuntimeError:
-        raise BenchError(f"--device {name!r} is not a device; use cpu, cuda or cuda:K") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise BenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return parsed
 
 
 class WarmupDecay:
