@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from metrics.base import PerceptualMetric
 from metrics.registry import register_metric
 from metrics.resize import resize_to
-from metrics.weights import bundled_weights, load_bundled
+from metrics.weights import bundled_metric_options, load_bundled
 
 
 class ConvSim(PerceptualMetric):
@@ -41,10 +41,7 @@ class ConvSim(PerceptualMetric):
 @register_metric(
     "convsim-tiny",
     description="small CNN trained on the sample set with the hinge loss (no Lipschitz bound)",
-    weights="bundled: metrics/weights/convsim-tiny.pt",
-    bundled=True,
-    available=lambda: bundled_weights("convsim-tiny").is_file(),
-    how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/convsim-tiny.md)",
+    **bundled_metric_options("convsim-tiny"),
 )
 def convsim_tiny() -> ConvSim:
     return load_bundled(ConvSim(), "convsim-tiny")

@@ -16,7 +16,7 @@ from metrics.lipsim.lipschitz import network_lipschitz_bound
 from metrics.lipsim.network import LipSimNetwork, create_lipsim_network
 from metrics.registry import register_metric
 from metrics.resize import resize_lipschitz, resize_to
-from metrics.weights import bundled_weights, load_bundled
+from metrics.weights import bundled_metric_options, load_bundled
 
 
 class LipSim(PerceptualMetric):
@@ -51,10 +51,7 @@ class LipSim(PerceptualMetric):
 @register_metric(
     "lipsim-tiny",
     description="tiny 1-Lipschitz LipSim distilled from convsim-tiny, hinge fine-tuned (certifiable)",
-    weights="bundled: metrics/weights/lipsim-tiny.pt",
-    bundled=True,
-    available=lambda: bundled_weights("lipsim-tiny").is_file(),
-    how_to_get="the file ships with the project: reinstall it, or retrain it (see metrics/weights/lipsim-tiny.md)",
+    **bundled_metric_options("lipsim-tiny"),
 )
 def lipsim_tiny() -> LipSim:
     return load_bundled(LipSim("tiny"), "lipsim-tiny")

@@ -18,3 +18,13 @@ def load_bundled(model: nn.Module, name: str) -> nn.Module:
     state = torch.load(bundled_weights(name), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def bundled_metric_options(name: str) -> dict[str, object]:
+    """``register_metric`` options shared by every bundled metric: where its file is and how to get it back."""
+    return {
+        "weights": f"bundled: metrics/weights/{name}.pt",
+        "bundled": True,
+        "available": lambda: bundled_weights(name).is_file(),
+        "how_to_get": f"the file ships with the project: reinstall it, or retrain it (see metrics/weights/{name}.md)",
+    }
