@@ -39,6 +39,17 @@ class MetricSpec:
     bundled: bool = False
     available: Callable[[], bool] = field(default=_always_available)
     how_to_get: str = ""
+    fingerprint: Callable[[], str] | None = None
+    fetch: Callable[[], object] | None = None
+
+    def weights_id(self) -> str:
+        """What identifies the weights a build would load (part of every result key: new weights, new key)."""
+        if self.fingerprint is None:
+            return self.weights
+        try:
+            return str(self.fingerprint())
+        except OSError as exc:
+            raise MetricError(f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}") from None
 
     def is_available(self) -> bool:
         """Whether the weights are on this machine (never triggers a download)."""
@@ -60,11 +71,17 @@ def register_metric(
     bundled: bool = False,
     available: Callable[[], bool] | None = None,
     how_to_get: str = "",
+    fingerprint: Callable[[], str] | None = None,
+    fetch: Callable[[], object] | None = None,
 ) -> Callable[[Factory], Factory]:
     """Register a factory (a function or a PerceptualMetric subclass) under ``name``.
 
     ``bundled`` metrics ship with the project and need no download: the default run uses them.
     ``available`` tells whether the weights are present; ``how_to_get`` is shown when they are not.
+    ``fingerprint`` identifies the weights on disk (e.g. a sha256); result keys include it, so a run
+    with other weights never reuses stored numbers. Without it, the ``weights`` text stands in.
+    ``fetch`` downloads the weights into the place ``available`` looks (network needed); the
+    presets call it for missing weights, ``run_bench.py fetch NAME`` on demand.
     """
 
     def decorator(factory: Factory) -> Factory:
@@ -79,6 +96,8 @@ def register_metric(
             bundled=bundled,
             available=available or _always_available,
             how_to_get=how_to_get,
+            fingerprint=fingerprint,
+            fetch=fetch,
         )
         return factory
 

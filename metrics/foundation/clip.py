@@ -40,6 +40,7 @@ best zero-shot robust perceptual metric of that paper (R-CLIP_T).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -172,6 +173,8 @@ OPENCLIP_LAION400M = {
     description="OpenAI CLIP ViT-B/32 image embedding (open_clip, QuickGELU), 1 - cos",
     weights=f"open_clip ViT-B-32 'openai' (HF {CLIP_OPENAI.hf_repo})",
     available=CLIP_OPENAI.available,
+    fingerprint=lambda: W.cache_file_fingerprint(CLIP_OPENAI.local_file()),
+    fetch=CLIP_OPENAI.fetch,
     how_to_get=CLIP_OPENAI.how_to_get("clip"),
 )
 def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetric:
@@ -179,7 +182,6 @@ def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetr
     return CLIP_OPENAI.build(pretrained, activation, name="clip")
 
 
-W.fetcher("clip")(CLIP_OPENAI.fetch)
 
 
 @register_metric(
@@ -187,6 +189,8 @@ W.fetcher("clip")(CLIP_OPENAI.fetch)
     description="OpenCLIP ViT-B/32 LAION-400M (laion400m_e32, QuickGELU) image embedding, 1 - cos",
     weights=f"open_clip ViT-B-32-quickgelu 'laion400m_e32' (HF {OPENCLIP_LAION400M['laion400m_e32'].hf_repo})",
     available=OPENCLIP_LAION400M["laion400m_e32"].available,
+    fingerprint=lambda: W.cache_file_fingerprint(OPENCLIP_LAION400M["laion400m_e32"].local_file()),
+    fetch=OPENCLIP_LAION400M["laion400m_e32"].fetch,
     how_to_get=OPENCLIP_LAION400M["laion400m_e32"].how_to_get("open-clip"),
 )
 def open_clip_laion400m(pretrained: bool = True, tag: str = "laion400m_e32", activation: str = "quickgelu") -> OpenClipMetric:
@@ -196,7 +200,6 @@ def open_clip_laion400m(pretrained: bool = True, tag: str = "laion400m_e32", act
     return OPENCLIP_LAION400M[tag].build(pretrained, activation, name="open-clip")
 
 
-W.fetcher("open-clip")(OPENCLIP_LAION400M["laion400m_e32"].fetch)
 
 
 # --------------------------------------------------------------------------- robust CLIP (Croce et al.)
@@ -255,8 +258,9 @@ def _register_rclip(name: str, spec: RobustClip) -> None:
         weights=f"open_clip hf-hub:{spec.hf_repo}",
         available=spec.available,
         how_to_get=spec.how_to_get(name),
+        fingerprint=lambda: f"{spec.hf_repo}@{(spec.local_dir() or Path('missing')).name}",
+        fetch=spec.fetch,
     )(factory)
-    W.fetcher(name)(spec.fetch)
 
 
 for _name, _spec in RCLIP.items():

@@ -80,7 +80,9 @@ HOW_TO_GET = W.how_to_get("dino", f"timm.create_model('{TIMM_NAME}', pretrained=
     description="DINO ViT-B/16 CLS token before the final LayerNorm (DreamSim's feature), 1 - cos",
     weights=f"timm {TIMM_NAME} (HF {HF_REPO}, or {DINO_RELEASE_FILE} in a torch hub / DreamSim cache)",
     available=lambda: _local_weights() is not None,
+    fingerprint=lambda: W.cache_file_fingerprint(_local_weights()),
     how_to_get=HOW_TO_GET,
+    fetch=lambda: _fetch(),
 )
 def dino(pretrained: bool = True, feature: str = "cls_prenorm") -> DinoMetric:
     """DINO ViT-B/16; ``feature="cls"`` for timm's post-norm CLS token."""
@@ -97,7 +99,6 @@ def dino(pretrained: bool = True, feature: str = "cls_prenorm") -> DinoMetric:
     return DinoMetric(model, feature)
 
 
-@W.fetcher("dino")
 def _fetch() -> None:
     import timm
 

@@ -204,9 +204,10 @@ def _register(name: str, dreamsim_type: str) -> None:
         description=f"DreamSim {dreamsim_type} (NIGHT-fine-tuned{', DINO+CLIP+OpenCLIP ViT-B/16' if dreamsim_type == 'ensemble' else ''}), 1 - cos",
         weights=f"dreamsim package '{dreamsim_type}' checkpoint (GitHub release zip) in a DreamSim cache folder",
         available=lambda: find_cache(dreamsim_type) is not None,
+        fingerprint=lambda: f"{dreamsim_type}@{find_cache(dreamsim_type)}",
+        fetch=fetch,
         how_to_get=how,
     )(factory)
-    W.fetcher(name)(fetch)
 
 
 for _name, _type in TYPES.items():

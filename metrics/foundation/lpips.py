@@ -88,7 +88,9 @@ HOW_TO_GET = W.how_to_get("lpips", f"torchvision.models.alexnet(weights='IMAGENE
     description="LPIPS v0.1 AlexNet (learned linear heads), packed so that squared l2 = LPIPS",
     weights=f"lpips package heads (bundled in the wheel) + torchvision AlexNet {ALEXNET_FILE} (torch hub cache)",
     available=lambda: W.find_torch_checkpoint(ALEXNET_FILE) is not None,
+    fingerprint=lambda: W.cache_file_fingerprint(W.find_torch_checkpoint(ALEXNET_FILE)),
     how_to_get=HOW_TO_GET,
+    fetch=lambda: _fetch(),
 )
 def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
     """LPIPS AlexNet; ``pretrained=False`` keeps the shipped heads but a random trunk (offline tests)."""
@@ -107,7 +109,6 @@ def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
     return LPIPSMetric(model.eval())
 
 
-@W.fetcher("lpips")
 def _fetch() -> None:
     from torchvision.models import AlexNet_Weights
 

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
+
 ENV_WEIGHTS_DIR = "LIPSIM_BENCH_WEIGHTS_DIR"
 
 #: Weight file names Hugging Face repos use, in the order open_clip / timm prefer them.
@@ -163,21 +165,6 @@ def preserve_torch_hub_dir() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- fetch (needs network)
 
-#: metric name -> a function that downloads its weights into the first cache of each kind.
-FETCHERS: dict[str, Callable[[], None]] = {}
-
-
-def fetcher(*names: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    """Declare the download function of one or more metrics (used by ``fetch`` only)."""
-
-    def decorator(fn: Callable[[], None]) -> Callable[[], None]:
-        for name in names:
-            FETCHERS[name] = fn
-        return fn
-
-    return decorator
-
-
 def _fetch(name: str, root: Path | None) -> None:
     """Download what metric ``name`` needs into ``root`` (or the default caches). Network required."""
     if root is not None:
@@ -185,12 +172,12 @@ def _fetch(name: str, root: Path | None) -> None:
         os.environ["HF_HOME"] = str(root / "huggingface")
         os.environ["TORCH_HOME"] = str(root / "torch")
     os.environ.pop("HF_HUB_OFFLINE", None)
-    import metrics.foundation  # noqa: F401  (registers the fetchers)
-    from metrics.foundation.weights import FETCHERS as fetchers  # the package's module, also under ``python -m``
+    from metrics.registry import get_metric_spec, list_metrics
 
-    if name not in fetchers:
-        raise SystemExit(f"unknown metric {name!r}; known: {', '.join(sorted(fetchers))}")
-    fetchers[name]()
+    fetchable = [n for n in list_metrics() if get_metric_spec(n).fetch is not None]
+    if name not in fetchable:
+        raise SystemExit(f"no download for metric {name!r}; metrics with one: {', '.join(fetchable)}")
+    get_metric_spec(name).fetch()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,7 +9,6 @@ the prefix, checks each ``base`` duplicate equals its twin, and loads strictly.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from metrics.errors import MetricError, WeightsUnavailableError
+from metrics.fingerprint import sha256_file
 
 PREFIXES = ("module.", "model.")
 BASE_ALIASES = {"base.1.": "convs.", "base.2.": "linear."}
@@ -72,14 +72,6 @@ def how_to_get(variant: str) -> str:
         f"or run `python -m metrics.lipsim.checkpoint {variant}` on a machine with network "
         "(set LIPSIM_BENCH_WEIGHTS to use another folder)"
     )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, dest: Path) -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from metrics.base import PerceptualMetric
-from metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, how_to_get, load_official
+from metrics.fingerprint import file_fingerprint
+from metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
 from metrics.lipsim.lipschitz import network_lipschitz_bound
 from metrics.lipsim.network import LipSimNetwork, create_lipsim_network
 from metrics.registry import register_metric
@@ -75,6 +76,8 @@ for _variant, _ckpt in OFFICIAL_CHECKPOINTS.items():
         weights=f"official checkpoint {_ckpt.filename}",
         available=lambda v=_variant: checkpoint_path(v).is_file(),
         how_to_get=how_to_get(_variant),
+        fingerprint=lambda v=_variant: file_fingerprint(checkpoint_path(v)),
+        fetch=lambda v=_variant: ensure_checkpoint(v),
     )(_official_factory(_variant))
 
 register_metric(
@@ -83,4 +86,6 @@ register_metric(
     weights=f"official checkpoint {OFFICIAL_CHECKPOINTS['margin0.5'].filename}",
     available=lambda: checkpoint_path("margin0.5").is_file(),
     how_to_get=how_to_get("margin0.5"),
+    fingerprint=lambda: file_fingerprint(checkpoint_path("margin0.5")),
+    fetch=lambda: ensure_checkpoint("margin0.5"),
 )(_official_factory("margin0.5"))

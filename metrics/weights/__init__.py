@@ -5,6 +5,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from metrics.fingerprint import file_fingerprint
+
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
 
@@ -27,4 +29,5 @@ def bundled_metric_options(name: str) -> dict[str, object]:
         "bundled": True,
         "available": lambda: bundled_weights(name).is_file(),
         "how_to_get": f"the file ships with the project: reinstall it, or retrain it (see metrics/weights/{name}.md)",
+        "fingerprint": lambda: file_fingerprint(bundled_weights(name)),
     }

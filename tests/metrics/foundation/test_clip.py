@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ open_clip = pytest.importorskip("open_clip")
 from metrics import WeightsUnavailableError, get_metric_spec, list_metrics  # noqa: E402
 from metrics.foundation import clip as C  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
+from metrics import registry  # noqa: E402
 
 TEXT = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
 TINY = {
@@ -201,6 +203,8 @@ def test_fetch_command_targets_the_weights_dir(tmp_path: Path, monkeypatch: pyte
     for key in (W.ENV_WEIGHTS_DIR, "HF_HOME", "TORCH_HOME", "HF_HUB_OFFLINE"):  # restored after the test
         monkeypatch.setenv(key, "unset")
     seen = {}
-    monkeypatch.setitem(W.FETCHERS, "clip", lambda: seen.update(hf=W.hf_caches()[0], hub=W.torch_hubs()[0], ds=W.dreamsim_caches()[0]))
+    spec = get_metric_spec("clip")
+    record = lambda: seen.update(hf=W.hf_caches()[0], hub=W.torch_hubs()[0], ds=W.dreamsim_caches()[0])  # noqa: E731
+    monkeypatch.setitem(registry._REGISTRY, "clip", dataclasses.replace(spec, fetch=record))
     W.main(["fetch", "clip", "--dir", str(tmp_path)])
     assert seen == {"hf": tmp_path / "huggingface" / "hub", "hub": tmp_path / "torch" / "hub", "ds": tmp_path / "dreamsim"}
