@@ -43,6 +43,25 @@ def parse_eps(text: str) -> list[float]:
     return values
 
 
+def parse_threat(text: str) -> tuple[str, list[float]]:
+    """``NORM:EPS[,EPS...]`` as in ``l2:0.5,1,2,3`` or ``linf:4/255``."""
+    norm, sep, radii = text.partition(":")
+    norm = norm.strip()
+    if not sep or norm not in ("l2", "linf"):
+        raise BenchError(f"--threat {text!r}: write NORM:EPS[,EPS...] with NORM l2 or linf, e.g. l2:0.5,1 or linf:4/255")
+    return norm, parse_eps(radii)
+
+
+class _ReplaceDefault(argparse.Action):
+    """``append`` that starts from scratch on first use, so a preset's list is replaced, not extended."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[override]
+        seen = getattr(namespace, f"_{self.dest}_given", False)
+        current = list(getattr(namespace, self.dest) or []) if seen else []
+        setattr(namespace, self.dest, current + [values])
+        setattr(namespace, f"_{self.dest}_given", True)
+
+
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -70,16 +89,22 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         ),
         epilog=(
             "other commands:\n"
-            "  list                  metrics (with weight availability), datasets, attacks\n"
+            "  list                  metrics (with weight availability), datasets, attacks, presets\n"
+            "  fetch night|METRIC    download NIGHT (or a subset: --n) or a metric's weights\n"
+            "  report DIR...         one table (md, csv, tex) from the records of one or more runs\n"
+            "  plot DIR              robustness curves, certified curves, histograms, radii (PNG, PDF)\n"
             "  train distill|finetune  the two LipSim training steps (see `run_bench.py train --help`)\n\n"
             "examples:\n"
             "  python run_bench.py\n"
+            "  python run_bench.py --preset paper --dry-run\n"
+            "  torchrun --nproc_per_node=8 run_bench.py --preset paper\n"
             "  python run_bench.py --metrics pixel-l2 --dataset night:/data/nights --split test --n 500\n"
             "  python run_bench.py list"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_argument_group("what to evaluate")
+    what.add_argument("--preset", default=None, help="a named protocol (paper, paper-zero-shot, robust; see `list`); other options override it")
     what.add_argument("--metrics", type=_names, default=None, help="comma-separated metric names (default: the bundled ones; see `list`)")
     what.add_argument("--dataset", default="sample", help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]")
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
@@ -87,8 +112,9 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
 
     how = parser.add_argument_group("evaluations")
     how.add_argument("--attacks", type=_names, default=["apgd"], help="comma-separated attacks on the reference image, or none (default: apgd; see `list`)")
-    how.add_argument("--norm", choices=("l2", "linf"), default="l2", help="threat model of the attacks (default: l2)")
-    how.add_argument("--eps", default=None, help="attack radii, comma-separated, fractions allowed (default: 0.25,0.5,1,2 on sample, 0.5,1,2,3 elsewhere); also the certified radii unless --certify-eps")
+    how.add_argument("--norm", choices=("l2", "linf"), default=None, help="threat model of the attacks (default: l2)")
+    how.add_argument("--eps", default=None, help="attack radii, comma-separated, fractions allowed (default l2: 0.25,0.5,1,2 on sample, 0.5,1,2,3 elsewhere; linf: 2/255,4/255,8/255); also the certified radii unless --certify-eps")
+    how.add_argument("--threat", action=_ReplaceDefault, default=None, metavar="NORM:EPS,...", help="repeatable: several threat models in one run, e.g. --threat l2:0.5,1 --threat linf:4/255 (instead of --norm/--eps)")
     how.add_argument("--steps", type=_positive_int("--steps"), default=100, help="attack iterations (default: 100)")
     how.add_argument("--restarts", type=_positive_int("--restarts"), default=1, help="attack restarts (default: 1)")
     how.add_argument("--certify", action=argparse.BooleanOptionalAction, default=True, help="certified scores for metrics with a Lipschitz bound (default: on)")
@@ -103,7 +129,20 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")
     run.add_argument("--weights-dir", type=Path, default=None, help="folder with pretrained weights (sets LIPSIM_BENCH_WEIGHTS_DIR; default: the libraries' caches)")
     run.add_argument("--out", type=Path, default=None, help="run folder (default: results/<dataset>-<split>; reruns resume)")
+    run.add_argument("--download", action=argparse.BooleanOptionalAction, default=False, help="fetch missing data and weights first (needs network; default: on for presets, off otherwise)")
+    run.add_argument("--dry-run", action="store_true", help="print what the run would download and compute, and its estimated GPU time; compute nothing")
     return parser
+
+
+def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse run options; a ``--preset`` supplies defaults that explicit options override."""
+    parser = build_run_parser()
+    known, _ = parser.parse_known_args(argv)
+    if known.preset is not None:
+        from bench.presets import get_preset
+
+        parser.set_defaults(**get_preset(known.preset).options)
+    return parser.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> "RunConfig":
@@ -128,6 +167,10 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
     parse_dataset_arg(args.dataset)
     if args.workers < 0:
         raise BenchError(f"--workers must be >= 0, got {args.workers}")
+    if args.threat and (args.eps is not None or args.norm is not None) and getattr(args, "_threat_given", False):
+        raise BenchError("give either --threat or --norm/--eps, not both")
+    # explicit --norm/--eps replace a preset's threat models
+    threats = [parse_threat(t) for t in args.threat] if args.threat and args.eps is None and args.norm is None else None
     return RunConfig(
         metrics=metrics,
         dataset=args.dataset,
@@ -138,8 +181,9 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         seed=args.seed,
         out=args.out,
         attacks=args.attacks,
-        norm=args.norm,
+        norm=args.norm or "l2",
         eps=parse_eps(args.eps) if args.eps is not None else None,
+        threats=threats,
         steps=args.steps,
         restarts=args.restarts,
         certify=args.certify,
@@ -147,18 +191,31 @@ def config_from_args(args: argparse.Namespace) -> "RunConfig":
         histogram=args.histogram,
         histogram_eps=parse_eps(str(args.histogram_eps))[0] if args.histogram_eps is not None else None,
         workers=args.workers,
+        download=args.download,
     )
 
 
 def cmd_run(argv: Sequence[str]) -> int:
     from bench.runner import run_benchmark
 
-    args = build_run_parser().parse_args(argv)
+    args = parse_run_args(argv)
     config = config_from_args(args)
-    started = time.perf_counter()
-    result = run_benchmark(config)
-    print(result.markdown)
-    print(f"\nwrote {result.out_dir}/ (scores.csv, scores.md, triplets.csv, records/) in {time.perf_counter() - started:.1f} s")
+    if args.dry_run:
+        from bench.dryrun import print_dry_run
+
+        print_dry_run(config, preset=args.preset)
+        return 0
+    from bench.distributed import init_shard
+
+    shard = init_shard(config.device)
+    try:
+        started = time.perf_counter()
+        result = run_benchmark(config, shard)
+    finally:
+        shard.close()
+    if result is not None:
+        print(result.markdown)
+        print(f"\nwrote {result.out_dir}/ (scores.csv/.md/.tex, triplets.csv, records/, run.log) in {time.perf_counter() - started:.1f} s")
     return 0
 
 

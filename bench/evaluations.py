@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from attacks import list_attacks
-from attacks.base import Attack
+from attacks.base import Attack, ThreatModel
 from attacks.registry import get_attack
 from attacks.twoafc import TwoAFCClassifier, twoafc_labels
 from bench.certify import certified_agreement, certified_radius, paper_radius
@@ -35,8 +35,17 @@ DEFAULT_CERTIFIED_EPS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
 #: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
 #: set we take 0.25..2, i.e. the paper's range and a step beyond it in RMS terms.
-DEFAULT_ATTACK_EPS: dict[str, tuple[float, ...]] = {"sample": (0.25, 0.5, 1.0, 2.0), "night": (0.5, 1.0, 2.0, 3.0)}
-FALLBACK_ATTACK_EPS: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+#: l-inf radii do not depend on resolution: 4/255 is Croce et al.'s, 2/255 and 8/255 bracket it.
+DEFAULT_ATTACK_EPS: dict[tuple[str, str], tuple[float, ...]] = {
+    ("sample", "l2"): (0.25, 0.5, 1.0, 2.0),
+    ("night", "l2"): (0.5, 1.0, 2.0, 3.0),
+}
+FALLBACK_ATTACK_EPS: dict[str, tuple[float, ...]] = {"l2": (0.5, 1.0, 2.0, 3.0), "linf": (2 / 255, 4 / 255, 8 / 255)}
+
+
+def default_attack_eps(dataset: str, norm: str) -> tuple[float, ...]:
+    """The attack radii a run uses when none are given."""
+    return DEFAULT_ATTACK_EPS.get((dataset, norm), FALLBACK_ATTACK_EPS[norm])
 
 
 @dataclass
@@ -51,9 +60,23 @@ class EmbeddedBatch:
     d1: Tensor
 
 
+def loader_triplets(loader: DataLoader) -> int | None:
+    """How many triplets this process's loader yields (its shard), for progress bars."""
+    sampler = loader.batch_sampler
+    return sum(len(b) for b in sampler) if sampler is not None and hasattr(sampler, "__iter__") else None
+
+
+def progress(loader: DataLoader, desc: str) -> Iterator[dict]:
+    """Batches with a per-unit bar counting triplets (rate and ETA in triplets/s)."""
+    with tqdm(total=loader_triplets(loader), desc=desc, unit="triplet", leave=False, dynamic_ncols=True) as bar:
+        for batch in loader:
+            yield batch
+            bar.update(len(batch["id"]))
+
+
 def embedded_batches(metric: PerceptualMetric, loader: DataLoader, device: torch.device, desc: str) -> Iterator[EmbeddedBatch]:
     """Embed ref, x0, x1 in one forward pass per batch and check the distances are finite."""
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in progress(loader, desc):
         ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
         with torch.no_grad():
             e_ref, e0, e1 = metric.embed(torch.cat([ref, x0, x1])).chunk(3)
@@ -69,6 +92,7 @@ def _rows(evaluation: str, norm: str | None, eps: float, item: EmbeddedBatch, ag
     natural_agreement = twoafc_agreement(item.d0, item.d1, item.batch["p"])
     return pd.DataFrame(
         {
+            "position": item.batch["index"].numpy(),  # dropped by the runner after merging shards
             "evaluation": evaluation,
             "norm": norm,
             "eps": eps,
@@ -84,7 +108,7 @@ def _rows(evaluation: str, norm: str | None, eps: float, item: EmbeddedBatch, ag
     )
 
 
-def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
+def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, threat: ThreatModel | None = None) -> pd.DataFrame:
     """The 2AFC agreement of the metric's decisions on clean triplets."""
     parts = [
         _rows("natural", None, np.nan, item, twoafc_agreement(item.d0, item.d1, item.batch["p"]))
@@ -93,7 +117,7 @@ def natural(metric: PerceptualMetric, loader: DataLoader, device: torch.device, 
     return pd.concat(parts, ignore_index=True)
 
 
-def certified(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
+def certified(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, threat: ThreatModel | None = None) -> pd.DataFrame:
     """Certified agreement at each eps from sound radii; also the paper's formula, for comparison."""
     if metric.lipschitz is None:
         raise BenchError(f"metric {desc.split()[0]!r} has no Lipschitz bound, so it cannot be certified")
@@ -123,10 +147,11 @@ def build_attack(name: str, norm: str, eps: float, config: "RunConfig") -> Attac
 def attack_evaluation(name: str) -> Callable[..., pd.DataFrame]:
     """An evaluation that attacks the reference of every initially correct triplet at one eps."""
 
-    def run(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, eps: float | None = None) -> pd.DataFrame:
-        assert eps is not None
-        attack = build_attack(name, config.norm, eps, config)
-        parts = [_attack_batch(metric, attack, item, device, config.norm, eps) for item in embedded_batches(metric, loader, device, f"{desc} eps {eps:g}")]
+    def run(metric: PerceptualMetric, loader: DataLoader, device: torch.device, config: "RunConfig", desc: str, threat: ThreatModel | None = None) -> pd.DataFrame:
+        assert threat is not None, "attack units are per threat model"
+        attack = build_attack(name, threat.norm, threat.eps, config)
+        batches = embedded_batches(metric, loader, device, f"{desc} {threat.norm} eps {threat.eps:g}")
+        parts = [_attack_batch(metric, attack, item, device, threat.norm, threat.eps) for item in batches]
         return pd.concat(parts, ignore_index=True)
 
     return run
@@ -180,7 +205,7 @@ def can_certify(metric: PerceptualMetric) -> bool:
 class EvaluationSpec:
     """An evaluation, the run settings that change its numbers, and which metrics it applies to.
 
-    ``per_eps`` evaluations are one unit per eps (attacks: each eps costs a full attack).
+    ``per_eps`` evaluations are one unit per threat model (attacks: each eps costs a full attack).
     """
 
     run: Callable[..., pd.DataFrame]
@@ -195,4 +220,4 @@ EVALUATIONS: dict[str, EvaluationSpec] = {
 }
 for _name in list_attacks():
     # batch_size is part of an attack's key: the random start is drawn per batch
-    EVALUATIONS[_name] = EvaluationSpec(attack_evaluation(_name), settings=("norm", "steps", "restarts", "batch_size"), per_eps=True)
+    EVALUATIONS[_name] = EvaluationSpec(attack_evaluation(_name), settings=("steps", "restarts", "batch_size"), per_eps=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -60,3 +63,97 @@ def to_markdown(table: pd.DataFrame, *, digits: int = 2) -> str:
         cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
         lines.append("| " + " | ".join([str(name)] + cells) + " |")
     return "\n".join(lines)
+
+
+def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: str = "tab:2afc", footer: list[str] | None = None) -> str:
+    """A booktabs table in the paper's layout, with grouped headers (natural | attack eps | certified eps).
+
+    Columns of one evaluation and norm share a header cell spanning their eps; the footer lines
+    (n, provenance, notes) go below the rule as a small note.
+    """
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
+    for column in table.columns:
+        head, _, eps = column.rpartition(" ") if column != "natural" else ("natural", "", "")
+        head = head or column
+        if groups and groups[-1][0] == head:
+            groups[-1][1].append((column, eps))
+        else:
+            groups.append((head, [(column, eps)]))
+    spec = "l" + "".join("c" * len(cols) for _, cols in groups)
+    top = [_tex(table.index.name or "metric")]
+    second = [""]
+    rules = []
+    col = 2
+    for head, cols in groups:
+        if head == "natural":
+            top.append("natural")
+            second.append("")
+        else:
+            top.append(rf"\multicolumn{{{len(cols)}}}{{c}}{{{_tex(head)}}}")
+            second += [_tex(eps) for _, eps in cols]
+            rules.append(rf"\cmidrule(lr){{{col}-{col + len(cols) - 1}}}")
+        col += len(cols)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(top) + r" \\"]
+    if rules:
+        lines += [" ".join(rules), " & ".join(second) + r" \\"]
+    lines.append(r"\midrule")
+    for name, row in table.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
+        lines.append(" & ".join([_tex(str(name))] + cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if footer:
+        lines.append(r"\par\smallskip\parbox{\linewidth}{\scriptsize " + r" \\ ".join(_tex(f) for f in footer) + "}")
+    if caption:
+        lines.append(rf"\caption{{{_tex(caption)}}}")
+    lines += [rf"\label{{{label}}}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(c, c) for c in text)
+
+
+@dataclass
+class TablesDocument:
+    """The table of one split in both formats, with title and footer."""
+
+    table: pd.DataFrame
+    markdown: str
+    latex: str
+
+
+def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str) -> TablesDocument:
+    """scores.md / scores.tex content: title with n, the table, notes, then the provenance footer."""
+    table = scores_table(scores, split)
+    natural = scores[(scores["split"] == split) & (scores["evaluation"] == "natural")]
+    n_values = sorted({int(v) for v in natural["n"]})
+    n_text = ", ".join(map(str, n_values)) if n_values else "?"
+    title = f"2AFC score (%) on {dataset} / {split}, n = {n_text} triplets"
+    footer = notes + [provenance]
+    markdown = f"{title}\n\n{to_markdown(table)}\n\n" + "\n".join(f"- {line}" for line in footer)
+    latex = to_latex(table, caption=title, footer=footer)
+    return TablesDocument(table, markdown, latex)
+
+
+def provenance_line(records_dir: Path) -> str:
+    """One line from the records' provenance: versions and commit(s) that produced the numbers."""
+    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(records_dir.glob("*.json"))] if records_dir.is_dir() else []
+    prov = [r.get("provenance", {}) for r in records]
+    if not prov:
+        return "provenance: no records found"
+
+    def values(get) -> str:
+        found = sorted({str(v) for v in map(get, prov) if v})
+        return ", ".join(found) or "unknown"
+
+    commits = values(lambda p: (p.get("git") or {}).get("commit", "")[:10] + ("+dirty" if (p.get("git") or {}).get("dirty") else ""))
+    times = sorted(p.get("time", "") for p in prov if p.get("time"))
+    span = f"{times[0]} to {times[-1]}" if times else "unknown"
+    return (
+        f"provenance: lipsim-bench {values(lambda p: p.get('lipsim_bench'))}, commit {commits}; "
+        f"torch {values(lambda p: (p.get('packages') or {}).get('torch'))}, python {values(lambda p: p.get('python'))}; "
+        f"{len(prov)} records computed {span}"
+    )

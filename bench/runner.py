@@ -6,32 +6,43 @@ Each (metric, evaluation) unit is stored as soon as it finishes and skipped on a
 
 from __future__ import annotations
 
+import inspect
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from bench.datasets import TwoAFCDataset, create_dataset
-from bench.errors import BenchError
+from attacks.base import ThreatModel
 from attacks.direct import DirectAttack
-from bench.evaluations import DEFAULT_ATTACK_EPS, EVALUATIONS, FALLBACK_ATTACK_EPS
+from bench.datasets import TwoAFCDataset, create_dataset
+from bench.distributed import Shard, ShardedBatchSampler
+from bench.errors import BenchError
+from bench.evaluations import EVALUATIONS, default_attack_eps
 from bench.histogram import DEFAULT_HISTOGRAM_EPS, direct_distances, plot_histograms
 from bench.records import RecordStore, Unit, atomic_write_text
-from bench.report import SCORE_COLUMNS, scores_table, to_markdown
+from bench.report import SCORE_COLUMNS, provenance_line, render_tables
+from bench.runlog import RunLog
 from bench.scoring import score_rows
-from metrics import PerceptualMetric, create_metric
+from metrics import PerceptualMetric, create_metric, get_metric_spec
 
+POSITION = "position"  # per-triplet column: the triplet's index in the dataset, for merging shards
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
 
 
 @dataclass
 class RunConfig:
-    """Everything a run needs; the CLI builds it, tests build it directly."""
+    """Everything a run needs; the CLI builds it, tests build it directly.
+
+    ``threats`` lists (norm, radii) pairs for the attacks; without it ``norm`` and ``eps`` (or the
+    dataset's default radii) give a single one.
+    """
 
     metrics: list[str]
     dataset: str = "sample"
@@ -44,6 +55,7 @@ class RunConfig:
     attacks: list[str] = field(default_factory=list)
     norm: str = "l2"
     eps: list[float] | None = None
+    threats: list[tuple[str, list[float]]] | None = None
     steps: int = 100
     restarts: int = 1
     certify: bool = False
@@ -51,6 +63,35 @@ class RunConfig:
     histogram: bool = False
     histogram_eps: float | None = None
     workers: int = 0
+    download: bool = False
+
+
+#: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
+#: whole protocol runs offline on real architectures. Results say so in their key and records.
+RANDOM_WEIGHTS_ENV = "LIPSIM_BENCH_RANDOM_WEIGHTS"
+
+
+def random_weights_requested() -> bool:
+    return os.environ.get(RANDOM_WEIGHTS_ENV, "").strip() not in ("", "0")
+
+
+def _takes_pretrained(name: str) -> bool:
+    return "pretrained" in inspect.signature(get_metric_spec(name).factory).parameters
+
+
+def metric_weights_id(name: str, seed: int) -> str:
+    """What identifies the weights of ``name`` in this run (part of every unit key)."""
+    if random_weights_requested() and _takes_pretrained(name):
+        return f"random-init(seed={seed})"
+    return get_metric_spec(name).weights_id()
+
+
+def build_metric(name: str, device: torch.device, seed: int) -> PerceptualMetric:
+    """The metric on ``device``; seeded, so a random initialisation is the same on every run and rank."""
+    seed_everything(seed)
+    if random_weights_requested() and _takes_pretrained(name):
+        return create_metric(name, pretrained=False).to(device)
+    return create_metric(name).to(device)
 
 
 def seed_everything(seed: int) -> None:
@@ -60,8 +101,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_loader(dataset: TwoAFCDataset, config: RunConfig) -> DataLoader:
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.workers)
+def make_loader(dataset: TwoAFCDataset, config: RunConfig, shard: Shard | None = None) -> DataLoader:
+    """Consecutive batches in dataset order; under torchrun, this rank's share of them."""
+    shard = shard or Shard()
+    sampler = ShardedBatchSampler(len(dataset), config.batch_size, shard.rank, shard.world_size)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
 
 
 def certificate_notes(triplets: pd.DataFrame) -> list[str]:
@@ -95,16 +139,43 @@ def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
     return lines
 
 
-def planned_units(config: RunConfig, dataset: TwoAFCDataset) -> list[tuple[str, float | None]]:
-    """(evaluation, eps) units every metric goes through, in table order; attacks get one unit per eps."""
+def attack_threats(config: RunConfig, dataset_name: str) -> list[ThreatModel]:
+    """The attacks' threat models in table order: ``threats``, else ``norm`` x (``eps`` or the defaults)."""
+    pairs = config.threats or [(config.norm, config.eps or list(default_attack_eps(dataset_name, config.norm)))]
+    return [ThreatModel(norm, float(eps)) for norm, radii in pairs for eps in radii]  # type: ignore[arg-type]
+
+
+def planned_units(config: RunConfig, dataset_name: str) -> list[tuple[str, ThreatModel | None]]:
+    """(evaluation, threat model) units every metric goes through, in table order; attacks get one per threat."""
     names = ["natural"] + (["certified"] if config.certify else []) + list(config.attacks)
-    attack_eps = config.eps or list(DEFAULT_ATTACK_EPS.get(dataset.name, FALLBACK_ATTACK_EPS))
-    units: list[tuple[str, float | None]] = []
+    threats = attack_threats(config, dataset_name)
+    units: list[tuple[str, ThreatModel | None]] = []
     for name in names:
         if name not in EVALUATIONS:
             raise BenchError(f"evaluation {name!r} is not implemented in this version of lipsim-bench")
-        units += [(name, eps) for eps in attack_eps] if EVALUATIONS[name].per_eps else [(name, None)]
+        units += [(name, t) for t in threats] if EVALUATIONS[name].per_eps else [(name, None)]
     return units
+
+
+def make_unit(config: RunConfig, split: str, metric: str, weights: str, evaluation: str, threat: ThreatModel | None) -> Unit:
+    """The key of one unit: everything that changes its numbers (seed, weights, threat, attack settings)."""
+    spec = EVALUATIONS[evaluation]
+    settings: dict[str, Any] = {"seed": config.seed, "weights": weights, "eps": threat.eps if threat else None}
+    if threat is not None:
+        settings["norm"] = threat.norm
+    settings.update({f: getattr(config, f) for f in spec.settings})
+    return Unit(metric=metric, dataset=config.dataset, split=split, n=config.n, evaluation=evaluation, settings=settings)
+
+
+def merge_shards(parts: list[pd.DataFrame], batch_size: int) -> pd.DataFrame:
+    """Per-triplet rows of every shard in single-process order: by batch, keeping order within a batch."""
+    frames = [p for p in parts if p is not None and len(p)]
+    if not frames:
+        return pd.DataFrame(columns=TRIPLET_COLUMNS[3:])
+    merged = pd.concat(frames, ignore_index=True)
+    batch = merged[POSITION].to_numpy() // batch_size
+    order = np.argsort(batch, kind="stable")
+    return merged.iloc[order].drop(columns=[POSITION]).reset_index(drop=True)
 
 
 def default_out_dir(config: RunConfig, dataset: TwoAFCDataset) -> Path:
@@ -113,24 +184,32 @@ def default_out_dir(config: RunConfig, dataset: TwoAFCDataset) -> Path:
 
 
 def write_histograms(config: RunConfig, dataset: TwoAFCDataset, loader: DataLoader, device: torch.device,
-                     store: RecordStore, out_dir: Path, config_dict: dict) -> None:
+                     store: RecordStore, out_dir: Path, config_dict: dict, shard: Shard) -> None:
     """Direct-attack distances per metric (stored as units, so reruns resume), then CSV and PNG/PDF."""
     eps = config.histogram_eps if config.histogram_eps is not None else DEFAULT_HISTOGRAM_EPS.get(dataset.name, 1.0)
     attack = DirectAttack(eps=eps, steps=config.steps, seed=config.seed)
     frames: dict[str, pd.DataFrame] = {}
     for metric_name in config.metrics:
-        unit = Unit(metric_name, config.dataset, dataset.split, config.n, "direct", {**attack.config()})
-        stored = store.load(unit)
-        if stored is None:
-            metric = create_metric(metric_name).to(device)
+        weights = metric_weights_id(metric_name, config.seed)
+        unit = Unit(metric_name, config.dataset, dataset.split, config.n, "direct", {**attack.config(), "weights": weights})
+        stored = store.load(unit) if shard.is_main else None
+        if not shard.broadcast(stored is not None):
+            metric = build_metric(metric_name, device, config.seed)
             seed_everything(config.seed)
-            frame = direct_distances(metric, loader, device, attack, f"{metric_name} direct eps {eps:g}")
+            part = direct_distances(metric, loader, device, attack, f"{metric_name} direct eps {eps:g}") if len(loader) else None
+            parts = shard.gather(part)
+            if not shard.is_main:
+                continue
+            frame = merge_shards(parts, config.batch_size)
             store.save(unit, [], frame, config_dict)
-        else:
+        elif shard.is_main:
             frame = stored[1]
+        else:
+            continue
         frames[metric_name] = frame.assign(metric=metric_name)
-    atomic_write_text(out_dir / "histogram.csv", pd.concat(frames.values(), ignore_index=True).to_csv(index=False))
-    plot_histograms(frames, out_dir / "histogram", eps)
+    if shard.is_main:
+        atomic_write_text(out_dir / "histogram.csv", pd.concat(frames.values(), ignore_index=True).to_csv(index=False))
+        plot_histograms(frames, out_dir / "histogram", eps)
 
 
 @dataclass
@@ -141,49 +220,81 @@ class RunResult:
     markdown: str
 
 
-def run_benchmark(config: RunConfig) -> RunResult:
-    """Evaluate every metric of ``config`` and write scores.csv, scores.md, triplets.csv and records."""
+def prepare_dataset(config: RunConfig) -> TwoAFCDataset:
+    """The dataset of the run (fetched first when ``download`` is set and it is not complete)."""
+    if config.download:
+        from bench.downloads import ensure_dataset
+
+        ensure_dataset(config.dataset, config.split, config.n)
     dataset = create_dataset(config.dataset, config.split).head(config.n)
     dataset.check_files()
-    if config.certify and config.certify_eps is None and config.eps is not None:
+    return dataset
+
+
+def prepare_weights(config: RunConfig) -> None:
+    """Download missing weights of the run's metrics (``download`` runs only; never in the random-weights mode)."""
+    if not config.download or random_weights_requested():
+        return
+    from bench.downloads import ensure_weights
+
+    for name in config.metrics:
+        ensure_weights(name)
+
+
+def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | None:
+    """Evaluate every metric of ``config``; write scores, triplets, records and run.log (rank 0).
+
+    Under torchrun every rank computes its share of each unit and rank 0 writes; other ranks
+    return None.
+    """
+    shard = shard or Shard()
+    if shard.is_main:
+        prepare_weights(config)
+    dataset = prepare_dataset(config) if shard.is_main else None
+    shard.barrier()  # rank 0 may have been downloading
+    dataset = dataset or prepare_dataset(RunConfig(**{**asdict(config), "download": False}))
+    if config.certify and config.certify_eps is None and config.eps is not None and config.norm == "l2" and not config.threats:
         config.certify_eps = config.eps  # --eps sets both, --certify-eps only the certificates
-    units = planned_units(config, dataset)
+    units = planned_units(config, dataset.name)
     out_dir = config.out or default_out_dir(config, dataset)
     store = RecordStore(out_dir)
-    device = torch.device(config.device)
-    loader = make_loader(dataset, config)
+    device = shard.device(config.device)
+    loader = make_loader(dataset, config, shard)
     config_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    log = RunLog(out_dir / "run.log", enabled=shard.is_main)
+    log.start(config_dict, len(dataset), shard.world_size)
 
     score_parts: list[pd.DataFrame] = []
     triplet_parts: list[pd.DataFrame] = []
     notes: list[str] = []
     for metric_name in config.metrics:
         metric: PerceptualMetric | None = None
-        for evaluation, eps in units:
+        weights = metric_weights_id(metric_name, config.seed)
+        for evaluation, threat in units:
             spec = EVALUATIONS[evaluation]
-            unit = Unit(
-                metric=metric_name,
-                dataset=config.dataset,
-                split=dataset.split,
-                n=config.n,
-                evaluation=evaluation,
-                settings={"seed": config.seed, "eps": eps, **{f: getattr(config, f) for f in spec.settings}},
-            )
-            stored = store.load(unit)
-            if stored is None:
+            unit = make_unit(config, dataset.split, metric_name, weights, evaluation, threat)
+            stored = store.load(unit) if shard.is_main else None
+            if not shard.broadcast(stored is not None):
                 if metric is None:
-                    metric = create_metric(metric_name).to(device)
+                    metric = build_metric(metric_name, device, config.seed)
                 started = time.perf_counter()
-                if spec.applies_to(metric):
+                part = None
+                if spec.applies_to(metric) and len(loader):
                     seed_everything(config.seed)
-                    triplets = spec.run(metric, loader, device, config, f"{metric_name} {evaluation}", eps)
-                    rows = score_rows(triplets, split=dataset.split)
-                else:  # stored too, so a rerun need not build the metric to find out again
-                    triplets, rows = pd.DataFrame(columns=TRIPLET_COLUMNS[3:]), []
+                    part = spec.run(metric, loader, device, config, f"{metric_name} {evaluation}", threat)
+                parts = shard.gather(part)
+                if not shard.is_main:
+                    continue
+                triplets = merge_shards(parts, config.batch_size)
+                rows = score_rows(triplets, split=dataset.split) if spec.applies_to(metric) else []
                 seconds = round(time.perf_counter() - started, 3)
-                record = store.save(unit, rows, triplets, {**config_dict, "seconds": seconds})
+                record = store.save(unit, rows, triplets, {**config_dict, "seconds": seconds, "world_size": shard.world_size})
+                log.unit("computed", unit, threat, record, seconds)
             else:
+                if not shard.is_main:
+                    continue
                 record, triplets = stored
+                log.unit("reused", unit, threat, record, None)
             if not record["scores"]:
                 note = f"{evaluation} does not apply to {metric_name}"
                 notes += [] if note in notes else [note]
@@ -193,19 +304,25 @@ def run_benchmark(config: RunConfig) -> RunResult:
             triplet_parts.append(triplets.assign(**meta))
         del metric
 
+    if config.histogram:
+        write_histograms(config, dataset, loader, device, store, out_dir, config_dict, shard)
+    if not shard.is_main:
+        return None
+    result = write_tables(out_dir, dataset, score_parts, triplet_parts, notes)
+    log.finish(result.out_dir)
+    return result
+
+
+def write_tables(out_dir: Path, dataset: TwoAFCDataset, score_parts: list[pd.DataFrame], triplet_parts: list[pd.DataFrame], notes: list[str]) -> RunResult:
+    """scores.csv, triplets.csv, scores.md and scores.tex from the units' rows."""
     scores = pd.concat(score_parts, ignore_index=True)[SCORE_COLUMNS]
     triplets_all = pd.concat(triplet_parts, ignore_index=True)
     extra = [c for c in triplets_all.columns if c not in TRIPLET_COLUMNS]
     triplets_all = triplets_all[TRIPLET_COLUMNS + extra]
-    table = scores_table(scores, dataset.split)
-    markdown = to_markdown(table)
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     atomic_write_text(out_dir / "triplets.csv", triplets_all.to_csv(index=False))
-    n = int(scores.loc[(scores["split"] == dataset.split) & (scores["evaluation"] == "natural"), "n"].max())
-    title = f"2AFC score (%) on {dataset.name} / {dataset.split}, n = {n} triplets"
-    footer = "\n".join(f"- {line}" for line in notes + certificate_notes(triplets_all) + monotonicity_notes(scores, dataset.split))
-    markdown = f"{markdown}\n\n{footer}" if footer else markdown
-    atomic_write_text(out_dir / "scores.md", f"{title}\n\n{markdown}\n")
-    if config.histogram:
-        write_histograms(config, dataset, loader, device, store, out_dir, config_dict)
-    return RunResult(out_dir, scores, table, f"{title}\n\n{markdown}")
+    footer = notes + certificate_notes(triplets_all) + monotonicity_notes(scores, dataset.split)
+    document = render_tables(scores, dataset.name, dataset.split, footer, provenance_line(out_dir / "records"))
+    atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
+    atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
+    return RunResult(out_dir, scores, document.table, document.markdown)

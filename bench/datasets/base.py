@@ -45,6 +45,7 @@ class TwoAFCDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         rec = self.records[index]
         return {
+            "index": index,  # position in the dataset: shards are merged back in this order
             "id": rec.id,
             "ref": load_image(rec.ref, self.image_size),
             "x0": load_image(rec.x0, self.image_size),
@@ -90,18 +91,31 @@ class DatasetSpec:
     default_split: str
     needs_root: bool
     description: str
+    fetch: Callable[[Path | None, str, int | None], object] | None = None  # downloads what (root, split, n) needs
+    fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = None  # offline: what fetch would do
 
 
 _DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(
-    name: str, *, splits: tuple[str, ...], default_split: str, needs_root: bool, description: str
+    name: str,
+    *,
+    splits: tuple[str, ...],
+    default_split: str,
+    needs_root: bool,
+    description: str,
+    fetch: Callable[[Path | None, str, int | None], object] | None = None,
+    fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = None,
 ) -> Callable[[DatasetBuilder], DatasetBuilder]:
-    """Register ``builder(root: Path | None, split: str) -> TwoAFCDataset`` under ``name``."""
+    """Register ``builder(root: Path | None, split: str) -> TwoAFCDataset`` under ``name``.
+
+    ``fetch(root, split, n)`` downloads the files a run on ``split`` (first ``n`` triplets) needs;
+    ``fetch_plan(root, split, n)`` says offline what it would download, and how many triplets.
+    """
 
     def decorator(builder: DatasetBuilder) -> DatasetBuilder:
-        _DATASETS[name] = DatasetSpec(name, builder, splits, default_split, needs_root, description)
+        _DATASETS[name] = DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan)
         return builder
 
     return decorator

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
 

@@ -59,7 +59,7 @@ def test_attack_units_resume_per_eps(capsys, night_tree: Path, tmp_path: Path, m
 
     calls: list[float] = []
     real = bench.runner.EVALUATIONS["apgd"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1]) or real.run(*a), real.settings, real.applies_to, True))
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1].eps) or real.run(*a), real.settings, real.applies_to, True))
     assert main(base + ["--eps", "0.5,1,2"]) == 0
     assert calls == [2.0]  # only the new eps is computed
     capsys.readouterr()
@@ -98,7 +98,7 @@ def test_batch_size_is_part_of_an_attack_unit(capsys, night_tree: Path, tmp_path
 
     calls: list[float] = []
     real = bench.runner.EVALUATIONS["apgd"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1]) or real.run(*a), real.settings, real.applies_to, True))
+    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1].eps) or real.run(*a), real.settings, real.applies_to, True))
     assert main(base + ["--batch-size", "4"]) == 0 and calls == []
     assert main(base + ["--batch-size", "3"]) == 0 and calls == [1.0]
     capsys.readouterr()

@@ -1,0 +1,80 @@
+"""Named protocols: ``run_bench.py --preset NAME`` sets the options of a published evaluation.
+
+A preset only sets defaults: any option given on the command line wins (``--preset paper --n 100``
+runs the paper's protocol on the first 100 NIGHT test triplets). Options use the run parser's
+destinations and the values it would parse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.errors import BenchError
+
+#: The paper's certified radii, as the CLI spells them.
+PAPER_CERTIFIED_EPS = "36/255,72/255,108/255"
+PAPER_L2_EPS = "l2:0.5,1,2,3"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of run options and the sentence that says where they come from."""
+
+    name: str
+    description: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register_preset(preset: Preset) -> Preset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise BenchError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+
+
+_PAPER_PROTOCOL: dict[str, Any] = {
+    "dataset": "night",
+    "split": "test",
+    "attacks": ["apgd"],
+    "threat": [PAPER_L2_EPS],
+    "steps": 100,
+    "restarts": 1,
+    "certify": True,
+    "certify_eps": PAPER_CERTIFIED_EPS,
+    "download": True,
+}
+
+register_preset(Preset(
+    "paper",
+    "LipSim paper, Table (NIGHT test, size-weighted halves): DreamSim's NIGHT-fine-tuned CLIP / OpenCLIP / "
+    "DINO branches, the DreamSim ensemble and LipSim; l2 APGD-CE 100 steps at 0.5, 1, 2, 3; certified at "
+    "36/255, 72/255, 108/255",
+    {**_PAPER_PROTOCOL, "metrics": ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]},
+))
+
+register_preset(Preset(
+    "paper-zero-shot",
+    "the paper's protocol with the zero-shot backbones (OpenAI CLIP, OpenCLIP LAION-400M, DINO) instead of "
+    "DreamSim's fine-tuned branches",
+    {**_PAPER_PROTOCOL, "metrics": ["clip", "open-clip", "dino", "dreamsim", "lipsim"]},
+))
+
+register_preset(Preset(
+    "robust",
+    "the paper preset plus robust CLIP (Croce et al.: TeCoA and FARE ConvNeXt-B) and their l-inf threat "
+    "model, APGD-CE at 4/255",
+    {
+        **_PAPER_PROTOCOL,
+        "metrics": PRESETS["paper"].options["metrics"] + ["rclip", "rclip-fare-convnext"],
+        "threat": [PAPER_L2_EPS, "linf:4/255"],
+    },
+))

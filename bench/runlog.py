@@ -1,0 +1,46 @@
+"""The run log: ``run.log`` in the run folder, one line per event, appended across reruns.
+
+What a researcher reads the morning after: when the run started and with what, each unit as it
+was computed or reused (with its score and time), and where the tables went.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from attacks.base import ThreatModel
+from bench.records import Unit
+
+
+class RunLog:
+    """Append-only text log; disabled on non-zero ranks so that one process writes it."""
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, message: str) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {message}\n")
+
+    def start(self, config: dict[str, Any], n_triplets: int, world_size: int) -> None:
+        self.write(f"start: {n_triplets} triplets, {world_size} process(es), argv {' '.join(sys.argv)}")
+        self.write(f"config: {json.dumps(config, sort_keys=True, default=str)}")
+
+    def unit(self, action: str, unit: Unit, threat: ThreatModel | None, record: dict[str, Any], seconds: float | None) -> None:
+        where = f" {threat.norm} eps {threat.eps:g}" if threat else ""
+        headline = next((r for r in record.get("scores", []) if r.get("split") == unit.split), None)
+        score = f" score {headline['score']:.2f}" if headline else " (does not apply)"
+        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        self.write(f"{action}: {unit.metric} {unit.evaluation}{where}{score}{took} [{unit.stem()}]")
+
+    def finish(self, out_dir: Path) -> None:
+        self.write(f"done: tables in {out_dir}")
