@@ -1,0 +1,431 @@
+"""Publication figures from a run folder's CSVs alone (scores.csv, triplets.csv, histogram.csv).
+
+Figures are rebuilt from the files a run writes, never from models or records/, so anyone holding a
+run folder can redraw them. Each figure is skipped when its data is absent. The certified curve is
+recomputed per triplet with the scoring's own functions and checked against the table: a marker
+off its curve would mean the figure and the table disagree, so ``plot_run`` refuses to draw it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from bench.certify import certified_agreement
+from bench.report import format_eps
+from bench.scoring import twoafc_agreement
+
+ONE_COLUMN_IN = 3.3
+TWO_COLUMNS_IN = 6.8
+PNG_DPI = 200
+MAX_PANELS_PER_ROW = 3
+#: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
+SCORE_TOLERANCE = 1e-6
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "figure.titlesize": 9,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "pdf.fonttype": 42,  # embed TrueType: text stays editable and searchable in the PDF
+}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+NON_ATTACK = ("natural", "certified")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _read_optional(path: Path) -> pd.DataFrame | None:
+    """A CSV that a run may or may not have written (histogram.csv needs --histogram)."""
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def as_bool(values: pd.Series) -> pd.Series:
+    """CSV booleans come back as bool, 0/1/NaN floats (mixed with empty cells) or strings."""
+    if values.dtype == bool:
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        return values.fillna(0).astype(bool)
+    return values.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
+
+
+def headline_split(scores: pd.DataFrame) -> str:
+    """The split of the natural rows with the largest n; ties go to the last one written.
+
+    score_rows writes a split's per-group rows (NIGHT's halves) before the headline row, so on
+    a tie (one group under another name) the headline split is the later one.
+    """
+    natural = scores[scores["evaluation"] == "natural"].reset_index(drop=True)
+    if natural.empty:
+        natural = scores.reset_index(drop=True)
+    largest = natural[natural["n"] == natural["n"].max()]
+    return str(largest["split"].iloc[-1])
+
+
+def triplets_of_split(triplets: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Triplet rows of a headline split (column split) or of one of its halves (column group)."""
+    if (triplets["split"] == split).any():
+        return triplets[triplets["split"] == split]
+    return triplets[triplets["group"] == split]
+
+
+def metric_order(*frames: pd.DataFrame | None) -> list[str]:
+    """Metrics in run order, so colours and markers match across figures."""
+    names: list[str] = []
+    for frame in frames:
+        if frame is not None and "metric" in frame.columns:
+            names += [m for m in dict.fromkeys(frame["metric"]) if m not in names]
+    return names
+
+
+# --- numbers behind the figures ---------------------------------------------------------------
+
+
+def certified_rows(triplets: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One certified row per triplet: the radius does not depend on eps, rows repeat per eps."""
+    rows = triplets[(triplets["metric"] == metric) & (triplets["evaluation"] == "certified")]
+    return rows.drop_duplicates("id")
+
+
+def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray) -> np.ndarray:
+    """Certified 2AFC score (%) at each radius, exactly as the certified evaluation scores it.
+
+    Reuses bench.certify.certified_agreement on the per-triplet columns: the natural agreement
+    (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
+    """
+    rows = certified_rows(triplets, metric)
+    if rows.empty:
+        raise ValueError(f"no certified rows for metric {metric!r}")
+    d0, d1, p, radius = (torch.tensor(rows[c].to_numpy(dtype=np.float64)) for c in ("d0", "d1", "p", "radius"))
+    agreement = twoafc_agreement(d0, d1, p)
+    return np.array([100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean()) for r in np.asarray(radii, dtype=np.float64)])
+
+
+def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The table's certified scores of one split: metric, eps, score."""
+    rows = scores[(scores["split"] == split) & (scores["evaluation"] == "certified")]
+    return rows[["metric", "eps", "score"]].sort_values(["metric", "eps"], kind="stable")
+
+
+def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE) -> list[str]:
+    """Table points that are not on their recomputed certified curve, one line each."""
+    problems = []
+    for metric, part in certified_points(scores, split).groupby("metric", sort=False):
+        if certified_rows(triplets, str(metric)).empty:
+            problems.append(f"{metric}: scores.csv has certified scores, triplets.csv no certified rows")
+            continue
+        curve = certified_curve(triplets, str(metric), part["eps"].to_numpy())
+        for eps, table, recomputed in zip(part["eps"], part["score"], curve):
+            if abs(table - recomputed) > tolerance:
+                problems.append(f"{metric} certified at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
+    return problems
+
+
+def check_certified_points(triplets: pd.DataFrame, scores: pd.DataFrame, split: str) -> None:
+    """Refuse a certified figure whose table markers would not lie on the curve."""
+    problems = certified_mismatches(triplets, scores, split)
+    if problems:
+        raise ValueError("scores.csv and triplets.csv disagree on certified scores:\n" + "\n".join(problems))
+
+
+def empirical_radii(triplets: pd.DataFrame, metric: str) -> pd.Series:
+    """Smallest l2 perturbation that flipped each triplet, over every l2 attack and eps (index id).
+
+    Triplets never flipped are absent: no attack found an upper bound of their radius.
+    """
+    if "delta_norm" not in triplets.columns or "flipped" not in triplets.columns:
+        return pd.Series(dtype=np.float64, name="empirical_radius")
+    rows = triplets[(triplets["metric"] == metric) & ~triplets["evaluation"].isin(NON_ATTACK) & (triplets["norm"] == "l2")]
+    rows = rows[as_bool(rows["flipped"])]
+    return rows.groupby("id", sort=False)["delta_norm"].min().astype(np.float64).rename("empirical_radius")
+
+
+def attacked_ids(triplets: pd.DataFrame, metric: str) -> pd.Index:
+    """Triplets some l2 attack tried: those correct before the attack (the runner attacks only those)."""
+    rows = triplets[(triplets["metric"] == metric) & (triplets["evaluation"] == "natural")]
+    return pd.Index(rows.loc[as_bool(rows["correct"]), "id"].unique())
+
+
+# --- drawing helpers --------------------------------------------------------------------------
+
+
+def norm_label(norm: str) -> str:
+    """mathtext for a norm name: l2 -> l_2, linf -> l_inf."""
+    return {"l2": r"$\ell_2$", "linf": r"$\ell_\infty$"}.get(norm, norm)
+
+
+def eps_axis_label(norm: str) -> str:
+    return rf"$\epsilon$ ({norm_label(norm)}, images in [0, 1])"
+
+
+def eps_tick_labels(ticks: list[float], axis_width_in: float) -> list[str]:
+    """format_eps labels, blanking those that would overlap a neighbour (the tick and point stay).
+
+    Attack radii are often geometric (0.25, 0.5, 1, 2): near 0 the labels collide on a linear axis.
+    The last label is always kept, so the axis shows its range.
+    """
+    labels = ["0" if t == 0 else format_eps(t) for t in ticks]
+    span = (ticks[-1] - ticks[0]) or 1.0
+    char_in = 0.55 * STYLE["xtick.labelsize"] / 72  # average glyph width of the tick font
+
+    def clash(i: int, j: int) -> bool:
+        room = abs(ticks[j] - ticks[i]) / span * axis_width_in
+        return room < (len(labels[i]) + len(labels[j]) + 2) / 2 * char_in
+
+    kept = [0]
+    for i in range(1, len(ticks)):
+        if not clash(kept[-1], i):
+            kept.append(i)
+    last = len(ticks) - 1
+    if kept[-1] != last:
+        kept = [k for k in kept if not clash(k, last)] + [last]
+    return [label if i in kept else "" for i, label in enumerate(labels)]
+
+
+def panel_grid(count: int, height_in: float) -> tuple[Figure, list[Axes]]:
+    """One column wide for a single panel, two columns wide (up to 3 per row) for more."""
+    cols = min(count, MAX_PANELS_PER_ROW)
+    rows = -(-count // cols)
+    width = ONE_COLUMN_IN if count == 1 else TWO_COLUMNS_IN
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height_in * rows), squeeze=False, layout="constrained")
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
+
+
+def metric_styles(metrics: list[str]) -> dict[str, dict[str, object]]:
+    """A fixed colour and marker per metric, so a metric looks the same in every figure."""
+    colours = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
+    return {m: {"color": colours[i % len(colours)], "marker": MARKERS[i % len(MARKERS)]} for i, m in enumerate(metrics)}
+
+
+def shared_legend(fig: Figure, axes: list[Axes]) -> None:
+    """One legend under the panels, outside them (never over data), as many columns as fit the width."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if not entries:
+        return
+    char_in = 0.55 * STYLE["legend.fontsize"] / 72
+    entry_in = max(len(label) for label in entries) * char_in + 0.55  # text, handle and spacing
+    columns = max(1, min(len(entries), int(fig.get_figwidth() // entry_in)))
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=columns, frameon=False)
+
+
+def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write every format (PNG at PNG_DPI; PDF without a date, so reruns give the same file)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        metadata = {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(path, dpi=PNG_DPI, metadata=metadata)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
+    """2AFC score against attack eps, a panel per (attack, norm), natural score at eps = 0."""
+    rows = scores[scores["split"] == split]
+    attacks = rows[~rows["evaluation"].isin(NON_ATTACK)]
+    if attacks.empty:
+        return None
+    panels = list(dict.fromkeys(zip(attacks["evaluation"], attacks["norm"])))
+    styles = metric_styles(metric_order(scores))
+    natural = rows[rows["evaluation"] == "natural"].drop_duplicates("metric").set_index("metric")["score"]
+    with plt.rc_context(STYLE):
+        fig, axes = panel_grid(len(panels), 2.3)
+        for ax, (attack, norm) in zip(axes, panels):
+            part = attacks[(attacks["evaluation"] == attack) & (attacks["norm"] == norm)]
+            for metric, line in part.groupby("metric", sort=False):
+                line = line.sort_values("eps")
+                eps, score = line["eps"].to_list(), line["score"].to_list()
+                if metric in natural.index:
+                    eps, score = [0.0] + eps, [float(natural[metric])] + score
+                ax.plot(eps, score, label=str(metric), **styles[str(metric)])
+            ticks = [0.0] + sorted(float(e) for e in part["eps"].unique())
+            ax.set_xticks(ticks, eps_tick_labels(ticks, ax.get_position().width * fig.get_figwidth()))
+            ax.axhline(50.0, color="gray", ls="--", lw=0.8, label="chance (50%)", zorder=1)
+            ax.set(ylim=(0, 100), xlabel=eps_axis_label(str(norm)), ylabel="2AFC score (%)", title=f"{attack}, {norm_label(str(norm))}")
+            ax.grid(alpha=0.3, lw=0.5)
+        shared_legend(fig, axes)
+    return fig
+
+
+def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split: str) -> Figure | None:
+    """Certified score against l2 radius, the exact step curve, with the table's points as markers."""
+    metrics = [m for m in metric_order(triplets) if not certified_rows(triplets, m).empty]
+    if not metrics:
+        return None
+    styles = metric_styles(metric_order(scores, triplets))
+    points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "eps", "score"])
+    top = max(float(certified_rows(triplets, m)["radius"].max()) for m in metrics)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
+        for metric in metrics:
+            radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric)["radius"].to_numpy()]))
+            ax.plot(radii, certified_curve(triplets, metric, radii), drawstyle="steps-post", color=styles[metric]["color"])
+            mine = points[points["metric"] == metric]
+            marker = {"marker": styles[metric]["marker"], "color": styles[metric]["color"], "markerfacecolor": "white", "markeredgewidth": 1.0}
+            ax.plot(mine["eps"], mine["score"], ls="none", zorder=3, **marker)
+            ax.plot([], [], label=metric, **(marker if not mine.empty else {"color": styles[metric]["color"]}))  # legend: curve + its marker
+        if not points.empty:
+            ax.plot([], [], ls="none", marker="o", color="black", markerfacecolor="white", label="hollow markers: scores.csv")
+            for eps in sorted(points["eps"].unique()):
+                ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
+        ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])",
+               ylabel="certified 2AFC score (%)")
+        ax.grid(alpha=0.3, lw=0.5)
+        shared_legend(fig, [ax])
+    return fig
+
+
+def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:
+    """d(x, x + delta) under the direct attack: a panel per metric on a shared x axis from 0."""
+    top = max(float(f["distance"].max()) for f in frames.values()) or 1.0
+    with plt.rc_context(STYLE):
+        fig, axes = panel_grid(len(frames), 1.9)
+        for ax, (metric, frame) in zip(axes, frames.items()):
+            ax.hist(frame["distance"], bins=30, range=(0.0, top), color="tab:blue", alpha=0.85)
+            ax.axvline(float(frame["distance"].median()), color="black", lw=1, ls="--", label="median")
+            ax.set(title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top))
+        shared_legend(fig, axes)
+        fig.suptitle(rf"direct attack, $\ell_2$ $\epsilon$ = {format_eps(eps)} (images in [0, 1])")
+    return fig
+
+
+def histogram_frames(histogram: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], float]:
+    """histogram.csv (id, group, eps, distance, metric) as the per-metric frames plot_histograms takes."""
+    frames = {str(m): part for m, part in histogram.groupby("metric", sort=False)}
+    return frames, float(histogram["eps"].max())
+
+
+@dataclass
+class RadiusPanel:
+    """One certified metric's radii over the triplets its l2 attacks tried (index id)."""
+
+    metric: str
+    certified: pd.Series
+    empirical: pd.Series
+    never_flipped: pd.Index
+    largest_eps: float
+
+
+def radius_panel(triplets: pd.DataFrame, metric: str) -> RadiusPanel | None:
+    """The scatter's data for a metric, or None without certified rows or l2 attack rows."""
+    attacks = triplets[(triplets["metric"] == metric) & ~triplets["evaluation"].isin(NON_ATTACK) & (triplets["norm"] == "l2")]
+    rows = certified_rows(triplets, metric)
+    if rows.empty or attacks.empty:
+        return None
+    certified = rows.set_index("id")["radius"].astype(np.float64)
+    empirical = empirical_radii(triplets, metric)
+    tried = certified.index.intersection(attacked_ids(triplets, metric)).union(certified.index.intersection(empirical.index))
+    return RadiusPanel(metric, certified[tried], empirical[empirical.index.intersection(tried)], tried.difference(empirical.index),
+                       float(attacks["eps"].max()))
+
+
+def _axis_range(values: np.ndarray) -> tuple[bool, float, float]:
+    """(log, low, high): log when the positive values span more than two decades."""
+    positive = values[values > 0]
+    if positive.size == 0:
+        return False, 0.0, 1.0
+    log = bool(positive.max() / positive.min() > 100)
+    return log, (positive.min() / 1.5 if log else 0.0), positive.max() * (1.3 if log else 1.08)
+
+
+def _scatter_panel(ax: Axes, panel: RadiusPanel, colour: str) -> None:
+    """Certified (x) against empirical (y) radius; never-flipped triplets as triangles in a band above.
+
+    A point below y = x would be a flip inside a certified radius (a broken certificate): counted
+    in the corner. Never-flipped triplets have no empirical radius, only "above the largest eps".
+    """
+    x = panel.certified[panel.empirical.index].to_numpy()
+    y = panel.empirical.to_numpy()
+    below = int((y < x * (1 - 1e-6) - 1e-9).sum())
+    log, low, high = _axis_range(np.concatenate([x, y, panel.certified.to_numpy(), [panel.largest_eps]]))
+    band, top = (high * 1.3, high * 1.7) if log else (high * 1.06, high * 1.12)
+    ax.axhspan(high, top, color="0.92", lw=0, zorder=0)
+    ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":", label="y = x")
+    ax.axhline(panel.largest_eps, color="gray", lw=0.8, ls="--", label=rf"largest attack $\epsilon$ = {format_eps(panel.largest_eps)}")
+    ax.plot(np.maximum(x, low), y, ls="none", marker="o", ms=3, alpha=0.7, color=colour, label=f"flipped (n = {len(x)})")
+    kept = np.maximum(panel.certified[panel.never_flipped].to_numpy(), low)
+    ax.plot(kept, np.full(len(kept), band), ls="none", marker="^", ms=4, alpha=0.7, color="gray", label=f"never flipped (n = {len(kept)}), top band")
+    if log:
+        ax.set(xscale="log", yscale="log")
+    ax.set(xlim=(low, high), ylim=(low, top))
+    ax.text(0.97, 0.03, f"below y = x: {below}", transform=ax.transAxes, ha="right", va="bottom", color="red" if below else "black")
+
+
+def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
+    """Per triplet, the certified against the smallest flipping l2 radius, a panel per certified metric."""
+    styles = metric_styles(metric_order(triplets))
+    panels = [p for p in (radius_panel(triplets, m) for m in metric_order(triplets)) if p is not None]
+    if not panels:
+        return None
+    with plt.rc_context(STYLE):
+        fig, axes = panel_grid(len(panels), 3.3)
+        for ax, panel in zip(axes, panels):
+            _scatter_panel(ax, panel, str(styles[panel.metric]["color"]))
+            ax.set(title=panel.metric, xlabel=r"certified radius ($\ell_2$, images in [0, 1])", ylabel=r"empirical radius ($\ell_2$)")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, columnspacing=1.0)
+    return fig
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def plot_run(run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, ...] = ("png", "pdf"), split: str | None = None) -> list[Path]:
+    """Draw every figure whose data the run folder holds; returns the files written.
+
+    Reads only scores.csv, triplets.csv and histogram.csv. ``split`` defaults to the headline split
+    (see headline_split). Raises ValueError when the table's certified scores are off their curve.
+    """
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
+    scores, triplets, histogram = (_read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv"))
+    if scores is None and triplets is None and histogram is None:
+        raise FileNotFoundError(f"{run_dir}: no scores.csv, triplets.csv or histogram.csv; is this a run folder?")
+    if split is None and scores is not None:
+        split = headline_split(scores)
+    if split is None and triplets is not None:
+        split = str(triplets["split"].mode().iloc[0])
+    if triplets is not None and split is not None:
+        triplets = triplets_of_split(triplets, split)
+    figures: dict[str, Figure | None] = {}
+    if scores is not None and split is not None:
+        figures["robustness_curves"] = robustness_figure(scores, split)
+    if triplets is not None and split is not None:
+        if scores is not None:
+            check_certified_points(triplets, scores, split)
+        figures["certified_curves"] = certified_figure(scores, triplets, split)
+        figures["radius_scatter"] = radius_scatter_figure(triplets)
+    if histogram is not None and not histogram.empty:
+        figures["histograms"] = histogram_figure(*histogram_frames(histogram))
+    paths: list[Path] = []
+    for name, fig in figures.items():
+        if fig is not None:
+            paths += save_figure(fig, out_dir / name, formats)
+    return paths
