@@ -83,13 +83,42 @@ def night_like_dataset(root: Path, split: str, *, name: str, image_size: int | N
     return TwoAFCDataset(name, split, records, image_size)
 
 
+def _root(root: Path | None) -> Path:
+    """An explicit ``night:ROOT``, else the cache the fetcher fills."""
+    from bench.datasets.night_fetch import default_night_root
+
+    return root if root is not None else default_night_root()
+
+
+def _fetch(root: Path | None, split: str, n: int | None) -> None:
+    from bench.datasets.night_fetch import fetch_night
+
+    fetch_night(_root(root), split, n)
+
+
+def _fetch_plan(root: Path | None, split: str, n: int | None) -> tuple[list[str], int | None]:
+    from bench.datasets.night_fetch import plan_night_fetch
+
+    plan = plan_night_fetch(_root(root), split, n)
+    return plan.describe(), plan.n_triplets
+
+
 @register_dataset(
     "night",
     splits=NIGHT_SPLITS,
     default_split="test",
-    needs_root=True,
-    description="DreamSim's NIGHT 2AFC set (data.csv + ref/ + distort/), votes >= 6, resized to 224 bicubic",
+    needs_root=False,
+    description="DreamSim's NIGHT 2AFC set (data.csv + ref/ + distort/), votes >= 6, resized to 224 bicubic; "
+    "night = the cache filled by `run_bench.py fetch night` ($LIPSIM_BENCH_DATA/nights), night:ROOT = a folder",
+    fetch=_fetch,
+    fetch_plan=_fetch_plan,
 )
 def night_dataset(root: Path | None, split: str) -> TwoAFCDataset:
-    assert root is not None
-    return night_like_dataset(root, split, name="night", image_size=NIGHT_IMAGE_SIZE)
+    folder = _root(root)
+    if root is None and not (folder / "data.csv").is_file():
+        raise DatasetError(
+            f"NIGHT is not in its cache {folder}; fetch it with `python run_bench.py fetch night --split {split} [--n N]` "
+            "(needs network; --n fetches only the chunks those triplets need), add --download to the run, "
+            "or point at a copy with --dataset night:ROOT"
+        )
+    return night_like_dataset(folder, split, name="night", image_size=NIGHT_IMAGE_SIZE)
