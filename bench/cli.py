@@ -238,6 +238,64 @@ def cmd_list(argv: Sequence[str]) -> int:
     print("\nattacks:")
     attacks = list_attacks()
     print("  " + (", ".join(attacks) if attacks else "(none in this version)"))
+    from bench.presets import PRESETS
+
+    print("\npresets (--preset NAME; add --dry-run to see what it needs):")
+    for preset in PRESETS.values():
+        print(f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(preset.options.get('metrics', []))}")
+    return 0
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    from bench.collect import report_runs
+
+    parser = argparse.ArgumentParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with a records/ folder)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the run folder when one is given, else ./report)")
+    args = parser.parse_args(argv)
+    out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
+    document = report_runs(list(args.runs), out)
+    print(document.markdown)
+    print(f"\nwrote {out}/scores.csv, scores.md, scores.tex")
+    return 0
+
+
+def cmd_plot(argv: Sequence[str]) -> int:
+    from bench.plots import plot_run
+
+    parser = argparse.ArgumentParser(prog="run_bench.py plot", description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.")
+    parser.add_argument("run", type=Path, help="a run folder")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the figures (default: RUN/plots)")
+    args = parser.parse_args(argv)
+    if not (args.run / "scores.csv").is_file():
+        raise BenchError(f"{args.run} has no scores.csv; run the benchmark (or `run_bench.py report {args.run}`) first")
+    paths = plot_run(args.run, args.out)
+    print("\n".join(f"wrote {p}" for p in paths) or "nothing to plot")
+    return 0
+
+
+def cmd_fetch(argv: Sequence[str]) -> int:
+    from bench.downloads import ensure_weights
+
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py fetch",
+        description="Download NIGHT (all of a split, or the part --n triplets need) or metrics' weights. Needs network.",
+    )
+    parser.add_argument("what", nargs="+", help="night, or metric names (see `list`)")
+    parser.add_argument("--split", default="test", help="NIGHT split to fetch (default: test)")
+    parser.add_argument("--n", type=_positive_int("--n"), default=None, help="only the first N triplets of the split")
+    parser.add_argument("--root", type=Path, default=None, help="where NIGHT goes (default: $LIPSIM_BENCH_DATA/nights or ~/.cache/lipsim_bench/nights)")
+    parser.add_argument("--pins", type=Path, default=None, help="JSON of sha256 pins {archive path: sha256} (e.g. another machine's ROOT/.fetch/manifest.json)")
+    args = parser.parse_args(argv)
+    for item in args.what:
+        if item == "night":
+            from bench.datasets.night_fetch import fetch_night
+
+            fetch_night(args.root, args.split, args.n, pins=args.pins)
+            print(f"night ({args.split}{f', first {args.n}' if args.n else ''}): done")
+        else:
+            ensure_weights(item)
+            print(f"{item}: weights here")
     return 0
 
 
@@ -248,7 +306,9 @@ def cmd_train(argv: Sequence[str]) -> int:
     return train(argv)
 
 
-COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"run": cmd_run, "list": cmd_list, "train": cmd_train}
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "run": cmd_run, "list": cmd_list, "train": cmd_train, "report": cmd_report, "plot": cmd_plot, "fetch": cmd_fetch,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

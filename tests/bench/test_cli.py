@@ -98,7 +98,7 @@ def test_changed_setting_is_recomputed(capsys, night_tree: Path, tmp_path: Path,
     [
         (["--metrics", "nope"], "unknown metric 'nope'"),
         (["--dataset", "night:/does/not/exist"], "dataset root not found: /does/not/exist"),
-        (["--dataset", "night"], "needs a root folder"),
+        (["--dataset", "night"], "NIGHT is not in its cache"),
         (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
         (["--eps", "-0.5"], "--eps: -0.5 is negative"),
         (["--eps", "nan"], "not a finite number"),
