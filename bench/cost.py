@@ -1,0 +1,164 @@
+"""GPU time estimates for benchmark units, from a committed table of per-image FLOPs.
+
+``bench/cost_table.json`` (written by ``python benchmarks/flops.py``) holds, per metric, the FLOPs of
+one image's ``embed`` at 3x224x224 (forward) and of ``distance(embed(x), e).sum().backward()`` to the
+input pixels (forward + backward, parameters frozen, as in an attack step). A dry run reads the table
+only: no model is built.
+
+Cost model of one unit (n = triplets, F = forward FLOPs, B = forward + backward FLOPs per image):
+
+* ``natural``, ``certified``: embed ref, x0, x1 once, forward only: ``3 n F``.
+* an attack (``apgd``, ``pgd``, ``torchattacks-apgd``, ``fmn``, any registered attack), per eps:
+  the clean embeddings (``3 n F``; the x0/x1 embeddings are then held fixed), ``steps * restarts``
+  forward + backward passes on the reference (``n steps restarts B``) and one final forward of the
+  adversarial reference (``n F``). This is an upper bound: only initially correct triplets are
+  attacked, and early stopping drops fooled ones from the batch.
+* ``direct`` (the direct attack of the histograms), n references: ``n (steps B + 2 F)`` (the clean
+  target, ``steps`` gradient steps, the final distance).
+
+Seconds = FLOPs / sustained throughput of a :class:`GpuProfile`. FlopCounterMode counts matmul and
+convolution FLOPs (2 x multiply-adds) only; elementwise work, data loading and Python overhead are
+folded into the assumed utilisation, which this project has not measured on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+COST_TABLE = Path(__file__).with_name("cost_table.json")
+
+#: Evaluations that only embed the three images of each triplet.
+FORWARD_ONLY: tuple[str, ...] = ("natural", "certified")
+
+#: Registered metrics that share a tabled metric's architecture (same FLOPs, other weights).
+ALIASES: dict[str, str] = {
+    "lipsim-margin0.2": "lipsim",
+    "lipsim-margin0.5": "lipsim",
+    "lipsim-pretrained": "lipsim",
+    "rclip-tecoa-convnext": "rclip",
+    "rclip-fare-convnext": "rclip",
+    "rclip-fare-vitb16": "rclip-tecoa-vitb16",
+    "rclip-fare-vitb32": "rclip-tecoa-vitb32",
+}
+
+
+@dataclass(frozen=True)
+class GpuProfile:
+    """A GPU as one number: the FLOP rate a batched ViT-B forward/backward sustains on it.
+
+    ``sustained_tflops`` is an assumption, not a measurement: the project runs in FP32 (PyTorch's
+    default ``torch.backends.cuda.matmul.allow_tf32`` is False and nothing here turns it on, so the
+    transformers' matmuls run on the FP32 CUDA cores, not the TF32 tensor cores), and we take 40% of
+    the FP32 peak for batch-100 ViT-B passes: large SGEMMs reach 70-80% of peak, but layer norms,
+    softmax, GELU, the attacks' projections and the host loop do not count as FLOPs yet take time.
+    """
+
+    name: str
+    sustained_tflops: float  # assumed effective FP32 throughput (see the class docstring)
+
+
+#: Peaks from NVIDIA's data sheets (dense, no sparsity): H100 SXM FP32 67 TFLOPS (TF32 tensor 495),
+#: H200 the same compute as H100 SXM, A100 FP32 19.5 TFLOPS (TF32 tensor 156). Sustained = 40% of FP32.
+GPU_PROFILES: dict[str, GpuProfile] = {
+    "h100": GpuProfile("NVIDIA H100 SXM, FP32, 40% of the 67 TFLOPS peak", 0.4 * 67.0),
+    "h200": GpuProfile("NVIDIA H200, FP32, 40% of the 67 TFLOPS peak", 0.4 * 67.0),
+    "a100": GpuProfile("NVIDIA A100, FP32, 40% of the 19.5 TFLOPS peak", 0.4 * 19.5),
+}
+DEFAULT_GPU = GPU_PROFILES["h100"]
+
+
+@cache
+def _read_table(path: Path) -> dict[str, dict[str, float]]:
+    return json.loads(path.read_text())["metrics"]
+
+
+def load_cost_table(path: Path = COST_TABLE) -> dict[str, dict[str, float]]:
+    """Per-metric FLOPs (``forward_gflops``, ``forward_backward_gflops``, ``params_m``) per image."""
+    return {name: dict(row) for name, row in _read_table(path).items()}
+
+
+def _row(metric: str) -> dict[str, float] | None:
+    table = load_cost_table()
+    return table.get(metric) or table.get(ALIASES.get(metric, ""))
+
+
+def _is_attack(evaluation: str) -> bool:
+    from attacks import list_attacks  # lazy: the registry imports every attack module
+
+    return evaluation in list_attacks()
+
+
+def unit_flops(metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int) -> float | None:
+    """FLOPs of one unit (one eps for attacks) by the module's cost model; None for an untabled metric."""
+    row = _row(metric)
+    if row is None:
+        return None
+    fwd, fwd_bwd = row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9
+    if evaluation in FORWARD_ONLY:
+        return 3 * n_triplets * fwd
+    if evaluation == "direct":
+        return n_triplets * (steps * fwd_bwd + 2 * fwd)
+    if _is_attack(evaluation):
+        return n_triplets * (3 * fwd + steps * restarts * fwd_bwd + fwd)
+    raise ValueError(f"no cost model for evaluation {evaluation!r}")
+
+
+def estimate_seconds(
+    metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int, gpu: GpuProfile = DEFAULT_GPU
+) -> float | None:
+    """Estimated GPU seconds of one unit; None when the metric is not in the table."""
+    flops = unit_flops(metric, evaluation, n_triplets, steps=steps, restarts=restarts)
+    return None if flops is None else flops / (gpu.sustained_tflops * 1e12)
+
+
+# --------------------------------------------------------------------------- counting (benchmarks/flops.py)
+
+
+@contextmanager
+def _countable_kernels() -> Iterator[None]:
+    """Route attention through plain matmuls, so FlopCounterMode sees them.
+
+    nn.MultiheadAttention's inference fast path and the fused CPU attention kernel are opaque to
+    FlopCounterMode (a CLIP ViT-B/32 forward counts 5.9 GFLOPs with them, 8.8 without: the q/k/v
+    projections and attention products go missing). The math path computes the same thing.
+    """
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _counted(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def count_flops(metric: nn.Module, size: int) -> tuple[float, float]:
+    """FLOPs of one ``size`` x ``size`` image: (``embed`` under no_grad, embed + backward to the pixels).
+
+    A warm-up embed runs first, so one-off work (LipSim's eval-mode weight cache) is not counted:
+    the benchmark embeds thousands of images with the same weights. Freeze the parameters first
+    (``create_metric`` does), as attacks do: else the backward also counts the weight gradients.
+    """
+    x = torch.rand(1, 3, size, size)
+    with _countable_kernels():
+        with torch.no_grad():
+            target = metric.embed(torch.rand(1, 3, size, size))
+            forward = _counted(lambda: metric.embed(x))
+        xg = x.clone().requires_grad_(True)
+        forward_backward = _counted(lambda: metric.distance(metric.embed(xg), target).sum().backward())
+    return forward, forward_backward
