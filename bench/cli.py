@@ -108,7 +108,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument("--metrics", type=_names, default=None, help="comma-separated metric names (default: the bundled ones; see `list`)")
     what.add_argument("--dataset", default="sample", help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]")
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
-    what.add_argument("--n", type=_positive_int("--n"), default=None, help="use only the first N triplets")
+    what.add_argument("--n", "--num-triplets", dest="n", type=_positive_int("--n"), default=None, help="use only the first N triplets (under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)")
 
     how = parser.add_argument_group("evaluations")
     how.add_argument("--attacks", type=_names, default=["apgd"], help="comma-separated attacks on the reference image, or none (default: apgd; see `list`)")
@@ -256,7 +256,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
     document = report_runs(list(args.runs), out)
     print(document.markdown)
-    print(f"\nwrote {out}/scores.csv, scores.md, scores.tex")
+    print(f"\nwrote {out}/scores.csv, scores.md, scores.tex, triplets.csv")
     return 0
 
 

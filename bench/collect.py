@@ -17,7 +17,7 @@ import pandas as pd
 from bench.errors import BenchError
 from bench.records import RECORD_FORMAT, atomic_write_text
 from bench.report import SCORE_COLUMNS, TablesDocument, render_tables
-from bench.runner import certificate_notes, monotonicity_notes
+from bench.runner import TRIPLET_COLUMNS, certificate_notes, monotonicity_notes
 
 CELL = ["metric", "dataset", "split", "evaluation", "norm", "eps"]
 
@@ -47,10 +47,23 @@ def _read(path: Path) -> dict | None:
     return record if record.get("format") == RECORD_FORMAT and "unit" in record else None
 
 
+def _unit_rank(record: dict) -> tuple:
+    """Where the runner puts a unit: natural, certified, then each attack per threat model, by eps."""
+    unit, config = record["unit"], record.get("config") or {}
+    evaluation, settings = unit["evaluation"], unit.get("settings") or {}
+    attacks = list(config.get("attacks") or [])
+    if evaluation in ("natural", "certified"):
+        return (0 if evaluation == "natural" else 1, 0, 0.0)
+    norms = [t[0] for t in config.get("threats") or []] or [config.get("norm") or "l2"]
+    norm = settings.get("norm")
+    return (2 + (attacks.index(evaluation) if evaluation in attacks else len(attacks)),
+            norms.index(norm) if norm in norms else len(norms), float(settings.get("eps") or 0.0))
+
+
 def collect_records(run_dirs: list[Path]) -> Collected:
     """Every record's score rows (newest per cell) and its triplets, in the order runs list metrics."""
     score_rows: list[dict] = []
-    triplet_parts: list[pd.DataFrame] = []
+    triplet_parts: list[tuple[str, tuple, pd.DataFrame]] = []
     metric_order: list[str] = []  # the runs' own --metrics order, so merged tables read like the runs'
     skipped = 0
     folders = [_records_dir(d) for d in run_dirs]
@@ -64,13 +77,15 @@ def collect_records(run_dirs: list[Path]) -> Collected:
             metric_order += [m for m in (record.get("config") or {}).get("metrics", []) if m not in metric_order]
             meta = {"metric": unit["metric"], "dataset": unit["dataset"].partition(":")[0]}
             stamp = (record.get("provenance") or {}).get("time", "")
+            rank = _unit_rank(record)
             for row in record.get("scores", []):
-                score_rows.append({**meta, **row, "_time": stamp, "_record": str(path)})
+                score_rows.append({**meta, **row, "_time": stamp, "_record": str(path), "_rank": rank})
             if record.get("scores"):
                 csv = path.with_name(record.get("triplets_file", ""))
                 if csv.is_file():
                     frame = pd.read_csv(csv, dtype={"id": str, "group": str})
-                    triplet_parts.append(frame.assign(metric=unit["metric"], dataset=meta["dataset"], split=unit["split"], _record=str(path)))
+                    frame = frame.assign(metric=unit["metric"], dataset=meta["dataset"], split=unit["split"], _record=str(path))
+                    triplet_parts.append((unit["metric"], rank, frame))
     if not score_rows:
         raise BenchError(f"no usable records in {', '.join(map(str, run_dirs))}; run the benchmark first")
     scores = pd.DataFrame(score_rows)
@@ -78,13 +93,14 @@ def collect_records(run_dirs: list[Path]) -> Collected:
     order = metric_order + [m for m in dict.fromkeys(scores["metric"]) if m not in metric_order]
     newest = scores.sort_values("_time", kind="stable").drop_duplicates(CELL, keep="last")
     superseded = sorted(set(scores["_record"]) - set(newest["_record"]))
-    newest = newest.assign(_order=newest["metric"].map(order.index)).sort_values(["_order"], kind="stable")
+    newest = newest.assign(_order=newest["metric"].map(order.index)).sort_values(["_order", "_rank"], kind="stable")
     notes = []
     if superseded:
         notes.append(f"{len(superseded)} older record(s) for the same cells were superseded by newer ones")
     if skipped:
         notes.append(f"{skipped} unreadable or old-format record(s) ignored")
-    triplets = pd.concat(triplet_parts, ignore_index=True) if triplet_parts else pd.DataFrame()
+    triplet_parts.sort(key=lambda part: (order.index(part[0]), part[1]))  # the runner's order, so columns line up too
+    triplets = pd.concat([frame for *_, frame in triplet_parts], ignore_index=True) if triplet_parts else pd.DataFrame()
     if len(triplets):
         triplets = triplets[triplets["_record"].isin(set(newest["_record"]))].drop(columns="_record")
     return Collected(newest[SCORE_COLUMNS].reset_index(drop=True), triplets, notes, folders)
@@ -99,7 +115,7 @@ def headline_split(scores: pd.DataFrame) -> tuple[str, str]:
 
 
 def report_runs(run_dirs: list[Path], out_dir: Path) -> TablesDocument:
-    """Write scores.csv / scores.md / scores.tex for the merged records of ``run_dirs`` into ``out_dir``."""
+    """Write scores.csv / .md / .tex and triplets.csv for the merged records of ``run_dirs`` into ``out_dir``."""
     from bench.report import provenance_line
 
     collected = collect_records(run_dirs)
@@ -110,6 +126,9 @@ def report_runs(run_dirs: list[Path], out_dir: Path) -> TablesDocument:
     sources = "; ".join(provenance_line(folder) for folder in collected.records_dirs)
     document = render_tables(collected.scores, dataset, split, notes, sources)
     atomic_write_text(out_dir / "scores.csv", collected.scores.to_csv(index=False))
+    if len(collected.triplets):
+        extra = [c for c in collected.triplets.columns if c not in TRIPLET_COLUMNS]
+        atomic_write_text(out_dir / "triplets.csv", collected.triplets[TRIPLET_COLUMNS + extra].to_csv(index=False))
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
     return document

@@ -65,6 +65,10 @@ class RunConfig:
     workers: int = 0
     download: bool = False
 
+    def __post_init__(self) -> None:
+        if self.certify and self.certify_eps is None and self.eps is not None and self.norm == "l2" and not self.threats:
+            self.certify_eps = list(self.eps)  # --eps sets both, --certify-eps only the certificates
+
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
 #: whole protocol runs offline on real architectures. Results say so in their key and records.
@@ -253,8 +257,6 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
     dataset = prepare_dataset(config) if shard.is_main else None
     shard.barrier()  # rank 0 may have been downloading
     dataset = dataset or prepare_dataset(RunConfig(**{**asdict(config), "download": False}))
-    if config.certify and config.certify_eps is None and config.eps is not None and config.norm == "l2" and not config.threats:
-        config.certify_eps = config.eps  # --eps sets both, --certify-eps only the certificates
     units = planned_units(config, dataset.name)
     out_dir = config.out or default_out_dir(config, dataset)
     store = RecordStore(out_dir)

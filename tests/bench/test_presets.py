@@ -1,0 +1,88 @@
+"""Presets, --threat and --dry-run; the paper protocol end to end on CPU with random weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import config_from_args, main, parse_run_args
+from bench.errors import BenchError
+from bench.presets import PRESETS
+from bench.runner import RANDOM_WEIGHTS_ENV
+
+
+def test_paper_preset_sets_the_protocol_and_options_override_it() -> None:
+    config = config_from_args(parse_run_args(["--preset", "paper"]))
+    assert config.metrics == ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]
+    assert (config.dataset, config.split, config.attacks, config.steps) == ("night", "test", ["apgd"], 100)
+    assert config.threats == [("l2", [0.5, 1.0, 2.0, 3.0])]
+    assert config.certify_eps == pytest.approx([36 / 255, 72 / 255, 108 / 255])
+    assert config.download is True
+    config = config_from_args(parse_run_args(["--preset", "paper", "--n", "7", "--steps", "5", "--metrics", "pixel-l2", "--no-download"]))
+    assert (config.n, config.steps, config.metrics, config.download) == (7, 5, ["pixel-l2"], False)
+
+
+def test_threats_replace_not_extend_a_preset() -> None:
+    robust = config_from_args(parse_run_args(["--preset", "robust"]))
+    assert robust.threats == [("l2", [0.5, 1.0, 2.0, 3.0]), ("linf", [pytest.approx(4 / 255)])]
+    assert {"rclip", "rclip-fare-convnext"} <= set(robust.metrics) and set(PRESETS["paper"].options["metrics"]) <= set(robust.metrics)
+    only = config_from_args(parse_run_args(["--preset", "robust", "--threat", "linf:8/255"]))
+    assert only.threats == [("linf", [pytest.approx(8 / 255)])]
+    eps = config_from_args(parse_run_args(["--preset", "robust", "--eps", "1"]))
+    assert eps.threats is None and eps.eps == [1.0] and eps.norm == "l2"
+    with pytest.raises(BenchError, match="either --threat or --norm"):
+        config_from_args(parse_run_args(["--threat", "l2:1", "--eps", "1"]))
+    with pytest.raises(BenchError, match="NORM:EPS"):
+        config_from_args(parse_run_args(["--threat", "l3:1"]))
+
+
+def test_unknown_preset_is_one_line(capsys) -> None:
+    assert main(["--preset", "nope"]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+
+
+def test_paper_dry_run_offline_explains_what_it_needs(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIPSIM_BENCH_DATA", str(tmp_path / "empty-cache"))
+    assert main(["--preset", "paper", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "nothing is downloaded or computed" in out
+    assert "nights.zip" in out and "nights_chunked/ref/NNN.zip" in out  # where NIGHT comes from
+    for metric in ("dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"):
+        assert f"  {metric} " in out
+    assert out.count("MISSING") == 5  # no weights on this machine
+    assert "apgd l2 3" in out and "estimated time on one NVIDIA H100" in out and "per 1000 triplets" in out
+    assert not (tmp_path / "run").exists() and not (tmp_path / "empty-cache").exists()
+
+
+def test_dry_run_counts_triplets_and_stored_units(capsys, night_tree: Path, tmp_path: Path) -> None:
+    argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--steps", "2", "--eps", "1", "--out", str(tmp_path / "run")]
+    assert main(argv + ["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "here: 6 triplets" in out and "stored, skipped" not in out
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv + ["--dry-run"]) == 0
+    assert capsys.readouterr().out.count("stored, skipped") == 3  # natural, certified, apgd l2 1
+
+
+def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path, adapter to table: clip and dino (real architectures, random weights) under the paper preset."""
+    monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "1")
+    out_dir = tmp_path / "paper"
+    code = main(["--preset", "paper", "--dataset", "sample", "--metrics", "clip,dino", "--n", "2", "--steps", "1", "--out", str(out_dir)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    scores = pd.read_csv(out_dir / "scores.csv")
+    test = scores[scores["split"] == "test"]
+    assert set(test["metric"]) == {"clip", "dino"}
+    attacks = test[test["evaluation"] == "apgd"]
+    assert sorted(attacks["eps"].unique()) == [0.5, 1.0, 2.0, 3.0] and set(attacks["norm"]) == {"l2"}
+    assert "certified does not apply to clip" in captured.out  # no Lipschitz bound, no certificate
+    units = [json.loads(p.read_text())["unit"] for p in (out_dir / "records").glob("*.json")]
+    assert len(units) == 2 * 6 and all(u["settings"]["weights"] == "random-init(seed=0)" for u in units)
+    assert all(u["settings"].get("steps", 1) == 1 for u in units)
+    tex = (out_dir / "scores.tex").read_text()
+    assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex
