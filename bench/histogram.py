@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from attacks.direct import DirectAttack
+from bench.evaluations import progress
 from bench.plots import histogram_figure, save_figure
 from metrics import PerceptualMetric
 
@@ -24,7 +24,7 @@ DEFAULT_HISTOGRAM_EPS = {"sample": 0.5, "night": 1.0}
 def direct_distances(metric: PerceptualMetric, loader: DataLoader, device: torch.device, attack: DirectAttack, desc: str) -> pd.DataFrame:
     """d(x, x + delta) for every reference image of the loader."""
     parts = []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in progress(loader, desc):
         _, distance = attack(metric, batch["ref"].to(device))
         parts.append(pd.DataFrame({"position": batch["index"].numpy(), "id": list(batch["id"]), "group": list(batch["group"]), "eps": attack.eps, "distance": distance.double().cpu().numpy()}))
     return pd.concat(parts, ignore_index=True)
