@@ -86,3 +86,12 @@ def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monke
     assert all(u["settings"].get("steps", 1) == 1 for u in units)
     tex = (out_dir / "scores.tex").read_text()
     assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex
+
+
+def test_preset_offline_fails_in_one_line_and_computes_nothing(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIPSIM_BENCH_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIPSIM_BENCH_NIGHT_URL", "http://127.0.0.1:1")  # nothing listens there
+    assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not download http://127.0.0.1:1/nights.zip") and "fetch night" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
