@@ -10,7 +10,7 @@ import inspect
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -252,11 +252,11 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
     return None.
     """
     shard = shard or Shard()
-    if shard.is_main:
+    if shard.local_rank == 0:  # one process per machine fetches what that machine lacks
         prepare_weights(config)
-    dataset = prepare_dataset(config) if shard.is_main else None
-    shard.barrier()  # rank 0 may have been downloading
-    dataset = dataset or prepare_dataset(RunConfig(**{**asdict(config), "download": False}))
+        prepare_dataset(config)
+    shard.barrier()
+    dataset = prepare_dataset(replace(config, download=False))
     units = planned_units(config, dataset.name)
     out_dir = config.out or default_out_dir(config, dataset)
     store = RecordStore(out_dir)
