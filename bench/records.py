@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import pandas as pd
 
@@ -47,19 +47,31 @@ class Unit:
         return f"{safe_metric}__{self.evaluation}__{self.key()}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder, then rename: readers never see half a file."""
+def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False, sync: bool = True) -> None:
+    """Call ``write(handle)`` on a temp file in the same folder, fsync, then rename: readers never see half a file.
+
+    ``sync=False`` skips the fsync where a lost file is simply fetched again (tens of thousands of images).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
+            write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda handle: handle.write(text))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda handle: handle.write(data), binary=True)
 
 
 def _version(dist: str) -> str | None:

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,7 +32,7 @@ from tqdm import tqdm
 
 from bench.datasets.night import MIN_VOTES, NIGHT_SPLITS, read_night_csv, select_split
 from bench.errors import DatasetError
-from bench.records import atomic_write_text
+from bench.records import atomic_write, atomic_write_bytes, atomic_write_text
 
 NIGHT_BASE_URL_ENV = "LIPSIM_BENCH_NIGHT_URL"
 DEFAULT_NIGHT_BASE_URL = "https://data.csail.mit.edu/nights"
@@ -418,18 +417,6 @@ def _record(root: Path, relpath: str, url: str, size: int, digest: str) -> None:
     atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- data.csv
 
 
@@ -453,7 +440,7 @@ def fetch_night_csv(root: Path, base: str, pins: dict[str, str]) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     _check_pin("data.csv", digest, pins)
     target = root / "data.csv"
-    _atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data)
     _record(root, "data.csv", f"{url}#{member.filename}", len(data), digest)
     return target
 
@@ -516,16 +503,12 @@ def _extract(archive_path: Path, root: Path, kind: str, chunk: str, label: str) 
 
 
 def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, archive.open(info) as src:
+    def copy(out) -> None:
+        with archive.open(info) as src:
             while block := src.read(BLOCK):  # the last read of a member raises BadZipFile on a CRC mismatch
                 out.write(block)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, copy, binary=True, sync=False)
 
 
 def fetch_chunk(root: Path, base: str, kind: str, chunk: str, pins: dict[str, str], progress: bool) -> None:

@@ -20,9 +20,7 @@ import csv
 import io
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +34,7 @@ from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
 from bench.errors import BenchError
-from bench.records import atomic_write_text, provenance
+from bench.records import atomic_write, atomic_write_text, provenance
 from bench.scoring import twoafc_score
 
 CHECKPOINT_FORMAT = 1
@@ -219,18 +217,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, config: T
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then rename: a crash never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through a temp file and a rename: a crash never leaves half a checkpoint."""
+    atomic_write(path, lambda handle: torch.save(obj, handle), binary=True)
 
 
 def load_state_dict_file(path: Path) -> dict[str, Tensor]:
