@@ -17,6 +17,7 @@ from metrics import WeightsUnavailableError, get_metric_spec, list_metrics  # no
 from metrics.foundation import clip as C  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
 from metrics import registry  # noqa: E402
+from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 TEXT = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
 TINY = {
@@ -116,14 +117,7 @@ def test_resize_is_close_to_open_clip_pil_resize() -> None:
 def test_gradients_reach_pixels_and_batch_equals_singles(size: int) -> None:
     torch.manual_seed(0)
     metric = C.create_open_clip_metric("lipsim-test-tiny-vit-quickgelu", image_size=32).eval().requires_grad_(False)
-    a = torch.rand(4, 3, size, size, requires_grad=True)
-    b = torch.rand(4, 3, size, size)
-    metric(a, b).sum().backward()
-    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
-    with torch.no_grad():
-        batch = metric.embed(b)
-        singles = torch.cat([metric.embed(b[i : i + 1]) for i in range(4)])
-    assert torch.allclose(batch, singles, atol=1e-5, rtol=1e-5)
+    assert_differentiable_and_batch_invariant(metric, 4, size)
 
 
 def test_clip_full_size_is_vit_b32_with_quickgelu() -> None:

@@ -14,6 +14,7 @@ timm = pytest.importorskip("timm")
 from metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
 from metrics.foundation import dino as D  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
+from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}
 
@@ -71,14 +72,7 @@ def test_features_equal_timm_and_dreamsim() -> None:
 @pytest.mark.parametrize("size", [32, 40])  # native, and resized inside embed
 def test_gradients_reach_pixels_and_batch_equals_singles(feature: str, size: int) -> None:
     metric = D.DinoMetric(tiny_timm(), feature, image_size=32).requires_grad_(False)
-    a = torch.rand(4, 3, size, size, requires_grad=True)
-    b = torch.rand(4, 3, size, size)
-    metric(a, b).sum().backward()
-    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
-    with torch.no_grad():
-        batch = metric.embed(b)
-        singles = torch.cat([metric.embed(b[i : i + 1]) for i in range(4)])
-    assert torch.allclose(batch, singles, atol=1e-5, rtol=1e-5)
+    assert_differentiable_and_batch_invariant(metric, 4, size)
 
 
 def test_full_size_prenorm_equals_dreamsim_dino() -> None:

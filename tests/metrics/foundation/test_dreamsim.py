@@ -25,6 +25,7 @@ pytest.importorskip("peft")
 from metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
 from metrics.foundation import dreamsim as DS  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
+from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 HUBCONF = textwrap.dedent(
     '''
@@ -131,14 +132,7 @@ def test_real_loading_path_from_cache_restores_torch_hub_dir(tiny_dino_cache: tu
 
 def test_gradients_reach_pixels_and_batch_equals_singles(tiny_dino_cache: tuple[Path, nn.Module]) -> None:
     metric = get_metric_spec("dreamsim-dino").factory().eval().requires_grad_(False)
-    a = torch.rand(3, 3, 256, 256, requires_grad=True)  # resized to 224 inside embed
-    b = torch.rand(3, 3, 256, 256)
-    metric(a, b).sum().backward()
-    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
-    with torch.no_grad():
-        batch = metric.embed(b)
-        singles = torch.cat([metric.embed(b[i : i + 1]) for i in range(3)])
-    assert torch.allclose(batch, singles, atol=1e-5, rtol=1e-5)
+    assert_differentiable_and_batch_invariant(metric, 3, 256)  # resized to 224 inside embed
 
 
 def test_missing_files_raise_with_instructions(caches: Path) -> None:

@@ -12,6 +12,7 @@ lpips = pytest.importorskip("lpips")
 from metrics import MetricError, WeightsUnavailableError, get_metric_spec  # noqa: E402
 from metrics.foundation import lpips as L  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
+from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,7 @@ def test_distance_equals_lpips_forward(metric: L.LPIPSMetric, shape: tuple[int, 
 
 
 def test_gradients_reach_pixels_and_batch_equals_singles(metric: L.LPIPSMetric) -> None:
-    a = torch.rand(4, 3, 64, 64, requires_grad=True)
-    b = torch.rand(4, 3, 64, 64)
-    metric(a, b).sum().backward()
-    assert a.grad is not None and torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
-    with torch.no_grad():
-        batch = metric.embed(b)
-        singles = torch.cat([metric.embed(b[i : i + 1]) for i in range(4)])
-    assert torch.allclose(batch, singles, atol=1e-5, rtol=1e-5)
+    assert_differentiable_and_batch_invariant(metric, 4, 64)
 
 
 def test_gradient_is_finite_where_lpips_gives_nan(metric: L.LPIPSMetric, monkeypatch: pytest.MonkeyPatch) -> None:
