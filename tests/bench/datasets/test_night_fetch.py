@@ -304,3 +304,22 @@ def test_default_root_and_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(nf.NIGHT_BASE_URL_ENV, "ftp://x")
     with pytest.raises(DatasetError, match="not an http"):
         nf.night_base_url()
+
+
+def test_paper_preset_fetches_what_n_needs_then_runs(server: ServerState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The preset end to end with 'network': NIGHT's cache is filled with just the chunks of the first 2 test triplets."""
+    from bench.cli import main
+
+    monkeypatch.setenv(nf.DATA_DIR_ENV, str(tmp_path / "data"))
+    out = tmp_path / "run"
+    assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--steps", "2", "--out", str(out)]) == 0
+    assert _archives_requested(server) == [f"nights_chunked/{kind}/{chunk}.zip" for kind in ("distort", "ref") for chunk in ("000", "001")]
+    scores = pd.read_csv(out / "scores.csv")
+    headline = scores[scores["split"] == "test"]
+    assert set(headline["n"]) == {2} and sorted(headline.loc[headline["evaluation"] == "apgd", "eps"]) == [0.5, 1.0, 2.0, 3.0]
+    assert sorted(headline.loc[headline["evaluation"] == "certified", "eps"]) == pytest.approx([36 / 255, 72 / 255, 108 / 255])
+    served = len(server.log)
+    assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--steps", "2", "--out", str(out)]) == 0
+    assert len(server.log) == served  # all there: the rerun downloads nothing and recomputes nothing
+    assert "computed:" not in (out / "run.log").read_text().split("start:")[-1]
+    capsys.readouterr()
