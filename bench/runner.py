@@ -109,7 +109,8 @@ def make_loader(dataset: TwoAFCDataset, config: RunConfig, shard: Shard | None =
     """Consecutive batches in dataset order; under torchrun, this rank's share of them."""
     shard = shard or Shard()
     sampler = ShardedBatchSampler(len(dataset), config.batch_size, shard.rank, shard.world_size)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers)
+    # persistent workers keep their decoded-image caches from one unit to the next
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers, persistent_workers=config.workers > 0)
 
 
 def certificate_notes(triplets: pd.DataFrame) -> list[str]:

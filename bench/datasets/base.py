@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from bench.datasets.images import load_image
+from bench.datasets.images import load_image_uint8, to_unit_float
 from bench.errors import DatasetError
 
 
@@ -30,6 +30,12 @@ class TripletRecord:
     group: str
 
 
+#: Decoded images are kept in memory (uint8) up to this many bytes per process: a run reads every image
+#: once per unit (natural, certified, each attack eps), and decoding NIGHT's 768x768 PNGs costs more than
+#: a forward pass of most metrics.
+IMAGE_CACHE_BYTES = 4 << 30
+
+
 class TwoAFCDataset(Dataset):
     """Triplets read lazily from image files; the same class serves NIGHT, BAPPS and the sample set."""
 
@@ -38,6 +44,18 @@ class TwoAFCDataset(Dataset):
         self.split = split
         self.records = records
         self.image_size = image_size
+        self._cache: dict[Path, torch.Tensor] = {}
+        self._cache_bytes = 0
+
+    def _image(self, path: Path) -> torch.Tensor:
+        """The image in [0, 1]; decoded once and kept (uint8) while the cache is under its budget."""
+        image = self._cache.get(path)
+        if image is None:
+            image = load_image_uint8(path, self.image_size)
+            if self._cache_bytes + image.numel() <= IMAGE_CACHE_BYTES:
+                self._cache[path] = image
+                self._cache_bytes += image.numel()
+        return to_unit_float(image)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -47,9 +65,9 @@ class TwoAFCDataset(Dataset):
         return {
             "index": index,  # position in the dataset: shards are merged back in this order
             "id": rec.id,
-            "ref": load_image(rec.ref, self.image_size),
-            "x0": load_image(rec.x0, self.image_size),
-            "x1": load_image(rec.x1, self.image_size),
+            "ref": self._image(rec.ref),
+            "x0": self._image(rec.x0),
+            "x1": self._image(rec.x1),
             "p": torch.tensor(rec.p, dtype=torch.float32),
             "group": rec.group,
         }

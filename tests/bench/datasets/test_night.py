@@ -89,3 +89,24 @@ def test_resize_is_bicubic_like_pil(night_tree: Path) -> None:
     with Image.open(ds.records[0].ref) as img:
         expected = np.asarray(img.convert("RGB").resize((224, 224), Image.BICUBIC), dtype=np.float32) / 255
     assert torch.allclose(ds[0]["ref"], torch.from_numpy(expected).permute(2, 0, 1))
+
+
+def test_images_are_decoded_once_and_read_back_identically(night_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run reads every image once per unit: the dataset decodes each file once, within its memory budget."""
+    import bench.datasets.base as base
+    from bench.datasets.images import load_image
+
+    calls: list[Path] = []
+    real = base.load_image_uint8
+    monkeypatch.setattr(base, "load_image_uint8", lambda path, size: calls.append(path) or real(path, size))
+    dataset = create_dataset(f"night:{night_tree}", "test")
+    first = [dataset[i] for i in range(len(dataset))]
+    second = [dataset[i] for i in range(len(dataset))]
+    assert len(calls) == 3 * len(dataset)  # not 6: the second pass came from memory
+    for a, b, rec in zip(first, second, dataset.records):
+        assert torch.equal(a["ref"], b["ref"]) and torch.equal(a["ref"], load_image(rec.ref, 224))
+    monkeypatch.setattr(base, "IMAGE_CACHE_BYTES", 0)  # no budget: every read decodes again
+    calls.clear()
+    uncached = create_dataset(f"night:{night_tree}", "test")
+    [uncached[i] for i in range(len(uncached))] + [uncached[i] for i in range(len(uncached))]
+    assert len(calls) == 6 * len(uncached)
