@@ -90,12 +90,15 @@ def dry_run_report(config: RunConfig, preset: str | None = None) -> str:
     for metric in config.metrics:
         spec = get_metric_spec(metric)
         weights = metric_weights_id(metric, config.seed) if spec.is_available() else None
+        certifiable = spec.certifiable()
         for evaluation, threat in units:
+            if evaluation == "certified" and certifiable is False:
+                continue  # no Lipschitz bound: the runner records "does not apply" at no cost
             unit = make_unit(config, split, metric, weights or "", evaluation, threat) if weights else None
             stored = unit is not None and store.load(unit) is not None
             seconds = estimate_seconds(metric, evaluation, counted, steps=config.steps, restarts=config.restarts)
             what = f"{evaluation}" + (f" {threat.norm} {format_eps(threat.eps)}" if threat else "")
-            if evaluation == "certified":
+            if evaluation == "certified" and certifiable is None:
                 what += " (if the metric has a Lipschitz bound)"
             if stored:
                 cost = "stored, skipped"

@@ -8,6 +8,7 @@ imported the first time the registry is queried, and its ``@register_metric`` ca
 from __future__ import annotations
 
 import importlib
+import typing
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -50,6 +51,22 @@ class MetricSpec:
             return str(self.fingerprint())
         except OSError as exc:
             raise MetricError(f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}") from None
+
+    def certifiable(self) -> bool | None:
+        """Whether the metric's class declares a Lipschitz bound, known without building it (None: unknown).
+
+        Read from the factory itself when it is a class, else from its return annotation.
+        """
+        factory = self.factory
+        cls = factory if isinstance(factory, type) else None
+        if cls is None:
+            try:
+                cls = typing.get_type_hints(factory).get("return")
+            except Exception:  # unresolvable annotations: simply unknown
+                return None
+        if not (isinstance(cls, type) and issubclass(cls, PerceptualMetric)):
+            return None
+        return getattr(cls, "lipschitz", None) is not None
 
     def is_available(self) -> bool:
         """Whether the weights are on this machine (never triggers a download)."""

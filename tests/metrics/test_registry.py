@@ -112,3 +112,16 @@ def test_random_weights_build_without_available_weights() -> None:
             create_metric("test-arch-only")
     finally:
         unregister_metric("test-arch-only")
+
+
+def test_certifiable_is_known_before_building() -> None:
+    """From the factory's class or return annotation: the dry run lists certificates only where they can exist."""
+    from metrics import get_metric_spec
+
+    assert get_metric_spec("lipsim-tiny").certifiable() is True and get_metric_spec("pixel-l2").certifiable() is True
+    assert get_metric_spec("convsim-tiny").certifiable() is False and get_metric_spec("clip").certifiable() is False
+
+    def unannotated():
+        return None
+
+    assert registry.MetricSpec("x", unannotated).certifiable() is None
