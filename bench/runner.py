@@ -254,8 +254,8 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
     """
     shard = shard or Shard()
     if shard.local_rank == 0:  # one process per machine fetches what that machine lacks
+        prepare_dataset(config)  # data first: data.csv is a few MB and tells how many triplets there are
         prepare_weights(config)
-        prepare_dataset(config)
     shard.barrier()
     dataset = prepare_dataset(replace(config, download=False))
     units = planned_units(config, dataset.name)
