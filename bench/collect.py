@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.records import RECORD_FORMAT, atomic_write_text
-from bench.report import SCORE_COLUMNS, TablesDocument, render_tables
-from bench.runner import TRIPLET_COLUMNS, certificate_notes, monotonicity_notes
+from bench.records import RECORD_FORMAT
+from bench.report import SCORE_COLUMNS, TablesDocument, headline_split, provenance_line
+from bench.runner import not_applicable_note, write_tables
 
 CELL = ["metric", "dataset", "split", "evaluation", "norm", "eps"]
 
@@ -64,6 +64,7 @@ def collect_records(run_dirs: list[Path]) -> Collected:
     """Every record's score rows (newest per cell) and its triplets, in the order runs list metrics."""
     score_rows: list[dict] = []
     triplet_parts: list[tuple[str, tuple, pd.DataFrame]] = []
+    not_applicable: list[str] = []
     metric_order: list[str] = []  # the runs' own --metrics order, so merged tables read like the runs'
     skipped = 0
     folders = [_records_dir(d) for d in run_dirs]
@@ -80,6 +81,9 @@ def collect_records(run_dirs: list[Path]) -> Collected:
             rank = _unit_rank(record)
             for row in record.get("scores", []):
                 score_rows.append({**meta, **row, "_time": stamp, "_record": str(path), "_rank": rank})
+            if not record.get("scores") and unit["evaluation"] != "direct":  # direct units feed histograms only
+                note = not_applicable_note(unit["evaluation"], unit["metric"])
+                not_applicable += [] if note in not_applicable else [note]
             if record.get("scores"):
                 csv = path.with_name(record.get("triplets_file", ""))
                 if csv.is_file():
@@ -94,7 +98,7 @@ def collect_records(run_dirs: list[Path]) -> Collected:
     newest = scores.sort_values("_time", kind="stable").drop_duplicates(CELL, keep="last")
     superseded = sorted(set(scores["_record"]) - set(newest["_record"]))
     newest = newest.assign(_order=newest["metric"].map(order.index)).sort_values(["_order", "_rank"], kind="stable")
-    notes = []
+    notes = list(not_applicable)
     if superseded:
         notes.append(f"{len(superseded)} older record(s) for the same cells were superseded by newer ones")
     if skipped:
@@ -106,29 +110,10 @@ def collect_records(run_dirs: list[Path]) -> Collected:
     return Collected(newest[SCORE_COLUMNS].reset_index(drop=True), triplets, notes, folders)
 
 
-def headline_split(scores: pd.DataFrame) -> tuple[str, str]:
-    """(dataset, split) of the table: the one whose natural rows cover the most triplets."""
-    natural = scores[scores["evaluation"] == "natural"]
-    rows = natural if len(natural) else scores
-    best = rows.sort_values("n", ascending=False, kind="stable").iloc[0]
-    return str(best["dataset"]), str(best["split"])
-
-
 def report_runs(run_dirs: list[Path], out_dir: Path) -> TablesDocument:
     """Write scores.csv / .md / .tex and triplets.csv for the merged records of ``run_dirs`` into ``out_dir``."""
-    from bench.report import provenance_line
-
     collected = collect_records(run_dirs)
-    dataset, split = headline_split(collected.scores)
-    notes = list(collected.notes)
-    if len(collected.triplets):
-        notes += certificate_notes(collected.triplets) + monotonicity_notes(collected.scores, split)
+    split = headline_split(collected.scores)
+    dataset = str(collected.scores.loc[collected.scores["split"] == split, "dataset"].iloc[0])
     sources = "; ".join(provenance_line(folder) for folder in collected.records_dirs)
-    document = render_tables(collected.scores, dataset, split, notes, sources)
-    atomic_write_text(out_dir / "scores.csv", collected.scores.to_csv(index=False))
-    if len(collected.triplets):
-        extra = [c for c in collected.triplets.columns if c not in TRIPLET_COLUMNS]
-        atomic_write_text(out_dir / "triplets.csv", collected.triplets[TRIPLET_COLUMNS + extra].to_csv(index=False))
-    atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
-    atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
-    return document
+    return write_tables(out_dir, dataset, split, collected.scores, collected.triplets, collected.notes, sources)

@@ -7,14 +7,12 @@ stored in the run folder are marked and cost nothing), and the time from :mod:`b
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench.cost import DEFAULT_GPU, estimate_seconds
 from bench.datasets import create_dataset, parse_dataset_arg
 from bench.errors import BenchError
 from bench.records import RecordStore
 from bench.report import format_eps
-from bench.runner import RunConfig, attack_threats, make_unit, metric_weights_id, planned_units
+from bench.runner import RunConfig, attack_threats, default_out_dir, make_unit, metric_weights_id, planned_units
 from metrics import get_metric_spec
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
@@ -29,25 +27,24 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _dataset_lines(config: RunConfig) -> tuple[list[str], int | None, object]:
-    """Lines on the data, the number of triplets (None when unknown), and the dataset if loadable."""
+def _dataset_lines(config: RunConfig, split: str) -> tuple[list[str], int | None]:
+    """Lines on the data, and the number of triplets (None when unknown)."""
     family, root = parse_dataset_arg(config.dataset)
-    split = config.split or family.default_split
     lines = [f"data: {config.dataset} / {split}" + (f", first {config.n} triplets" if config.n else "")]
     try:
         dataset = create_dataset(config.dataset, config.split).head(config.n)
         dataset.check_files()
         lines.append(f"  here: {len(dataset)} triplets, all images present")
-        return lines, len(dataset), dataset
+        return lines, len(dataset)
     except BenchError as exc:
         if family.fetch_plan is None:
             lines.append(f"  NOT usable here: {exc}")
-            return lines, None, None
+            return lines, None
         plan_lines, n_triplets = family.fetch_plan(root, split, config.n)
         lines += [f"  {line}" for line in plan_lines]
         if not config.download:
             lines.append("  (--no-download: the run would stop here; fetch with `python run_bench.py fetch night ...`)")
-        return lines, n_triplets, None
+        return lines, n_triplets
 
 
 def _weights_lines(config: RunConfig) -> list[str]:
@@ -70,20 +67,19 @@ def dry_run_report(config: RunConfig, preset: str | None = None) -> str:
     lines = ["dry run: nothing is downloaded or computed"]
     if preset:
         lines.append(f"preset {preset}: {get_preset(preset).description}")
-    data_lines, n_triplets, dataset = _dataset_lines(config)
+    family, _ = parse_dataset_arg(config.dataset)
+    name, split = family.name, config.split or family.default_split
+    data_lines, n_triplets = _dataset_lines(config, split)
     lines += data_lines + _weights_lines(config)
 
-    family, _ = parse_dataset_arg(config.dataset)
-    name = dataset.name if dataset is not None else family.name
     threats = attack_threats(config, name)
     lines.append("attacks: " + (", ".join(config.attacks) or "none") + "; threat models: " + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in threats))
     lines.append(f"steps {config.steps}, restarts {config.restarts}, seed {config.seed}, batch {config.batch_size}")
 
     counted = n_triplets if n_triplets is not None else ESTIMATE_PER
     per = "" if n_triplets is not None else f" per {ESTIMATE_PER} triplets (the dataset's size is known once data.csv is here)"
-    out_dir = config.out or Path("results") / f"{name}-{config.split or family.default_split}"
+    out_dir = config.out or default_out_dir(name, split)
     store = RecordStore(out_dir)
-    split = config.split or family.default_split
     units = planned_units(config, name)
     lines.append(f"units (run folder {out_dir}; stored units are skipped):")
     total, unknown = 0.0, []

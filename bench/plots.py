@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from bench.certify import certified_agreement
-from bench.report import format_eps
+from bench.report import format_eps, headline_split
 from bench.scoring import twoafc_agreement
 
 ONE_COLUMN_IN = 3.3
@@ -64,19 +64,6 @@ def as_bool(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values.fillna(0).astype(bool)
     return values.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
-
-
-def headline_split(scores: pd.DataFrame) -> str:
-    """The split of the natural rows with the largest n; ties go to the last one written.
-
-    score_rows writes a split's per-group rows (NIGHT's halves) before the headline row, so on
-    a tie (one group under another name) the headline split is the later one.
-    """
-    natural = scores[scores["evaluation"] == "natural"].reset_index(drop=True)
-    if natural.empty:
-        natural = scores.reset_index(drop=True)
-    largest = natural[natural["n"] == natural["n"].max()]
-    return str(largest["split"].iloc[-1])
 
 
 def triplets_of_split(triplets: pd.DataFrame, split: str) -> pd.DataFrame:

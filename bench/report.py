@@ -157,3 +157,16 @@ def provenance_line(records_dir: Path) -> str:
         f"torch {values(lambda p: (p.get('packages') or {}).get('torch'))}, python {values(lambda p: p.get('python'))}; "
         f"{len(prov)} records computed {span}"
     )
+
+
+def headline_split(scores: pd.DataFrame) -> str:
+    """The split of the natural rows with the largest n; ties go to the last one written.
+
+    score_rows writes a split's per-group rows (NIGHT's halves) before the headline row, so on
+    a tie (one group under another name) the headline split is the later one.
+    """
+    natural = scores[scores["evaluation"] == "natural"].reset_index(drop=True)
+    if natural.empty:
+        natural = scores.reset_index(drop=True)
+    largest = natural[natural["n"] == natural["n"].max()]
+    return str(largest["split"].iloc[-1])

@@ -10,7 +10,7 @@ import inspect
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from bench.errors import BenchError
 from bench.evaluations import EVALUATIONS, default_attack_eps
 from bench.histogram import DEFAULT_HISTOGRAM_EPS, direct_distances, plot_histograms
 from bench.records import RecordStore, Unit, atomic_write_text
-from bench.report import SCORE_COLUMNS, provenance_line, render_tables
+from bench.report import SCORE_COLUMNS, TablesDocument, provenance_line, render_tables
 from bench.runlog import RunLog
 from bench.scoring import score_rows
 from metrics import PerceptualMetric, create_metric, get_metric_spec
@@ -183,9 +183,9 @@ def merge_shards(parts: list[pd.DataFrame], batch_size: int) -> pd.DataFrame:
     return merged.iloc[order].drop(columns=[POSITION]).reset_index(drop=True)
 
 
-def default_out_dir(config: RunConfig, dataset: TwoAFCDataset) -> Path:
+def default_out_dir(dataset: str, split: str) -> Path:
     """``results/<dataset>-<split>``: the same command writes to, and resumes, the same folder."""
-    return Path("results") / f"{dataset.name}-{dataset.split}"
+    return Path("results") / f"{dataset}-{split}"
 
 
 def write_histograms(config: RunConfig, dataset: TwoAFCDataset, loader: DataLoader, device: torch.device,
@@ -225,25 +225,26 @@ class RunResult:
     markdown: str
 
 
-def prepare_dataset(config: RunConfig) -> TwoAFCDataset:
-    """The dataset of the run (fetched first when ``download`` is set and it is not complete)."""
-    if config.download:
-        from bench.downloads import ensure_dataset
+def fetch_missing(config: RunConfig) -> None:
+    """Download the data, then the weights, a ``download`` run lacks (never weights in the random-weights mode).
 
-        ensure_dataset(config.dataset, config.split, config.n)
+    Data first: NIGHT's data.csv is a few MB, and its failure is the clearer first message offline.
+    """
+    if not config.download:
+        return
+    from bench.downloads import ensure_dataset, ensure_weights
+
+    ensure_dataset(config.dataset, config.split, config.n)
+    if not random_weights_requested():
+        for name in config.metrics:
+            ensure_weights(name)
+
+
+def load_dataset(config: RunConfig) -> TwoAFCDataset:
+    """The run's triplets, every image checked to exist before any computation."""
     dataset = create_dataset(config.dataset, config.split).head(config.n)
     dataset.check_files()
     return dataset
-
-
-def prepare_weights(config: RunConfig) -> None:
-    """Download missing weights of the run's metrics (``download`` runs only; never in the random-weights mode)."""
-    if not config.download or random_weights_requested():
-        return
-    from bench.downloads import ensure_weights
-
-    for name in config.metrics:
-        ensure_weights(name)
 
 
 def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | None:
@@ -254,12 +255,11 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
     """
     shard = shard or Shard()
     if shard.local_rank == 0:  # one process per machine fetches what that machine lacks
-        prepare_dataset(config)  # data first: data.csv is a few MB and tells how many triplets there are
-        prepare_weights(config)
+        fetch_missing(config)
     shard.barrier()
-    dataset = prepare_dataset(replace(config, download=False))
+    dataset = load_dataset(config)
     units = planned_units(config, dataset.name)
-    out_dir = config.out or default_out_dir(config, dataset)
+    out_dir = config.out or default_out_dir(dataset.name, dataset.split)
     store = RecordStore(out_dir)
     device = shard.device(config.device)
     loader = make_loader(dataset, config, shard)
@@ -299,7 +299,7 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
                 record, triplets = stored
                 log.unit("reused", unit, threat, record, None)
             if not record["scores"]:
-                note = f"{evaluation} does not apply to {metric_name}"
+                note = not_applicable_note(evaluation, metric_name)
                 notes += [] if note in notes else [note]
                 continue
             meta = {"metric": metric_name, "dataset": dataset.name, "split": dataset.split}
@@ -311,21 +311,28 @@ def run_benchmark(config: RunConfig, shard: Shard | None = None) -> RunResult | 
         write_histograms(config, dataset, loader, device, store, out_dir, config_dict, shard)
     if not shard.is_main:
         return None
-    result = write_tables(out_dir, dataset, score_parts, triplet_parts, notes)
-    log.finish(result.out_dir)
-    return result
-
-
-def write_tables(out_dir: Path, dataset: TwoAFCDataset, score_parts: list[pd.DataFrame], triplet_parts: list[pd.DataFrame], notes: list[str]) -> RunResult:
-    """scores.csv, triplets.csv, scores.md and scores.tex from the units' rows."""
     scores = pd.concat(score_parts, ignore_index=True)[SCORE_COLUMNS]
-    triplets_all = pd.concat(triplet_parts, ignore_index=True)
-    extra = [c for c in triplets_all.columns if c not in TRIPLET_COLUMNS]
-    triplets_all = triplets_all[TRIPLET_COLUMNS + extra]
+    triplets = pd.concat(triplet_parts, ignore_index=True)
+    document = write_tables(out_dir, dataset.name, dataset.split, scores, triplets, notes, provenance_line(out_dir / "records"))
+    log.finish(out_dir)
+    return RunResult(out_dir, scores, document.table, document.markdown)
+
+
+def not_applicable_note(evaluation: str, metric: str) -> str:
+    """The table note for a unit stored without scores (e.g. a certificate for a metric without a bound)."""
+    return f"{evaluation} does not apply to {metric}"
+
+
+def write_tables(out_dir: Path, dataset: str, split: str, scores: pd.DataFrame, triplets: pd.DataFrame,
+                 notes: list[str], provenance: str) -> TablesDocument:
+    """scores.csv, triplets.csv, scores.md and scores.tex: what a run and ``report`` write alike."""
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
-    atomic_write_text(out_dir / "triplets.csv", triplets_all.to_csv(index=False))
-    footer = notes + certificate_notes(triplets_all) + monotonicity_notes(scores, dataset.split)
-    document = render_tables(scores, dataset.name, dataset.split, footer, provenance_line(out_dir / "records"))
+    if len(triplets):
+        extra = [c for c in triplets.columns if c not in TRIPLET_COLUMNS]
+        triplets = triplets[TRIPLET_COLUMNS + extra]
+        atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
+    footer = notes + certificate_notes(triplets) + monotonicity_notes(scores, split)
+    document = render_tables(scores, dataset, split, footer, provenance)
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
-    return RunResult(out_dir, scores, document.table, document.markdown)
+    return document

@@ -67,3 +67,19 @@ def test_latex_groups_eps_under_their_evaluation() -> None:
     assert r"\multicolumn{2}{c}{apgd l2}" in tex and r"\multicolumn{1}{c}{certified l2}" in tex
     assert r"\cmidrule(lr){3-4}" in tex and r"lip\_sim & 90.00 & 80.00 & 70.00 & 60.00 \\" in tex
     assert r"x \& y" in tex and tex.count(r"\begin{tabular}{lcccc}") == 1
+
+
+def test_report_of_a_single_group_split_names_the_split(capsys, tmp_path: Path) -> None:
+    """A split with one group under another name (the sample set's test): same n, the split wins, notes carry over."""
+    from tests.conftest import make_night_tree
+
+    tree = make_night_tree(tmp_path / "nights", [{"split": "test", "is_imagenet": False, "p": 1.0}] * 3)
+    run = tmp_path / "run"
+    _run(capsys, tree, run, "pixel-l2,convsim-tiny")
+    original = (run / "scores.md").read_text()
+    assert main(["report", str(run), "--out", str(tmp_path / "again")]) == 0
+    capsys.readouterr()
+    again = (tmp_path / "again" / "scores.md").read_text()
+    assert again.startswith("2AFC score (%) on night / test, n = 3 triplets")
+    assert again.split("- provenance:")[0] == original.split("- provenance:")[0]
+    assert "certified does not apply to convsim-tiny" in again
