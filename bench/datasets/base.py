@@ -7,6 +7,9 @@ belongs to (NIGHT's test split has two halves, scored separately and size-weight
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +19,7 @@ from torch.utils.data import Dataset
 
 from bench.datasets.images import load_image_uint8, to_unit_float
 from bench.errors import DatasetError
+from bench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,20 @@ class TwoAFCDataset(Dataset):
             raise DatasetError(f"--n must be a positive number of triplets, got {n}")
         return TwoAFCDataset(self.name, self.split, self.records[:n], self.image_size)
 
+    def fingerprint(self) -> str:
+        """The content of the selected triplets: ids, image paths relative to their common root, p, groups.
+
+        Part of every unit key instead of the root's path: the same data elsewhere reuses
+        records; another data.csv (other votes, other triplets) under the same path does not.
+        """
+        paths = [str(p) for rec in self.records for p in (rec.ref, rec.x0, rec.x1)]
+        root = os.path.commonpath(paths) if paths else ""
+        digest = hashlib.sha256(f"{self.name}|{self.split}|{self.image_size}".encode())
+        for rec in self.records:
+            rel = [os.path.relpath(str(p), root) for p in (rec.ref, rec.x0, rec.x1)]
+            digest.update(json.dumps([rec.id, *rel, repr(float(rec.p)), rec.group]).encode())
+        return f"sha256:{digest.hexdigest()[:16]}"
+
     def check_files(self) -> None:
         """Fail before any computation if an image is missing (reading them is a later, lazy step)."""
         for rec in self.records:
@@ -113,7 +131,7 @@ class DatasetSpec:
     fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = None  # offline: what fetch would do
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset", error=DatasetError, hint="see `python run_bench.py list`")
 
 
 def register_dataset(
@@ -133,7 +151,8 @@ def register_dataset(
     """
 
     def decorator(builder: DatasetBuilder) -> DatasetBuilder:
-        _DATASETS[name] = DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan)
+        DATASETS.add(name, DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan),
+                     same=lambda old, new: old.builder is new.builder)
         return builder
 
     return decorator
@@ -141,16 +160,15 @@ def register_dataset(
 
 def list_datasets() -> list[DatasetSpec]:
     """Registered dataset families."""
-    return [_DATASETS[n] for n in sorted(_DATASETS)]
+    return [spec for _, spec in DATASETS.items()]
 
 
 def parse_dataset_arg(spec: str) -> tuple[DatasetSpec, Path | None]:
     """Split ``NAME[:ROOT]`` into the registered family and its root."""
     name, _, root = spec.partition(":")
-    if name not in _DATASETS:
-        known = ", ".join(sorted(_DATASETS))
-        raise DatasetError(f"unknown dataset {name!r} in --dataset {spec!r}; known: {known}")
-    family = _DATASETS[name]
+    if name not in DATASETS:
+        raise DatasetError(DATASETS.unknown(name))
+    family = DATASETS.get(name)
     if family.needs_root and not root:
         raise DatasetError(f"--dataset {name} needs a root folder: --dataset {name}:/path/to/{name}")
     return family, (Path(root).expanduser() if root else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.datasets.base import TwoAFCDataset, register_dataset
-from bench.datasets.night import night_like_dataset
+from bench.datasets.night.table import night_like_dataset
 
 
 @register_dataset(

@@ -6,7 +6,9 @@
 The command line is :func:`bench.training.cli.cmd_train` (``run_bench.py train ...``).
 """
 
-from bench.training.common import TrainConfig, TrainResult, evaluate_2afc, load_weights
+from bench.training.checkpoints import load_weights
+from bench.training.config import TrainConfig, TrainResult
+from bench.training.evaluate import evaluate_2afc
 from bench.training.distill import DistillConfig, distill
 from bench.training.finetune import FinetuneConfig, finetune, hinge_loss
 

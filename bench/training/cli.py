@@ -18,7 +18,8 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from bench.errors import BenchError
-from bench.training.common import load_weights, seed_everything
+from bench.training.checkpoints import load_weights
+from bench.training.loop import seed_everything
 from bench.training.distill import DistillConfig, distill
 from bench.training.finetune import FinetuneConfig, finetune
 

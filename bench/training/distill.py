@@ -28,21 +28,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from bench.datasets import TwoAFCDataset, create_dataset
+from bench.devices import resolve_device
 from bench.errors import BenchError, DatasetError
 from bench.training.augment import distill_views
-from bench.training.common import (
-    ModelArg,
-    TrainConfig,
-    TrainResult,
-    TrainTask,
-    atomic_torch_save,
-    build_module,
-    check_out_dir,
-    require_embed,
-    resolve_device,
-    trainable_parameters,
-    train,
-)
+from bench.training.checkpoints import atomic_torch_save, check_out_dir
+from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
+from bench.training.loop import build_module, require_embed, train, trainable_parameters
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATASET_PREFIX = "dataset:"

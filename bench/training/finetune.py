@@ -22,18 +22,10 @@ from torch import Tensor, nn
 from bench.datasets import TwoAFCDataset
 from bench.errors import BenchError
 from bench.training.augment import triplet_flip
-from bench.training.common import (
-    ModelArg,
-    TrainConfig,
-    TrainResult,
-    TrainTask,
-    build_module,
-    check_out_dir,
-    metric_distance,
-    require_embed,
-    trainable_parameters,
-    train,
-)
+from bench.training.checkpoints import check_out_dir
+from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
+from bench.training.evaluate import metric_distance
+from bench.training.loop import build_module, require_embed, train, trainable_parameters
 
 
 @dataclass(kw_only=True)

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bench.datasets import create_dataset
-from bench.datasets import night_fetch as nf
+from bench.datasets import night as nf
 from bench.errors import DatasetError
 from tests.bench.datasets.http_fixture import ServerState, start_server
 

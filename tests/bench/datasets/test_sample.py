@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.datasets import sample
+from bench.datasets.sample import build as sample
 from bench.datasets.sample import (
     SAMPLE_VERSION,
     build_sample_dataset,

@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from bench.training import DistillConfig, FinetuneConfig, distill, evaluate_2afc, finetune, hinge_loss
 from bench.training import cli as train_cli
 from bench.training.augment import distill_views, triplet_flip
-from bench.training.common import WarmupDecay
+from bench.training.loop import WarmupDecay
 from bench.training.distill import ImageListDataset, find_images, make_targets, rmse
 from bench.training.finetune import decided_triplets
 from metrics.base import PerceptualMetric

@@ -1,4 +1,4 @@
-"""NIGHT (DreamSim's 2AFC dataset) and every dataset laid out like it (the bundled ``sample`` set).
+"""NIGHT's ``data.csv`` (and that of every dataset laid out like it): read, validate, select a split.
 
 Layout: ``ROOT/data.csv`` plus the image paths it lists (``ref/...``, ``distort/..._0.png`` = x0 =
 left, ``distort/..._1.png`` = x1 = right). Columns are read by name. Like every published loader,
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.datasets.base import TripletRecord, TwoAFCDataset, register_dataset
+from bench.datasets.base import TripletRecord, TwoAFCDataset
 from bench.errors import DatasetError
 
 REQUIRED_COLUMNS = ("id", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet")
@@ -30,11 +30,17 @@ def read_night_csv(root: Path) -> pd.DataFrame:
     """data.csv with the votes filter applied and a ``group`` column (train, val, test_[no_]imagenet)."""
     csv_path = root / "data.csv"
     if not csv_path.is_file():
-        raise DatasetError(f"data.csv not found in {root}; point --dataset at the folder that holds NIGHT's data.csv")
+        raise DatasetError(
+            f"data.csv not found in {root}; point --dataset at the folder that holds NIGHT's data.csv, "
+            f"or fetch NIGHT into it with `python run_bench.py fetch night --root {root}`"
+        )
     try:
         frame = pd.read_csv(csv_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{csv_path} is not a readable CSV ({exc}); re-download the dataset") from None
+        raise DatasetError(
+            f"{csv_path} is not a readable CSV ({exc}); re-download the dataset "
+            f"(NIGHT: delete it and run `python run_bench.py fetch night --root {root}`)"
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(
@@ -81,44 +87,3 @@ def night_like_dataset(root: Path, split: str, *, name: str, image_size: int | N
         for row in rows.itertuples(index=False)
     ]
     return TwoAFCDataset(name, split, records, image_size)
-
-
-def _root(root: Path | None) -> Path:
-    """An explicit ``night:ROOT``, else the cache the fetcher fills."""
-    from bench.datasets.night_fetch import default_night_root
-
-    return root if root is not None else default_night_root()
-
-
-def _fetch(root: Path | None, split: str, n: int | None) -> None:
-    from bench.datasets.night_fetch import fetch_night
-
-    fetch_night(_root(root), split, n)
-
-
-def _fetch_plan(root: Path | None, split: str, n: int | None) -> tuple[list[str], int | None]:
-    from bench.datasets.night_fetch import plan_night_fetch
-
-    plan = plan_night_fetch(_root(root), split, n)
-    return plan.describe(), plan.n_triplets
-
-
-@register_dataset(
-    "night",
-    splits=NIGHT_SPLITS,
-    default_split="test",
-    needs_root=False,
-    description="DreamSim's NIGHT 2AFC set (data.csv + ref/ + distort/), votes >= 6, resized to 224 bicubic; "
-    "night = the cache filled by `run_bench.py fetch night` ($LIPSIM_BENCH_DATA/nights), night:ROOT = a folder",
-    fetch=_fetch,
-    fetch_plan=_fetch_plan,
-)
-def night_dataset(root: Path | None, split: str) -> TwoAFCDataset:
-    folder = _root(root)
-    if root is None and not (folder / "data.csv").is_file():
-        raise DatasetError(
-            f"NIGHT is not in its cache {folder}; fetch it with `python run_bench.py fetch night --split {split} [--n N]` "
-            "(needs network; --n fetches only the chunks those triplets need), add --download to the run, "
-            "or point at a copy with --dataset night:ROOT"
-        )
-    return night_like_dataset(folder, split, name="night", image_size=NIGHT_IMAGE_SIZE)

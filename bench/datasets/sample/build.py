@@ -1,0 +1,210 @@
+"""Build the ``sample`` set (data.csv, meta.csv, images, manifest.json) atomically, and find or build it in the cache."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets.sample.photos import load_sources, source_name
+from bench.datasets.sample.png import png_bytes
+from bench.datasets.sample.recipe import (
+    DEFAULTS,
+    FLAT_STD,
+    FOLDER_SIZE,
+    LEVEL_SCALES,
+    MAX_TRIES,
+    N_CANDIDATES_OTHER,
+    N_CANDIDATES_SAME,
+    NEG_MIN_OFFSET,
+    SAMPLE_VERSION,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    SPLITS,
+    TEST_SOURCES,
+    TRAIN_SOURCES,
+    VOTES,
+)
+from bench.datasets.sample.triplets import make_triplet
+from bench.locations import cache_root
+
+
+def _recipe() -> dict[str, object]:
+    """The rule constants, stored in the manifest: a cache built by other rules is rebuilt."""
+    return {
+        "train_sources": list(TRAIN_SOURCES),
+        "test_sources": list(TEST_SOURCES),
+        "level_scales": list(LEVEL_SCALES),
+        "shift": [SHIFT_MIN, SHIFT_MAX],
+        "neg_min_offset": NEG_MIN_OFFSET,
+        "candidates": [N_CANDIDATES_SAME, N_CANDIDATES_OTHER],
+        "flat_std": FLAT_STD,
+        "max_tries": MAX_TRIES,
+    }
+
+
+DATA_COLUMNS = ("id", "left_vote", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet")
+META_COLUMNS = (
+    "id", "split", "source", "scale", "ref_y", "ref_x", "pos_dy", "pos_dx",
+    "neg_source", "neg_scale", "neg_y", "neg_x", "closer",
+)  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _software_versions() -> dict[str, str]:
+    import PIL
+    import skimage
+
+    return {"numpy": np.__version__, "pillow": PIL.__version__, "scikit-image": skimage.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+
+
+def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    split_files = {"train": TRAIN_SOURCES, "test": TEST_SOURCES}
+    counts = {"train": n_train, "test": n_test}
+    data_rows: list[dict[str, object]] = []
+    meta_rows: list[dict[str, object]] = []
+    pixels = hashlib.sha256()
+    source_hashes: dict[str, str] = {}
+    next_id = 0
+    with tqdm(total=n_train + n_test, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress) as bar:
+        for split_index, split in enumerate(SPLITS):
+            if counts[split] == 0:
+                continue
+            sources = load_sources(split_files[split], size)
+            for src in sources:
+                source_hashes[src.name] = hashlib.sha256(src.levels[max(src.levels)].tobytes()).hexdigest()
+            for index in range(counts[split]):
+                rng = np.random.default_rng([seed, split_index, index])
+                t = make_triplet(sources, rng, size)
+                tid = next_id
+                next_id += 1
+                folder = f"{tid // FOLDER_SIZE:03d}"
+                paths = {
+                    "ref_path": f"ref/{folder}/{tid:06d}.png",
+                    "left_path": f"distort/{folder}/{tid:06d}_0.png",
+                    "right_path": f"distort/{folder}/{tid:06d}_1.png",
+                }
+                for key, img in (("ref_path", t.ref), ("left_path", t.x0), ("right_path", t.x1)):
+                    target = out / paths[key]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(png_bytes(img))
+                    pixels.update(img.tobytes())
+                data_rows.append(
+                    {
+                        "id": tid,
+                        "left_vote": 1.0 - t.p,
+                        "right_vote": t.p,
+                        "votes": VOTES,
+                        **paths,
+                        "split": split,
+                        "is_imagenet": False,
+                    }
+                )
+                meta_rows.append({"id": tid, "split": split, **t.meta, "closer": "right" if t.p == 1.0 else "left"})
+                bar.update(1)
+
+    (out / "data.csv").write_text(_csv_text(DATA_COLUMNS, data_rows), encoding="utf-8")
+    (out / "meta.csv").write_text(_csv_text(META_COLUMNS, meta_rows), encoding="utf-8")
+    manifest = {
+        "name": "sample",
+        "version": SAMPLE_VERSION,
+        "seed": seed,
+        "size": size,
+        "n_train": n_train,
+        "n_test": n_test,
+        "counts": {s: sum(1 for r in data_rows if r["split"] == s) for s in SPLITS},
+        "right_closer": {s: sum(1 for r in data_rows if r["split"] == s and r["right_vote"] == 1.0) for s in SPLITS},
+        "sources": {s: [source_name(f) for f in split_files[s]] for s in SPLITS},
+        "source_sha256": source_hashes,
+        "votes": VOTES,
+        "recipe": _recipe(),
+        "files": {"data.csv": _sha256(out / "data.csv"), "meta.csv": _sha256(out / "meta.csv")},
+        "pixels_sha256": pixels.hexdigest(),
+        "software": _software_versions(),
+        "builder": "bench.datasets.sample.build_sample_dataset",
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def build_sample_dataset(
+    root: str | Path,
+    *,
+    n_train: int = 3000,
+    n_test: int = 300,
+    size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Build the ``sample`` 2AFC set at ``root`` (replacing what is there) and return ``root``.
+
+    Writes into a temporary sibling folder and renames it into place, so an interrupted build never
+    leaves a half dataset behind. Same arguments, same pixels, on every machine.
+    """
+    if n_train < 0 or n_test < 0:
+        raise ValueError("n_train and n_test must be >= 0")
+    if size < 16 or size & (size - 1):
+        raise ValueError("size must be a power of two >= 16 (exact resampling)")
+    root = Path(root).expanduser().absolute()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
+    try:
+        _write_dataset(tmp, n_train=n_train, n_test=n_test, size=size, seed=seed, progress=progress)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is not
+        old = None
+        if root.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
+            os.replace(root, old / "x")
+        os.replace(tmp, root)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root
+
+
+def default_cache_dir() -> Path:
+    """Where built datasets live: ``$LIPSIM_BENCH_CACHE`` if set, else ``~/.cache/lipsim_bench``."""
+    return cache_root()
+
+
+def sample_dataset_root(cache_dir: str | Path | None = None) -> Path:
+    """The root of the default ``sample`` set in the cache, built first if it is not there yet."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    root = root / f"sample-{SAMPLE_VERSION}"
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        try:
+            found = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = {}  # unreadable manifest: rebuild
+        wanted = {"version": SAMPLE_VERSION, "recipe": _recipe(), **DEFAULTS}
+        if all(found.get(k) == v for k, v in wanted.items()):
+            return root
+    try:
+        return build_sample_dataset(root, **DEFAULTS)
+    except OSError:
+        if manifest.is_file():  # another process finished the same build first
+            return root
+        raise
