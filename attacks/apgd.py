@@ -117,7 +117,7 @@ def _select(run: APGDState, keep: torch.Tensor) -> APGDState:
     return APGDState(**{k: (v[:, keep] if k == "history" else v[keep]) for k, v in fields.items()})
 
 
-@register_attack("apgd")
+@register_attack
 class APGD(Attack):
     """AutoAttack's APGD (untargeted, CE or margin loss); see the module docstring for the facts kept."""
 

@@ -50,7 +50,7 @@ def _preserved_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
-@register_attack("torchattacks-apgd")
+@register_attack
 class TorchattacksAPGD(Attack):
     """``torchattacks.APGD`` with AutoAttack's defaults (100 steps); the reference our APGD matches."""
 
@@ -99,7 +99,7 @@ class TorchattacksAPGD(Attack):
 _FOOLBOX_ATTACKS = {("fmn", "l2"): "L2FMNAttack", ("fmn", "linf"): "LInfFMNAttack", ("ddn", "l2"): "DDNAttack"}
 
 
-@register_attack("fmn")
+@register_attack
 class FoolboxMinNorm(Attack):
     """foolbox's FMN (l2, linf) or DDN (l2) minimum-norm attack; deterministic (no random start).
 

@@ -34,7 +34,7 @@ def _ascent_direction(grad: torch.Tensor, norm: Norm) -> torch.Tensor:
     return grad / norms.view(-1, *[1] * (grad.dim() - 1))
 
 
-@register_attack("pgd")
+@register_attack
 class PGD(Attack):
     """Projected gradient ascent on the loss with a fixed step ``step_size`` (default 2.5 eps / steps)."""
 

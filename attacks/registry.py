@@ -1,29 +1,57 @@
-"""Attack registry: ``@register_attack("name")`` on an attack class, ``list_attacks()``."""
+"""Attack registry: ``@register_attack`` on an :class:`attacks.base.Attack` subclass, keyed by its ``name``.
+
+Third-party attacks come from the ``lipsim_bench.attacks`` entry-point group or ``--plugin FILE.py``;
+each registered attack becomes an evaluation (``--evaluations NAME``) with no other file touched.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar, overload
 
-T = TypeVar("T")
+from bench.errors import BenchError
+from bench.registry import Registry
 
-_ATTACKS: dict[str, type] = {}
+T = TypeVar("T", bound=type)
 
 
-def register_attack(name: str) -> Callable[[T], T]:
-    """Register an attack class under ``name`` (the name used by ``--attacks``)."""
+class AttackRegistryError(BenchError):
+    """An unknown or doubly registered attack."""
+
+
+ATTACKS: Registry[type] = Registry("attack", builtins=("attacks.apgd", "attacks.pgd", "attacks.external"), error=AttackRegistryError)
+
+
+@overload
+def register_attack(arg: T) -> T: ...
+@overload
+def register_attack(arg: str | None = None) -> Callable[[T], T]: ...
+
+
+def register_attack(arg: Any = None) -> Any:
+    """Register an attack class under its ``name`` attribute (written once, on the class).
+
+    ``@register_attack`` and ``@register_attack()`` use ``cls.name``; ``@register_attack("x")`` is
+    kept for older plugins and must agree with ``cls.name`` when the class sets one.
+    """
 
     def decorator(cls: T) -> T:
-        _ATTACKS[name] = cls  # type: ignore[assignment]
+        name = arg if isinstance(arg, str) else getattr(cls, "name", None)
+        own = cls.__dict__.get("name")
+        if own is not None and isinstance(arg, str) and own != arg:
+            raise AttackRegistryError(f"attack class {cls.__name__} has name {own!r} but is registered as {arg!r}")
+        if own is None:
+            cls.name = name  # type: ignore[attr-defined]
+        ATTACKS.add(name, cls)
         return cls
 
-    return decorator
+    return decorator(arg) if isinstance(arg, type) else decorator
 
 
 def list_attacks() -> list[str]:
     """Names of the registered attacks."""
-    return sorted(_ATTACKS)
+    return ATTACKS.names()
 
 
 def get_attack(name: str) -> type:
     """The attack class registered under ``name``."""
-    return _ATTACKS[name]
+    return ATTACKS.get(name)

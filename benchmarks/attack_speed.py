@@ -45,7 +45,7 @@ class RecomputingClassifier(torch.nn.Module):
 
 def measure(name: str, mode: str, n: int, steps: int) -> float:
     from attacks.apgd import APGD
-    from attacks.twoafc import TwoAFCClassifier
+    from bench.evaluations.twoafc import TwoAFCClassifier
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.datasets import create_dataset  # noqa: E402
-from bench.runner import RunConfig, make_loader  # noqa: E402
+from bench.run.loop import make_loader  # noqa: E402
 
 
 def build(root: Path, triplets: int, size: int) -> None:
@@ -46,7 +46,7 @@ def main() -> None:
         root = Path(tmp)
         build(root, args.triplets, args.source_size)
         dataset = create_dataset(f"night:{root}", "test")
-        loader = make_loader(dataset, RunConfig(metrics=[], batch_size=10, workers=args.workers))
+        loader = make_loader(dataset, batch_size=10, workers=args.workers)
         for label in ("first pass (decode + resize)", "second pass (cached)", "third pass (cached)"):
             start = time.perf_counter()
             count = sum(len(batch["id"]) for batch in loader)

@@ -1,10 +1,10 @@
-"""Write bench/cost_table.json: FLOPs per image of every benchmarked metric, for the dry run's estimate.
+"""Write bench/protocol/cost_table.json: FLOPs per image of every benchmarked metric, for the dry run's estimate.
 
-Usage: python benchmarks/flops.py [--metric NAME ...] [--size 224] [--output bench/cost_table.json]
+Usage: python benchmarks/flops.py [--metric NAME ...] [--size 224] [--output bench/protocol/cost_table.json]
 Each metric is built with random weights (the FLOPs do not depend on the weights' values, and nothing
 needs downloading) in its own process: several large models in one process run 3-10x slower.
 ``lipsim`` (the official checkpoint) is measured as its architecture, ``LipSim("small")``. Counts
-come from :func:`bench.cost.count_flops` (FlopCounterMode, batch 1); the CPU time per image (batch 8,
+come from :func:`bench.protocol.cost.count_flops` (FlopCounterMode, batch 1); the CPU time per image (batch 8,
 2 threads, one timed run after a warm-up, on whatever else the machine runs) is indicative only.
 """
 
@@ -26,7 +26,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.cost import COST_TABLE, count_flops  # noqa: E402
+from bench.protocol.cost import COST_TABLE, count_flops  # noqa: E402
 
 DEFAULT_METRICS = (
     "clip", "open-clip", "dino", "lpips", "rclip", "rclip-tecoa-vitb16", "rclip-tecoa-vitb32",

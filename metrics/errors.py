@@ -1,7 +1,10 @@
 """Errors a user can fix: the CLI prints their message on one line and exits with code 2."""
 
 
-class MetricError(Exception):
+from bench.errors import BenchError
+
+
+class MetricError(BenchError):
     """An unknown metric, bad metric options, or weights that are not available here."""
 
 

@@ -36,3 +36,48 @@ def cache_file_fingerprint(path: Path | None) -> str:
     if path is None:
         return "missing"
     return f"{path.parent.name}/{path.name}:{path.stat().st_size}"
+
+
+def _source_files(factory: object) -> list[Path]:
+    """The files whose code decides what ``factory`` builds.
+
+    The factory's module; the modules of the classes it builds (its class, or its return
+    annotation, and their bases outside torch); and, for an adapter in a sub-package such as
+    ``metrics.lipsim``, every module of that sub-package (the network and layers it uses).
+    """
+    import inspect
+    import sys
+    import typing
+
+    objects: list[object] = [factory]
+    cls = factory if isinstance(factory, type) else None
+    if cls is None:
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except Exception:
+            cls = None
+    if isinstance(cls, type):
+        objects += [base for base in cls.__mro__ if not base.__module__.startswith(("torch", "builtins", "abc", "typing"))]
+    files: set[Path] = set()
+    for obj in objects:
+        try:
+            files.add(Path(inspect.getsourcefile(obj)).resolve())  # type: ignore[arg-type]
+        except (TypeError, OSError):
+            continue
+    module = sys.modules.get(getattr(factory, "__module__", ""), None)
+    package = getattr(module, "__package__", "") or ""
+    if "." in package and module is not None and getattr(module, "__file__", None):
+        files.update(p.resolve() for p in Path(module.__file__).parent.glob("*.py"))
+    return sorted(files)
+
+
+def source_fingerprint(factory: object) -> str:
+    """``src:<sha256 prefix>`` of the adapter's source files (part of every unit key)."""
+    digest = hashlib.sha256()
+    for path in _source_files(factory):
+        digest.update(path.name.encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return "src:" + digest.hexdigest()[:16]

@@ -7,15 +7,14 @@ imported the first time the registry is queried, and its ``@register_metric`` ca
 
 from __future__ import annotations
 
-import importlib
 import typing
-import warnings
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Callable, TypeVar
 
+from bench.registry import Registry
 from metrics.base import PerceptualMetric
 from metrics.errors import MetricError, WeightsUnavailableError
+from metrics.fingerprint import source_fingerprint
 
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 
@@ -68,6 +67,10 @@ class MetricSpec:
             return None
         return getattr(cls, "lipschitz", None) is not None
 
+    def source_id(self) -> str:
+        """A hash of the adapter's source code: editing ``embed`` makes new result keys."""
+        return source_fingerprint(self.factory)
+
     def is_available(self) -> bool:
         """Whether the weights are on this machine (never triggers a download)."""
         try:
@@ -76,8 +79,9 @@ class MetricSpec:
             return False
 
 
-_REGISTRY: dict[str, MetricSpec] = {}
-_loaded = False
+METRICS: Registry[MetricSpec] = Registry(
+    "metric", builtins=BUILTIN_MODULES, group=ENTRY_POINT_GROUP, error=MetricError, hint="see `python run_bench.py list`"
+)
 
 
 def register_metric(
@@ -102,10 +106,8 @@ def register_metric(
     """
 
     def decorator(factory: Factory) -> Factory:
-        if name in _REGISTRY and _REGISTRY[name].factory is not factory:
-            raise MetricError(f"metric {name!r} is registered twice ({_REGISTRY[name].factory} and {factory})")
         doc = (factory.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = MetricSpec(
+        spec = MetricSpec(
             name=name,
             factory=factory,
             description=description or (doc[0] if doc else ""),
@@ -116,6 +118,7 @@ def register_metric(
             fingerprint=fingerprint,
             fetch=fetch,
         )
+        METRICS.add(name, spec, same=lambda old, new: old.factory is new.factory)
         return factory
 
     return decorator
@@ -123,45 +126,24 @@ def register_metric(
 
 def unregister_metric(name: str) -> None:
     """Remove a metric (tests use it to clean up toy metrics)."""
-    _REGISTRY.pop(name, None)
-
-
-def _load_plugins() -> None:
-    """Import built-in adapter modules and entry-point plugins once."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken plugin must not take the built-ins down with it
-            warnings.warn(f"metric plugin {ep.name!r} ({ep.value}) failed to load: {exc}", stacklevel=2)
+    METRICS.remove(name)
 
 
 def list_metrics(*, bundled_only: bool = False) -> list[str]:
     """Names of registered metrics, sorted; ``bundled_only`` keeps those that ship with the project."""
-    _load_plugins()
-    return sorted(n for n, s in _REGISTRY.items() if s.bundled or not bundled_only)
+    return [n for n, s in METRICS.items() if s.bundled or not bundled_only]
 
 
 def default_metrics() -> list[str]:
     """The default run's metrics: bundled ones whose weights are here, in a fixed reading order."""
     order = {"pixel-l2": 0, "convsim-tiny": 1, "lipsim-tiny": 2}
-    names = [n for n in list_metrics(bundled_only=True) if _REGISTRY[n].is_available()]
+    names = [n for n in list_metrics(bundled_only=True) if METRICS.get(n).is_available()]
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def get_metric_spec(name: str) -> MetricSpec:
-    """The spec registered under ``name``; a clear error listing the known names otherwise."""
-    _load_plugins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
-        raise MetricError(f"unknown metric {name!r}; known metrics: {known} (see `python run_bench.py list`)") from None
+    """The spec registered under ``name``; a clear error with the closest and the known names otherwise."""
+    return METRICS.get(name)
 
 
 def create_metric(name: str, **kwargs: object) -> PerceptualMetric:

@@ -1,4 +1,11 @@
-"""The 2AFC score, exactly as NIGHT and BAPPS define it."""
+"""The 2AFC decision, in one place: which image a metric picks, agreement with people, labels, logits.
+
+A triplet is (x_ref, x0, x1) with ``p`` = the fraction of people who judged x1 closer to x_ref.
+The metric picks x1 when d1 = d(x_ref, x1) < d0 = d(x_ref, x0). As a classifier of the reference,
+the logits are ``[d1, d0]``: class 1 (x1 is closer) wins when d0 > d1, so a triplet's label is
+round(p). A triplet is *correct* when the metric agrees with the majority (agreement > 1/2);
+p == 0.5 triplets are never correct, so there is nothing to flip.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,36 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from metrics import PerceptualMetric
 
 
 def twoafc_agreement(d0: Tensor, d1: Tensor, p: Tensor) -> Tensor:
     """Per-triplet agreement with people: (d0 < d1)(1 - p) + (d1 < d0) p + 0.5 (d0 == d1).
 
-    ``p`` is the fraction of people who judged x1 closer; a metric that picks x0 (d0 < d1) agrees
-    with the 1 - p who did the same. Ties count half.
+    A metric that picks x0 (d0 < d1) agrees with the 1 - p who did the same. Ties count half.
     """
     d0, d1, p = d0.double(), d1.double(), p.double()
     return (d0 < d1) * (1.0 - p) + (d1 < d0) * p + 0.5 * (d0 == d1)
+
+
+def is_correct(d0: Tensor, d1: Tensor, p: Tensor) -> Tensor:
+    """The metric agrees with the majority of people (never for p == 0.5)."""
+    return twoafc_agreement(d0, d1, p) > 0.5
+
+
+def twoafc_labels(p: Tensor) -> Tensor:
+    """round(p) as class labels of the reference classifier (logit 1 = x1 is closer)."""
+    return (p > 0.5).long()
+
+
+def distances_from_logits(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d0, d1)`` from the classifier's ``[d1, d0]`` logits."""
+    return logits[:, 1], logits[:, 0]
 
 
 def twoafc_score(d0: Tensor, d1: Tensor, p: Tensor) -> float:
@@ -27,6 +50,36 @@ def twoafc_score(d0: Tensor, d1: Tensor, p: Tensor) -> float:
     if d0.numel() == 0:
         raise ValueError("2AFC score of an empty set of triplets")
     return 100.0 * float(twoafc_agreement(d0, d1, p).mean())
+
+
+class TwoAFCClassifier(nn.Module):
+    """``x_ref -> [d(x_ref, x1), d(x_ref, x0)]`` with cached x0/x1 embeddings, for classifier attacks.
+
+    Only the reference is perturbed: x0 and x1 are embedded once per batch and held fixed
+    (recomputing them every step gives the same gradients and costs up to 3x more). Attacks drop
+    finished examples; :meth:`restrict` keeps the cached embeddings aligned with those left.
+    """
+
+    def __init__(self, metric: "PerceptualMetric", e0: Tensor, e1: Tensor) -> None:
+        super().__init__()
+        self.metric = metric
+        self.e0 = e0
+        self.e1 = e1
+
+    @classmethod
+    def from_images(cls, metric: "PerceptualMetric", x0: Tensor, x1: Tensor) -> "TwoAFCClassifier":
+        with torch.no_grad():
+            e0, e1 = metric.embed(torch.cat([x0, x1])).chunk(2)
+        return cls(metric, e0, e1)
+
+    def restrict(self, index: Tensor) -> "TwoAFCClassifier":
+        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index])
+
+    def forward(self, x_ref: Tensor) -> Tensor:
+        if len(x_ref) != len(self.e0):
+            raise ValueError(f"batch of {len(x_ref)} references for {len(self.e0)} cached pairs: call restrict(index) first")
+        e_ref = self.metric.embed(x_ref)
+        return torch.stack([self.metric.distance(e_ref, self.e1), self.metric.distance(e_ref, self.e0)], dim=1)
 
 
 def size_weighted_mean(scores: Sequence[float], sizes: Sequence[int]) -> float:

@@ -1,20 +1,14 @@
 """GPU time estimates for benchmark units, from a committed table of per-image FLOPs.
 
-``bench/cost_table.json`` (written by ``python benchmarks/flops.py``) holds, per metric, the FLOPs of
+``bench/protocol/cost_table.json`` (written by ``python benchmarks/flops.py``) holds, per metric, the FLOPs of
 one image's ``embed`` at 3x224x224 (forward) and of ``distance(embed(x), e).sum().backward()`` to the
 input pixels (forward + backward, parameters frozen, as in an attack step). A dry run reads the table
 only: no model is built.
 
-Cost model of one unit (n = triplets, F = forward FLOPs, B = forward + backward FLOPs per image):
-
-* ``natural``, ``certified``: embed ref, x0, x1 once, forward only: ``3 n F``.
-* an attack (``apgd``, ``pgd``, ``torchattacks-apgd``, ``fmn``, any registered attack), per eps:
-  the clean embeddings (``3 n F``; the x0/x1 embeddings are then held fixed), ``steps * restarts``
-  forward + backward passes on the reference (``n steps restarts B``) and one final forward of the
-  adversarial reference (``n F``). This is an upper bound: only initially correct triplets are
-  attacked, and early stopping drops fooled ones from the batch.
-* ``direct`` (the direct attack of the histograms), n references: ``n (steps B + 2 F)`` (the clean
-  target, ``steps`` gradient steps, the final distance).
+Each evaluation owns its cost model (``Evaluation.flops``; n = triplets, F = forward FLOPs,
+B = forward + backward FLOPs per image): clean and certified ones ``3 n F``; an attack per eps
+``n (3 F + steps restarts B + F)`` (an upper bound: only initially correct triplets are attacked,
+and early stopping drops fooled ones); the direct attack ``n (steps B + 2 F)``.
 
 Seconds = FLOPs / sustained throughput of a :class:`GpuProfile`. FlopCounterMode counts matmul and
 convolution FLOPs (2 x multiply-adds) only; elementwise work, data loading and Python overhead are
@@ -35,10 +29,12 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-COST_TABLE = Path(__file__).with_name("cost_table.json")
+from attacks.base import ThreatModel
+from bench.errors import BenchError
+from bench.evaluations import Evaluation, PassCost, get_evaluation
+from bench.evaluations.options import build_options, option_fields
 
-#: Evaluations that only embed the three images of each triplet.
-FORWARD_ONLY: tuple[str, ...] = ("natural", "certified")
+COST_TABLE = Path(__file__).with_name("cost_table.json")
 
 #: Registered metrics that share a tabled metric's architecture (same FLOPs, other weights).
 ALIASES: dict[str, str] = {
@@ -92,33 +88,38 @@ def _row(metric: str) -> dict[str, float] | None:
     return table.get(metric) or table.get(ALIASES.get(metric, ""))
 
 
-def _is_attack(evaluation: str) -> bool:
-    from attacks import list_attacks  # lazy: the registry imports every attack module
+def pass_cost(metric: str) -> PassCost | None:
+    """FLOPs of one image's forward and forward + backward pass of ``metric`` (None: not tabled)."""
+    row = _row(metric)
+    return None if row is None else PassCost(row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9)
 
-    return evaluation in list_attacks()
+
+def evaluation_flops(metric: str, evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None) -> float | None:
+    """FLOPs of one unit by the evaluation's own cost model; None for an untabled metric."""
+    cost = pass_cost(metric)
+    return None if cost is None else evaluation.flops(cost, n_triplets, threat)
 
 
 def unit_flops(metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int) -> float | None:
-    """FLOPs of one unit (one eps for attacks) by the module's cost model; None for an untabled metric."""
-    row = _row(metric)
-    if row is None:
-        return None
-    fwd, fwd_bwd = row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9
-    if evaluation in FORWARD_ONLY:
-        return 3 * n_triplets * fwd
-    if evaluation == "direct":
-        return n_triplets * (steps * fwd_bwd + 2 * fwd)
-    if _is_attack(evaluation):
-        return n_triplets * (3 * fwd + steps * restarts * fwd_bwd + fwd)
-    raise ValueError(f"no cost model for evaluation {evaluation!r}")
+    """FLOPs of one unit of the named evaluation with ``steps`` and ``restarts`` where it has them."""
+    try:
+        cls = get_evaluation(evaluation)
+    except BenchError as exc:
+        raise ValueError(f"no cost model for evaluation {evaluation!r}: {exc}") from None
+    fields = option_fields(cls.Options)
+    values = {k: v for k, v in (("steps", steps), ("restarts", restarts)) if k in fields}
+    return evaluation_flops(metric, cls(build_options(cls.Options, evaluation, values)), n_triplets)
+
+
+def seconds(flops: float | None, gpu: GpuProfile = DEFAULT_GPU) -> float | None:
+    return None if flops is None else flops / (gpu.sustained_tflops * 1e12)
 
 
 def estimate_seconds(
     metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int, gpu: GpuProfile = DEFAULT_GPU
 ) -> float | None:
     """Estimated GPU seconds of one unit; None when the metric is not in the table."""
-    flops = unit_flops(metric, evaluation, n_triplets, steps=steps, restarts=restarts)
-    return None if flops is None else flops / (gpu.sustained_tflops * 1e12)
+    return seconds(unit_flops(metric, evaluation, n_triplets, steps=steps, restarts=restarts), gpu)
 
 
 # --------------------------------------------------------------------------- counting (benchmarks/flops.py)

@@ -1,18 +1,21 @@
 """``run_bench.py ... --dry-run``: what a run would download and compute, and how long on one GPU.
 
 Nothing is downloaded, built or computed: the data plan comes from the dataset family, weights from
-the registry's availability probes, the units from the same planner the runner uses (units already
-stored in the run folder are marked and cost nothing), and the time from :mod:`bench.cost`.
+the registry's availability probes, the units from the same planner the run uses (units already
+stored in the run folder are marked and cost nothing), and the time from each evaluation's own
+``flops`` over :mod:`bench.protocol.cost`'s table. It never imports the unit loop.
 """
 
 from __future__ import annotations
 
-from bench.cost import DEFAULT_GPU, estimate_seconds
 from bench.datasets import create_dataset, parse_dataset_arg
 from bench.errors import BenchError
-from bench.records import RecordStore
-from bench.report import format_eps
-from bench.runner import RunConfig, attack_threats, default_out_dir, make_unit, metric_weights_id, planned_units
+from bench.formatting import format_eps
+from bench.locations import results_root
+from bench.protocol.cost import DEFAULT_GPU, evaluation_flops, seconds
+from bench.run.plan import DataIdentity, metric_identity, plan_units
+from bench.run.records import RecordStore
+from bench.run.spec import RunSpec, resolve
 from metrics import get_metric_spec
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
@@ -27,27 +30,27 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _dataset_lines(config: RunConfig, split: str) -> tuple[list[str], int | None]:
-    """Lines on the data, and the number of triplets (None when unknown)."""
+def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, str | None]:
+    """Lines on the data, the number of triplets (None when unknown) and the data's content id."""
     family, root = parse_dataset_arg(config.dataset)
     lines = [f"data: {config.dataset} / {split}" + (f", first {config.n} triplets" if config.n else "")]
     try:
         dataset = create_dataset(config.dataset, config.split).head(config.n)
         dataset.check_files()
         lines.append(f"  here: {len(dataset)} triplets, all images present")
-        return lines, len(dataset)
+        return lines, len(dataset), dataset.fingerprint()
     except BenchError as exc:
         if family.fetch_plan is None:
             lines.append(f"  NOT usable here: {exc}")
-            return lines, None
+            return lines, None, None
         plan_lines, n_triplets = family.fetch_plan(root, split, config.n)
         lines += [f"  {line}" for line in plan_lines]
         if not config.download:
             lines.append("  (--no-download: the run would stop here; fetch with `python run_bench.py fetch night ...`)")
-        return lines, n_triplets
+        return lines, n_triplets, None
 
 
-def _weights_lines(config: RunConfig) -> list[str]:
+def _weights_lines(config: RunSpec) -> list[str]:
     lines = ["weights:"]
     for name in config.metrics:
         spec = get_metric_spec(name)
@@ -60,51 +63,49 @@ def _weights_lines(config: RunConfig) -> list[str]:
     return lines
 
 
-def dry_run_report(config: RunConfig, preset: str | None = None) -> str:
+def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     """The dry-run text (printed by the CLI; tests read it)."""
-    from bench.presets import get_preset
+    from bench.protocol.presets import get_preset
 
     lines = ["dry run: nothing is downloaded or computed"]
     if preset:
         lines.append(f"preset {preset}: {get_preset(preset).description}")
     family, _ = parse_dataset_arg(config.dataset)
     name, split = family.name, config.split or family.default_split
-    data_lines, n_triplets = _dataset_lines(config, split)
+    data_lines, n_triplets, content = _dataset_lines(config, split)
     lines += data_lines + _weights_lines(config)
 
-    threats = attack_threats(config, name)
-    lines.append("attacks: " + (", ".join(config.attacks) or "none") + "; threat models: " + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in threats))
-    lines.append(f"steps {config.steps}, restarts {config.restarts}, seed {config.seed}, batch {config.batch_size}")
+    resolved = resolve(config, name)
+    lines.append("evaluations: " + ", ".join(f"{ev.name} ({ev.kind.value})" for ev in resolved.evaluations)
+                 + "; threat models: " + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in resolved.threats))
+    lines.append(f"seed {config.seed}, batch {config.batch_size}")
 
     counted = n_triplets if n_triplets is not None else ESTIMATE_PER
     per = "" if n_triplets is not None else f" per {ESTIMATE_PER} triplets (the dataset's size is known once data.csv is here)"
-    out_dir = config.out or default_out_dir(name, split)
+    out_dir = config.out or results_root() / f"{name}-{split}"
     store = RecordStore(out_dir)
-    units = planned_units(config, name)
+    data = DataIdentity(name, split, config.n, content or "unknown")
+    identities = {m: (metric_identity(m, config.seed) if get_metric_spec(m).is_available() else {"weights": "missing"})
+                  for m in config.metrics}
     lines.append(f"units (run folder {out_dir}; stored units are skipped):")
     total, unknown = 0.0, []
-    for metric in config.metrics:
-        spec = get_metric_spec(metric)
-        weights = metric_weights_id(metric, config.seed) if spec.is_available() else None
-        certifiable = spec.certifiable()
-        for evaluation, threat in units:
-            if evaluation == "certified" and certifiable is False:
-                continue  # no Lipschitz bound: the runner records "does not apply" at no cost
-            unit = make_unit(config, split, metric, weights or "", evaluation, threat) if weights else None
-            stored = unit is not None and store.load(unit) is not None
-            seconds = estimate_seconds(metric, evaluation, counted, steps=config.steps, restarts=config.restarts)
-            what = f"{evaluation}" + (f" {threat.norm} {format_eps(threat.eps)}" if threat else "")
-            if evaluation == "certified" and certifiable is None:
-                what += " (if the metric has a Lipschitz bound)"
-            if stored:
-                cost = "stored, skipped"
-            elif seconds is None:
-                cost = "time unknown (metric not in bench/cost_table.json)"
-                unknown.append(metric)
-            else:
-                cost = format_seconds(seconds)
-                total += seconds
-            lines.append(f"  {metric:<20} {what:<48} {cost}")
+    for planned in plan_units(config, resolved, data, identities):
+        if planned.applies is False:
+            continue  # e.g. no Lipschitz bound: the run records "does not apply" at no cost
+        stored = content is not None and identities[planned.metric]["weights"] != "missing" and store.load(planned.unit) is not None
+        estimate = seconds(evaluation_flops(planned.metric, planned.evaluation, counted, planned.threat))
+        what = f"{planned.evaluation.label(planned.threat)} [{planned.evaluation.kind.value}]"
+        if planned.applies is None:
+            what += " (if the metric allows it)"
+        if stored:
+            cost = "stored, skipped"
+        elif estimate is None:
+            cost = "time unknown (metric not in bench/protocol/cost_table.json)"
+            unknown.append(planned.metric)
+        else:
+            cost = format_seconds(estimate)
+            total += estimate
+        lines.append(f"  {planned.metric:<20} {what:<48} {cost}")
     gpu = DEFAULT_GPU
     lines.append(
         f"estimated time on one {gpu.name} ({gpu.sustained_tflops:.1f} TFLOPS sustained, assumed): {format_seconds(total)}{per}; "
@@ -116,5 +117,5 @@ def dry_run_report(config: RunConfig, preset: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def print_dry_run(config: RunConfig, preset: str | None = None) -> None:
+def print_dry_run(config: RunSpec, preset: str | None = None) -> None:
     print(dry_run_report(config, preset))

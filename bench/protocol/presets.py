@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import BenchError
+from bench.registry import Registry
 
 #: The paper's certified radii, as the CLI spells them.
 PAPER_CERTIFIED_EPS = "36/255,72/255,108/255"
@@ -26,19 +27,20 @@ class Preset:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-PRESETS: dict[str, Preset] = {}
+PRESET_REGISTRY: Registry[Preset] = Registry("preset", error=BenchError)
 
 
 def register_preset(preset: Preset) -> Preset:
-    PRESETS[preset.name] = preset
-    return preset
+    """Add a named protocol (also from a plugin file or the ``lipsim_bench.presets`` entry-point group)."""
+    return PRESET_REGISTRY.add(preset.name, preset)
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise BenchError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
+    return PRESET_REGISTRY.get(name)
+
+
+def list_presets() -> list[Preset]:
+    return [preset for _, preset in PRESET_REGISTRY.items()]
 
 
 _PAPER_PROTOCOL: dict[str, Any] = {
@@ -74,7 +76,7 @@ register_preset(Preset(
     "model, APGD-CE at 4/255",
     {
         **_PAPER_PROTOCOL,
-        "metrics": PRESETS["paper"].options["metrics"] + ["rclip", "rclip-fare-convnext"],
+        "metrics": get_preset("paper").options["metrics"] + ["rclip", "rclip-fare-convnext"],
         "threat": [PAPER_L2_EPS, "linf:4/255"],
     },
 ))

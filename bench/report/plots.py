@@ -12,25 +12,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench.certify import certified_agreement
-from bench.report import format_eps, headline_split
-from bench.scoring import twoafc_agreement
+from bench.formatting import format_eps
+from bench.report.plot_data import (
+    attacked_ids,
+    certified_curve,
+    certified_mismatches,
+    certified_points,
+    certified_rows,
+    check_certified_points,
+    empirical_radii,
+    kinds,
+    metric_order,
+    read_optional,
+    triplets_of_split,
+)
+from bench.report.tables import headline_split
 
 ONE_COLUMN_IN = 3.3
 TWO_COLUMNS_IN = 6.8
 PNG_DPI = 200
 MAX_PANELS_PER_ROW = 3
-#: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
-SCORE_TOLERANCE = 1e-6
 STYLE = {
     "font.size": 8,
     "axes.titlesize": 8,
@@ -46,111 +53,6 @@ STYLE = {
     "pdf.fonttype": 42,  # embed TrueType: text stays editable and searchable in the PDF
 }
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
-NON_ATTACK = ("natural", "certified")
-
-
-# --- reading ---------------------------------------------------------------------------------
-
-
-def _read_optional(path: Path) -> pd.DataFrame | None:
-    """A CSV that a run may or may not have written (histogram.csv needs --histogram)."""
-    return pd.read_csv(path) if path.is_file() else None
-
-
-def as_bool(values: pd.Series) -> pd.Series:
-    """CSV booleans come back as bool, 0/1/NaN floats (mixed with empty cells) or strings."""
-    if values.dtype == bool:
-        return values
-    if pd.api.types.is_numeric_dtype(values):
-        return values.fillna(0).astype(bool)
-    return values.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
-
-
-def triplets_of_split(triplets: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Triplet rows of a headline split (column split) or of one of its halves (column group)."""
-    if (triplets["split"] == split).any():
-        return triplets[triplets["split"] == split]
-    return triplets[triplets["group"] == split]
-
-
-def metric_order(*frames: pd.DataFrame | None) -> list[str]:
-    """Metrics in run order, so colours and markers match across figures."""
-    names: list[str] = []
-    for frame in frames:
-        if frame is not None and "metric" in frame.columns:
-            names += [m for m in dict.fromkeys(frame["metric"]) if m not in names]
-    return names
-
-
-# --- numbers behind the figures ---------------------------------------------------------------
-
-
-def certified_rows(triplets: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One certified row per triplet: the radius does not depend on eps, rows repeat per eps."""
-    rows = triplets[(triplets["metric"] == metric) & (triplets["evaluation"] == "certified")]
-    return rows.drop_duplicates("id")
-
-
-def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray) -> np.ndarray:
-    """Certified 2AFC score (%) at each radius, exactly as the certified evaluation scores it.
-
-    Reuses bench.certify.certified_agreement on the per-triplet columns: the natural agreement
-    (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
-    """
-    rows = certified_rows(triplets, metric)
-    if rows.empty:
-        raise ValueError(f"no certified rows for metric {metric!r}")
-    d0, d1, p, radius = (torch.tensor(rows[c].to_numpy(dtype=np.float64)) for c in ("d0", "d1", "p", "radius"))
-    agreement = twoafc_agreement(d0, d1, p)
-    return np.array([100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean()) for r in np.asarray(radii, dtype=np.float64)])
-
-
-def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The table's certified scores of one split: metric, eps, score."""
-    rows = scores[(scores["split"] == split) & (scores["evaluation"] == "certified")]
-    return rows[["metric", "eps", "score"]].sort_values(["metric", "eps"], kind="stable")
-
-
-def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE) -> list[str]:
-    """Table points that are not on their recomputed certified curve, one line each."""
-    problems = []
-    for metric, part in certified_points(scores, split).groupby("metric", sort=False):
-        if certified_rows(triplets, str(metric)).empty:
-            problems.append(f"{metric}: scores.csv has certified scores, triplets.csv no certified rows")
-            continue
-        curve = certified_curve(triplets, str(metric), part["eps"].to_numpy())
-        for eps, table, recomputed in zip(part["eps"], part["score"], curve):
-            if abs(table - recomputed) > tolerance:
-                problems.append(f"{metric} certified at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
-    return problems
-
-
-def check_certified_points(triplets: pd.DataFrame, scores: pd.DataFrame, split: str) -> None:
-    """Refuse a certified figure whose table markers would not lie on the curve."""
-    problems = certified_mismatches(triplets, scores, split)
-    if problems:
-        raise ValueError("scores.csv and triplets.csv disagree on certified scores:\n" + "\n".join(problems))
-
-
-def empirical_radii(triplets: pd.DataFrame, metric: str) -> pd.Series:
-    """Smallest l2 perturbation that flipped each triplet, over every l2 attack and eps (index id).
-
-    Triplets never flipped are absent: no attack found an upper bound of their radius.
-    """
-    if "delta_norm" not in triplets.columns or "flipped" not in triplets.columns:
-        return pd.Series(dtype=np.float64, name="empirical_radius")
-    rows = triplets[(triplets["metric"] == metric) & ~triplets["evaluation"].isin(NON_ATTACK) & (triplets["norm"] == "l2")]
-    rows = rows[as_bool(rows["flipped"])]
-    return rows.groupby("id", sort=False)["delta_norm"].min().astype(np.float64).rename("empirical_radius")
-
-
-def attacked_ids(triplets: pd.DataFrame, metric: str) -> pd.Index:
-    """Triplets some l2 attack tried: those correct before the attack (the runner attacks only those)."""
-    rows = triplets[(triplets["metric"] == metric) & (triplets["evaluation"] == "natural")]
-    return pd.Index(rows.loc[as_bool(rows["correct"]), "id"].unique())
-
-
-# --- drawing helpers --------------------------------------------------------------------------
 
 
 def norm_label(norm: str) -> str:
@@ -191,7 +93,8 @@ def panel_grid(count: int, height_in: float) -> tuple[Figure, list[Axes]]:
     cols = min(count, MAX_PANELS_PER_ROW)
     rows = -(-count // cols)
     width = ONE_COLUMN_IN if count == 1 else TWO_COLUMNS_IN
-    fig, axes = plt.subplots(rows, cols, figsize=(width, height_in * rows), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(width, height_in * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     flat = list(axes.flat)
     for ax in flat[count:]:
         ax.set_visible(False)
@@ -227,7 +130,6 @@ def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]
         metadata = {"CreationDate": None} if fmt == "pdf" else None
         fig.savefig(path, dpi=PNG_DPI, metadata=metadata)
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
@@ -237,13 +139,13 @@ def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]
 def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
     """2AFC score against attack eps, a panel per (attack, norm), natural score at eps = 0."""
     rows = scores[scores["split"] == split]
-    attacks = rows[~rows["evaluation"].isin(NON_ATTACK)]
+    attacks = rows[kinds(rows) == "attack"]
     if attacks.empty:
         return None
     panels = list(dict.fromkeys(zip(attacks["evaluation"], attacks["norm"])))
     styles = metric_styles(metric_order(scores))
-    natural = rows[rows["evaluation"] == "natural"].drop_duplicates("metric").set_index("metric")["score"]
-    with plt.rc_context(STYLE):
+    natural = rows[kinds(rows) == "clean"].drop_duplicates("metric").set_index("metric")["score"]
+    with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(panels), 2.3)
         for ax, (attack, norm) in zip(axes, panels):
             part = attacks[(attacks["evaluation"] == attack) & (attacks["norm"] == norm)]
@@ -270,8 +172,9 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
     styles = metric_styles(metric_order(scores, triplets))
     points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "eps", "score"])
     top = max(float(certified_rows(triplets, m)["radius"].max()) for m in metrics)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
+        ax = fig.subplots()
         for metric in metrics:
             radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric)["radius"].to_numpy()]))
             ax.plot(radii, certified_curve(triplets, metric, radii), drawstyle="steps-post", color=styles[metric]["color"])
@@ -293,7 +196,7 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
 def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:
     """d(x, x + delta) under the direct attack: a panel per metric on a shared x axis from 0."""
     top = max(float(f["distance"].max()) for f in frames.values()) or 1.0
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(frames), 1.9)
         for ax, (metric, frame) in zip(axes, frames.items()):
             ax.hist(frame["distance"], bins=30, range=(0.0, top), color="tab:blue", alpha=0.85)
@@ -310,6 +213,13 @@ def histogram_frames(histogram: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], 
     return frames, float(histogram["eps"].max())
 
 
+def diagnostic_figure(csv_name: str, frame: pd.DataFrame) -> Figure | None:
+    """The figure drawn beside a diagnostic evaluation's CSV in the run folder (None: CSV only)."""
+    if csv_name == "histogram.csv" and not frame.empty:
+        return histogram_figure(*histogram_frames(frame))
+    return None
+
+
 @dataclass
 class RadiusPanel:
     """One certified metric's radii over the triplets its l2 attacks tried (index id)."""
@@ -323,7 +233,7 @@ class RadiusPanel:
 
 def radius_panel(triplets: pd.DataFrame, metric: str) -> RadiusPanel | None:
     """The scatter's data for a metric, or None without certified rows or l2 attack rows."""
-    attacks = triplets[(triplets["metric"] == metric) & ~triplets["evaluation"].isin(NON_ATTACK) & (triplets["norm"] == "l2")]
+    attacks = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "attack") & (triplets["norm"] == "l2")]
     rows = certified_rows(triplets, metric)
     if rows.empty or attacks.empty:
         return None
@@ -372,7 +282,7 @@ def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
     panels = [p for p in (radius_panel(triplets, m) for m in metric_order(triplets)) if p is not None]
     if not panels:
         return None
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(panels), 3.3)
         for ax, panel in zip(axes, panels):
             _scatter_panel(ax, panel, str(styles[panel.metric]["color"]))
@@ -392,7 +302,7 @@ def plot_run(run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, 
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
-    scores, triplets, histogram = (_read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv"))
+    scores, triplets, histogram = (read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv"))
     if scores is None and triplets is None and histogram is None:
         raise FileNotFoundError(f"{run_dir}: no scores.csv, triplets.csv or histogram.csv; is this a run folder?")
     if split is None and scores is not None:

@@ -1,4 +1,8 @@
-"""Tables from score rows: the paper's layout, a row per metric and a column per evaluation and eps."""
+"""Tables from score rows: the paper's layout, a row per metric and a column per evaluation and eps.
+
+Columns are ordered by the evaluation's kind alone (clean, then attacks, then certificates), then
+in the order the run listed them, then by eps: a new evaluation kind needs no change here.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-SCORE_COLUMNS = ["metric", "dataset", "split", "evaluation", "norm", "eps", "score", "n"]
+from bench.formatting import format_eps
 
-
-def format_eps(eps: float) -> str:
-    """Radii that are multiples of 1/255 read as the paper writes them (36/255), others as decimals."""
-    if eps is None or (isinstance(eps, float) and math.isnan(eps)):
-        return ""
-    scaled = eps * 255
-    if 0 < eps < 1 and abs(scaled - round(scaled)) < 1e-6:
-        return f"{round(scaled)}/255"
-    return f"{eps:g}"
+KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 
 
 def column_label(evaluation: str, norm: object, eps: object) -> str:
-    if evaluation == "natural":
-        return "natural"
+    if (norm is None or (isinstance(norm, float) and math.isnan(norm))) and (eps is None or (isinstance(eps, float) and math.isnan(eps))):
+        return evaluation
     parts = [evaluation]
     if isinstance(norm, str) and norm:
         parts.append(norm)
@@ -33,26 +29,35 @@ def column_label(evaluation: str, norm: object, eps: object) -> str:
     return " ".join(parts)
 
 
-def _column_order(evaluation: str, eps: float | None) -> tuple[int, str, float]:
-    rank = 0 if evaluation == "natural" else (2 if evaluation == "certified" else 1)
-    return rank, evaluation, -1.0 if eps is None or pd.isna(eps) else float(eps)
+def _kind_rank(kind: object) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     """Pivot score rows of one split into the paper's table (metrics in their run order)."""
     rows = scores[scores["split"] == split]
+    if "kind" not in rows.columns:  # tables of older runs: infer the kind from the name
+        rows = rows.assign(kind=[legacy_kind(e) for e in rows["evaluation"]])
+    seen: dict[tuple, int] = {}
+    for r in rows.itertuples():
+        seen.setdefault((r.evaluation, r.norm if isinstance(r.norm, str) else None), len(seen))
     columns = sorted(
-        {(r.evaluation, r.norm if isinstance(r.norm, str) else None, None if pd.isna(r.eps) else float(r.eps)) for r in rows.itertuples()},
-        key=lambda c: _column_order(c[0], c[2]),
+        {(r.evaluation, r.norm if isinstance(r.norm, str) else None, None if pd.isna(r.eps) else float(r.eps), r.kind) for r in rows.itertuples()},
+        key=lambda c: (_kind_rank(c[3]), seen[(c[0], c[1])], -1.0 if c[2] is None else c[2]),
     )
     table = pd.DataFrame(index=list(dict.fromkeys(rows["metric"])))
-    for evaluation, norm, eps in columns:
+    for evaluation, norm, eps, _ in columns:
         match = rows[(rows["evaluation"] == evaluation) & (rows["eps"].isna() if eps is None else (rows["eps"] - eps).abs() < 1e-12)]
         if norm is not None:
             match = match[match["norm"] == norm]
         table[column_label(evaluation, norm, eps)] = match.set_index("metric")["score"]
     table.index.name = "metric"
     return table
+
+
+def legacy_kind(evaluation: str) -> str:
+    """The kind of an evaluation in CSVs written before kinds were recorded."""
+    return {"natural": "clean", "certified": "certificate", "direct": "diagnostic"}.get(evaluation, "attack")
 
 
 def to_markdown(table: pd.DataFrame, *, digits: int = 2) -> str:
@@ -73,8 +78,7 @@ def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: 
     """
     groups: list[tuple[str, list[tuple[str, str]]]] = []
     for column in table.columns:
-        head, _, eps = column.rpartition(" ") if column != "natural" else ("natural", "", "")
-        head = head or column
+        head, _, eps = column.rpartition(" ") if " " in column else (column, "", "")
         if groups and groups[-1][0] == head:
             groups[-1][1].append((column, eps))
         else:
@@ -85,9 +89,9 @@ def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: 
     rules = []
     col = 2
     for head, cols in groups:
-        if head == "natural":
-            top.append("natural")
-            second.append("")
+        if not cols[0][1]:
+            top += [_tex(head)] * len(cols)
+            second += [""] * len(cols)
         else:
             top.append(rf"\multicolumn{{{len(cols)}}}{{c}}{{{_tex(head)}}}")
             second += [_tex(eps) for _, eps in cols]
@@ -128,7 +132,9 @@ class TablesDocument:
 def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str) -> TablesDocument:
     """scores.md / scores.tex content: title with n, the table, notes, then the provenance footer."""
     table = scores_table(scores, split)
-    natural = scores[(scores["split"] == split) & (scores["evaluation"] == "natural")]
+    rows = scores[scores["split"] == split]
+    clean = rows[rows["kind"] == "clean"] if "kind" in rows.columns else rows[rows["evaluation"] == "natural"]
+    natural = clean if len(clean) else rows
     n_values = sorted({int(v) for v in natural["n"]})
     n_text = ", ".join(map(str, n_values)) if n_values else "?"
     title = f"2AFC score (%) on {dataset} / {split}, n = {n_text} triplets"
@@ -165,7 +171,8 @@ def headline_split(scores: pd.DataFrame) -> str:
     score_rows writes a split's per-group rows (NIGHT's halves) before the headline row, so on
     a tie (one group under another name) the headline split is the later one.
     """
-    natural = scores[scores["evaluation"] == "natural"].reset_index(drop=True)
+    clean = scores["kind"] == "clean" if "kind" in scores.columns else scores["evaluation"] == "natural"
+    natural = scores[clean].reset_index(drop=True)
     if natural.empty:
         natural = scores.reset_index(drop=True)
     largest = natural[natural["n"] == natural["n"].max()]

@@ -105,3 +105,19 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+def merge_shards(parts: list[Any] | None, batch_size: int) -> Any:
+    """Per-triplet rows of every shard in single-process order: by batch, keeping order within a batch."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.evaluations.base import POSITION
+
+    frames = [p for p in parts or [] if p is not None and len(p)]
+    if not frames:
+        return pd.DataFrame()
+    merged = pd.concat(frames, ignore_index=True)
+    batch = merged[POSITION].to_numpy() // batch_size
+    order = np.argsort(batch, kind="stable")
+    return merged.iloc[order].drop(columns=[POSITION]).reset_index(drop=True)

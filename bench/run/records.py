@@ -9,27 +9,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import pandas as pd
 
-RECORD_FORMAT = 2  # bump when the code that computes a unit changes its per-triplet output
+from bench.io import atomic_write_text
+
+#: Bump when what a record means changes; older records are recomputed, never misread.
+#: 3: keys hold resolved options, evaluation version, data content, adapter source; records hold kind and notes.
+RECORD_FORMAT = 3
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class Unit:
-    """Everything that determines one unit's numbers (and nothing that does not, like batch size)."""
+    """Everything that determines one unit's numbers, resolved (``settings``: seed, weights, adapter
+    source, data content, threat model, the evaluation's version and options)."""
 
     metric: str
     dataset: str
@@ -45,33 +48,6 @@ class Unit:
     def stem(self) -> str:
         safe_metric = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.metric)
         return f"{safe_metric}__{self.evaluation}__{self.key()}"
-
-
-def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False, sync: bool = True) -> None:
-    """Call ``write(handle)`` on a temp file in the same folder, fsync, then rename: readers never see half a file.
-
-    ``sync=False`` skips the fsync where a lost file is simply fetched again (tens of thousands of images).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
-            write(handle)
-            handle.flush()
-            if sync:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda handle: handle.write(data), binary=True)
 
 
 def _version(dist: str) -> str | None:
@@ -126,25 +102,41 @@ class RecordStore:
             return None
         try:
             record = json.loads(json_path.read_text(encoding="utf-8"))
-            triplets = pd.read_csv(csv_path, dtype={"id": str, "group": str})
+            triplets = read_triplets(csv_path)
         except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
             return None
-        if record.get("key") != unit.key() or record.get("format") != RECORD_FORMAT:
+        if not isinstance(record, dict) or record.get("key") != unit.key() or record.get("format") != RECORD_FORMAT:
             return None
         return record, triplets
 
-    def save(self, unit: Unit, scores: list[dict[str, Any]], triplets: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    def save(self, unit: Unit, body: dict[str, Any], triplets: pd.DataFrame) -> dict[str, Any]:
         """Store one finished unit: triplets first, the JSON last, so a JSON always has its CSV."""
         json_path, csv_path = self._paths(unit)
         atomic_write_text(csv_path, triplets.to_csv(index=False))
-        record = {
-            "format": RECORD_FORMAT,
-            "key": unit.key(),
-            "unit": asdict(unit),
-            "scores": scores,
-            "triplets_file": csv_path.name,
-            "config": config,
-            "provenance": provenance(),
-        }
+        record = make_record(unit, body, csv_path.name)
         atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         return record
+
+
+class MemoryStore:
+    """A store that keeps nothing on disk: ``bench.evaluate`` without ``out``."""
+
+    def load(self, unit: Unit) -> None:
+        return None
+
+    def save(self, unit: Unit, body: dict[str, Any], triplets: pd.DataFrame) -> dict[str, Any]:
+        return make_record(unit, body, None)
+
+
+def make_record(unit: Unit, body: dict[str, Any], triplets_file: str | None) -> dict[str, Any]:
+    """The JSON of one unit: its key, the unit, what the evaluation produced, config and provenance."""
+    return {"format": RECORD_FORMAT, "key": unit.key(), "unit": asdict(unit), **body,
+            "triplets_file": triplets_file, "provenance": provenance()}
+
+
+def read_triplets(path: Path) -> pd.DataFrame:
+    """A per-triplet CSV with ids and groups kept as text (a unit that did not apply has none)."""
+    try:
+        return pd.read_csv(path, dtype={"id": str, "group": str})
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()

@@ -1,7 +1,7 @@
 """The run log: ``run.log`` in the run folder, one line per event, appended across reruns.
 
 What a researcher reads the morning after: when the run started and with what, each unit as it
-was computed or reused (with its score and time), and where the tables went.
+was computed or reused (with its score, time, and when a reused one was computed), and the end.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from attacks.base import ThreatModel
-from bench.records import Unit
+from bench.formatting import format_eps
+from bench.run.records import Unit
 
 
 class RunLog:
-    """Append-only text log; disabled on non-zero ranks so that one process writes it."""
+    """Append-only text log; disabled on non-zero ranks (and in memory-only runs)."""
 
     def __init__(self, path: Path, *, enabled: bool = True) -> None:
         self.path = path
@@ -35,12 +35,17 @@ class RunLog:
         self.write(f"start: {n_triplets} triplets, {world_size} process(es), argv {' '.join(sys.argv)}")
         self.write(f"config: {json.dumps(config, sort_keys=True, default=str)}")
 
-    def unit(self, action: str, unit: Unit, threat: ThreatModel | None, record: dict[str, Any], seconds: float | None) -> None:
-        where = f" {threat.norm} eps {threat.eps:g}" if threat else ""
+    def unit(self, action: str, unit: Unit, record: dict[str, Any], seconds: float | None) -> None:
+        threat = record.get("threat")
+        where = f" {threat['norm']} eps {format_eps(threat['eps'])}" if threat else ""
         headline = next((r for r in record.get("scores", []) if r.get("split") == unit.split), None)
-        score = f" score {headline['score']:.2f}" if headline else " (does not apply)"
-        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        score = f" score {headline['score']:.2f}" if headline else ("" if record.get("applies") else " (does not apply)")
+        took = f" in {seconds:.1f} s" if seconds is not None else f" (computed {computed_at(record)})"
         self.write(f"{action}: {unit.metric} {unit.evaluation}{where}{score}{took} [{unit.stem()}]")
 
-    def finish(self, out_dir: Path) -> None:
-        self.write(f"done: tables in {out_dir}")
+    def finish(self, out_dir: Path, reused: int, total: int) -> None:
+        self.write(f"done: {total - reused} unit(s) computed, {reused} reused; records in {out_dir}/records")
+
+
+def computed_at(record: dict[str, Any]) -> str:
+    return str((record.get("provenance") or {}).get("time", "at an unknown time"))

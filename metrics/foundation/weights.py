@@ -28,9 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from bench.locations import WEIGHTS_ENV, user_weights_dir
 from metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
 
-ENV_WEIGHTS_DIR = "LIPSIM_BENCH_WEIGHTS_DIR"
+ENV_WEIGHTS_DIR = WEIGHTS_ENV
 
 #: Weight file names Hugging Face repos use, in the order open_clip / timm prefer them.
 OPEN_CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -39,8 +40,7 @@ TIMM_HF_FILES = ("model.safetensors", "pytorch_model.bin")
 
 def weights_dir() -> Path | None:
     """The user's weights folder (``--weights-dir`` / ``$LIPSIM_BENCH_WEIGHTS_DIR``), or None."""
-    value = os.environ.get(ENV_WEIGHTS_DIR, "").strip()
-    return Path(value).expanduser() if value else None
+    return user_weights_dir()
 
 
 def _cache_home() -> Path:
@@ -83,9 +83,9 @@ def dreamsim_caches() -> list[Path]:
 def how_to_get(metric: str, what: str) -> str:
     """The one-line ``how_to_get`` of a metric: the fetch command, what it runs, where files land."""
     return (
-        f"on a machine with network run `python -m metrics.foundation.weights fetch {metric} --dir DIR` "
-        f"({what}), copy DIR here and pass --weights-dir DIR (without --dir, files land in the standard "
-        f"caches: $HF_HOME/hub, $TORCH_HOME/hub, ~/.cache/dreamsim)"
+        f"run `python run_bench.py fetch {metric}` ({what}; files land in the standard caches: $HF_HOME/hub, "
+        f"$TORCH_HOME/hub, ~/.cache/dreamsim), or on a machine with network "
+        f"`python -m metrics.foundation.weights fetch {metric} --dir DIR`, copy DIR here and pass --weights-dir DIR"
     )
 
 

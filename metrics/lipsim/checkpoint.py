@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from bench.locations import weights_root
 from metrics.errors import MetricError, WeightsUnavailableError
 from metrics.fingerprint import sha256_file
 
@@ -54,11 +55,8 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
 
 
 def weights_dir() -> Path:
-    """``$LIPSIM_BENCH_WEIGHTS``, else ``$LIPSIM_BENCH_CACHE/weights``, else ``~/.cache/lipsim_bench/weights``."""
-    if os.environ.get("LIPSIM_BENCH_WEIGHTS"):
-        return Path(os.environ["LIPSIM_BENCH_WEIGHTS"]).expanduser()
-    cache = os.environ.get("LIPSIM_BENCH_CACHE") or Path.home() / ".cache" / "lipsim_bench"
-    return Path(cache).expanduser() / "weights"
+    """``--weights-dir`` / ``$LIPSIM_BENCH_WEIGHTS_DIR``, else ``$LIPSIM_BENCH_CACHE/weights`` (see bench.locations)."""
+    return weights_root()
 
 
 def checkpoint_path(variant: str) -> Path:
@@ -69,8 +67,8 @@ def how_to_get(variant: str) -> str:
     ckpt = OFFICIAL_CHECKPOINTS[variant]
     return (
         f"download {ckpt.url} (Google Drive file {ckpt.drive_id}) to {checkpoint_path(variant)}, "
-        f"or run `python -m metrics.lipsim.checkpoint {variant}` on a machine with network "
-        "(set LIPSIM_BENCH_WEIGHTS to use another folder)"
+        f"or run `python run_bench.py fetch lipsim-{variant}` on a machine with network "
+        "(or pass --weights-dir DIR / set LIPSIM_BENCH_WEIGHTS_DIR to use another folder)"
     )
 
 

@@ -55,11 +55,12 @@ def test_attack_units_resume_per_eps(capsys, night_tree: Path, tmp_path: Path, m
     out = tmp_path / "run"
     base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify"]
     assert main(base + ["--eps", "0.5,1"]) == 0
-    import bench.runner
+    from bench.evaluations import get_evaluation
 
     calls: list[float] = []
-    real = bench.runner.EVALUATIONS["apgd"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1].eps) or real.run(*a), real.settings, real.applies_to, True))
+    apgd = get_evaluation("apgd")
+    real = apgd.run
+    monkeypatch.setattr(apgd, "run", lambda self, metric, batches, ctx: calls.append(ctx.threat.eps) or real(self, metric, batches, ctx))
     assert main(base + ["--eps", "0.5,1,2"]) == 0
     assert calls == [2.0]  # only the new eps is computed
     capsys.readouterr()
@@ -78,7 +79,7 @@ def test_histogram_of_direct_attack(capsys, night_tree: Path, tmp_path: Path) ->
 
 
 def test_a_score_that_rises_with_eps_is_reported() -> None:
-    from bench.runner import monotonicity_notes
+    from bench.report.outputs import monotonicity_notes
 
     scores = pd.DataFrame(
         {"metric": "m", "split": "test", "evaluation": ["natural", "apgd", "apgd", "apgd"], "norm": [None, "l2", "l2", "l2"],
@@ -94,11 +95,12 @@ def test_batch_size_is_part_of_an_attack_unit(capsys, night_tree: Path, tmp_path
     out = tmp_path / "run"
     base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify", "--eps", "1"]
     assert main(base + ["--batch-size", "4"]) == 0
-    import bench.runner
+    from bench.evaluations import get_evaluation
 
     calls: list[float] = []
-    real = bench.runner.EVALUATIONS["apgd"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "apgd", real.__class__(lambda *a: calls.append(a[-1].eps) or real.run(*a), real.settings, real.applies_to, True))
+    apgd = get_evaluation("apgd")
+    real = apgd.run
+    monkeypatch.setattr(apgd, "run", lambda self, metric, batches, ctx: calls.append(ctx.threat.eps) or real(self, metric, batches, ctx))
     assert main(base + ["--batch-size", "4"]) == 0 and calls == []
     assert main(base + ["--batch-size", "3"]) == 0 and calls == [1.0]
     capsys.readouterr()

@@ -68,12 +68,12 @@ def test_rerun_resumes_from_records(capsys, night_tree: Path, tmp_path: Path, mo
     args = ("--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out_dir))
     assert run(capsys, *args)[0] == 0
     first = (out_dir / "scores.csv").read_text()
-    import bench.runner
+    from bench.evaluations import get_evaluation
 
     def must_not_run(*a, **k):
         raise AssertionError("a finished unit was recomputed")
 
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", bench.runner.EVALUATIONS["natural"].__class__(must_not_run))
+    monkeypatch.setattr(get_evaluation("natural"), "run", must_not_run)
     assert run(capsys, *args)[0] == 0
     assert (out_dir / "scores.csv").read_text() == first
     with pytest.raises(AssertionError, match="recomputed"):  # a changed seed is a new unit
@@ -84,11 +84,12 @@ def test_changed_setting_is_recomputed(capsys, night_tree: Path, tmp_path: Path,
     out_dir = tmp_path / "run"
     args = ("--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out_dir))
     assert run(capsys, *args)[0] == 0
-    import bench.runner
+    from bench.evaluations import get_evaluation
 
     calls = []
-    real = bench.runner.EVALUATIONS["natural"]
-    monkeypatch.setitem(bench.runner.EVALUATIONS, "natural", real.__class__(lambda *a: calls.append(1) or real.run(*a)))
+    natural = get_evaluation("natural")
+    real = natural.run
+    monkeypatch.setattr(natural, "run", lambda *a: calls.append(1) or real(*a))
     assert run(capsys, *args, "--n", "3")[0] == 0
     assert calls == [1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.cli import main
-from bench.report import to_latex
+from bench.report.tables import to_latex
 
 OUTPUTS = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")
 

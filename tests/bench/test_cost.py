@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench.cost import (
+from bench.protocol.cost import (
     DEFAULT_GPU,
     GPU_PROFILES,
     count_flops,

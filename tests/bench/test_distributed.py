@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.distributed import ShardedBatchSampler
-from bench.runner import POSITION, merge_shards
+from bench.run.distributed import ShardedBatchSampler
+from bench.evaluations import POSITION
+from bench.run.distributed import merge_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.plots import (
+from bench.report.plots import (
     certified_curve,
     certified_mismatches,
     check_certified_points,
@@ -17,7 +17,7 @@ from bench.plots import (
     headline_split,
     plot_run,
 )
-from bench.scoring import score_rows
+from bench.evaluations.twoafc import score_rows
 
 FIGURES = ("robustness_curves", "certified_curves", "radius_scatter", "histograms")
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
@@ -191,9 +191,9 @@ def test_plot_run_needs_a_run_folder(tmp_path: Path) -> None:
 
 
 def test_plot_histograms_keeps_the_runners_call(tmp_path: Path) -> None:
-    from bench.histogram import plot_histograms
+    from bench.report.plots import histogram_figure, save_figure
 
     frames = {m: part for m, part in histogram_rows().groupby("metric", sort=False)}
-    plot_histograms(frames, tmp_path / "histogram", 1.0)
+    save_figure(histogram_figure(frames, 1.0), tmp_path / "histogram", ("png", "pdf"))
     assert (tmp_path / "histogram.png").read_bytes().startswith(MAGIC["png"])
     assert (tmp_path / "histogram.pdf").read_bytes().startswith(MAGIC["pdf"])

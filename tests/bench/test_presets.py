@@ -10,29 +10,29 @@ import pytest
 
 from bench.cli import config_from_args, main, parse_run_args
 from bench.errors import BenchError
-from bench.presets import PRESETS
-from bench.runner import RANDOM_WEIGHTS_ENV
+from bench.protocol.presets import get_preset
+from bench.run.plan import RANDOM_WEIGHTS_ENV
 
 
 def test_paper_preset_sets_the_protocol_and_options_override_it() -> None:
     config = config_from_args(parse_run_args(["--preset", "paper"]))
     assert config.metrics == ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]
-    assert (config.dataset, config.split, config.attacks, config.steps) == ("night", "test", ["apgd"], 100)
+    assert (config.dataset, config.split, config.evaluations, config.options["apgd"]["steps"]) == ("night", "test", ["natural", "certified", "apgd"], 100)
     assert config.threats == [("l2", [0.5, 1.0, 2.0, 3.0])]
-    assert config.certify_eps == pytest.approx([36 / 255, 72 / 255, 108 / 255])
+    assert config.options["certified"]["eps"] == pytest.approx([36 / 255, 72 / 255, 108 / 255])
     assert config.download is True
     config = config_from_args(parse_run_args(["--preset", "paper", "--n", "7", "--steps", "5", "--metrics", "pixel-l2", "--no-download"]))
-    assert (config.n, config.steps, config.metrics, config.download) == (7, 5, ["pixel-l2"], False)
+    assert (config.n, config.options["apgd"]["steps"], config.metrics, config.download) == (7, 5, ["pixel-l2"], False)
 
 
 def test_threats_replace_not_extend_a_preset() -> None:
     robust = config_from_args(parse_run_args(["--preset", "robust"]))
     assert robust.threats == [("l2", [0.5, 1.0, 2.0, 3.0]), ("linf", [pytest.approx(4 / 255)])]
-    assert {"rclip", "rclip-fare-convnext"} <= set(robust.metrics) and set(PRESETS["paper"].options["metrics"]) <= set(robust.metrics)
+    assert {"rclip", "rclip-fare-convnext"} <= set(robust.metrics) and set(get_preset("paper").options["metrics"]) <= set(robust.metrics)
     only = config_from_args(parse_run_args(["--preset", "robust", "--threat", "linf:8/255"]))
     assert only.threats == [("linf", [pytest.approx(8 / 255)])]
     eps = config_from_args(parse_run_args(["--preset", "robust", "--eps", "1"]))
-    assert eps.threats is None and eps.eps == [1.0] and eps.norm == "l2"
+    assert eps.threats == [("l2", [1.0])]
     with pytest.raises(BenchError, match="either --threat or --norm"):
         config_from_args(parse_run_args(["--threat", "l2:1", "--eps", "1"]))
     with pytest.raises(BenchError, match="NORM:EPS"):
@@ -83,7 +83,7 @@ def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monke
     assert "certified does not apply to clip" in captured.out  # no Lipschitz bound, no certificate
     units = [json.loads(p.read_text())["unit"] for p in (out_dir / "records").glob("*.json")]
     assert len(units) == 2 * 6 and all(u["settings"]["weights"] == "random-init(seed=0)" for u in units)
-    assert all(u["settings"].get("steps", 1) == 1 for u in units)
+    assert all((u["settings"]["options"] or {}).get("steps", 1) == 1 for u in units)
     tex = (out_dir / "scores.tex").read_text()
     assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex
 

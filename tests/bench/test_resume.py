@@ -62,7 +62,7 @@ def test_new_weights_make_new_units(capsys, night_tree: Path, tmp_path: Path, mo
     log = (tmp_path / "run" / "run.log").read_text()
     assert log.count("computed:") == 1 and log.count("reused:") == 1
     spec = registry.get_metric_spec("lipsim-tiny")
-    monkeypatch.setitem(registry._REGISTRY, "lipsim-tiny", __import__("dataclasses").replace(spec, fingerprint=lambda: "sha256:other"))
+    monkeypatch.setitem(registry.METRICS._entries, "lipsim-tiny", __import__("dataclasses").replace(spec, fingerprint=lambda: "sha256:other"))
     assert main(argv) == 0
     log = (tmp_path / "run" / "run.log").read_text()
     assert log.count("computed:") == 2

@@ -11,6 +11,7 @@ from metrics import (
     register_metric,
     unregister_metric,
 )
+from bench import registry as bench_registry
 from metrics import registry
 
 
@@ -71,8 +72,8 @@ def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None
             loaded.append(True)
             register_metric("test-plugin")(type("Plugin", (PerceptualMetric,), {"embed": lambda self, x: x}))
 
-    monkeypatch.setattr(registry, "_loaded", False)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(registry.METRICS, "_loaded", False)
+    monkeypatch.setattr(bench_registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
     try:
         assert "test-plugin" in list_metrics()
         assert loaded == [True]
@@ -87,8 +88,8 @@ def test_broken_plugin_warns_but_builtins_survive(monkeypatch: pytest.MonkeyPatc
         def load(self) -> None:
             raise ImportError("no module named broken_pkg")
 
-    monkeypatch.setattr(registry, "_loaded", False)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [Broken()])
+    monkeypatch.setattr(registry.METRICS, "_loaded", False)
+    monkeypatch.setattr(bench_registry, "entry_points", lambda group: [Broken()] if group == registry.ENTRY_POINT_GROUP else [])
     with pytest.warns(UserWarning, match="broken"):
         names = list_metrics()
     assert "pixel-l2" in names

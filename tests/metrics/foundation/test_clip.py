@@ -199,6 +199,6 @@ def test_fetch_command_targets_the_weights_dir(tmp_path: Path, monkeypatch: pyte
     seen = {}
     spec = get_metric_spec("clip")
     record = lambda: seen.update(hf=W.hf_caches()[0], hub=W.torch_hubs()[0], ds=W.dreamsim_caches()[0])  # noqa: E731
-    monkeypatch.setitem(registry._REGISTRY, "clip", dataclasses.replace(spec, fetch=record))
+    monkeypatch.setitem(registry.METRICS._entries, "clip", dataclasses.replace(spec, fetch=record))
     W.main(["fetch", "clip", "--dir", str(tmp_path)])
     assert seen == {"hf": tmp_path / "huggingface" / "hub", "hub": tmp_path / "torch" / "hub", "ds": tmp_path / "dreamsim"}

@@ -1,0 +1,137 @@
+"""Attack evaluations: one per registered attack, on the reference of every initially correct triplet.
+
+The options of ``apgd`` are the keyword arguments of :class:`attacks.APGD` (steps, restarts, loss,
+rho, momentum, early_stop, ...), read from its signature, so ``--set apgd.rho=0.5`` needs no new
+code; the run's seed is passed as the attack's seed. The unit key holds ``attack.config()``: every
+hyperparameter, defaults resolved. Every flip is checked against the metric's certified radius.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from attacks.base import Attack, ThreatModel
+from bench.errors import BenchError
+from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from bench.evaluations.options import options_dict
+from bench.evaluations.radii import certified_radius
+from bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
+from metrics import PerceptualMetric
+
+#: Set by the run, not an option: the seed of the run, and the threat model of the unit.
+NOT_OPTIONS = ("self", "norm", "eps", "seed")
+#: Defaults the benchmark uses where the attack's own differ: early stop drops fooled triplets from
+#: the batch (the same robust score, less work).
+BENCH_DEFAULTS: dict[str, Any] = {"early_stop": True}
+
+
+def _options_class(name: str, attack_cls: type[Attack]) -> type:
+    """A frozen dataclass of the attack's keyword arguments (names, types and defaults from its signature)."""
+    signature = inspect.signature(attack_cls.__init__)
+    try:
+        hints = typing.get_type_hints(attack_cls.__init__)
+    except Exception:
+        hints = {}
+    fields = []
+    for param in signature.parameters.values():
+        if param.name in NOT_OPTIONS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = BENCH_DEFAULTS.get(param.name, param.default)
+        if default is inspect.Parameter.empty:
+            continue  # a required argument other than norm/eps: the attack cannot be built generically
+        fields.append((param.name, hints.get(param.name, Any), dataclasses.field(default=default)))
+    return dataclasses.make_dataclass(f"{attack_cls.__name__}Options", fields, frozen=True)
+
+
+class AttackEvaluation(Evaluation):
+    """Robust 2AFC score under one attack, one unit per threat model."""
+
+    kind = Kind.ATTACK
+    per_threat = True
+    batch_dependent = True  # random starts are drawn per batch
+    attack_cls: type[Attack]
+
+    def build(self, threat: ThreatModel, seed: int) -> Attack:
+        values = options_dict(self.options)
+        if "seed" in inspect.signature(self.attack_cls.__init__).parameters:
+            values["seed"] = seed
+        try:
+            return self.attack_cls(norm=threat.norm, eps=threat.eps, **values)
+        except (TypeError, ValueError) as exc:
+            raise BenchError(f"attack {self.name!r} rejects its options ({exc}); see `python run_bench.py list`") from None
+
+    def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
+        if threat is None:
+            return options_dict(self.options)
+        return {k: v for k, v in self.build(threat, seed).config().items() if k not in ("norm", "eps")}
+
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None) -> float:
+        values = options_dict(self.options)
+        passes = int(values.get("steps", 1)) * int(values.get("restarts", 1))
+        # clean embeddings (x0/x1 then held fixed), the attack's passes, one final forward
+        return n_triplets * (3 * cost.forward + passes * cost.forward_backward + cost.forward)
+
+    def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
+        assert ctx.threat is not None, "attack units are per threat model"
+        attack = self.build(ctx.threat, ctx.seed)
+        parts = [self._batch(metric, attack, item, ctx) for item in batches]
+        return pd.concat(parts, ignore_index=True) if parts else empty_rows()
+
+    def _batch(self, metric: PerceptualMetric, attack: Attack, item: EmbeddedBatch, ctx: Context) -> pd.DataFrame:
+        """Attack the correct triplets of one batch; rows carry the adversarial distances."""
+        norm, device, p = attack.norm, ctx.device, item.p
+        correct = item.correct  # p == 0.5 is never "correct": nothing to flip
+        d0, d1 = item.d0.clone(), item.d1.clone()
+        delta_norm = torch.zeros(len(p), dtype=torch.float64)
+        idx = correct.nonzero().flatten()
+        if idx.numel():
+            ref = item.batch["ref"][idx].to(device)
+            classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device))
+            x_adv = attack(classifier, ref, twoafc_labels(p[idx]).to(device))  # checked: ||delta|| <= eps, [0, 1], finite
+            with torch.no_grad():
+                adv0, adv1 = distances_from_logits(classifier(x_adv).cpu())
+            d0[idx], d1[idx] = adv0.to(d0.dtype), adv1.to(d1.dtype)
+            delta = (x_adv - ref).flatten(1)
+            delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
+        flipped = correct & ~is_correct(d0, d1, p)
+        check_certificate(metric, item, flipped, norm, delta_norm)
+        return item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
+
+
+def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor) -> None:
+    """Every flip is an empirical radius (||delta||) that must not be below the certified one.
+
+    A flip inside a certified l2 radius means a broken certificate or attack: never a number.
+    """
+    if norm != "l2" or metric.lipschitz is None or not flipped.any():
+        return
+    lipschitz = metric.lipschitz_for(*item.batch["ref"].shape[-2:])
+    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
+    violated = flipped & (radius > delta_norm * (1 + 1e-6) + 1e-9)
+    if violated.any():
+        i = int(violated.nonzero()[0])
+        raise BenchError(
+            f"certificate violated: triplet {item.batch['id'][i]} was flipped by a perturbation of l2 norm "
+            f"{float(delta_norm[i]):.6g} inside its certified radius {float(radius[i]):.6g}; the Lipschitz bound of this metric is wrong"
+        )
+
+
+@lru_cache(maxsize=None)
+def attack_evaluation(name: str, attack_cls: type[Attack]) -> type[AttackEvaluation]:
+    """The evaluation class of a registered attack (one class per attack, made once)."""
+    doc = (attack_cls.__doc__ or "").strip().splitlines()
+    return type(
+        f"{attack_cls.__name__}Evaluation",
+        (AttackEvaluation,),
+        {"name": name, "attack_cls": attack_cls, "Options": _options_class(name, attack_cls),
+         "description": f"robust 2AFC score under {name}" + (f": {doc[0]}" if doc else ""), "__module__": __name__},
+    )

@@ -1,0 +1,214 @@
+"""The Evaluation protocol: one class per kind of evaluation, and the runner, tables, plots and dry
+run only ever talk to it (never to an evaluation's name).
+
+An evaluation owns its name, its :class:`Kind` (which alone drives column order, plot panels and the
+cost class), whether it runs once per threat model, an ``Options`` dataclass (its resolved values
+enter the unit key, with ``version``), ``applies_to(spec)`` (answered from the registry before any
+model is built), ``run`` (per-triplet rows), ``score``, ``notes`` and ``flops``.
+
+Adding one is one file: subclass :class:`Evaluation`, decorate it with ``@register_evaluation``,
+and load the file with ``--plugin FILE.py`` (or an entry point in ``lipsim_bench.evaluations``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from bench.errors import BenchError
+from bench.evaluations.options import options_dict
+from bench.evaluations.twoafc import is_correct, score_rows, twoafc_agreement
+
+if TYPE_CHECKING:
+    from attacks.base import ThreatModel
+    from metrics import MetricSpec, PerceptualMetric
+
+POSITION = "position"  # per-triplet column: the triplet's index in the dataset, for merging shards
+
+
+class Kind(str, enum.Enum):
+    """What an evaluation measures; the order is the tables' column order."""
+
+    CLEAN = "clean"
+    ATTACK = "attack"
+    CERTIFICATE = "certificate"
+    DIAGNOSTIC = "diagnostic"  # no score in the table (e.g. d(x, x + delta) histograms)
+
+    @property
+    def rank(self) -> int:
+        return list(Kind).index(self)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """An evaluation without options."""
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """FLOPs of one image's forward and forward + backward pass (bench/protocol/cost_table.json)."""
+
+    forward: float
+    forward_backward: float
+
+
+@dataclass
+class Context:
+    """What a unit runs with besides the metric and the batches."""
+
+    device: torch.device
+    seed: int
+    metric_name: str
+    threat: "ThreatModel | None" = None
+
+
+@dataclass
+class EmbeddedBatch:
+    """One batch with its clean embeddings and distances, computed once and shared by evaluations."""
+
+    batch: dict
+    e_ref: Tensor
+    e0: Tensor
+    e1: Tensor
+    d0: Tensor
+    d1: Tensor
+
+    @property
+    def p(self) -> Tensor:
+        return self.batch["p"]
+
+    @property
+    def correct(self) -> Tensor:
+        return is_correct(self.d0, self.d1, self.p)
+
+    def rows(self, evaluation: str, norm: str | None, eps: float, agreement: Tensor, *,
+             d0: Tensor | None = None, d1: Tensor | None = None, **extra: Tensor) -> pd.DataFrame:
+        """Per-triplet rows of this batch (``d0``/``d1`` default to the clean distances)."""
+        return pd.DataFrame(
+            {
+                POSITION: self.batch["index"].numpy(),  # dropped by the runner after merging shards
+                "evaluation": evaluation,
+                "norm": norm,
+                "eps": eps,
+                "group": list(self.batch["group"]),
+                "id": list(self.batch["id"]),
+                "p": self.p.double().numpy(),
+                "d0": (self.d0 if d0 is None else d0).double().numpy(),
+                "d1": (self.d1 if d1 is None else d1).double().numpy(),
+                "agreement": agreement.double().numpy(),
+                "correct": self.correct.numpy(),
+                **{k: v.double().numpy() for k, v in extra.items()},
+            }
+        )
+
+
+def loader_triplets(loader: DataLoader) -> int | None:
+    """How many triplets this process's loader yields (its shard), for progress bars."""
+    sampler = loader.batch_sampler
+    return sum(len(b) for b in sampler) if sampler is not None and hasattr(sampler, "__iter__") else None
+
+
+def progress(loader: DataLoader, desc: str) -> Iterator[dict]:
+    """Batches with a per-unit bar counting triplets (rate and ETA in triplets/s)."""
+    with tqdm(total=loader_triplets(loader), desc=desc, unit="triplet", leave=False, dynamic_ncols=True) as bar:
+        for batch in loader:
+            yield batch
+            bar.update(len(batch["id"]))
+
+
+def embedded_batches(metric: "PerceptualMetric", loader: DataLoader, device: torch.device, desc: str,
+                     metric_name: str) -> Iterator[EmbeddedBatch]:
+    """Embed ref, x0, x1 in one forward pass per batch and check the distances are finite."""
+    for batch in progress(loader, desc):
+        ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
+        with torch.no_grad():
+            e_ref, e0, e1 = metric.embed(torch.cat([ref, x0, x1])).chunk(3)
+            d0, d1 = metric.distance(e_ref, e0).cpu(), metric.distance(e_ref, e1).cpu()
+        bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
+        if bad.any():
+            first = batch["id"][int(bad.nonzero()[0])]
+            raise BenchError(f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
+        yield EmbeddedBatch(batch, e_ref.cpu(), e0.cpu(), e1.cpu(), d0, d1)
+
+
+class Evaluation:
+    """Base of every evaluation kind; subclasses set the class attributes and implement ``run``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    per_threat: ClassVar[bool] = False  # one unit per threat model of the run (attacks)
+    batch_dependent: ClassVar[bool] = False  # random draws per batch: the batch size enters the key
+    version: ClassVar[int] = 1  # bump when the numbers it computes change
+    Options: ClassVar[type] = NoOptions
+    output_csv: ClassVar[str | None] = None  # diagnostics: the run-folder CSV their rows go to
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    # -- before anything is built ------------------------------------------------------------------
+
+    @classmethod
+    def applies_to(cls, spec: "MetricSpec") -> bool | None:
+        """Whether the metric of ``spec`` can be evaluated (None: only known once it is built)."""
+        return True
+
+    @classmethod
+    def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
+        """Run-dependent defaults (e.g. radii by dataset), applied before the user's values."""
+        return {}
+
+    def resolved(self, threat: "ThreatModel | None", seed: int) -> dict[str, Any]:
+        """Every value that changes this unit's numbers (its part of the unit key)."""
+        return options_dict(self.options)
+
+    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None") -> float:
+        """FLOPs of one unit on ``n_triplets`` (an upper bound; the dry run sums them)."""
+        return 3 * n_triplets * cost.forward
+
+    # -- computing --------------------------------------------------------------------------------
+
+    def applies(self, metric: "PerceptualMetric") -> bool:
+        """The built metric's answer, where ``applies_to`` could not tell."""
+        return True
+
+    def run(self, metric: "PerceptualMetric", batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def score(self, rows: pd.DataFrame, split: str) -> list[dict[str, Any]]:
+        """Score rows (split, evaluation, norm, eps, score, n) from this unit's per-triplet rows."""
+        return score_rows(rows, split=split) if len(rows) else []
+
+    def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
+        """Table footer lines this unit contributes."""
+        return []
+
+    def label(self, threat: "ThreatModel | None") -> str:
+        from bench.formatting import format_eps
+
+        return self.name + (f" {threat.norm} {format_eps(threat.eps)}" if threat else "")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options!r})"
+
+
+def natural_agreement(item: EmbeddedBatch) -> Tensor:
+    return twoafc_agreement(item.d0, item.d1, item.p)
+
+
+def empty_rows() -> pd.DataFrame:
+    return pd.DataFrame({POSITION: np.array([], dtype=np.int64)})
+
+
+def replace_options(evaluation: Evaluation, **values: Any) -> Evaluation:
+    return type(evaluation)(dataclasses.replace(evaluation.options, **values))

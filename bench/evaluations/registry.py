@@ -1,0 +1,50 @@
+"""The evaluation registry: built-in kinds, entry points (``lipsim_bench.evaluations``), ``--plugin``
+files, and one attack evaluation for every registered attack (derived on each read, so an attack
+loaded from a plugin gets its evaluation with no other file touched)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeVar
+
+from bench.errors import BenchError
+from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.evaluations.base import Evaluation
+
+E = TypeVar("E", bound=type)
+
+
+def _attack_evaluations() -> dict[str, type]:
+    from attacks import ATTACKS
+    from bench.evaluations.attack import attack_evaluation
+
+    return {name: attack_evaluation(name, cls) for name, cls in ATTACKS.items()}
+
+
+EVALUATIONS: Registry[type["Evaluation"]] = Registry(
+    "evaluation",
+    builtins=("bench.evaluations.natural", "bench.evaluations.certified", "bench.evaluations.direct"),
+    error=BenchError,
+    derived=_attack_evaluations,
+)
+
+
+def register_evaluation(cls: E) -> E:
+    """Class decorator: register an :class:`Evaluation` subclass under its ``name``."""
+    from bench.evaluations.base import Evaluation, Kind
+
+    if not (isinstance(cls, type) and issubclass(cls, Evaluation)):
+        raise BenchError(f"@register_evaluation takes an Evaluation subclass, got {cls!r}")
+    if not isinstance(getattr(cls, "name", None), str) or not isinstance(getattr(cls, "kind", None), Kind):
+        raise BenchError(f"evaluation class {cls.__name__} needs a `name` (str) and a `kind` (bench.evaluations.Kind)")
+    EVALUATIONS.add(cls.name, cls)
+    return cls
+
+
+def get_evaluation(name: str) -> type["Evaluation"]:
+    return EVALUATIONS.get(name)
+
+
+def list_evaluations() -> list[str]:
+    return EVALUATIONS.names()

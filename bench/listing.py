@@ -1,0 +1,48 @@
+"""``run_bench.py list``: every registered metric, dataset, evaluation (with its kind and options) and preset."""
+
+from __future__ import annotations
+
+from bench.datasets import list_datasets
+from bench.evaluations import EVALUATIONS
+from bench.evaluations.options import option_fields
+from bench.protocol.presets import list_presets
+from metrics import get_metric_spec, list_metrics
+
+
+def _metric_lines() -> list[str]:
+    lines = ["metrics (name, bundled, weights here, description):"]
+    for name in list_metrics():
+        spec = get_metric_spec(name)
+        available = "yes" if spec.is_available() else "no"
+        bundled = "bundled" if spec.bundled else "-"
+        line = f"  {name:<18} {bundled:<8} weights: {available:<4} {spec.description}"
+        if not spec.is_available() and spec.how_to_get:
+            line += f"\n  {'':<18} get them: {spec.how_to_get}"
+        lines.append(line)
+    return lines
+
+
+def _evaluation_lines() -> list[str]:
+    lines = ["evaluations (--evaluations NAME,...; options: --set NAME.OPTION=VALUE):"]
+    for name, cls in EVALUATIONS.items():
+        per = ", per threat model" if cls.per_threat else ""
+        lines.append(f"  {name:<18} {cls.kind.value}{per}: {cls.description}")
+        defaults = cls.Options()
+        options = ", ".join(f"{field}={getattr(defaults, field)!r}" for field in option_fields(cls.Options))
+        if options:
+            lines.append(f"  {'':<18} options: {options}")
+    return lines
+
+
+def listing() -> str:
+    lines = _metric_lines() + ["", "datasets:"]
+    for ds in list_datasets():
+        splits = ", ".join(ds.splits) if ds.splits else "subsets under ROOT, or all"
+        usage = f"{ds.name}:ROOT" if ds.needs_root else ds.name
+        lines.append(f"  {usage:<18} splits: {splits}\n  {'':<18} {ds.description}")
+    lines += ["", *_evaluation_lines(), "", "attacks (each is an evaluation of kind attack):"]
+    lines.append("  " + (", ".join(n for n, c in EVALUATIONS.items() if c.kind.value == "attack") or "(none)"))
+    lines += ["", "presets (--preset NAME; add --dry-run to see what it needs):"]
+    for preset in list_presets():
+        lines.append(f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(preset.options.get('metrics', []))}")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""Where lipsim-bench keeps things: one family of environment variables, read in one place.
+
+| what | variable | default |
+|---|---|---|
+| everything below, unless set on its own | ``LIPSIM_BENCH_CACHE`` | ``~/.cache/lipsim_bench`` |
+| datasets (NIGHT under ``nights/``; the built ``sample`` set lives in the cache) | ``LIPSIM_BENCH_DATA`` | ``$LIPSIM_BENCH_CACHE`` |
+| the user's weights folder (``--weights-dir``): LipSim checkpoints and hub-layout caches | ``LIPSIM_BENCH_WEIGHTS_DIR`` | ``$LIPSIM_BENCH_CACHE/weights`` |
+| run folders | ``LIPSIM_BENCH_RESULTS`` | ``./results`` |
+| plugin files and modules to import (``--plugin`` / ``--import``), separated by ``os.pathsep`` | ``LIPSIM_BENCH_PLUGINS`` | none |
+
+``LIPSIM_BENCH_WEIGHTS`` (the LipSim checkpoint folder of earlier versions) is still read as a
+fallback for ``LIPSIM_BENCH_WEIGHTS_DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "LIPSIM_BENCH_CACHE"
+DATA_ENV = "LIPSIM_BENCH_DATA"
+WEIGHTS_ENV = "LIPSIM_BENCH_WEIGHTS_DIR"
+LEGACY_WEIGHTS_ENV = "LIPSIM_BENCH_WEIGHTS"
+RESULTS_ENV = "LIPSIM_BENCH_RESULTS"
+PLUGINS_ENV = "LIPSIM_BENCH_PLUGINS"
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def cache_root() -> Path:
+    """The project's cache: built datasets, downloaded checkpoints (unless set apart)."""
+    return _env_path(CACHE_ENV) or Path.home() / ".cache" / "lipsim_bench"
+
+
+def data_root() -> Path:
+    """Downloaded datasets (``nights/`` for NIGHT)."""
+    return _env_path(DATA_ENV) or cache_root()
+
+
+def user_weights_dir() -> Path | None:
+    """The folder the user named with ``--weights-dir`` (or the variable), or None."""
+    return _env_path(WEIGHTS_ENV) or _env_path(LEGACY_WEIGHTS_ENV)
+
+
+def weights_root() -> Path:
+    """Where project-downloaded weights (LipSim checkpoints) go and are looked for."""
+    return user_weights_dir() or cache_root() / "weights"
+
+
+def set_user_weights_dir(path: Path) -> None:
+    """``--weights-dir``: every loader (LipSim, open_clip, timm, DreamSim) looks there first."""
+    os.environ[WEIGHTS_ENV] = str(Path(path).expanduser())
+
+
+def results_root() -> Path:
+    """Parent of default run folders (``results/<dataset>-<split>``)."""
+    return _env_path(RESULTS_ENV) or Path("results")
+
+
+def plugin_sources() -> list[str]:
+    """Plugin files / modules named in ``LIPSIM_BENCH_PLUGINS``."""
+    value = os.environ.get(PLUGINS_ENV, "")
+    return [item for item in (part.strip() for part in value.split(os.pathsep)) if item]

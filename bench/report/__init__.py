@@ -1,0 +1,1 @@
+"""The report layer: records -> frames (collect), tables (md, tex, csv), run-folder outputs, plots."""

@@ -1,0 +1,130 @@
+"""The numbers behind the figures, from a run folder's CSVs: panels by evaluation kind, certified
+curves recomputed per triplet with the scoring's own functions, empirical radii from attacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.evaluations.radii import certified_agreement
+from bench.evaluations.twoafc import twoafc_agreement
+from bench.formatting import format_eps
+from bench.report.tables import legacy_kind
+
+#: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
+SCORE_TOLERANCE = 1e-6
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_optional(path: Path) -> pd.DataFrame | None:
+    """A CSV that a run may or may not have written (histogram.csv needs --histogram)."""
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def as_bool(values: pd.Series) -> pd.Series:
+    """CSV booleans come back as bool, 0/1/NaN floats (mixed with empty cells) or strings."""
+    if values.dtype == bool:
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        return values.fillna(0).astype(bool)
+    return values.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
+
+
+def kinds(frame: pd.DataFrame) -> pd.Series:
+    """Each row's evaluation kind (clean, attack, certificate, diagnostic): it alone picks the panels."""
+    if "kind" in frame.columns:
+        return frame["kind"].fillna("").astype(str)
+    return frame["evaluation"].map(legacy_kind)
+
+
+def triplets_of_split(triplets: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Triplet rows of a headline split (column split) or of one of its halves (column group)."""
+    if (triplets["split"] == split).any():
+        return triplets[triplets["split"] == split]
+    return triplets[triplets["group"] == split]
+
+
+def metric_order(*frames: pd.DataFrame | None) -> list[str]:
+    """Metrics in run order, so colours and markers match across figures."""
+    names: list[str] = []
+    for frame in frames:
+        if frame is not None and "metric" in frame.columns:
+            names += [m for m in dict.fromkeys(frame["metric"]) if m not in names]
+    return names
+
+
+# --- numbers behind the figures ---------------------------------------------------------------
+
+
+def certified_rows(triplets: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One certified row per triplet: the radius does not depend on eps, rows repeat per eps."""
+    rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "certificate")]
+    rows = rows[rows["radius"].notna()] if "radius" in rows.columns else rows.iloc[:0]
+    return rows.drop_duplicates("id")
+
+
+def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray) -> np.ndarray:
+    """Certified 2AFC score (%) at each radius, exactly as the certified evaluation scores it.
+
+    Reuses bench.evaluations.radii.certified_agreement on the per-triplet columns: the natural agreement
+    (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
+    """
+    rows = certified_rows(triplets, metric)
+    if rows.empty:
+        raise ValueError(f"no certified rows for metric {metric!r}")
+    d0, d1, p, radius = (torch.tensor(rows[c].to_numpy(dtype=np.float64)) for c in ("d0", "d1", "p", "radius"))
+    agreement = twoafc_agreement(d0, d1, p)
+    return np.array([100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean()) for r in np.asarray(radii, dtype=np.float64)])
+
+
+def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The table's certified scores of one split: metric, eps, score."""
+    rows = scores[(scores["split"] == split) & (kinds(scores) == "certificate")]
+    return rows[["metric", "eps", "score"]].sort_values(["metric", "eps"], kind="stable")
+
+
+def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE) -> list[str]:
+    """Table points that are not on their recomputed certified curve, one line each."""
+    problems = []
+    for metric, part in certified_points(scores, split).groupby("metric", sort=False):
+        if certified_rows(triplets, str(metric)).empty:
+            problems.append(f"{metric}: scores.csv has certified scores, triplets.csv no certified rows")
+            continue
+        curve = certified_curve(triplets, str(metric), part["eps"].to_numpy())
+        for eps, table, recomputed in zip(part["eps"], part["score"], curve):
+            if abs(table - recomputed) > tolerance:
+                problems.append(f"{metric} certified at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
+    return problems
+
+
+def check_certified_points(triplets: pd.DataFrame, scores: pd.DataFrame, split: str) -> None:
+    """Refuse a certified figure whose table markers would not lie on the curve."""
+    problems = certified_mismatches(triplets, scores, split)
+    if problems:
+        raise ValueError("scores.csv and triplets.csv disagree on certified scores:\n" + "\n".join(problems))
+
+
+def empirical_radii(triplets: pd.DataFrame, metric: str) -> pd.Series:
+    """Smallest l2 perturbation that flipped each triplet, over every l2 attack and eps (index id).
+
+    Triplets never flipped are absent: no attack found an upper bound of their radius.
+    """
+    if "delta_norm" not in triplets.columns or "flipped" not in triplets.columns:
+        return pd.Series(dtype=np.float64, name="empirical_radius")
+    rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "attack") & (triplets["norm"] == "l2")]
+    rows = rows[as_bool(rows["flipped"])]
+    return rows.groupby("id", sort=False)["delta_norm"].min().astype(np.float64).rename("empirical_radius")
+
+
+def attacked_ids(triplets: pd.DataFrame, metric: str) -> pd.Index:
+    """Triplets some l2 attack tried: those correct before the attack (the runner attacks only those)."""
+    rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "clean")]
+    return pd.Index(rows.loc[as_bool(rows["correct"]), "id"].unique())
+
+
+# --- drawing helpers --------------------------------------------------------------------------

@@ -1,0 +1,166 @@
+"""The unit loop: for every planned unit, load its record or compute and store it. Nothing else.
+
+Data flows one way: dataset -> metric.embed -> evaluation -> records. Tables and plots are the
+report layer's job (``bench.report``), called by the CLI and ``bench.evaluate`` on the records
+this returns. Under torchrun every rank computes its share of each unit and rank 0 stores it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from bench.datasets import TwoAFCDataset, create_dataset
+from bench.evaluations.base import Context, embedded_batches
+from bench.locations import results_root
+from bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
+from bench.run.plan import DataIdentity, PlannedUnit, build_metric, plan_units, seed_everything
+from bench.run.records import RecordStore, Unit
+from bench.run.runlog import RunLog
+from bench.run.spec import RunSpec, resolve
+from metrics import PerceptualMetric
+
+
+class Store(Protocol):
+    def load(self, unit: Unit) -> tuple[dict[str, Any], pd.DataFrame] | None: ...
+    def save(self, unit: Unit, body: dict[str, Any], triplets: pd.DataFrame) -> dict[str, Any]: ...
+
+
+@dataclass
+class UnitResult:
+    """A unit's record and per-triplet rows, and whether this run computed it."""
+
+    record: dict[str, Any]
+    rows: pd.DataFrame
+    computed: bool
+
+
+@dataclass
+class RunOutcome:
+    """What the loop produced, in table order (rank 0 only)."""
+
+    out_dir: Path | None
+    dataset: str
+    split: str
+    results: list[UnitResult] = field(default_factory=list)
+
+    @property
+    def reused(self) -> list[UnitResult]:
+        return [r for r in self.results if not r.computed]
+
+
+def default_out_dir(dataset: str, split: str) -> Path:
+    """``results/<dataset>-<split>``: the same command writes to, and resumes, the same folder."""
+    return results_root() / f"{dataset}-{split}"
+
+
+def make_loader(dataset: TwoAFCDataset, batch_size: int, workers: int = 0, shard: Shard | None = None) -> DataLoader:
+    """Consecutive batches in dataset order; under torchrun, this rank's share of them."""
+    shard = shard or Shard()
+    sampler = ShardedBatchSampler(len(dataset), batch_size, shard.rank, shard.world_size)
+    # persistent workers keep their decoded-image caches from one unit to the next
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+
+
+def fetch_missing(spec: RunSpec) -> None:
+    """Download the data, then the weights, a ``download`` run lacks (never weights with random weights)."""
+    if not spec.download:
+        return
+    from bench.run.fetch import ensure_dataset, ensure_weights
+    from bench.run.plan import random_weights_requested
+
+    ensure_dataset(spec.dataset, spec.split, spec.n)
+    if not random_weights_requested():
+        for name in spec.metrics:
+            ensure_weights(name)
+
+
+def load_dataset(spec: RunSpec) -> TwoAFCDataset:
+    """The run's triplets, every image checked to exist before any computation."""
+    dataset = create_dataset(spec.dataset, spec.split).head(spec.n)
+    dataset.check_files()
+    return dataset
+
+
+class _Metrics:
+    """Builds each metric the first time a unit needs it; a fully stored metric is never built."""
+
+    def __init__(self, device: torch.device, seed: int) -> None:
+        self.device, self.seed = device, seed
+        self.name: str | None = None
+        self.metric: PerceptualMetric | None = None
+
+    def get(self, name: str) -> PerceptualMetric:
+        if self.name != name:
+            self.metric = None  # free the previous metric before building the next
+            self.metric, self.name = build_metric(name, self.device, self.seed), name
+        assert self.metric is not None
+        return self.metric
+
+
+def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = None) -> RunOutcome | None:
+    """Load or compute every unit of ``spec``; rank 0 returns the records, other ranks None."""
+    shard = shard or Shard()
+    if shard.local_rank == 0:  # one process per machine fetches what that machine lacks
+        fetch_missing(spec)
+    shard.barrier()
+    dataset = load_dataset(spec)
+    resolved = resolve(spec, dataset.name)
+    data = DataIdentity(dataset.name, dataset.split, spec.n, dataset.fingerprint())
+    units = plan_units(spec, resolved, data)
+    out_dir = spec.out or default_out_dir(dataset.name, dataset.split)
+    store = store if store is not None else RecordStore(out_dir)
+    loader = make_loader(dataset, spec.batch_size, spec.workers, shard)
+    log = RunLog(out_dir / "run.log", enabled=shard.is_main and isinstance(store, RecordStore))
+    log.start(spec.as_dict(), len(dataset), shard.world_size)
+    metrics = _Metrics(shard.device(spec.device), spec.seed)
+    outcome = RunOutcome(out_dir if isinstance(store, RecordStore) else None, dataset.name, dataset.split)
+    for planned in units:
+        result = run_unit(planned, spec, metrics, loader, store, shard, log)
+        if result is not None:
+            outcome.results.append(result)
+    log.finish(out_dir, len(outcome.reused), len(outcome.results))
+    return outcome if shard.is_main else None
+
+
+def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: DataLoader, store: Store,
+             shard: Shard, log: RunLog) -> UnitResult | None:
+    """The record of one unit: stored, or computed (sharded), scored and stored now."""
+    stored = store.load(planned.unit) if shard.is_main else None
+    if shard.broadcast(stored is not None):
+        if stored is None:
+            return None
+        log.unit("reused", planned.unit, stored[0], None)
+        return UnitResult(stored[0], stored[1], computed=False)
+    started = time.perf_counter()
+    evaluation, metric = planned.evaluation, None if planned.applies is False else metrics.get(planned.metric)
+    applies = metric is not None and evaluation.applies(metric)
+    rows = None
+    if applies and len(loader):
+        seed_everything(spec.seed)
+        ctx = Context(metrics.device, spec.seed, planned.metric, planned.threat)
+        batches = embedded_batches(metric, loader, ctx.device, f"{planned.metric} {evaluation.label(planned.threat)}", planned.metric)
+        rows = evaluation.run(metric, batches, ctx)
+    parts = shard.gather(rows)
+    if not shard.is_main:
+        return None
+    frame = merge_shards(parts, spec.batch_size)
+    split = planned.unit.split
+    seconds = round(time.perf_counter() - started, 3)
+    body = {
+        **planned.describe(),
+        "applies": applies,
+        "scores": evaluation.score(frame, split) if applies else [],
+        "notes": evaluation.notes(planned.metric, frame) if applies else [],
+        "rows": len(frame),
+        "config": {**spec.as_dict(), "seconds": seconds, "world_size": shard.world_size},
+    }
+    record = store.save(planned.unit, body, frame)
+    log.unit("computed", planned.unit, record, seconds)
+    return UnitResult(record, frame, computed=True)

@@ -1,0 +1,126 @@
+"""Units and their complete keys: what a run computes, planned before anything is built.
+
+A unit is (metric, evaluation, threat model); its key holds every value that changes its numbers,
+resolved: the seed, the weights' fingerprint and the adapter's source hash, the data's content
+(not its path), the threat model, the evaluation's version and resolved options (for an attack,
+``attack.config()``), and the batch size where random draws are made per batch. The dry run plans
+with the same code, and never imports the unit loop.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from attacks.base import ThreatModel
+from bench.evaluations import Evaluation
+from bench.run.records import Unit
+from bench.run.spec import ResolvedRun, RunSpec
+from metrics import PerceptualMetric, create_metric, get_metric_spec
+
+#: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
+#: whole protocol runs offline on real architectures. Results say so in their key and records.
+RANDOM_WEIGHTS_ENV = "LIPSIM_BENCH_RANDOM_WEIGHTS"
+
+
+def random_weights_requested() -> bool:
+    return os.environ.get(RANDOM_WEIGHTS_ENV, "").strip() not in ("", "0")
+
+
+def _takes_pretrained(name: str) -> bool:
+    return "pretrained" in inspect.signature(get_metric_spec(name).factory).parameters
+
+
+def metric_weights_id(name: str, seed: int) -> str:
+    """What identifies the weights of ``name`` in this run."""
+    if random_weights_requested() and _takes_pretrained(name):
+        return f"random-init(seed={seed})"
+    return get_metric_spec(name).weights_id()
+
+
+def metric_identity(name: str, seed: int) -> dict[str, str]:
+    """The metric's part of every unit key: its weights and its adapter's source code."""
+    return {"weights": metric_weights_id(name, seed), "source": get_metric_spec(name).source_id()}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a unit may touch, so its numbers do not depend on what ran before it."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_metric(name: str, device: torch.device, seed: int) -> PerceptualMetric:
+    """The metric on ``device``; seeded, so a random initialisation is the same on every run and rank."""
+    seed_everything(seed)
+    if random_weights_requested() and _takes_pretrained(name):
+        return create_metric(name, pretrained=False).to(device)
+    return create_metric(name).to(device)
+
+
+@dataclass(frozen=True)
+class DataIdentity:
+    """The data's part of every key: family, split, n and the content of the selected triplets."""
+
+    family: str
+    split: str
+    n: int | None
+    content: str
+
+
+@dataclass(frozen=True)
+class PlannedUnit:
+    """One unit of work, keyed, with what the registry knows before the metric is built."""
+
+    metric: str
+    evaluation: Evaluation
+    threat: ThreatModel | None
+    unit: Unit
+    applies: bool | None  # from the metric's spec: None = known once the metric is built
+    position: int  # place in the run, for table order
+
+    def describe(self) -> dict[str, Any]:
+        """What a record stores about its evaluation, so reports and plots never need the registry."""
+        ev = self.evaluation
+        return {
+            "evaluation": {"name": ev.name, "kind": ev.kind.value, "version": ev.version, "output_csv": ev.output_csv},
+            "threat": {"norm": self.threat.norm, "eps": self.threat.eps} if self.threat else None,
+            "position": self.position,
+        }
+
+
+def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str, str], evaluation: Evaluation,
+             threat: ThreatModel | None) -> Unit:
+    settings: dict[str, Any] = {
+        "seed": spec.seed,
+        **identity,
+        "data": data.content,
+        "kind": evaluation.kind.value,
+        "version": evaluation.version,
+        "threat": {"norm": threat.norm, "eps": threat.eps} if threat else None,
+        "options": evaluation.resolved(threat, spec.seed),
+    }
+    if evaluation.batch_dependent:
+        settings["batch_size"] = spec.batch_size
+    return Unit(metric=metric, dataset=data.family, split=data.split, n=data.n, evaluation=evaluation.name, settings=settings)
+
+
+def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
+               identities: dict[str, dict[str, str]] | None = None) -> list[PlannedUnit]:
+    """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so)."""
+    planned: list[PlannedUnit] = []
+    for metric in spec.metrics:
+        identity = (identities or {}).get(metric) or metric_identity(metric, spec.seed)
+        applies_before = {ev.name: type(ev).applies_to(get_metric_spec(metric)) for ev in resolved.evaluations}
+        for evaluation in resolved.evaluations:
+            threats = resolved.threats if evaluation.per_threat else (None,)
+            for threat in threats:
+                unit = unit_key(spec, data, metric, identity, evaluation, threat)
+                planned.append(PlannedUnit(metric, evaluation, threat, unit, applies_before[evaluation.name], len(planned)))
+    return planned

@@ -1,0 +1,67 @@
+"""Unit keys are complete and resolved: every value that changes a number, the data by content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from bench.datasets import create_dataset
+from bench.run.plan import DataIdentity, plan_units
+from bench.run.records import RECORD_FORMAT
+from bench.run.spec import RunSpec, resolve
+
+
+def _keys(spec: RunSpec, root: Path | None = None) -> dict[tuple, str]:
+    dataset = create_dataset(spec.dataset, spec.split).head(spec.n)
+    data = DataIdentity(dataset.name, dataset.split, spec.n, dataset.fingerprint())
+    units = plan_units(spec, resolve(spec, dataset.name), data)
+    return {(u.metric, u.evaluation.name, u.threat.eps if u.threat else None): u.unit.key() for u in units}
+
+
+def test_defaults_are_resolved_into_the_key(night_tree: Path) -> None:
+    spec = RunSpec(metrics=["pixel-l2"], dataset=f"night:{night_tree}", evaluations=["certified", "apgd"], threats=[("l2", [1.0])])
+    dataset = create_dataset(spec.dataset)
+    data = DataIdentity(dataset.name, dataset.split, None, dataset.fingerprint())
+    units = {u.evaluation.name: u.unit for u in plan_units(spec, resolve(spec, dataset.name), data)}
+    assert units["certified"].settings["options"] == {"eps": [36 / 255, 72 / 255, 108 / 255]}
+    apgd = units["apgd"].settings["options"]
+    assert {"loss", "rho", "momentum", "early_stop", "steps", "restarts", "seed"} <= set(apgd)
+    assert units["apgd"].settings["batch_size"] == 100 and "batch_size" not in units["certified"].settings
+    assert units["apgd"].settings["source"].startswith("src:") and units["apgd"].settings["version"] == 1
+
+
+def test_every_attack_option_changes_the_key(night_tree: Path) -> None:
+    base = dict(metrics=["pixel-l2"], dataset=f"night:{night_tree}", evaluations=["apgd"], threats=[("l2", [1.0])])
+    reference = _keys(RunSpec(**base))
+    for option, value in (("rho", 0.5), ("loss", "margin"), ("momentum", 0.5), ("early_stop", False), ("steps", 7)):
+        assert _keys(RunSpec(**base, options={"apgd": {option: value}})) != reference, option
+    assert _keys(RunSpec(**base, options={"apgd": {"rho": 0.75}})) == reference  # the default, written out
+
+
+def test_data_is_keyed_by_content_not_path(night_tree: Path, tmp_path: Path) -> None:
+    spec = lambda root: RunSpec(metrics=["pixel-l2"], dataset=f"night:{root}", evaluations=["natural"])  # noqa: E731
+    moved = tmp_path / "elsewhere" / "nights"
+    shutil.copytree(night_tree, moved)
+    assert _keys(spec(night_tree)) == _keys(spec(moved))
+    frame = pd.read_csv(moved / "data.csv")
+    frame.loc[frame["split"] == "test", "right_vote"] = 0.9  # other human votes under the same path
+    frame.to_csv(moved / "data.csv", index=False)
+    assert _keys(spec(night_tree)) != _keys(spec(moved))
+
+
+def test_records_of_an_older_format_are_recomputed(capsys, night_tree: Path, tmp_path: Path) -> None:
+    from bench.cli import main
+
+    out = tmp_path / "run"
+    argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--evaluations", "natural", "--out", str(out)]
+    assert main(argv) == 0
+    record = next((out / "records").glob("*.json"))
+    data = json.loads(record.read_text())
+    assert data["format"] == RECORD_FORMAT and data["evaluation"]["kind"] == "clean"
+    record.write_text(json.dumps({**data, "format": RECORD_FORMAT - 1}))
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "computed all 1 unit(s)" in capsys.readouterr().out
