@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets.base import TripletRecord, TwoAFCDataset, register_dataset
+from bench.datasets.paths import RootGuard
 from bench.errors import DatasetError
 
 BAPPS_FOLDERS = ("ref", "p0", "p1", "judge")
@@ -32,25 +33,21 @@ def _read_judgment(path: Path) -> float:
     return float(value[0])
 
 
-def bapps_subset(folder: Path, group: str) -> list[TripletRecord]:
-    """Triplets of one subset folder, in sorted file-name order."""
+def bapps_subset(folder: Path, group: str, root: Path | None = None) -> list[TripletRecord]:
+    """Triplets of one subset folder, in sorted file-name order; every file must resolve inside ``root``."""
     if not _is_subset(folder):
         missing = [s for s in BAPPS_FOLDERS if not (folder / s).is_dir()]
         raise DatasetError(f"{folder} is not a BAPPS 2AFC subset: missing folder(s) {', '.join(missing)}")
+    guard = RootGuard(root if root is not None else folder)
     judges = sorted((folder / "judge").glob("*.npy"))
     if not judges:
         raise DatasetError(f"{folder / 'judge'} holds no .npy judgments")
-    return [
-        TripletRecord(
-            id=f"{group}/{j.stem}",
-            ref=folder / "ref" / f"{j.stem}.png",
-            x0=folder / "p0" / f"{j.stem}.png",
-            x1=folder / "p1" / f"{j.stem}.png",
-            p=_read_judgment(j),
-            group=group,
-        )
-        for j in judges
-    ]
+    records = []
+    for j in judges:
+        ref, x0, x1 = (guard.check(folder / sub / f"{j.stem}.png", "BAPPS image") for sub in ("ref", "p0", "p1"))
+        p = _read_judgment(guard.check(j, "BAPPS judgment"))
+        records.append(TripletRecord(id=f"{group}/{j.stem}", ref=ref, x0=x0, x1=x1, p=p, group=group))
+    return records
 
 
 @register_dataset(
@@ -65,12 +62,12 @@ def bapps_dataset(root: Path | None, split: str) -> TwoAFCDataset:
     if _is_subset(root):
         if split not in ("all", root.name):
             raise DatasetError(f"{root} is a single BAPPS subset; use --split all (or point --dataset at its parent)")
-        return TwoAFCDataset("bapps", root.name, bapps_subset(root, root.name), image_size=None)
+        return TwoAFCDataset("bapps", root.name, bapps_subset(root, root.name, root), image_size=None)
     subsets = sorted(d.name for d in root.iterdir() if d.is_dir() and _is_subset(d))
     if not subsets:
         raise DatasetError(f"{root} holds no BAPPS subsets (folders with ref/, p0/, p1/, judge/)")
     chosen = subsets if split == "all" else [split]
     if split != "all" and split not in subsets:
         raise DatasetError(f"unknown split {split!r} for bapps:{root}; choose one of: all, {', '.join(subsets)}")
-    records = [r for name in chosen for r in bapps_subset(root / name, name)]
+    records = [r for name in chosen for r in bapps_subset(root / name, name, root)]
     return TwoAFCDataset("bapps", split, records, image_size=None)

@@ -50,16 +50,37 @@ class TwoAFCDataset(Dataset):
         self.image_size = image_size
         self._cache: dict[Path, torch.Tensor] = {}
         self._cache_bytes = 0
+        self._first_shape: tuple[int, ...] | None = None  # of records[0].ref, once read
 
-    def _image(self, path: Path) -> torch.Tensor:
-        """The image in [0, 1]; decoded once and kept (uint8) while the cache is under its budget."""
+    def _uint8(self, path: Path) -> torch.Tensor:
+        """The decoded image; decoded once and kept while the cache is under its budget."""
         image = self._cache.get(path)
         if image is None:
             image = load_image_uint8(path, self.image_size)
             if self._cache_bytes + image.numel() <= IMAGE_CACHE_BYTES:
                 self._cache[path] = image
                 self._cache_bytes += image.numel()
+        return image
+
+    def _image(self, path: Path) -> torch.Tensor:
+        """The image in [0, 1], of the one size a batch can stack (see :meth:`_check_size`)."""
+        image = self._uint8(path)
+        if self.image_size is None:
+            self._check_size(path, image)
         return to_unit_float(image)
+
+    def _check_size(self, path: Path, image: torch.Tensor) -> None:
+        """Without resizing, every image must have the size of the first triplet's ref (in every process)."""
+        first = self.records[0].ref
+        if self._first_shape is None:
+            self._first_shape = tuple(image.shape if path == first else self._uint8(first).shape)
+        expected = self._first_shape
+        if image.shape != expected:
+            raise DatasetError(
+                f"image {path} is {image.shape[2]}x{image.shape[1]} but {first} is {expected[2]}x{expected[1]}: "
+                f"{self.name} is not resized, so all its images must have one size (a batch cannot mix sizes); "
+                "resize the images to one size"
+            )
 
     def __len__(self) -> int:
         return len(self.records)

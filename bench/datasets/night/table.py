@@ -4,15 +4,22 @@ Layout: ``ROOT/data.csv`` plus the image paths it lists (``ref/...``, ``distort/
 left, ``distort/..._1.png`` = x1 = right). Columns are read by name. Like every published loader,
 only triplets with ``votes >= 6`` are kept. ``p = right_vote``: the fraction of people who judged
 the right image (x1) closer to the reference.
+
+Every cell is read as the text written (ids stay ``007``; see :mod:`~bench.datasets.night.cells` for the
+rule of each column) and every row is checked, also those the votes filter drops; every image path must
+resolve inside ROOT (:mod:`bench.datasets.paths`), checked before anything looks at the file.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
 
 from bench.datasets.base import TripletRecord, TwoAFCDataset
+from bench.datasets.night.cells import Cells, parse_bool, parse_count, parse_fraction, parse_split
+from bench.datasets.paths import RootGuard
 from bench.errors import DatasetError
 
 REQUIRED_COLUMNS = ("id", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet")
@@ -21,46 +28,69 @@ NIGHT_SPLITS = ("train", "val", "test_imagenet", "test_no_imagenet", "test")
 NIGHT_IMAGE_SIZE = 224
 
 
-def _as_bool(column: pd.Series) -> pd.Series:
-    """``is_imagenet`` is written as True/False, true/false or 1/0 depending on the tool that saved it."""
-    return column.astype(str).str.strip().str.lower().isin({"true", "1", "1.0", "yes"})
+PATH_COLUMNS = ("ref_path", "left_path", "right_path")
 
 
-def read_night_csv(root: Path) -> pd.DataFrame:
-    """data.csv with the votes filter applied and a ``group`` column (train, val, test_[no_]imagenet)."""
+def _read_text(csv_path: Path, root: Path) -> pd.DataFrame:
+    """Every cell as the text written in the file (no type inference, no NaN for blanks)."""
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, csv.Error, OSError) as exc:
+        raise DatasetError(
+            f"{csv_path} is not a readable CSV ({' '.join(str(exc).split()) or type(exc).__name__}); re-download the dataset "
+            f"(NIGHT: delete it and run `python run_bench.py fetch night --root {root}`)"
+        ) from None
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled:
+        raise DatasetError(f"{csv_path} names column(s) {', '.join(doubled)} more than once; keep one of each")
+    return frame.fillna("")
+
+
+def _paths(cells: Cells, root: Path, column: str) -> list[str]:
+    """The column's paths as written, each refused unless it resolves inside ``root`` (before any existence check)."""
+    guard = RootGuard(root)
+    texts = [str(t) for t in cells.frame[column]]
+    for row, text in enumerate(texts):
+        guard.join(text, cells.where(row, column))
+    return texts
+
+
+def read_night_table(root: Path) -> pd.DataFrame:
+    """Every row of data.csv, parsed and checked, with a ``group`` column (train, val, test_[no_]imagenet)."""
     csv_path = root / "data.csv"
     if not csv_path.is_file():
         raise DatasetError(
             f"data.csv not found in {root}; point --dataset at the folder that holds NIGHT's data.csv, "
             f"or fetch NIGHT into it with `python run_bench.py fetch night --root {root}`"
         )
-    try:
-        frame = pd.read_csv(csv_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(
-            f"{csv_path} is not a readable CSV ({exc}); re-download the dataset "
-            f"(NIGHT: delete it and run `python run_bench.py fetch night --root {root}`)"
-        ) from None
+    frame = _read_text(csv_path, root)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DatasetError(
             f"{csv_path} lacks column(s) {', '.join(missing)}; expected NIGHT's columns {', '.join(REQUIRED_COLUMNS)}"
         )
-    for column in ("right_vote", "votes"):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        if values.isna().any():
-            row = int(values.isna().to_numpy().argmax())
-            raise DatasetError(f"{csv_path}: column {column} has a non-numeric value on data row {row + 1}")
-        frame[column] = values
-    frame = frame[frame["votes"] >= MIN_VOTES].copy()
-    bad = frame[(frame["right_vote"] < 0) | (frame["right_vote"] > 1)]
-    if len(bad):
-        raise DatasetError(f"{csv_path}: right_vote must be a fraction in [0, 1]; triplet {bad['id'].iloc[0]} has {bad['right_vote'].iloc[0]}")
-    is_imagenet = _as_bool(frame["is_imagenet"])
-    split = frame["split"].astype(str).str.strip()
-    frame["group"] = split.where(split != "test", "test_no_imagenet")
-    frame.loc[(split == "test") & is_imagenet, "group"] = "test_imagenet"
-    return frame
+    cells = Cells(csv_path, frame)
+    table = pd.DataFrame({"id": cells.unique_ids()})
+    table["votes"] = cells.parse("votes", parse_count)
+    table["right_vote"] = cells.parse("right_vote", parse_fraction)
+    if "left_vote" in frame.columns:
+        table["left_vote"] = cells.parse("left_vote", parse_fraction)
+    for column in PATH_COLUMNS:
+        table[column] = _paths(cells, root, column)
+    split = pd.Series(cells.parse("split", parse_split), dtype=object)
+    is_imagenet = pd.Series(cells.parse("is_imagenet", parse_bool), dtype=bool)
+    table["split"], table["is_imagenet"] = split, is_imagenet
+    table["group"] = split.where(split != "test", "test_no_imagenet")
+    table.loc[(split == "test") & is_imagenet, "group"] = "test_imagenet"
+    return table
+
+
+def read_night_csv(root: Path) -> pd.DataFrame:
+    """data.csv with the votes filter applied (see :func:`read_night_table` for what is checked)."""
+    table = read_night_table(root)
+    return table[table["votes"] >= MIN_VOTES].copy()
 
 
 def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -70,11 +100,22 @@ def select_split(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     return frame[frame["group"] == split]
 
 
+def _no_rows(table: pd.DataFrame, split: str, root: Path) -> DatasetError:
+    """Why a split is empty: absent from the file (say which splits it has), or every triplet under the votes filter."""
+    csv_path = root / "data.csv"
+    if select_split(table, split).empty:
+        counts = table["group"].value_counts().sort_index()
+        held = ", ".join(f"{group} {n}" for group, n in counts.items()) or "no rows"
+        return DatasetError(f"{csv_path} has no triplets of split {split!r} (it holds: {held}); choose another --split")
+    return DatasetError(f"split {split!r} of {csv_path} has triplets, but none with votes >= {MIN_VOTES}")
+
+
 def night_like_dataset(root: Path, split: str, *, name: str, image_size: int | None) -> TwoAFCDataset:
     """A :class:`TwoAFCDataset` over any folder laid out like NIGHT."""
-    rows = select_split(read_night_csv(root), split)
+    table = read_night_table(root)
+    rows = select_split(table[table["votes"] >= MIN_VOTES], split)
     if rows.empty:
-        raise DatasetError(f"split {split!r} of {root / 'data.csv'} has no triplets with votes >= {MIN_VOTES}")
+        raise _no_rows(table, split, root)
     records = [
         TripletRecord(
             id=str(row.id),
