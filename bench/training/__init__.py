@@ -2,7 +2,7 @@
 
 ``distill(student, teacher, images, DistillConfig(out=...))`` and
 ``finetune(metric, dataset, FinetuneConfig(out=...))`` both write ``OUT/last.pt`` (resumable),
-``OUT/log.csv``, ``OUT/final.pt`` (state dict only) and ``OUT/train_config.json``.
+``OUT/log.csv``, ``OUT/final.safetensors`` (state dict only) and ``OUT/train_config.json``.
 The command line is :func:`bench.training.cli.cmd_train` (``run_bench.py train ...``).
 """
 

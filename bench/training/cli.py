@@ -1,10 +1,10 @@
 """``run_bench.py train distill ...`` and ``run_bench.py train finetune ...``.
 
 Models are named by a student preset (:data:`STUDENTS`), a registered metric (its weights become
-trainable), or a checkpoint path (``final.pt``/``last.pt``) whose folder holds the
+trainable), or a checkpoint path (``final.safetensors``/``last.pt``) whose folder holds the
 ``train_config.json`` naming its architecture; ``--init CHECKPOINT`` loads weights into a named
 model. So distil-then-fine-tune is ``train distill --student P --out A`` then
-``train finetune --metric A/final.pt --out B``.
+``train finetune --metric A/final.safetensors --out B``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def register_student(name: str) -> Callable[[Callable[[], nn.Module]], Callable[
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.endswith(".pt") or "/" in name or "\\" in name or Path(name).is_file()
+    return name.endswith((".pt", ".safetensors")) or "/" in name or "\\" in name or Path(name).is_file()
 
 
 def build_model(name: str, *, option: str = "--student", init: str | None = None) -> tuple[nn.Module, str]:
@@ -108,10 +108,10 @@ def _add_common(parser: argparse.ArgumentParser, config_cls: type) -> None:
     opt.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and augmentation (default: 0)")
 
     run = parser.add_argument_group("running")
-    run.add_argument("--out", type=Path, required=True, help="run folder: last.pt, log.csv, final.pt, train_config.json")
+    run.add_argument("--out", type=Path, required=True, help="run folder: last.pt, log.csv, final.safetensors, train_config.json")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     run.add_argument("--stop-after-epochs", type=int, default=None, help="end this invocation after N epochs (continue with --resume)")
-    run.add_argument("--init", default=None, help="load this checkpoint (final.pt or last.pt) into the model before training")
+    run.add_argument("--init", default=None, help="load this checkpoint (final.safetensors or last.pt) into the model before training")
     run.add_argument("--eval-dataset", default=None, help="2AFC set scored after each epoch: NAME[:ROOT], e.g. sample")
     run.add_argument("--eval-split", default=None, help="its split (default: the dataset's test split)")
     run.add_argument("--eval-n", type=int, default=None, help="score only its first N triplets")
@@ -129,7 +129,7 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
         epilog=(
             "examples:\n"
             "  python run_bench.py train distill --student lipsim-tiny --teacher dreamsim --images dataset:sample:train --out runs/distill\n"
-            "  python run_bench.py train finetune --metric runs/distill/final.pt --dataset sample --split train "
+            "  python run_bench.py train finetune --metric runs/distill/final.safetensors --dataset sample --split train "
             "--eval-dataset sample --out runs/finetune"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -139,7 +139,7 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
     dist = steps.add_parser("distill", help="student learns the teacher's centred, scaled embeddings")
     what = dist.add_argument_group("what to train")
     what.add_argument("--student", required=True, help="student preset, registered metric, or checkpoint")
-    what.add_argument("--teacher", required=True, help="registered metric (or a training run's final.pt) giving the targets")
+    what.add_argument("--teacher", required=True, help="registered metric (or a training run's final.safetensors) giving the targets")
     what.add_argument("--images", required=True, help="image FOLDER (recursive .png/.jpg) or dataset:NAME[:ROOT]:SPLIT")
     what.add_argument("--image-size", type=int, default=None, help="resize + centre-crop side (default: the student's input_size)")
     what.add_argument("--target-scale", type=float, default=DistillConfig(out=Path(".")).target_scale,
@@ -203,7 +203,7 @@ def _meta(args: argparse.Namespace, arch: str) -> dict[str, Any]:
 
 def _report(result, verb: str) -> int:
     if result.finished:
-        print(f"{verb}: {result.steps} steps; wrote {result.out_dir}/final.pt, train_config.json, log.csv ({result.wall_s:.1f} s)")
+        print(f"{verb}: {result.steps} steps; wrote {result.out_dir}/final.safetensors, train_config.json, log.csv ({result.wall_s:.1f} s)")
     else:
         print(f"{verb}: stopped after epoch {len(result.history)}; continue with the same command plus --resume")
     return 0

@@ -3,7 +3,7 @@
 Target of an image = ``target_scale * (u - mean(u))`` with ``u`` = the teacher's embedding of the
 CLEAN image scaled to unit norm and ``mean`` its average over the whole training set (computed
 once, up front). The teacher is frozen, so its targets are computed once and kept in memory (and in
-``OUT/teacher_targets.pt``, so a resumed run skips that pass). Loss = RMSE between the student's
+``OUT/teacher_targets.safetensors``, so a resumed run skips that pass). Loss = RMSE between the student's
 embedding of an augmented view and the target, over two views per image: (flip) and (flip +
 colour jitter 0.4/0.4/0.2/0.1 with p=0.8 + grayscale p=0.2), both in one forward pass.
 
@@ -31,9 +31,10 @@ from bench.datasets import TwoAFCDataset, create_dataset
 from bench.devices import resolve_device
 from bench.errors import BenchError, DatasetError
 from bench.training.augment import distill_views
-from bench.training.checkpoints import atomic_torch_save, check_out_dir
+from bench.training.checkpoints import check_out_dir
 from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from bench.training.loop import build_module, require_embed, train, trainable_parameters
+from metrics.weightfiles import load_safetensors, save_safetensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATASET_PREFIX = "dataset:"
@@ -185,20 +186,27 @@ def make_targets(unit: Tensor, scale: float) -> Tensor:
     return scale * (unit - unit.mean(dim=0, keepdim=True))
 
 
+TARGETS_CACHE = "teacher_targets.safetensors"
+
+
 def cached_unit_embeddings(
     teacher: nn.Module, dataset: ImageListDataset, config: DistillConfig, device: torch.device, key: str
 ) -> Tensor:
-    """Teacher pass, or ``OUT/teacher_targets.pt`` when it was made with the same ``key`` (teacher, images, size)."""
-    cache = Path(config.out) / "teacher_targets.pt"
+    """Teacher pass, or ``OUT/teacher_targets.safetensors`` when it was made with the same ``key`` (teacher, images, size).
+
+    Safetensors with a content hash: a damaged cache is an error, never wrong targets or code.
+    """
+    cache = Path(config.out) / TARGETS_CACHE
     if cache.is_file():
-        saved = torch.load(cache, map_location="cpu", weights_only=True)
-        if saved.get("key") == key:
+        fix = "delete it (it is only a cache: the next run remakes it with one teacher pass)"
+        saved, meta = load_safetensors(cache, fix)
+        if meta.get("key") == key and "unit" in saved:
             return saved["unit"]
     unit = unit_teacher_embeddings(
         teacher, dataset, batch_size=config.eval_batch_size or config.batch_size, device=device,
         workers=config.workers, progress=config.progress,
     )
-    atomic_torch_save({"key": key, "unit": unit}, cache)
+    save_safetensors({"unit": unit}, cache, {"key": key})
     return unit
 
 

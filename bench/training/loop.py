@@ -22,7 +22,15 @@ from tqdm.auto import tqdm
 
 from bench.devices import resolve_device
 from bench.errors import BenchError
-from bench.training.checkpoints import CHECKPOINT_FORMAT, atomic_torch_save, check_out_dir, write_log, write_train_config
+from bench.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    atomic_torch_save,
+    check_out_dir,
+    load_resume_checkpoint,
+    save_final_weights,
+    write_log,
+    write_train_config,
+)
 from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from bench.training.evaluate import evaluate_2afc
 
@@ -156,10 +164,10 @@ def train(task: TrainTask) -> TrainResult:
     step, history = 0, []
 
     if last_path.exists():  # check_out_dir made sure resume was asked for
+        ckpt = load_resume_checkpoint(last_path)  # CRC-checked, weights only: one clear line otherwise
         try:
-            ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
             saved = json.loads(ckpt["fingerprint"])
-        except Exception as exc:  # a truncated or foreign file; atomic saves make this rare
+        except (TypeError, ValueError) as exc:
             raise BenchError(f"--resume: {last_path} is unreadable ({type(exc).__name__}); delete it to start over, or choose another --out") from None
         diff = _mismatch(saved, fingerprint)
         if diff:
@@ -235,7 +243,6 @@ def train(task: TrainTask) -> TrainResult:
     wall_s = time.perf_counter() - started
     final_path = None
     if finished:
-        final_path = out / "final.pt"
-        atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, final_path)
+        final_path = save_final_weights(model, out)
         write_train_config(task, steps=step, history=history, wall_s=wall_s)
     return TrainResult(model=model, out_dir=out, history=history, steps=step, finished=finished, final_path=final_path, wall_s=wall_s)

@@ -36,8 +36,11 @@ from metrics.base import PerceptualMetric
 from metrics.errors import MetricError, WeightsUnavailableError
 from metrics.foundation import weights as W
 from metrics.registry import register_metric
+from metrics.weightfiles import WeightsFileError, check_sha256, torch_load
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1
+#: torchvision names its files after the start of their sha256 (and checks it, but only on download).
+ALEXNET_SHA256_PREFIX = "7be5be79"
 EPS = 1e-10  # lpips.normalize_tensor's
 
 
@@ -104,7 +107,11 @@ def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
         path = W.find_torch_checkpoint(ALEXNET_FILE)
         if path is None:
             raise WeightsUnavailableError(f"AlexNet weights ({ALEXNET_FILE}) are not on this machine; {HOW_TO_GET}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        fix = "delete it and run `python run_bench.py fetch lpips` to download it again"
+        check_sha256(path, ALEXNET_SHA256_PREFIX, fix, prefix=True)
+        state = torch_load(path, fix)
+        if not isinstance(state, dict):
+            raise WeightsFileError(f"{path} holds no state dict; {fix}")
         model.net.load_state_dict(alexnet_state_for_lpips(state, model.net), strict=True)
     return LPIPSMetric(model.eval())
 

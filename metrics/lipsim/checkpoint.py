@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from bench.locations import weights_root
 from metrics.errors import MetricError, WeightsUnavailableError
 from metrics.fingerprint import sha256_file
+from metrics.weightfiles import torch_load
 
 PREFIXES = ("module.", "model.")
 BASE_ALIASES = {"base.1.": "convs.", "base.2.": "linear."}
@@ -140,6 +141,13 @@ def official_to_local(state: dict[str, Tensor], path: Path | str = "checkpoint")
     return local
 
 
+def refetch_advice(path: Path) -> str:
+    """How to replace a damaged official checkpoint: delete it, then fetch its variant again."""
+    variant = next((v for v, c in OFFICIAL_CHECKPOINTS.items() if c.filename == path.name), None)
+    fetch = f"`python run_bench.py fetch lipsim-{variant}`" if variant else "the download in the README"
+    return f"delete it and re-download it ({fetch})"
+
+
 def load_official(network: nn.Module, path: Path, expected_sha256: str | None = None) -> str:
     """Load an official checkpoint into ``network`` strictly; return the file's sha256.
 
@@ -148,16 +156,13 @@ def load_official(network: nn.Module, path: Path, expected_sha256: str | None = 
     """
     if not path.is_file():
         raise WeightsUnavailableError(f"LipSim checkpoint not found: {path}")
+    fix = refetch_advice(path)
     digest = sha256_file(path)
     if expected_sha256 and digest != expected_sha256.lower():
-        raise MetricError(f"{path} has sha256 {digest}, not the pinned {expected_sha256}; re-download it or update the pin")
+        raise MetricError(f"{path} has sha256 {digest}, not the pinned {expected_sha256}; {fix}, or update the pin")
     if _is_html(path):
-        raise MetricError(f"{path} is a web page, not a checkpoint (a failed Google Drive download): re-download it")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors come in many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MetricError(f"{path} is not a readable checkpoint ({first_line}); re-download it") from None
+        raise MetricError(f"{path} is a web page, not a checkpoint (a failed Google Drive download); {fix}")
+    raw = torch_load(path, fix)
     local = official_to_local(_unwrap(raw, path), path)
     expected = network.state_dict()
     missing = sorted(set(expected) - set(local))

@@ -1,33 +1,57 @@
-"""Checkpoints that ship with the project (a few MB), each with a model card beside it."""
+"""Weights that ship with the project (a few MB, safetensors: no code), each with a model card beside it.
+
+Each file's sha256 is pinned here (and printed on its card), and checked before the file is read:
+a flipped byte would otherwise change every embedding without a word.
+"""
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from metrics.errors import MetricError
 from metrics.fingerprint import file_fingerprint
+from metrics.weightfiles import check_sha256, load_safetensors
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
+#: sha256 of every bundled file (also on its model card, ``<name>.md``; tests check they agree).
+BUNDLED_SHA256: dict[str, str] = {
+    "convsim-tiny": "2b571e00053abedc0aeebeca311ce2f0060923dcc673edb250d5a2fb20e46bea",
+    "lipsim-tiny": "3d3f2f510dd27b156339328f140f697a459cfe64924efadc4beea10093245073",
+}
+
 
 def bundled_weights(name: str) -> Path:
-    """Path of a bundled checkpoint ``<name>.pt`` (it may be absent in a partial checkout)."""
-    return WEIGHTS_DIR / f"{name}.pt"
+    """Path of a bundled weights file ``<name>.safetensors`` (it may be absent in a partial checkout)."""
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def how_to_restore(name: str) -> str:
+    """The fix for a missing or damaged bundled file."""
+    return (
+        f"reinstall the project (or `git checkout -- metrics/weights/{name}.safetensors`), "
+        f"or retrain it with scripts/train_bundled_models.sh (see metrics/weights/{name}.md)"
+    )
 
 
 def load_bundled(model: nn.Module, name: str) -> nn.Module:
-    """Load ``<name>.pt`` into ``model`` strictly (weights only: a checkpoint cannot run code)."""
-    state = torch.load(bundled_weights(name), map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
+    """Load ``<name>.safetensors`` into ``model`` strictly, after checking its pinned sha256."""
+    path = bundled_weights(name)
+    check_sha256(path, BUNDLED_SHA256[name], how_to_restore(name))
+    state, _ = load_safetensors(path, how_to_restore(name))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise MetricError(f"{path} does not fit {type(model).__name__} ({str(exc).splitlines()[0]}); {how_to_restore(name)}") from None
     return model
 
 
 def bundled_metric_options(name: str) -> dict[str, object]:
     """``register_metric`` options shared by every bundled metric: where its file is and how to get it back."""
     return {
-        "weights": f"bundled: metrics/weights/{name}.pt",
+        "weights": f"bundled: metrics/weights/{name}.safetensors",
         "bundled": True,
         "available": lambda: bundled_weights(name).is_file(),
-        "how_to_get": f"the file ships with the project: reinstall it, or retrain it (see metrics/weights/{name}.md)",
+        "how_to_get": f"the file ships with the project: {how_to_restore(name)}",
         "fingerprint": lambda: file_fingerprint(bundled_weights(name)),
     }

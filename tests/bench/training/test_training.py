@@ -18,6 +18,7 @@ from bench.errors import BenchError
 from bench.training import DistillConfig, FinetuneConfig, distill, evaluate_2afc, finetune, hinge_loss
 from bench.training import cli as train_cli
 from bench.training.augment import distill_views, triplet_flip
+from bench.training.checkpoints import load_state_dict_file
 from bench.training.loop import WarmupDecay
 from bench.training.distill import ImageListDataset, find_images, make_targets, rmse
 from bench.training.finetune import decided_triplets
@@ -120,6 +121,15 @@ def distill_config(out: Path, **kw) -> DistillConfig:
     return quiet(DistillConfig, out, **{**base, **kw})
 
 
+def final_state(out: Path) -> dict[str, Tensor]:
+    """A run's final weights, whichever file the loop wrote (``final.safetensors``, older ``final.pt``)."""
+    return load_state_dict_file(final_file(out))
+
+
+def final_file(out: Path) -> Path:
+    return next((out / n for n in ("final.safetensors", "final.pt") if (out / n).exists()), out / "final.safetensors")
+
+
 def state_equal(a: dict[str, Tensor], b: dict[str, Tensor], tol: float = 1e-6) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=tol, rtol=0) for k in a)
 
@@ -181,7 +191,7 @@ def test_distill_learns_and_writes_outputs(tmp_path: Path, image_folder: Path) -
     assert result.finished and len(losses) == 8
     assert losses[-1] < 0.75 * losses[0], losses
     assert after < 0.6 * before, (before, after)
-    state = torch.load(out / "final.pt", weights_only=True)
+    state = final_state(out)
     assert state.keys() == ToyStudent().state_dict().keys()
     with open(out / "log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -202,11 +212,11 @@ def test_distill_on_2afc_images_with_eval(tmp_path: Path) -> None:
 def test_distill_resume_equals_uninterrupted(tmp_path: Path, image_folder: Path) -> None:
     whole = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "a", epochs=3))
     part = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "b", epochs=3, stop_after_epochs=1))
-    assert not part.finished and part.final_path is None and not (tmp_path / "b" / "final.pt").exists()
+    assert not part.finished and part.final_path is None and not final_file(tmp_path / "b").exists()
     resumed = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "b", epochs=3, resume=True))
     assert resumed.finished and len(resumed.history) == 3
-    a = torch.load(tmp_path / "a" / "final.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "final.pt", weights_only=True)
+    a = final_state(tmp_path / "a")
+    b = final_state(tmp_path / "b")
     assert state_equal(a, b)
     assert [r["loss"] for r in whole.history] == pytest.approx([r["loss"] for r in resumed.history], abs=1e-7)
 
@@ -214,7 +224,7 @@ def test_distill_resume_equals_uninterrupted(tmp_path: Path, image_folder: Path)
 def test_seed_makes_runs_identical(tmp_path: Path, image_folder: Path) -> None:
     def run(name: str, seed: int) -> dict[str, Tensor]:
         distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / name, epochs=1, seed=seed))
-        return torch.load(tmp_path / name / "final.pt", weights_only=True)
+        return final_state(tmp_path / name)
 
     first, again, other = run("s0", 0), run("s0b", 0), run("s1", 1)
     assert state_equal(first, again, tol=0.0)
@@ -246,8 +256,8 @@ def test_finetune_hinge_loss_falls_and_resumes(tmp_path: Path) -> None:
     torch.manual_seed(0)
     finetune(ToyStudent(), data, quiet(FinetuneConfig, tmp_path / "b", **cfg, stop_after_epochs=2))
     finetune(ToyStudent(), data, quiet(FinetuneConfig, tmp_path / "b", **cfg, resume=True))
-    a = torch.load(tmp_path / "a" / "final.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "final.pt", weights_only=True)
+    a = final_state(tmp_path / "a")
+    b = final_state(tmp_path / "b")
     assert state_equal(a, b)
 
 
@@ -292,14 +302,14 @@ def test_cli_distill_then_finetune(tmp_path: Path, image_folder: Path, toy_regis
     assert train_cli.cmd_train(["distill", "--student", "toy", "--teacher", "toy-teacher", "--images", str(image_folder),
                                 "--epochs", "1", "--out", str(tmp_path / "d"), *common]) == 0
     assert json.loads((tmp_path / "d" / "train_config.json").read_text())["model"] == "toy"
-    assert train_cli.cmd_train(["finetune", "--metric", str(tmp_path / "d" / "final.pt"), "--dataset", f"night:{night}",
+    assert train_cli.cmd_train(["finetune", "--metric", str(final_file(tmp_path / "d")), "--dataset", f"night:{night}",
                                 "--split", "train", "--eval-dataset", f"night:{night}", "--eval-split", "test",
                                 "--epochs", "1", "--out", str(tmp_path / "f"), *common]) == 0
     with open(tmp_path / "f" / "log.csv", newline="") as handle:
         assert float(next(csv.DictReader(handle))["eval_2afc"]) >= 0
     assert "wrote" in capsys.readouterr().out
     # a training run's checkpoint as the teacher (its folder's train_config.json names the architecture)
-    assert train_cli.cmd_train(["distill", "--student", "toy", "--teacher", str(tmp_path / "d" / "final.pt"), "--images",
+    assert train_cli.cmd_train(["distill", "--student", "toy", "--teacher", str(final_file(tmp_path / "d")), "--images",
                                 f"dataset:night:{night}:train", "--max-steps", "1", "--out", str(tmp_path / "d2"), *common]) == 0
     assert json.loads((tmp_path / "d2" / "train_config.json").read_text())["identity"]["n_images"] == 18
 

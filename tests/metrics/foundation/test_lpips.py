@@ -11,6 +11,7 @@ lpips = pytest.importorskip("lpips")
 
 from metrics import MetricError, WeightsUnavailableError, get_metric_spec  # noqa: E402
 from metrics.foundation import lpips as L  # noqa: E402
+from metrics.fingerprint import sha256_file  # noqa: E402
 from metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
@@ -84,6 +85,7 @@ def test_torchvision_alexnet_file_is_loaded_like_torchvision(tmp_path: Path, mon
     torch.manual_seed(1)
     state = {k: v.half() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}  # half: smaller file
     torch.save(state, hub / "checkpoints" / L.ALEXNET_FILE)
+    monkeypatch.setattr(L, "ALEXNET_SHA256_PREFIX", sha256_file(hub / "checkpoints" / L.ALEXNET_FILE)[:8])  # a stand-in file
     assert spec.is_available()
     ours = spec.factory().eval()
     with W.torch_hub_dir(hub):  # torchvision finds the file there and loads it (no download)
