@@ -6,13 +6,70 @@ Bad input ends in one line on stderr naming the thing and the fix, and exit code
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from bench.errors import BenchError
 from bench.run_args import _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or `kill`'s), ended the way Ctrl-C ends a run: finished units are kept."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a run is in progress (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class LineTracker:
+    """Wraps stderr and remembers whether the cursor is at the start of a line (a bar leaves it mid-line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, always starting on a fresh line even after a progress bar."""
+    if isinstance(sys.stderr, LineTracker) and not sys.stderr.at_line_start:
+        sys.stderr.write("\n")
+    print(message, file=sys.stderr)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A machine fault (disk full, read-only, a file where a folder should be) in one line, with the fix."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    fix = {errno.ENOSPC: "free disk space", errno.EACCES: "fix the permissions or choose another folder",
+           errno.EROFS: "choose a writable folder", errno.ENOTDIR: "a file is in the way of a folder: move it",
+           errno.EEXIST: "a file is in the way of a folder: move it"}.get(exc.errno or 0, "fix that")
+    return f"{where}{exc.strerror or exc}; {fix}, then rerun the same command (finished units are kept)"
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -29,7 +86,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     shard = init_shard(spec.device)
     try:
         started = time.perf_counter()
-        result = run_and_report(spec, shard)
+        with sigterm_as_interrupt():
+            result = run_and_report(spec, shard)
     finally:
         shard.close()
     if result is not None:
@@ -112,15 +170,32 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+def worker_message(exc: BaseException) -> str:
+    """The error's own line: torch re-raises a DataLoader worker's error with the worker's traceback in it."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``run_bench.py`` and the ``lipsim-bench`` script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
+    stderr = sys.stderr
+    sys.stderr = LineTracker(stderr)
     try:
         return COMMANDS[command](argv)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(f"error: {worker_message(exc)}")
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished units are saved under the run folder; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except OSError as exc:
+        print_error(f"error: {describe_os_error(exc)}")
+        return 2
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print_error(f"{what}: finished units are saved under the run folder; rerun the same command to resume")
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        sys.stderr = stderr

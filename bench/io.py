@@ -8,6 +8,13 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool = False, sync: bool = True) -> None:
     """Call ``write(handle)`` on a temp file in the same folder, fsync, then rename.
 
@@ -16,6 +23,7 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, binary: bool
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets the mode open() would give it
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
             write(handle)
             handle.flush()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.errors import BenchError
+
 CACHE_ENV = "LIPSIM_BENCH_CACHE"
 DATA_ENV = "LIPSIM_BENCH_DATA"
 WEIGHTS_ENV = "LIPSIM_BENCH_WEIGHTS_DIR"
@@ -25,14 +27,22 @@ RESULTS_ENV = "LIPSIM_BENCH_RESULTS"
 PLUGINS_ENV = "LIPSIM_BENCH_PLUGINS"
 
 
+def _folder(path: Path, name: str) -> Path:
+    """``path`` if it is a folder or absent (created later); a file there fails now, naming the variable."""
+    if path.exists() and not path.is_dir():
+        raise BenchError(f"{name} is {path}, which is a file, not a folder; point {name} at a folder "
+                         "(it is created if missing) or move the file")
+    return path
+
+
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name, "").strip()
-    return Path(value).expanduser() if value else None
+    return _folder(Path(value).expanduser(), name) if value else None
 
 
 def cache_root() -> Path:
     """The project's cache: built datasets, downloaded checkpoints (unless set apart)."""
-    return _env_path(CACHE_ENV) or Path.home() / ".cache" / "lipsim_bench"
+    return _env_path(CACHE_ENV) or _folder(Path.home() / ".cache" / "lipsim_bench", f"{CACHE_ENV} (default)")
 
 
 def data_root() -> Path:

@@ -79,6 +79,19 @@ def _positive_int(option: str) -> Callable[[str], int]:
     return parse
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: a folder; an empty value would silently write into the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a run folder, e.g. --out results/my-run (or leave --out out)")
+    return Path(text).expanduser()
+
+
+def check_out_dir(out: Path | None) -> None:
+    """A run folder that exists must be a folder: a file there fails now, not after the first unit."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
+
+
 def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -134,7 +147,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")
     run.add_argument("--weights-dir", type=Path, default=None, help="folder with pretrained weights (sets LIPSIM_BENCH_WEIGHTS_DIR; default: the libraries' caches)")
-    run.add_argument("--out", type=Path, default=None, help="run folder (default: results/<dataset>-<split>; reruns resume)")
+    run.add_argument("--out", type=_out_dir, default=None, help="run folder (default: results/<dataset>-<split>; reruns resume)")
     run.add_argument("--download", action=argparse.BooleanOptionalAction, default=False, help="fetch missing data and weights first (needs network; default: on for presets, off otherwise)")
     run.add_argument("--dry-run", action="store_true", help="print what the run would download and compute, and its estimated GPU time; compute nothing")
     return parser
@@ -224,6 +237,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     for name in metrics:
         get_metric_spec(name)  # unknown names fail here, before any work
     family, _ = parse_dataset_arg(args.dataset)
+    check_out_dir(args.out)
     if args.workers < 0:
         raise BenchError(f"--workers must be >= 0, got {args.workers}")
     evaluations = _evaluation_names(args)

@@ -23,7 +23,7 @@ from attacks.base import Attack, ThreatModel
 from bench.errors import BenchError
 from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from bench.evaluations.options import options_dict
-from bench.evaluations.radii import certified_radius
+from bench.evaluations.radii import certified_radius, lipschitz_bound
 from bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
 from metrics import PerceptualMetric
 
@@ -95,7 +95,7 @@ class AttackEvaluation(Evaluation):
         idx = correct.nonzero().flatten()
         if idx.numel():
             ref = item.batch["ref"][idx].to(device)
-            classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device))
+            classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name)
             x_adv = attack(classifier, ref, twoafc_labels(p[idx]).to(device))  # checked: ||delta|| <= eps, [0, 1], finite
             with torch.no_grad():
                 adv0, adv1 = distances_from_logits(classifier(x_adv).cpu())
@@ -103,18 +103,19 @@ class AttackEvaluation(Evaluation):
             delta = (x_adv - ref).flatten(1)
             delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
         flipped = correct & ~is_correct(d0, d1, p)
-        check_certificate(metric, item, flipped, norm, delta_norm)
+        check_certificate(metric, item, flipped, norm, delta_norm, ctx.metric_name)
         return item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
 
 
-def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor) -> None:
+def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor,
+                      metric_name: str = "") -> None:
     """Every flip is an empirical radius (||delta||) that must not be below the certified one.
 
     A flip inside a certified l2 radius means a broken certificate or attack: never a number.
     """
     if norm != "l2" or metric.lipschitz is None or not flipped.any():
         return
-    lipschitz = metric.lipschitz_for(*item.batch["ref"].shape[-2:])
+    lipschitz = lipschitz_bound(metric, *item.batch["ref"].shape[-2:], metric_name or type(metric).__name__)
     radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
     violated = flipped & (radius > delta_norm * (1 + 1e-6) + 1e-9)
     if violated.any():

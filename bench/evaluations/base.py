@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,13 +132,35 @@ def embedded_batches(metric: "PerceptualMetric", loader: DataLoader, device: tor
     for batch in progress(loader, desc):
         ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
         with torch.no_grad():
-            e_ref, e0, e1 = metric.embed(torch.cat([ref, x0, x1])).chunk(3)
-            d0, d1 = metric.distance(e_ref, e0).cpu(), metric.distance(e_ref, e1).cpu()
+            images = torch.cat([ref, x0, x1])
+            e_ref, e0, e1 = checked_call(metric_name, "embed", lambda: metric.embed(images), len(images)).chunk(3)
+            d0 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e0), len(ref)).cpu()
+            d1 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e1), len(ref)).cpu()
         bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
         if bad.any():
             first = batch["id"][int(bad.nonzero()[0])]
             raise BenchError(f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
         yield EmbeddedBatch(batch, e_ref.cpu(), e0.cpu(), e1.cpu(), d0, d1)
+
+
+def checked_call(metric_name: str, what: str, call: Callable[[], Any], size: int) -> Tensor:
+    """A plugin metric's ``embed``/``distance`` output, its failures and malformed outputs as one line naming it.
+
+    A wrong batch size would pair the wrong triplets (silently) or fail far away in a traceback.
+    """
+    try:
+        out = call()
+    except (BenchError, torch.cuda.OutOfMemoryError):
+        raise  # already one clear line, or a machine fault the runner explains
+    except Exception as exc:
+        raise BenchError(f"metric {metric_name!r}: {what} raised {type(exc).__name__}: {exc}; fix the metric's {what}") from None
+    per_pair = what == "distance"
+    unit, expected = ("pairs", "(N,)") if per_pair else ("images", "(N, D)")
+    if not isinstance(out, Tensor):
+        raise BenchError(f"metric {metric_name!r}: {what} returned {type(out).__name__} for a batch of {size} {unit}; it must return a tensor {expected}")
+    if out.dim() == 0 or out.shape[0] != size or (out.dim() != 1 if per_pair else out.dim() < 2):
+        raise BenchError(f"metric {metric_name!r}: {what} returned shape {tuple(out.shape)} for a batch of {size} {unit}; it must return {expected}")
+    return out
 
 
 class Evaluation:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, empty_rows, natural_agreement
-from bench.evaluations.radii import certified_agreement, certified_radius, paper_radius
+from bench.evaluations.radii import certified_agreement, certified_radius, lipschitz_bound, paper_radius
 from bench.evaluations.registry import register_evaluation
 from metrics import MetricSpec, PerceptualMetric
 
@@ -48,7 +48,7 @@ class Certified(Evaluation):
             raise BenchError(f"metric {ctx.metric_name!r} has no Lipschitz bound, so it cannot be certified")
         parts = []
         for item in batches:
-            lipschitz = metric.lipschitz_for(*item.batch["ref"].shape[-2:])  # includes any resize in embed
+            lipschitz = lipschitz_bound(metric, *item.batch["ref"].shape[-2:], ctx.metric_name)  # includes any resize in embed
             radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
             extra = {"radius": radius, "ref_norm": item.e_ref.flatten(1).double().norm(dim=1)}
             if metric.distance_kind == "cosine":

@@ -20,6 +20,7 @@ from attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
 from bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from bench.evaluations.options import options_dict
 from bench.evaluations.registry import register_evaluation
+from bench.evaluations.twoafc import check_differentiable
 from metrics import PerceptualMetric
 
 DEFAULT_HISTOGRAM_EPS = {"sample": 0.5, "night": 1.0}
@@ -41,8 +42,8 @@ class DirectAttack:
     def _step(self) -> float:
         return self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
 
-    def __call__(self, metric: PerceptualMetric, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(x_adv, d(x, x_adv))`` for a batch of images in [0, 1]."""
+    def __call__(self, metric: PerceptualMetric, x: Tensor, metric_name: str = "") -> tuple[Tensor, Tensor]:
+        """``(x_adv, d(x, x_adv))`` for a batch of images in [0, 1] (``metric_name`` for error messages)."""
         threat = ThreatModel("l2", self.eps)
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         with torch.no_grad():
@@ -51,7 +52,9 @@ class DirectAttack:
         delta = clamp_to_image(x, project(delta, threat))
         for _ in range(self.steps):
             delta.requires_grad_(True)
-            shift = (metric.embed(x + delta) - target).flatten(1).pow(2).sum()
+            moved = metric.embed(x + delta)
+            check_differentiable(metric_name or type(metric).__name__, delta, moved)
+            shift = (moved - target).flatten(1).pow(2).sum()
             (grad,) = torch.autograd.grad(shift, delta)
             with torch.no_grad():
                 norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
@@ -101,7 +104,7 @@ class Direct(Evaluation):
         parts = []
         for item in batches:
             batch = item.batch
-            _, distance = attack(metric, batch["ref"].to(ctx.device))
+            _, distance = attack(metric, batch["ref"].to(ctx.device), ctx.metric_name)
             parts.append(pd.DataFrame({POSITION: batch["index"].numpy(), "id": list(batch["id"]), "group": list(batch["group"]),
                                        "eps": attack.eps, "distance": distance.double().cpu().numpy()}))
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()

@@ -16,8 +16,17 @@ We compute it for comparison, never to certify.
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from metrics import PerceptualMetric
 
 
 def cosine_radius(e_ref: Tensor, e0: Tensor, e1: Tensor, lipschitz: float) -> Tensor:
@@ -56,6 +65,19 @@ def certified_radius(distance_kind: str, e_ref: Tensor, e0: Tensor, e1: Tensor, 
     if not lipschitz > 0:
         raise ValueError(f"a Lipschitz bound must be positive, got {lipschitz}")
     return RADIUS_BY_DISTANCE[distance_kind](e_ref, e0, e1, lipschitz)
+
+
+def lipschitz_bound(metric: "PerceptualMetric", height: int, width: int, metric_name: str) -> float:
+    """The metric's bound for these images, checked: a zero, negative or NaN bound would certify nonsense."""
+    value = metric.lipschitz_for(height, width)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    bound = float(value) if number else math.nan  # type: ignore[arg-type]
+    if not (bound > 0 and math.isfinite(bound)):
+        raise BenchError(
+            f"metric {metric_name!r}: Lipschitz bound {value!r} for {height}x{width} images; it must be a positive finite "
+            "number (a proven bound), or None when no bound is known"
+        )
+    return bound
 
 
 def certified_agreement(agreement: Tensor, p: Tensor, radius: Tensor, eps: float) -> Tensor:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from bench.errors import BenchError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -60,26 +62,37 @@ class TwoAFCClassifier(nn.Module):
     finished examples; :meth:`restrict` keeps the cached embeddings aligned with those left.
     """
 
-    def __init__(self, metric: "PerceptualMetric", e0: Tensor, e1: Tensor) -> None:
+    def __init__(self, metric: "PerceptualMetric", e0: Tensor, e1: Tensor, name: str = "") -> None:
         super().__init__()
         self.metric = metric
         self.e0 = e0
         self.e1 = e1
+        self.name = name or type(metric).__name__  # the registered name, for error messages
 
     @classmethod
-    def from_images(cls, metric: "PerceptualMetric", x0: Tensor, x1: Tensor) -> "TwoAFCClassifier":
+    def from_images(cls, metric: "PerceptualMetric", x0: Tensor, x1: Tensor, name: str = "") -> "TwoAFCClassifier":
         with torch.no_grad():
             e0, e1 = metric.embed(torch.cat([x0, x1])).chunk(2)
-        return cls(metric, e0, e1)
+        return cls(metric, e0, e1, name)
 
     def restrict(self, index: Tensor) -> "TwoAFCClassifier":
-        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index])
+        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index], self.name)
 
     def forward(self, x_ref: Tensor) -> Tensor:
         if len(x_ref) != len(self.e0):
             raise ValueError(f"batch of {len(x_ref)} references for {len(self.e0)} cached pairs: call restrict(index) first")
         e_ref = self.metric.embed(x_ref)
+        check_differentiable(self.name, x_ref, e_ref)
         return torch.stack([self.metric.distance(e_ref, self.e1), self.metric.distance(e_ref, self.e0)], dim=1)
+
+
+def check_differentiable(name: str, x: Tensor, e: object) -> None:
+    """An embedding cut off from its input's graph makes every gradient attack a silent no-op."""
+    if x.requires_grad and torch.is_grad_enabled() and not (isinstance(e, Tensor) and e.requires_grad):
+        raise BenchError(
+            f"metric {name!r}: embed returned a tensor without gradient (detached, or computed under no_grad/numpy) "
+            "for inputs that require one; attacks need gradients through embed, so keep it in torch autograd"
+        )
 
 
 def size_weighted_mean(scores: Sequence[float], sizes: Sequence[int]) -> float:
@@ -94,7 +107,8 @@ def score_rows(triplets: "pd.DataFrame", *, split: str) -> list[dict[str, object
     """Score rows from per-triplet rows: one per (evaluation, norm, eps) and group, plus the split's.
 
     ``triplets`` needs columns evaluation, norm, eps, group, agreement. When a split has several
-    groups (NIGHT's test halves), the split's row is their size-weighted mean.
+    groups (NIGHT's test halves), the split's row is their size-weighted mean; a split whose
+    triplets all fall in one group gets only its own row (the same number twice would be counted twice).
     """
     import pandas as pd  # local: keep the tensor functions importable without pandas
 
@@ -104,7 +118,7 @@ def score_rows(triplets: "pd.DataFrame", *, split: str) -> list[dict[str, object
         groups = list(dict.fromkeys(part["group"]))
         per_group = {g: part.loc[part["group"] == g, "agreement"] for g in groups}
         base = {"evaluation": evaluation, "norm": None if pd.isna(norm) else norm, "eps": None if pd.isna(eps) else float(eps)}
-        if groups != [split]:
+        if len(groups) > 1:
             for g, agreement in per_group.items():
                 rows.append({**base, "split": g, "score": 100.0 * float(agreement.mean()), "n": int(len(agreement))})
         scores = [100.0 * float(a.mean()) for a in per_group.values()]

@@ -16,9 +16,13 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.report.mixing import unit_settings
+from bench.run.integrity import read_checked
 from bench.run.records import RECORD_FORMAT, read_triplets
+from bench.run.runlog import RunLog
 
-SCORE_COLUMNS = ["metric", "dataset", "split", "evaluation", "norm", "eps", "score", "n", "kind"]
+#: seed and settings (the unit's, as JSON) let a table mark a cell computed unlike the rest (bench/report/mixing.py)
+SCORE_COLUMNS = ["metric", "dataset", "split", "evaluation", "norm", "eps", "score", "n", "kind", "seed", "settings"]
 CELL = ["metric", "dataset", "split", "evaluation", "norm", "eps"]
 
 
@@ -70,14 +74,15 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     for i, entry in enumerate(entries):
         unit = entry.record["unit"]
         meta = {"metric": unit["metric"], "dataset": unit["dataset"]}
-        stamp = (entry.record.get("provenance") or {}).get("time", "")
+        prov = entry.record.get("provenance") or {}
+        stamp = (str(prov.get("time", "")), int(prov.get("time_ns") or 0))
         for row in entry.record.get("scores", []):
-            score_rows.append({**meta, **row, "kind": entry.kind, "_time": stamp, "_entry": i})
+            score_rows.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_time": stamp[0], "_ns": stamp[1], "_entry": i})
         new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
         notes += [n for n in new if n not in notes]
-    scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + ["_time", "_entry"])
+    scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + ["_time", "_ns", "_entry"])
     scores["eps"] = scores["eps"].astype(float)
-    newest = scores.sort_values("_time", kind="stable").drop_duplicates(CELL, keep="last").sort_values("_entry", kind="stable")
+    newest = scores.sort_values(["_time", "_ns"], kind="stable").drop_duplicates(CELL, keep="last").sort_values("_entry", kind="stable")
     superseded = len(set(scores["_entry"]) - set(newest["_entry"]))
     if superseded:
         notes.append(f"{superseded} older record(s) for the same cells were superseded by newer ones")
@@ -108,29 +113,31 @@ def _records_dir(run_dir: Path) -> Path:
     return folder
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    ok = isinstance(record, dict) and record.get("format") == RECORD_FORMAT and "unit" in record and "evaluation" in record
-    return record if ok else None
+def _read(path: Path) -> tuple[dict, pd.DataFrame] | str:
+    """A record and its per-triplet rows, both verified (types, checksum, CSV sha256 and rows), or why not."""
+    return read_checked(path, RECORD_FORMAT)
 
 
 def read_records(run_dirs: list[Path]) -> Collected:
-    """Every usable record of ``run_dirs``, in the runs' metric order and unit order."""
+    """Every usable record of ``run_dirs``, in the runs' metric order and unit order.
+
+    A record that fails its checks is skipped: one line names it and why (console and the run's run.log),
+    and the table's footer counts it, so a damaged file never becomes a number.
+    """
     folders = [_records_dir(d) for d in run_dirs]
     entries: list[Entry] = []
     skipped = 0
     order: list[str] = []  # the runs' own --metrics order, so merged tables read like the runs'
-    for folder in folders:
+    for run_dir, folder in zip(run_dirs, folders):
         for path in sorted(folder.glob("*.json")):
-            record = _read(path)
-            if record is None:
+            checked = _read(path)
+            if isinstance(checked, str):
                 skipped += 1
+                RunLog(run_dir / "run.log").warn(f"report: skipped record {path}: {checked}")
                 continue
-            order += [m for m in (record.get("config") or {}).get("metrics", []) if m not in order]
-            entries.append(Entry(record, path=path))
+            record, rows = checked
+            order += [m for m in record["config"].get("metrics", []) if isinstance(m, str) and m not in order]
+            entries.append(Entry(record, rows=rows, path=path))
     if not entries:
         raise BenchError(f"no usable records in {', '.join(map(str, run_dirs))}; run the benchmark first")
     order += [m for m in dict.fromkeys(e.record["unit"]["metric"] for e in entries) if m not in order]
@@ -138,6 +145,7 @@ def read_records(run_dirs: list[Path]) -> Collected:
                                 (e.record.get("provenance") or {}).get("time", "")))
     collected = collect(entries)
     if skipped:
-        collected.notes.append(f"{skipped} unreadable or old-format record(s) ignored")
+        collected.notes.append(f"{skipped} unreadable, altered or old-format record(s) ignored (named in run.log); "
+                               "rerun the benchmark to recompute them")
     collected.records_dirs = folders
     return collected

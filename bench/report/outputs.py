@@ -32,6 +32,11 @@ def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
 
 def write_outputs(out_dir: Path, dataset: str, split: str, collected: Collected, provenance: str) -> TablesDocument | None:
     """Write every output of a run folder; the tables' document (None when nothing is scored)."""
+    return _write(out_dir, [(dataset, split)], collected, provenance)
+
+
+def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, provenance: str) -> TablesDocument | None:
+    """Diagnostics, scores.csv, triplets.csv, and one table per (dataset, split) in scores.md/.tex."""
     for name, frame in collected.diagnostics.items():
         atomic_write_text(out_dir / name, frame.to_csv(index=False))
         from bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
@@ -48,17 +53,32 @@ def write_outputs(out_dir: Path, dataset: str, split: str, collected: Collected,
         extra = [c for c in triplets.columns if c not in TRIPLET_COLUMNS]
         triplets = triplets[[c for c in TRIPLET_COLUMNS if c in triplets.columns] + extra]
         atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
-    footer = collected.notes + monotonicity_notes(scores, split)
-    document = render_tables(scores, dataset, split, footer, provenance)
+    documents = [_document(scores, dataset, split, collected.notes, provenance, len(tables)) for dataset, split in tables]
+    document = documents[0] if len(documents) == 1 else TablesDocument(
+        documents[0].table, "\n\n".join(d.markdown for d in documents), "\n\n".join(d.latex for d in documents))
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
     return document
 
 
+def _document(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int) -> TablesDocument:
+    """One dataset's table; beside others, it says so (a table per dataset, never one mixing them)."""
+    own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
+    footer = notes + monotonicity_notes(own, split)
+    if count > 1:
+        footer.append(f"the records hold {count} datasets: one table each; this one is {dataset} only")
+    return render_tables(own, dataset, split, footer, provenance, label="tab:2afc" if count == 1 else f"tab:2afc-{dataset}")
+
+
+def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:
+    """(dataset, headline split) for each dataset of the scores, in their order."""
+    if scores.empty:
+        return []
+    return [(str(d), headline_split(scores[scores["dataset"] == d])) for d in dict.fromkeys(scores["dataset"])]
+
+
 def report_runs(run_dirs: list[Path], out_dir: Path) -> TablesDocument | None:
-    """Write the tables of the merged records of ``run_dirs`` into ``out_dir``."""
+    """Write the tables of the merged records of ``run_dirs`` into ``out_dir``: one per dataset they hold."""
     collected = read_records(run_dirs)
-    split = headline_split(collected.scores) if len(collected.scores) else collected.triplets.get("split", pd.Series(["?"])).iloc[0]
-    datasets = collected.scores.loc[collected.scores["split"] == split, "dataset"] if len(collected.scores) else pd.Series(["?"])
     sources = "; ".join(provenance_line(folder) for folder in collected.records_dirs)
-    return write_outputs(out_dir, str(datasets.iloc[0]), split, collected, sources)
+    return _write(out_dir, table_splits(collected.scores), collected, sources)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.formatting import format_eps
+from bench.report.mixing import mark_cells, marker_frame
 
 KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 
@@ -60,17 +61,26 @@ def legacy_kind(evaluation: str) -> str:
     return {"natural": "clean", "certified": "certificate", "direct": "diagnostic"}.get(evaluation, "attack")
 
 
-def to_markdown(table: pd.DataFrame, *, digits: int = 2) -> str:
-    """A GitHub-markdown table; missing cells are blank."""
+def _cells(table: pd.DataFrame, name: object, row: pd.Series, digits: int, markers: pd.DataFrame | None, mark: str) -> list[str]:
+    """A row's numbers; a cell computed unlike the rest carries its marker (``mark`` formats it)."""
+    cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
+    if markers is None:
+        return cells
+    letters = markers.loc[name] if name in markers.index else pd.Series("", index=table.columns)
+    return [c + (mark.format(letters[col]) if c and letters.get(col) else "") for c, col in zip(cells, table.columns)]
+
+
+def to_markdown(table: pd.DataFrame, *, digits: int = 2, markers: pd.DataFrame | None = None) -> str:
+    """A GitHub-markdown table; missing cells are blank, marked cells end in " (a)"."""
     header = [table.index.name or ""] + list(table.columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
     for name, row in table.iterrows():
-        cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
-        lines.append("| " + " | ".join([str(name)] + cells) + " |")
+        lines.append("| " + " | ".join([str(name)] + _cells(table, name, row, digits, markers, " ({})")) + " |")
     return "\n".join(lines)
 
 
-def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: str = "tab:2afc", footer: list[str] | None = None) -> str:
+def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: str = "tab:2afc", footer: list[str] | None = None,
+             markers: pd.DataFrame | None = None) -> str:
     """A booktabs table in the paper's layout, with grouped headers (natural | attack eps | certified eps).
 
     Columns of one evaluation and norm share a header cell spanning their eps; the footer lines
@@ -102,7 +112,7 @@ def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: 
         lines += [" ".join(rules), " & ".join(second) + r" \\"]
     lines.append(r"\midrule")
     for name, row in table.iterrows():
-        cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
+        cells = _cells(table, name, row, digits, markers, r"\textsuperscript{{({})}}")
         lines.append(" & ".join([_tex(str(name))] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if footer:
@@ -129,18 +139,33 @@ class TablesDocument:
     latex: str
 
 
-def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str) -> TablesDocument:
-    """scores.md / scores.tex content: title with n, the table, notes, then the provenance footer."""
-    table = scores_table(scores, split)
+def _cell_label(row: object) -> str:
+    """The column label of one score row, as :func:`scores_table` names it."""
+    norm, eps = getattr(row, "norm"), getattr(row, "eps")
+    return column_label(getattr(row, "evaluation"), norm if isinstance(norm, str) else None, None if pd.isna(eps) else float(eps))
+
+
+def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str,
+                  label: str = "tab:2afc") -> TablesDocument:
+    """scores.md / scores.tex content: title with n and seed, the table, notes, then the provenance footer.
+
+    The title states the settings most cells share; a cell computed otherwise (another n, seed,
+    option, weights) carries a marker that a footer line explains, so a row never mixes silently.
+    """
+    if "dataset" in scores.columns:
+        scores = scores[scores["dataset"] == dataset]
     rows = scores[scores["split"] == split]
-    clean = rows[rows["kind"] == "clean"] if "kind" in rows.columns else rows[rows["evaluation"] == "natural"]
-    natural = clean if len(clean) else rows
-    n_values = sorted({int(v) for v in natural["n"]})
-    n_text = ", ".join(map(str, n_values)) if n_values else "?"
-    title = f"2AFC score (%) on {dataset} / {split}, n = {n_text} triplets"
-    footer = notes + [provenance]
-    markdown = f"{title}\n\n{to_markdown(table)}\n\n" + "\n".join(f"- {line}" for line in footer)
-    latex = to_latex(table, caption=title, footer=footer)
+    if "kind" not in rows.columns:
+        rows = rows.assign(kind=[legacy_kind(e) for e in rows["evaluation"]])
+    table = scores_table(rows, split)
+    marks = mark_cells(rows, _cell_label)
+    seed = f", seed {marks.seed}" if marks.seed is not None else ""
+    flagged = f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
+    title = f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}{flagged}"
+    footer = marks.footer + notes + [provenance]
+    markers = marker_frame(table, marks)
+    markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)
+    latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label)
     return TablesDocument(table, markdown, latex)
 
 
@@ -155,7 +180,7 @@ def provenance_line(records_dir: Path) -> str:
         found = sorted({str(v) for v in map(get, prov) if v})
         return ", ".join(found) or "unknown"
 
-    commits = values(lambda p: (p.get("git") or {}).get("commit", "")[:10] + ("+dirty" if (p.get("git") or {}).get("dirty") else ""))
+    commits = values(lambda p: ((p.get("git") or {}).get("commit") or "")[:10] + ("+dirty" if (p.get("git") or {}).get("dirty") else ""))
     times = sorted(p.get("time", "") for p in prov if p.get("time"))
     span = f"{times[0]} to {times[-1]}" if times else "unknown"
     return (

@@ -20,7 +20,10 @@ from bench.datasets import TwoAFCDataset, create_dataset
 from bench.evaluations.base import Context, embedded_batches
 from bench.locations import results_root
 from bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
-from bench.run.plan import DataIdentity, PlannedUnit, build_metric, plan_units, seed_everything
+from bench.errors import BenchError
+from bench.io import atomic_write_text
+from bench.run.plan import (DataIdentity, PlannedUnit, build_metric, metric_label, plan_units, random_weights_apply,
+                            random_weights_note, seed_everything)
 from bench.run.records import RecordStore, Unit
 from bench.run.runlog import RunLog
 from bench.run.spec import RunSpec, resolve
@@ -58,6 +61,22 @@ class RunOutcome:
 def default_out_dir(dataset: str, split: str) -> Path:
     """``results/<dataset>-<split>``: the same command writes to, and resumes, the same folder."""
     return results_root() / f"{dataset}-{split}"
+
+
+def run_config(spec: RunSpec) -> dict[str, Any]:
+    """The spec as records and run.log store it, metrics under their output names (random weights marked)."""
+    return {**spec.as_dict(), "metrics": [metric_label(m) for m in spec.metrics]}
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create the run folder and prove it takes a file now, before any unit is computed."""
+    probe = out_dir / "records" / ".write-check"
+    try:
+        atomic_write_text(probe, "ok\n")
+        probe.unlink()
+    except OSError as exc:
+        raise BenchError(f"cannot write to the run folder {out_dir} ({exc.strerror or exc}: {exc.filename or probe}); "
+                         "choose another --out, or fix its permissions or free space") from None
 
 
 def make_loader(dataset: TwoAFCDataset, batch_size: int, workers: int = 0, shard: Shard | None = None) -> DataLoader:
@@ -111,16 +130,21 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
         fetch_missing(spec)
     shard.barrier()
     dataset = load_dataset(spec)
-    resolved = resolve(spec, dataset.name)
+    resolved = resolve(spec, dataset.name, dataset.image_size)  # radii checked against the data's own size
     data = DataIdentity(dataset.name, dataset.split, spec.n, dataset.fingerprint())
     units = plan_units(spec, resolved, data)
     out_dir = spec.out or default_out_dir(dataset.name, dataset.split)
     store = store if store is not None else RecordStore(out_dir)
+    on_disk = isinstance(store, RecordStore)
+    if on_disk and shard.is_main:
+        prepare_out_dir(out_dir)
     loader = make_loader(dataset, spec.batch_size, spec.workers, shard)
-    log = RunLog(out_dir / "run.log", enabled=shard.is_main and isinstance(store, RecordStore))
-    log.start(spec.as_dict(), len(dataset), shard.world_size)
+    log = RunLog(out_dir / "run.log", enabled=shard.is_main and on_disk)
+    if isinstance(store, RecordStore):
+        store.on_invalid = log.warn
+    log.start(run_config(spec), len(dataset), shard.world_size)
     metrics = _Metrics(shard.device(spec.device), spec.seed)
-    outcome = RunOutcome(out_dir if isinstance(store, RecordStore) else None, dataset.name, dataset.split)
+    outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
     for planned in units:
         result = run_unit(planned, spec, metrics, loader, store, shard, log)
         if result is not None:
@@ -151,15 +175,16 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     if not shard.is_main:
         return None
     frame = merge_shards(parts, spec.batch_size)
-    split = planned.unit.split
+    split, label = planned.unit.split, planned.unit.metric
     seconds = round(time.perf_counter() - started, 3)
+    marked = [random_weights_note(planned.metric)] if random_weights_apply(planned.metric) else []
     body = {
         **planned.describe(),
         "applies": applies,
         "scores": evaluation.score(frame, split) if applies else [],
-        "notes": evaluation.notes(planned.metric, frame) if applies else [],
+        "notes": marked + (evaluation.notes(label, frame) if applies else []),
         "rows": len(frame),
-        "config": {**spec.as_dict(), "seconds": seconds, "world_size": shard.world_size},
+        "config": {**run_config(spec), "seconds": seconds, "world_size": shard.world_size},
     }
     record = store.save(planned.unit, body, frame)
     log.unit("computed", planned.unit, record, seconds)

@@ -37,9 +37,30 @@ def _takes_pretrained(name: str) -> bool:
     return "pretrained" in inspect.signature(get_metric_spec(name).factory).parameters
 
 
+#: What a metric built with random weights is called in every output (units, records, tables, run.log),
+#: so it can never be mistaken for the published metric.
+RANDOM_WEIGHTS_LABEL = "{name} (random weights)"
+
+
+def random_weights_apply(name: str) -> bool:
+    """Whether this run builds ``name`` with random weights (the switch is on and it takes ``pretrained``)."""
+    return random_weights_requested() and _takes_pretrained(name)
+
+
+def metric_label(name: str) -> str:
+    """The metric's name in this run's outputs: the registry name, or marked as randomly initialised."""
+    return RANDOM_WEIGHTS_LABEL.format(name=name) if random_weights_apply(name) else name
+
+
+def random_weights_note(name: str) -> str:
+    """The table footer's word on a randomly initialised metric."""
+    return (f"{metric_label(name)}: randomly initialised ({RANDOM_WEIGHTS_ENV}=1, a test switch), "
+            f"not the published {name}; its numbers say nothing about {name}")
+
+
 def metric_weights_id(name: str, seed: int) -> str:
     """What identifies the weights of ``name`` in this run."""
-    if random_weights_requested() and _takes_pretrained(name):
+    if random_weights_apply(name):
         return f"random-init(seed={seed})"
     return get_metric_spec(name).weights_id()
 
@@ -59,7 +80,7 @@ def seed_everything(seed: int) -> None:
 def build_metric(name: str, device: torch.device, seed: int) -> PerceptualMetric:
     """The metric on ``device``; seeded, so a random initialisation is the same on every run and rank."""
     seed_everything(seed)
-    if random_weights_requested() and _takes_pretrained(name):
+    if random_weights_apply(name):
         return create_metric(name, pretrained=False).to(device)
     return create_metric(name).to(device)
 
@@ -108,7 +129,7 @@ def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str,
     }
     if evaluation.batch_dependent:
         settings["batch_size"] = spec.batch_size
-    return Unit(metric=metric, dataset=data.family, split=data.split, n=data.n, evaluation=evaluation.name, settings=settings)
+    return Unit(metric=metric_label(metric), dataset=data.family, split=data.split, n=data.n, evaluation=evaluation.name, settings=settings)
 
 
 def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,

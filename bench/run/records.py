@@ -12,20 +12,24 @@ import json
 import platform
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
-from bench.io import atomic_write_text
+from bench.errors import BenchError
+from bench.io import atomic_write_bytes, atomic_write_text
+from bench.run.integrity import csv_digest, read_checked, seal
 
 #: Bump when what a record means changes; older records are recomputed, never misread.
 #: 3: keys hold resolved options, evaluation version, data content, adapter source; records hold kind and notes.
-RECORD_FORMAT = 3
+#: 4: records carry their own checksum and their triplet CSV's row count and sha256 (checked on every read).
+RECORD_FORMAT = 4
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -82,39 +86,46 @@ def provenance() -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": {d: _version(d) for d in ("torch", "torchvision", "numpy", "pandas", "open_clip_torch", "dreamsim")},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time_ns": time.time_ns(),  # orders records computed within one second (newest wins a cell)
     }
 
 
 class RecordStore:
     """The ``records/`` folder of a run: ``<stem>.json`` (scores, config) + ``<stem>.triplets.csv``."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, on_invalid: Callable[[str], None] | None = None) -> None:
         self.dir = run_dir / "records"
+        self.on_invalid = on_invalid  # told, in one line, about each stored record that fails its checks
 
     def _paths(self, unit: Unit) -> tuple[Path, Path]:
         stem = unit.stem()
         return self.dir / f"{stem}.json", self.dir / f"{stem}.triplets.csv"
 
     def load(self, unit: Unit) -> tuple[dict[str, Any], pd.DataFrame] | None:
-        """The stored record of ``unit``, or None if absent or unreadable (then it is recomputed)."""
-        json_path, csv_path = self._paths(unit)
-        if not (json_path.is_file() and csv_path.is_file()):
+        """The stored record of ``unit`` if every check passes; None if absent or failing (then recomputed)."""
+        json_path, _ = self._paths(unit)
+        if not json_path.exists():
             return None
-        try:
-            record = json.loads(json_path.read_text(encoding="utf-8"))
-            triplets = read_triplets(csv_path)
-        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        checked = read_checked(json_path, RECORD_FORMAT)
+        if not isinstance(checked, str) and checked[0]["key"] != unit.key():
+            checked = "its key does not match its file name"
+        if isinstance(checked, str):
+            if self.on_invalid is not None:
+                self.on_invalid(f"invalid record {json_path}: {checked}; recomputing it")
             return None
-        if not isinstance(record, dict) or record.get("key") != unit.key() or record.get("format") != RECORD_FORMAT:
-            return None
-        return record, triplets
+        return checked
 
     def save(self, unit: Unit, body: dict[str, Any], triplets: pd.DataFrame) -> dict[str, Any]:
         """Store one finished unit: triplets first, the JSON last, so a JSON always has its CSV."""
         json_path, csv_path = self._paths(unit)
-        atomic_write_text(csv_path, triplets.to_csv(index=False))
-        record = make_record(unit, body, csv_path.name)
-        atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+        data = triplets.to_csv(index=False).encode("utf-8")
+        record = seal(make_record(unit, body, csv_path.name, rows=len(triplets), sha256=csv_digest(data)))
+        try:
+            atomic_write_bytes(csv_path, data)
+            atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise BenchError(f"could not write {exc.filename or json_path}: {exc.strerror or exc}; fix that (free "
+                             "space, permissions), then rerun the same command: finished units are kept") from None
         return record
 
 
@@ -128,10 +139,12 @@ class MemoryStore:
         return make_record(unit, body, None)
 
 
-def make_record(unit: Unit, body: dict[str, Any], triplets_file: str | None) -> dict[str, Any]:
-    """The JSON of one unit: its key, the unit, what the evaluation produced, config and provenance."""
+def make_record(unit: Unit, body: dict[str, Any], triplets_file: str | None, *, rows: int | None = None,
+                sha256: str | None = None) -> dict[str, Any]:
+    """The JSON of one unit: its key, the unit, what the evaluation produced, config and provenance,
+    and what verifies its per-triplet CSV (row count, sha256 of its bytes)."""
     return {"format": RECORD_FORMAT, "key": unit.key(), "unit": asdict(unit), **body,
-            "triplets_file": triplets_file, "provenance": provenance()}
+            "triplets_file": triplets_file, "triplets_rows": rows, "triplets_sha256": sha256, "provenance": provenance()}
 
 
 def read_triplets(path: Path) -> pd.DataFrame:

@@ -31,6 +31,16 @@ class RunLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {message}\n")
 
+    def warn(self, message: str) -> None:
+        """A problem the user must see now and find in the log later: run.log and the console."""
+        if not self.enabled:
+            return
+        try:
+            self.write(message)
+        except OSError:
+            pass  # a read-only folder (e.g. under `report`) must not hide the warning itself
+        console(message)
+
     def start(self, config: dict[str, Any], n_triplets: int, world_size: int) -> None:
         self.write(f"start: {n_triplets} triplets, {world_size} process(es), argv {' '.join(sys.argv)}")
         self.write(f"config: {json.dumps(config, sort_keys=True, default=str)}")
@@ -45,6 +55,13 @@ class RunLog:
 
     def finish(self, out_dir: Path, reused: int, total: int) -> None:
         self.write(f"done: {total - reused} unit(s) computed, {reused} reused; records in {out_dir}/records")
+
+
+def console(message: str) -> None:
+    """One line on stderr that never shares its line with a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
 
 
 def computed_at(record: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ built or computed here, so a bad request fails before any work.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,12 @@ DEFAULT_ATTACK_EPS: dict[tuple[str, str], tuple[float, ...]] = {
 }
 FALLBACK_ATTACK_EPS: dict[str, tuple[float, ...]] = {"l2": (0.5, 1.0, 2.0, 3.0), "linf": (2 / 255, 4 / 255, 8 / 255)}
 DEFAULT_EVALUATIONS: tuple[str, ...] = ("natural", "certified", "apgd")
+#: Seeds numpy accepts (its legacy generator takes 0 .. 2**32 - 1).
+MAX_SEED = 2**32 - 1
+#: Images are in [0, 1]: an l-inf radius above 1, or an l2 radius above the diagonal sqrt(3*H*W) of the
+#: image cube, allows every image and measures nothing. Before the data is loaded (the CLI's check) the
+#: diagonal of the largest resolution we accept, 1024x1024, bounds l2; the run checks the data's own size.
+MAX_SIDE = 1024
 
 
 def default_attack_eps(dataset: str, norm: str) -> tuple[float, ...]:
@@ -68,18 +75,72 @@ class ResolvedRun:
     threats: tuple[ThreatModel, ...]
 
 
-def resolve_threats(spec: RunSpec, dataset: str) -> tuple[ThreatModel, ...]:
+def max_eps(norm: str, image_size: int | None = None) -> float:
+    """The largest radius that still constrains anything: 1 for l-inf, the image diagonal for l2."""
+    side = image_size or MAX_SIDE
+    return 1.0 if norm == "linf" else math.sqrt(3 * side * side)
+
+
+def check_radius(eps: float, norm: str, where: str, image_size: int | None = None) -> None:
+    """Refuse a radius that is negative, not finite, or so large that every image is inside it."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise BenchError(f"{where}: radius {eps!r} must be a finite number >= 0; give radii like 0.5,1,2")
+    bound = max_eps(norm, image_size)
+    if eps > bound:
+        size = f"{image_size}x{image_size}" if image_size else f"up to {MAX_SIDE}x{MAX_SIDE}"
+        why = "pixels are in [0, 1]" if norm == "linf" else f"the diagonal of [0, 1] images {size}"
+        raise BenchError(f"{where}: {norm} radius {eps:g} is larger than {bound:.4g} ({why}), so it allows every "
+                         "image and measures nothing; give a smaller radius")
+
+
+def resolve_threats(spec: RunSpec, dataset: str, image_size: int | None = None) -> tuple[ThreatModel, ...]:
+    """The run's threat models, each radius checked and given once."""
     pairs = spec.threats or [("l2", list(default_attack_eps(dataset, "l2")))]
     try:
-        return tuple(ThreatModel(norm, float(eps)) for norm, radii in pairs for eps in radii)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise BenchError(f"bad threat model: {exc}") from None
+        threats = tuple(ThreatModel(norm, float(eps)) for norm, radii in pairs for eps in radii)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise BenchError(f"bad threat model (--threat/--eps): {exc}") from None
+    seen: set[tuple[str, float]] = set()
+    for threat in threats:
+        check_radius(threat.eps, threat.norm, f"threat model {threat.norm} (--threat/--eps)", image_size)
+        if (threat.norm, threat.eps) in seen:
+            raise BenchError(f"threat model {threat.norm} eps {threat.eps:g} is given twice (--eps/--threat); give each radius once")
+        seen.add((threat.norm, threat.eps))
+    return threats
 
 
-def resolve(spec: RunSpec, dataset: str) -> ResolvedRun:
-    """Evaluation objects with defaults resolved (dataset-dependent ones first, then the spec's values)."""
+def _check_request(spec: RunSpec) -> None:
+    """The spec's own values: metrics named once, a seed numpy accepts."""
     if not spec.metrics:
         raise BenchError("no metrics to evaluate; name at least one (see `python run_bench.py list`)")
+    twice = sorted({m for m in spec.metrics if spec.metrics.count(m) > 1})
+    if twice:
+        raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
+        raise BenchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
+
+
+def _check_option_radii(evaluation: Evaluation, image_size: int | None) -> None:
+    """An evaluation's ``eps`` option (certified radii, the direct attack's l2 radius): in range, each once."""
+    options = evaluation.options
+    if not is_dataclass(options) or "eps" not in {f.name for f in fields(options)}:
+        return
+    value = getattr(options, "eps")
+    radii = list(value) if isinstance(value, (tuple, list)) else [value]
+    flag = {"certified": "--certify-eps or ", "direct": "--histogram-eps or "}.get(evaluation.name, "")
+    where = f"{evaluation.name}.eps ({flag}--set {evaluation.name}.eps)"
+    for eps in radii:
+        check_radius(eps, "l2", where, image_size)
+    if len(set(radii)) < len(radii):
+        raise BenchError(f"{where}: a radius is given twice ({', '.join(f'{r:g}' for r in radii)}); give each once")
+
+
+def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> ResolvedRun:
+    """Evaluation objects with defaults resolved (dataset-dependent ones first, then the spec's values).
+
+    Every value is checked here, before any work: a run never crashes after its units have run.
+    """
+    _check_request(spec)
     if not spec.evaluations:
         raise BenchError("no evaluations to run; name at least one, e.g. --evaluations natural")
     duplicates = sorted({e for e in spec.evaluations if spec.evaluations.count(e) > 1})
@@ -90,8 +151,10 @@ def resolve(spec: RunSpec, dataset: str) -> ResolvedRun:
     if stray:
         raise BenchError(f"options were given for {stray[0]!r}, which is not among this run's evaluations "
                          f"({', '.join(spec.evaluations)}); add it with --evaluations or drop its --set")
+    threats = resolve_threats(spec, dataset, image_size)  # first: --eps also sets the certified radii
     evaluations = []
     for name, cls in classes.items():
         values = {**cls.default_options(dataset, spec.seed), **spec.options.get(name, {})}
         evaluations.append(cls(build_options(cls.Options, name, values)))
-    return ResolvedRun(tuple(evaluations), resolve_threats(spec, dataset))
+        _check_option_radii(evaluations[-1], image_size)
+    return ResolvedRun(tuple(evaluations), threats)

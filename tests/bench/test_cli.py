@@ -180,3 +180,12 @@ def test_certify_adds_rows_and_radii(capsys, night_tree: Path, tmp_path: Path, t
     assert rows["radius"].notna().all() and len(rows) == 2 * 6
     natural = scores[(scores.evaluation == "natural") & (scores.split == "test") & (scores.metric == "pixel-l2")].score.item()
     assert (certified.score <= natural + 1e-9).all()
+
+
+def test_dataset_error_in_a_loader_worker_is_one_line(capsys, night_tree: Path, tmp_path: Path) -> None:
+    """torch re-raises a worker's error with the worker's traceback inside its message: print its own line."""
+    (night_tree / "distort" / "000" / "005_0.png").write_bytes(b"\x89PNG broken")
+    code, _, err = run(capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"), "--workers", "1")
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and len(errors) == 1 and "005_0.png" in errors[0] and errors[0].startswith("error: image unreadable")
+    assert "Traceback" not in err and "Original" not in err

@@ -77,15 +77,20 @@ def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monke
     assert code == 0, captured.err
     scores = pd.read_csv(out_dir / "scores.csv")
     test = scores[scores["split"] == "test"]
-    assert set(test["metric"]) == {"clip", "dino"}
+    assert set(test["metric"]) == {"clip (random weights)", "dino (random weights)"}  # never mistaken for the real ones
     attacks = test[test["evaluation"] == "apgd"]
     assert sorted(attacks["eps"].unique()) == [0.5, 1.0, 2.0, 3.0] and set(attacks["norm"]) == {"l2"}
-    assert "certified does not apply to clip" in captured.out  # no Lipschitz bound, no certificate
+    assert "certified does not apply to clip (random weights)" in captured.out  # no Lipschitz bound, no certificate
+    assert "clip (random weights): randomly initialised" in captured.out  # the table's footer says so
     units = [json.loads(p.read_text())["unit"] for p in (out_dir / "records").glob("*.json")]
     assert len(units) == 2 * 6 and all(u["settings"]["weights"] == "random-init(seed=0)" for u in units)
+    assert {u["metric"] for u in units} == {"clip (random weights)", "dino (random weights)"}
+    assert set(pd.read_csv(out_dir / "triplets.csv")["metric"]) == {"clip (random weights)", "dino (random weights)"}
+    log = (out_dir / "run.log").read_text()
+    assert "computed: clip (random weights) natural" in log and "computed: clip natural" not in log
     assert all((u["settings"]["options"] or {}).get("steps", 1) == 1 for u in units)
     tex = (out_dir / "scores.tex").read_text()
-    assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex
+    assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex and "clip (random weights)" in tex
 
 
 def test_preset_offline_fails_in_one_line_and_computes_nothing(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,112 @@
+"""Metric plugins that misbehave end in one line naming the metric and what it returned, exit 2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from metrics import PerceptualMetric, register_metric, unregister_metric
+
+NAME = "test-bad-plugin"
+
+
+def _mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=(2, 3)) + 0.1
+
+
+@pytest.fixture
+def plugin() -> Iterator[Callable[..., str]]:
+    """Register a toy metric from an ``embed`` function and class attributes; unregistered afterwards."""
+    registered: list[str] = []
+
+    def make(embed: Callable, **attrs: object) -> str:
+        register_metric(NAME)(type("BadMetric", (PerceptualMetric,), {"embed": lambda self, x: embed(x), **attrs}))
+        registered.append(NAME)
+        return NAME
+
+    yield make
+    for name in registered:
+        unregister_metric(name)
+
+
+def _run(capsys: pytest.CaptureFixture, night_tree: Path, out: Path, *evaluations: str) -> tuple[int, str]:
+    argv = ["--metrics", NAME, "--dataset", f"night:{night_tree}", "--out", str(out), "--batch-size", "4"]
+    argv += ["--evaluations", ",".join(evaluations) or "natural", "--eps", "0.5", "--steps", "2"]
+    code = main(argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _one_line(code: int, err: str) -> str:
+    assert code == 2, err
+    lines = [line[line.index("error: "):] for line in err.replace("\r", "\n").splitlines() if "error: " in line]
+    assert len(lines) == 1 and "Traceback" not in err, err  # progress bars share the stream; one error line
+    return lines[0]
+
+
+def _raises(x: torch.Tensor) -> torch.Tensor:
+    raise RuntimeError("CUDA kernel exploded")
+
+
+BAD_EMBEDS = [
+    (_raises, "embed raised RuntimeError: CUDA kernel exploded"),
+    (lambda x: _mean(x)[:-1], "embed returned shape (11, 3) for a batch of 12 images; it must return (N, D)"),
+    (lambda x: _mean(x).sum(dim=1), "embed returned shape (12,) for a batch of 12 images; it must return (N, D)"),
+    (lambda x: _mean(x).tolist(), "embed returned list for a batch of 12 images; it must return a tensor (N, D)"),
+    (lambda x: _mean(x).numpy(), "embed returned ndarray for a batch of 12 images"),
+    (lambda x: torch.tensor(1.0), "embed returned shape () for a batch of 12 images"),
+]
+
+
+@pytest.mark.parametrize(("embed", "message"), BAD_EMBEDS, ids=["raises", "short-batch", "1-D", "list", "numpy", "scalar"])
+def test_bad_embed_is_one_line_naming_the_metric(capsys, night_tree: Path, tmp_path: Path, plugin, embed, message: str) -> None:
+    plugin(embed)
+    line = _one_line(*_run(capsys, night_tree, tmp_path / "r"))
+    assert f"metric {NAME!r}" in line and message in line
+
+
+def test_bad_distance_shape_is_one_line(capsys, night_tree: Path, tmp_path: Path, plugin) -> None:
+    plugin(_mean, distance=lambda self, a, b: (a - b).abs())  # (N, D), not (N,)
+    line = _one_line(*_run(capsys, night_tree, tmp_path / "r"))
+    assert f"metric {NAME!r}: distance returned shape (4, 3) for a batch of 4 pairs; it must return (N,)" in line
+
+
+@pytest.mark.parametrize("evaluation", ["apgd", "pgd", "direct"])
+def test_detached_embedding_under_attack_is_one_line(capsys, night_tree: Path, tmp_path: Path, plugin, evaluation: str) -> None:
+    """A detached embed has no gradient: without the check the attack moves nothing and the robust score is the clean one."""
+    plugin(lambda x: _mean(x).detach())
+    extra = ("--set", "direct.eps=0.5") if evaluation == "direct" else ()
+    code = main(["--metrics", NAME, "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"), "--batch-size", "4",
+                 "--evaluations", evaluation, "--eps", "0.5", "--steps", "2", *extra])
+    line = _one_line(code, capsys.readouterr().err)
+    assert f"metric {NAME!r}: embed returned a tensor without gradient" in line
+
+
+@pytest.mark.parametrize("bound", [-1.0, 0.0, float("nan"), float("inf"), "1"], ids=["negative", "zero", "nan", "inf", "text"])
+def test_bad_lipschitz_bound_is_one_line(capsys, night_tree: Path, tmp_path: Path, plugin, bound: object) -> None:
+    plugin(_mean, lipschitz=bound)
+    line = _one_line(*_run(capsys, night_tree, tmp_path / "r", "certified"))
+    assert f"metric {NAME!r}: Lipschitz bound {bound!r} for 224x224 images; it must be a positive finite number" in line
+
+
+def test_bad_lipschitz_bound_is_caught_by_the_attack_check(night_tree: Path, plugin) -> None:
+    """check_certificate (every flip against the certified radius) refuses a nonsense bound instead of passing it."""
+    from bench.errors import BenchError
+    from bench.evaluations.attack import check_certificate
+    from bench.evaluations.base import EmbeddedBatch
+
+    metric = type("Neg", (PerceptualMetric,), {"embed": lambda self, x: _mean(x), "lipschitz": -2.0})()
+    e = torch.rand(2, 3)
+    item = EmbeddedBatch({"ref": torch.zeros(2, 3, 8, 8), "id": ["a", "b"], "p": torch.ones(2)}, e, e.flip(0), e, torch.ones(2), torch.zeros(2))
+    with pytest.raises(BenchError, match="metric 'neg': Lipschitz bound -2.0 for 8x8 images"):
+        check_certificate(metric, item, torch.tensor([True, False]), "l2", torch.ones(2, dtype=torch.float64), "neg")
+
+
+def test_good_plugin_still_runs_every_path(capsys, night_tree: Path, tmp_path: Path, plugin) -> None:
+    plugin(_mean, lipschitz=1.0)
+    code, err = _run(capsys, night_tree, tmp_path / "r", "natural", "apgd", "certified", "direct")
+    assert code == 0, err

@@ -1,0 +1,159 @@
+"""Bad requests and a misbehaving machine: one line, exit 2 (143 for SIGTERM), nothing computed is lost."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+BASE = ["--metrics", "pixel-l2", "--evaluations", "natural", "--batch-size", "2"]
+
+
+def _fails(capsys: pytest.CaptureFixture, argv: list[str], *words: str) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.strip().split("\n") if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--metrics", "pixel-l2,pixel-l2"], ("'pixel-l2' is named twice", "--metrics")),
+    (["--evaluations", "natural,apgd", "--eps", "1,1"], ("eps 1 is given twice", "--eps")),
+    (["--evaluations", "natural,apgd", "--threat", "l2:1", "--threat", "l2:1"], ("given twice", "--threat")),
+    (["--evaluations", "natural,apgd,apgd"], ("'apgd' is named twice",)),
+    (["--seed", "-1"], ("--seed", "-1")),
+    (["--evaluations", "natural,apgd", "--eps", "1e308"], ("--eps", "larger than")),
+    (["--evaluations", "natural,apgd", "--norm", "linf", "--eps", "2"], ("linf radius 2 is larger than 1",)),
+    (["--evaluations", "natural,certified", "--certify-eps", "1e308"], ("--certify-eps", "larger than")),
+    (["--evaluations", "natural,direct", "--histogram-eps", "1e308"], ("--histogram-eps", "larger than")),
+])
+def test_a_bad_request_fails_before_any_work(capsys, night_tree: Path, tmp_path: Path, extra: list[str], words: tuple[str, ...]) -> None:
+    argv = [a for a in BASE if a not in ("--metrics", "pixel-l2")] if "--metrics" in extra else list(BASE)
+    if "--evaluations" in extra:
+        i = argv.index("--evaluations")
+        del argv[i:i + 2]
+    _fails(capsys, argv + extra + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")], *words)
+    assert not (tmp_path / "run").exists()
+
+
+def test_attacks_named_twice_fail_in_one_line(capsys, night_tree: Path, tmp_path: Path) -> None:
+    _fails(capsys, ["--metrics", "pixel-l2", "--attacks", "apgd,apgd", "--dataset", f"night:{night_tree}"], "named twice")
+
+
+def test_an_empty_out_is_refused(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(BASE + ["--dataset", f"night:{night_tree}", "--out", ""])
+    assert exit_info.value.code == 2 and "--out: is empty" in capsys.readouterr().err
+    assert not (tmp_path / "records").exists()
+
+
+def test_out_that_is_a_file_fails_in_one_line(capsys, night_tree: Path, tmp_path: Path) -> None:
+    target = tmp_path / "run"
+    target.write_text("not a folder")
+    _fails(capsys, BASE + ["--dataset", f"night:{night_tree}", "--out", str(target)], str(target), "is a file")
+
+
+def test_a_read_only_out_fails_before_any_unit(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.io
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "run"))
+
+    monkeypatch.setattr(bench.io.tempfile, "mkstemp", refuse)  # root ignores chmod, so simulate it
+    _fails(capsys, BASE + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")], "Permission denied", "--out")
+
+
+def test_a_full_disk_mid_run_keeps_every_finished_unit_and_a_rerun_resumes(
+        capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.run.records as records
+
+    out = tmp_path / "run"
+    argv = ["--metrics", "pixel-l2,convsim-tiny", "--evaluations", "natural", "--dataset", f"night:{night_tree}", "--out", str(out)]
+    real, calls = records.atomic_write_text, []
+
+    def full(path: Path, text: str) -> None:
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(records, "atomic_write_text", full)
+    _fails(capsys, argv, "No space left on device", "rerun")
+    kept = sorted((out / "records").glob("*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["unit"]["metric"] == "pixel-l2"
+    assert not list((out / "records").glob(".*.tmp"))
+    monkeypatch.setattr(records, "atomic_write_text", real)
+    assert main(argv) == 0
+    assert "reused 1 of 2 unit(s)" in capsys.readouterr().out
+
+
+def test_a_cache_path_that_is_a_file_fails_in_one_line(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("")
+    monkeypatch.setenv("LIPSIM_BENCH_CACHE", str(cache))
+    monkeypatch.delenv("LIPSIM_BENCH_DATA", raising=False)
+    _fails(capsys, BASE + ["--n", "2", "--out", str(tmp_path / "run")], "LIPSIM_BENCH_CACHE", "is a file")
+
+
+def test_sigterm_ends_a_run_in_one_line_and_keeps_finished_units(capsys, night_tree: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.run.loop as loop
+
+    out = tmp_path / "run"
+    argv = ["--metrics", "pixel-l2,convsim-tiny", "--evaluations", "natural", "--dataset", f"night:{night_tree}", "--out", str(out)]
+    real, seen = loop.run_unit, []
+
+    def terminate_second(planned, *args):
+        seen.append(planned)
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(planned, *args)
+
+    monkeypatch.setattr(loop, "run_unit", terminate_second)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(argv) == 143
+    err = capsys.readouterr().err
+    assert err.strip().split("\n")[-1].startswith("terminated") and "rerun the same command to resume" in err
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the run's only
+    assert len(list((out / "records").glob("*.json"))) == 1
+    monkeypatch.setattr(loop, "run_unit", real)
+    assert main(argv) == 0 and "reused 1 of 2" in capsys.readouterr().out
+
+
+def test_outputs_honour_the_umask(capsys, night_tree: Path, tmp_path: Path) -> None:
+    old = os.umask(0o002)
+    try:
+        assert main(BASE + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")]) == 0
+    finally:
+        os.umask(old)
+    for name in ("scores.csv", "scores.md", "triplets.csv"):
+        assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o664, name
+    record = next((tmp_path / "run" / "records").glob("*.json"))
+    assert stat.S_IMODE(record.stat().st_mode) == 0o664
+
+
+def test_an_error_mid_bar_starts_on_a_fresh_line(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.errors import BenchError
+    from bench.evaluations import natural
+
+    def broken(self, metric, batches, ctx):
+        for _ in batches:
+            sys.stderr.write("\rpixel-l2 natural:  50%|#####     | 2/4")  # what a bar leaves on its line
+            raise BenchError("distances are not finite")
+
+    monkeypatch.setattr(natural.Natural, "run", broken)
+    line = _fails(capsys, BASE + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")], "not finite")
+    assert line.startswith("error:")
