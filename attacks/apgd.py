@@ -38,7 +38,7 @@ from dataclasses import fields as dataclass_fields
 
 import torch
 
-from attacks.base import LOSSES, Attack, Model, Norm, input_gradient, predict, restrict
+from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Norm, input_gradient, predict, restrict
 from attacks.registry import register_attack
 
 _PAD = 1e-12  # AutoAttack's guard against dividing by a zero norm
@@ -139,6 +139,10 @@ class APGD(Attack):
             raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS}, got {steps}")
+        if not (0.0 < rho < 1.0) or not (0.0 <= momentum <= 1.0):
+            raise ValueError(f"rho must be in (0, 1) and momentum in [0, 1], got rho={rho}, momentum={momentum}")
         super().__init__(
             norm, eps, steps=steps, restarts=restarts, loss=loss, rho=rho, seed=seed, momentum=momentum, early_stop=early_stop
         )

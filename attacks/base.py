@@ -16,15 +16,19 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
+from bench.errors import BenchError
+
 Norm = Literal["l2", "linf"]
 Model = Callable[[torch.Tensor], torch.Tensor]
 LossName = Literal["ce", "margin"]
 
 NORMS: tuple[str, ...] = ("l2", "linf")
+#: More iterations than any published protocol uses by orders of magnitude: a typo, not a setting.
+MAX_STEPS = 100_000
 LOSSES: tuple[str, ...] = ("ce", "margin")
 
 
-class AttackError(Exception):
+class AttackError(BenchError):
     """An attack produced (or was given) something that must not be scored."""
 
 

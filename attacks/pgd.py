@@ -8,9 +8,11 @@ and so loses those successes). Examples misclassified before the attack are retu
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from attacks.base import LOSSES, Attack, Model, Norm, clamp_to_image, input_gradient, predict, project, restrict
+from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Norm, clamp_to_image, input_gradient, predict, project, restrict
 from attacks.registry import register_attack
 
 
@@ -55,7 +57,11 @@ class PGD(Attack):
             raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS}, got {steps}")
         step_size = 2.5 * float(eps) / steps if step_size is None else float(step_size)
+        if not (math.isfinite(step_size) and step_size > 0):
+            raise ValueError(f"step_size must be a positive finite number, got {step_size}")
         super().__init__(
             norm, eps, steps=steps, step_size=step_size, restarts=restarts,
             random_start=random_start, loss=loss, seed=seed,

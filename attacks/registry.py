@@ -36,6 +36,8 @@ def register_attack(arg: Any = None) -> Any:
 
     def decorator(cls: T) -> T:
         name = arg if isinstance(arg, str) else getattr(cls, "name", None)
+        if not isinstance(name, str) or not name or name == "attack":
+            raise AttackRegistryError(f"attack class {cls.__name__} needs a `name` class attribute (the name --attacks and --evaluations use)")
         own = cls.__dict__.get("name")
         if own is not None and isinstance(arg, str) and own != arg:
             raise AttackRegistryError(f"attack class {cls.__name__} has name {own!r} but is registered as {arg!r}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from bench.errors import BenchError
-from bench.run_args import _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
+from bench.run_args import OneLineParser, _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
 
 
 class Terminated(KeyboardInterrupt):
@@ -98,8 +98,14 @@ def cmd_run(argv: Sequence[str]) -> int:
 
 
 def cmd_list(argv: Sequence[str]) -> int:
-    argparse.ArgumentParser(prog="run_bench.py list", description="List metrics, datasets, evaluations and presets.").parse_args(argv)
+    parser = OneLineParser(prog="run_bench.py list", description="List metrics, datasets, evaluations and presets.")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load a plugin file first (also $LIPSIM_BENCH_PLUGINS)")
+    parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import a plugin module first")
+    args = parser.parse_args(argv)
     from bench.listing import listing
+    from bench.plugins import load_plugins
+
+    load_plugins(args.plugin, args.import_modules)
 
     print(listing())
     return 0
@@ -108,7 +114,7 @@ def cmd_list(argv: Sequence[str]) -> int:
 def cmd_report(argv: Sequence[str]) -> int:
     from bench.report.outputs import report_runs
 
-    parser = argparse.ArgumentParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
+    parser = OneLineParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with a records/ folder)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the run folder when one is given, else ./report)")
     args = parser.parse_args(argv)
@@ -122,13 +128,20 @@ def cmd_report(argv: Sequence[str]) -> int:
 def cmd_plot(argv: Sequence[str]) -> int:
     from bench.report.plots import plot_run
 
-    parser = argparse.ArgumentParser(prog="run_bench.py plot", description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.")
+    parser = OneLineParser(prog="run_bench.py plot", description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.")
     parser.add_argument("run", type=Path, help="a run folder")
     parser.add_argument("--out", type=Path, default=None, help="where to write the figures (default: RUN/plots)")
     args = parser.parse_args(argv)
     if not (args.run / "scores.csv").is_file():
         raise BenchError(f"{args.run} has no scores.csv; run the benchmark (or `run_bench.py report {args.run}`) first")
-    paths = plot_run(args.run, args.out)
+    import pandas as pd
+
+    try:
+        paths = plot_run(args.run, args.out)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError) as exc:  # numpy type errors are TypeErrors
+        first = " ".join(str(exc).split()) or type(exc).__name__
+        raise BenchError(f"cannot plot {args.run}: its CSVs are damaged or inconsistent ({first[:300]}); "
+                         f"rebuild them with `run_bench.py report {args.run}`") from None
     print("\n".join(f"wrote {p}" for p in paths) or "nothing to plot")
     return 0
 
@@ -136,7 +149,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
 def cmd_fetch(argv: Sequence[str]) -> int:
     from bench.run.fetch import ensure_weights
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="run_bench.py fetch",
         description="Download NIGHT (all of a split, or the part --n triplets need) or metrics' weights. Needs network.",
     )

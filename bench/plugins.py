@@ -41,7 +41,7 @@ def load_plugin_file(path: str | Path) -> ModuleType:
         spec.loader.exec_module(module)
     except BenchError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a plugin that exits at import must not end the run silently
         sys.modules.pop(name, None)
         raise BenchError(f"--plugin {path} failed to import ({type(exc).__name__}: {exc}); fix the file") from None
     _LOADED[key] = module
@@ -54,7 +54,7 @@ def import_plugin_module(name: str) -> ModuleType:
         return importlib.import_module(name)
     except BenchError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise BenchError(f"--import {name} failed ({type(exc).__name__}: {exc}); check the module name and that it is importable") from None
 
 

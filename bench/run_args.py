@@ -9,6 +9,7 @@ for them. ``--plugin FILE.py`` / ``--import MODULE`` load one-file metrics, atta
 from __future__ import annotations
 
 import argparse
+import typing
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -92,8 +93,15 @@ def check_out_dir(out: Path | None) -> None:
         raise BenchError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are the project's one line (``error: ...``, exit 2), not a usage block."""
+
+    def error(self, message: str) -> "typing.NoReturn":  # type: ignore[override]
+        raise BenchError(f"{message} (see `{self.prog} --help`)")
+
+
 def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description=(
             "Benchmark perceptual similarity metrics on 2AFC data: natural score, attacks on the "
@@ -192,6 +200,11 @@ def _evaluation_names(args: argparse.Namespace) -> list[str]:
 
 def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict[str, Any]]:
     """Per-evaluation option values: the shorthand flags first, then ``--set`` (which wins)."""
+    argv = getattr(args, "_argv", [])
+    if _given(argv, "--histogram-eps") and "direct" not in evaluations:
+        raise BenchError("--histogram-eps is given but the direct attack does not run; add --histogram (or --evaluations ...,direct)")
+    if _given(argv, "--certify-eps") and "certified" not in evaluations:
+        raise BenchError("--certify-eps is given but certificates do not run; drop --no-certify (or add certified to --evaluations)")
     options: dict[str, dict[str, Any]] = {}
     shorthand = {"steps": args.steps, "restarts": args.restarts}
     for name in evaluations:

@@ -40,6 +40,14 @@ class TripletRecord:
 IMAGE_CACHE_BYTES = 4 << 30
 
 
+def _size_and_mtime(path: Path) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)  # missing: check_files names it
+    return (stat.st_size, stat.st_mtime_ns)
+
+
 class TwoAFCDataset(Dataset):
     """Triplets read lazily from image files; the same class serves NIGHT, BAPPS and the sample set."""
 
@@ -111,17 +119,21 @@ class TwoAFCDataset(Dataset):
         return TwoAFCDataset(self.name, self.split, self.records[:n], self.image_size)
 
     def fingerprint(self) -> str:
-        """The content of the selected triplets: ids, image paths relative to their common root, p, groups.
+        """The content of the selected triplets: ids, image paths relative to their common root, p,
+        groups, and each image file's size and modification time.
 
-        Part of every unit key instead of the root's path: the same data elsewhere reuses
-        records; another data.csv (other votes, other triplets) under the same path does not.
+        Part of every unit key instead of the root's path: the same data elsewhere (copied with its
+        times) reuses records; another data.csv, other votes, or an image changed in place does not.
+        Size and mtime stand in for the bytes: hashing every image would read all of NIGHT each run.
         """
         paths = [str(p) for rec in self.records for p in (rec.ref, rec.x0, rec.x1)]
         root = os.path.commonpath(paths) if paths else ""
         digest = hashlib.sha256(f"{self.name}|{self.split}|{self.image_size}".encode())
+        stats: dict[str, tuple[int, int]] = {}
         for rec in self.records:
             rel = [os.path.relpath(str(p), root) for p in (rec.ref, rec.x0, rec.x1)]
-            digest.update(json.dumps([rec.id, *rel, repr(float(rec.p)), rec.group]).encode())
+            files = [stats.setdefault(str(p), _size_and_mtime(p)) for p in (rec.ref, rec.x0, rec.x1)]
+            digest.update(json.dumps([rec.id, *rel, repr(float(rec.p)), rec.group, files]).encode())
         return f"sha256:{digest.hexdigest()[:16]}"
 
     def check_files(self) -> None:

@@ -37,7 +37,10 @@ class RootGuard:
 
     def inside(self, path: Path) -> bool:
         """Whether ``path`` resolves to something strictly inside the root."""
-        real = self._resolved(os.path.join(self.root, path))
+        try:
+            real = self._resolved(os.path.join(self.root, path))
+        except ValueError:  # an embedded NUL byte: no such path can be inside anything
+            return False
         return real.startswith(self._real_root.rstrip(os.sep) + os.sep)
 
     def join(self, written: str, where: str) -> Path:

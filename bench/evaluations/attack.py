@@ -96,7 +96,7 @@ class AttackEvaluation(Evaluation):
         if idx.numel():
             ref = item.batch["ref"][idx].to(device)
             classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name)
-            x_adv = attack(classifier, ref, twoafc_labels(p[idx]).to(device))  # checked: ||delta|| <= eps, [0, 1], finite
+            x_adv = run_attack(attack, classifier, ref, twoafc_labels(p[idx]).to(device), ctx.metric_name)
             with torch.no_grad():
                 adv0, adv1 = distances_from_logits(classifier(x_adv).cpu())
             d0[idx], d1[idx] = adv0.to(d0.dtype), adv1.to(d1.dtype)
@@ -105,6 +105,19 @@ class AttackEvaluation(Evaluation):
         flipped = correct & ~is_correct(d0, d1, p)
         check_certificate(metric, item, flipped, norm, delta_norm, ctx.metric_name)
         return item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
+
+
+def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels: Tensor, metric_name: str) -> Tensor:
+    """``attack(classifier, ref, labels)``, its output checked (||delta|| <= eps, [0, 1], finite, shape);
+    whatever an attack plugin raises or returns wrong is one line naming the attack."""
+    try:
+        return attack(classifier, ref, labels)
+    except BenchError as exc:
+        raise BenchError(f"attack {attack.name!r} on metric {metric_name!r}: {exc}") from None
+    except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        if "out of memory" in str(exc):
+            raise
+        raise BenchError(f"attack {attack.name!r} on metric {metric_name!r} failed ({type(exc).__name__}: {exc}); fix the attack") from None
 
 
 def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor,

@@ -8,6 +8,7 @@ a 1-Lipschitz one cannot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
+from bench.errors import BenchError
 from bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from bench.evaluations.options import options_dict
 from bench.evaluations.registry import register_evaluation
@@ -88,6 +90,11 @@ class Direct(Evaluation):
         return {"eps": DEFAULT_HISTOGRAM_EPS.get(dataset, 1.0)}
 
     def attack(self, seed: int) -> DirectAttack:
+        o = self.options
+        if not 1 <= o.steps <= 100_000:
+            raise BenchError(f"direct.steps must be between 1 and 100000, got {o.steps}")
+        if o.step_size is not None and not (math.isfinite(o.step_size) and o.step_size > 0):
+            raise BenchError(f"direct.step_size must be a positive number (or none for 2.5 eps / steps), got {o.step_size}")
         return DirectAttack(eps=self.options.eps, steps=self.options.steps, step_size=self.options.step_size, seed=seed)
 
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:

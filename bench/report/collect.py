@@ -141,8 +141,11 @@ def read_records(run_dirs: list[Path]) -> Collected:
     if not entries:
         raise BenchError(f"no usable records in {', '.join(map(str, run_dirs))}; run the benchmark first")
     order += [m for m in dict.fromkeys(e.record["unit"]["metric"] for e in entries) if m not in order]
-    entries.sort(key=lambda e: (order.index(e.record["unit"]["metric"]), e.record.get("position", 0),
-                                (e.record.get("provenance") or {}).get("time", "")))
+    def when(entry: Entry) -> tuple[str, int]:
+        prov = entry.record.get("provenance") or {}
+        return str(prov.get("time", "")), int(prov.get("time_ns") or 0)
+
+    entries.sort(key=lambda e: (order.index(e.record["unit"]["metric"]), e.record.get("position", 0), when(e)))
     collected = collect(entries)
     if skipped:
         collected.notes.append(f"{skipped} unreadable, altered or old-format record(s) ignored (named in run.log); "

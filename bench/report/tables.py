@@ -169,10 +169,18 @@ def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[st
     return TablesDocument(table, markdown, latex)
 
 
+def _json_or_none(path: Path) -> object:
+    """A record's JSON, or None when it cannot be read (such records are reported elsewhere, never here)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def provenance_line(records_dir: Path) -> str:
     """One line from the records' provenance: versions and commit(s) that produced the numbers."""
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(records_dir.glob("*.json"))] if records_dir.is_dir() else []
-    prov = [r.get("provenance", {}) for r in records]
+    records = [_json_or_none(p) for p in sorted(records_dir.glob("*.json"))] if records_dir.is_dir() else []
+    prov = [r.get("provenance") for r in records if isinstance(r, dict) and isinstance(r.get("provenance"), dict)]
     if not prov:
         return "provenance: no records found"
 

@@ -65,6 +65,8 @@ def read_night_table(root: Path) -> pd.DataFrame:
             f"data.csv not found in {root}; point --dataset at the folder that holds NIGHT's data.csv, "
             f"or fetch NIGHT into it with `python run_bench.py fetch night --root {root}`"
         )
+    if not RootGuard(root).inside(Path("data.csv")):
+        raise DatasetError(f"{csv_path} is a symlink that leads outside the dataset root {root}; copy the file into the root")
     frame = _read_text(csv_path, root)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
@@ -77,6 +79,13 @@ def read_night_table(root: Path) -> pd.DataFrame:
     table["right_vote"] = cells.parse("right_vote", parse_fraction)
     if "left_vote" in frame.columns:
         table["left_vote"] = cells.parse("left_vote", parse_fraction)
+        off = (table["left_vote"] + table["right_vote"] - 1.0).abs() > 1e-6
+        if off.any():
+            i = int(off.to_numpy().argmax())
+            raise DatasetError(
+                f"{csv_path}: data row {i + 1} (triplet {table['id'].iloc[i]!r}): left_vote {table['left_vote'].iloc[i]:g} and "
+                f"right_vote {table['right_vote'].iloc[i]:g} do not sum to 1; they are the two sides' vote fractions"
+            )
     for column in PATH_COLUMNS:
         table[column] = _paths(cells, root, column)
     split = pd.Series(cells.parse("split", parse_split), dtype=object)

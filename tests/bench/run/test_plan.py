@@ -47,7 +47,7 @@ def test_data_is_keyed_by_content_not_path(night_tree: Path, tmp_path: Path) -> 
     shutil.copytree(night_tree, moved)
     assert _keys(spec(night_tree)) == _keys(spec(moved))
     frame = pd.read_csv(moved / "data.csv")
-    frame.loc[frame["split"] == "test", "right_vote"] = 0.9  # other human votes under the same path
+    frame.loc[frame["split"] == "test", ["left_vote", "right_vote"]] = [0.1, 0.9]  # other human votes under the same path
     frame.to_csv(moved / "data.csv", index=False)
     assert _keys(spec(night_tree)) != _keys(spec(moved))
 
