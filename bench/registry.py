@@ -17,7 +17,6 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-E = TypeVar("E")
 
 
 class Registry(Generic[T]):

@@ -12,7 +12,6 @@ and load the file with ``--plugin FILE.py`` (or an entry point in ``lipsim_bench
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -231,6 +230,3 @@ def natural_agreement(item: EmbeddedBatch) -> Tensor:
 def empty_rows() -> pd.DataFrame:
     return pd.DataFrame({POSITION: np.array([], dtype=np.int64)})
 
-
-def replace_options(evaluation: Evaluation, **values: Any) -> Evaluation:
-    return type(evaluation)(dataclasses.replace(evaluation.options, **values))
