@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.io import atomic_write_text
 from bench.report.collect import Collected, read_records
-from bench.report.tables import TablesDocument, headline_split, provenance_line, render_tables
+from bench.report.tables import TablesDocument, headline_split, legacy_kind, provenance_line, render_tables
 
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
 
@@ -17,7 +17,7 @@ TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "kind", 
 def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
     """Robust and certified scores must not rise with eps; a rise is reported, never hidden."""
     lines = []
-    kinds = scores["kind"] if "kind" in scores.columns else pd.Series("attack", index=scores.index).where(scores["evaluation"] != "natural", "clean")
+    kinds = scores["kind"] if "kind" in scores.columns else scores["evaluation"].map(legacy_kind)
     rows = scores[(scores["split"] == split) & kinds.isin(["attack", "certificate"])]
     for (metric, evaluation, norm), part in rows.groupby(["metric", "evaluation", "norm"], sort=False):
         part = part.sort_values("eps")
