@@ -143,6 +143,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     how.add_argument("--certify", action=argparse.BooleanOptionalAction, default=True, help="certified scores for metrics with a Lipschitz bound (default: on)")
     how.add_argument("--histogram", action="store_true", help="direct attack on each reference: histogram of d(x, x+delta) (PNG, PDF, CSV)")
     how.add_argument("--histogram-eps", default=None, help="l2 radius of the direct attack (default: 0.5 on sample, 1 elsewhere; = --set direct.eps=E)")
+    how.add_argument("--verify", action="store_true", help="verification mode: attack every triplet, even those inside the certified radius of a bound the project computed, and check every certificate (also $LIPSIM_BENCH_VERIFY=1)")
     how.add_argument("--certify-eps", default=None, help="certified radii (default: 36/255,72/255,108/255, the paper's; = --set certified.eps=...)")
 
     plug = parser.add_argument_group("plugins")
@@ -268,6 +269,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         out=args.out,
         workers=args.workers,
         download=args.download,
+        verify=args.verify,
     )
     resolve(spec, family.name)  # every evaluation name, option and type checked now
     return spec

@@ -4,7 +4,7 @@
     >>> metric = create_metric("pixel-l2")
 """
 
-from metrics.base import PerceptualMetric
+from metrics.base import PerceptualMetric, bound_proven_by_project
 from metrics.errors import MetricError, WeightsUnavailableError
 from metrics.registry import (
     MetricSpec,
@@ -21,6 +21,7 @@ __all__ = [
     "MetricSpec",
     "PerceptualMetric",
     "WeightsUnavailableError",
+    "bound_proven_by_project",
     "create_metric",
     "default_metrics",
     "get_metric_spec",

@@ -49,3 +49,20 @@ class PerceptualMetric(nn.Module):
     def embed_no_grad(self, x: Tensor) -> Tensor:
         """``embed`` for evaluation paths that never need gradients."""
         return self.embed(x)
+
+
+#: Adapter classes whose ``lipschitz`` this project proves itself (computed from the weights, or exact
+#: in closed form). Only these may let a run skip attacking a triplet inside its certified radius: a
+#: bound a plugin merely declares is checked by every attack instead (a wrong bound then fails the run).
+_PROJECT_BOUNDS: set[type] = set()
+
+
+def project_bound(cls: type[PerceptualMetric]) -> type[PerceptualMetric]:
+    """Class decorator for built-in adapters whose Lipschitz bound the project computes or proves."""
+    _PROJECT_BOUNDS.add(cls)
+    return cls
+
+
+def bound_proven_by_project(metric: PerceptualMetric) -> bool:
+    """Whether ``metric``'s bound is the project's own (exact class: a subclass may change ``embed``)."""
+    return type(metric) in _PROJECT_BOUNDS and metric.lipschitz is not None

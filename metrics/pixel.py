@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from metrics.base import PerceptualMetric
+from metrics.base import PerceptualMetric, project_bound
 from metrics.registry import register_metric
 
 
 @register_metric("pixel-l2", description="l2 norm of the pixel difference (1-Lipschitz)", bundled=True)
+@project_bound  # the identity map: exactly 1-Lipschitz
 class PixelL2(PerceptualMetric):
     """The identity embedding with Euclidean distance: exactly 1-Lipschitz, certifiable in closed form."""
 

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # 2 spinning OpenMP threads on a busy 2-core box run 30-100x slower
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a failed hub call would retry for ~30 s
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# verification mode: attacks also run on triplets proven robust, so every certificate meets an attack
+# (tests of the skipping itself turn it off with monkeypatch.delenv)
+os.environ.setdefault("LIPSIM_BENCH_VERIFY", "1")
 
 from pathlib import Path  # noqa: E402
 

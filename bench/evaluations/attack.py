@@ -4,6 +4,12 @@ The options of ``apgd`` are the keyword arguments of :class:`attacks.APGD` (step
 rho, momentum, early_stop, ...), read from its signature, so ``--set apgd.rho=0.5`` needs no new
 code; the run's seed is passed as the attack's seed. The unit key holds ``attack.config()``: every
 hyperparameter, defaults resolved. Every flip is checked against the metric's certified radius.
+
+Two options skip work whose outcome is already decided (:mod:`bench.evaluations.decided`):
+``carry`` (a flip found at a smaller radius of the same norm is inside this ball: counted, not
+searched again; ``--set apgd.carry=false`` restores the paper's independent radii) and
+``skip_proven`` (a triplet inside the certified radius of a bound the project computed cannot be
+flipped: robust by proof; ``--verify`` attacks it anyway and checks the certificate).
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ from torch import Tensor
 from attacks.base import Attack, ThreatModel
 from bench.errors import BenchError
 from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
 from bench.evaluations.options import options_dict
 from bench.evaluations.radii import certified_radius, lipschitz_bound
 from bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
-from metrics import PerceptualMetric
+from metrics import PerceptualMetric, bound_proven_by_project
 
 #: Set by the run, not an option: the seed of the run, and the threat model of the unit.
 NOT_OPTIONS = ("self", "norm", "eps", "seed")
 #: Defaults the benchmark uses where the attack's own differ: early stop drops fooled triplets from
 #: the batch (the same robust score, less work).
 BENCH_DEFAULTS: dict[str, Any] = {"early_stop": True}
+#: Options of every attack evaluation that are the benchmark's, not the attack's (never passed to it).
+BENCH_OPTIONS: tuple[tuple[str, type, bool], ...] = (("carry", bool, True), ("skip_proven", bool, True))
 
 
 def _options_class(name: str, attack_cls: type[Attack]) -> type:
@@ -49,6 +58,8 @@ def _options_class(name: str, attack_cls: type[Attack]) -> type:
         if default is inspect.Parameter.empty:
             continue  # a required argument other than norm/eps: the attack cannot be built generically
         fields.append((param.name, hints.get(param.name, Any), dataclasses.field(default=default)))
+    taken = {f[0] for f in fields}
+    fields += [(name, kind, dataclasses.field(default=default)) for name, kind, default in BENCH_OPTIONS if name not in taken]
     return dataclasses.make_dataclass(f"{attack_cls.__name__}Options", fields, frozen=True)
 
 
@@ -60,8 +71,13 @@ class AttackEvaluation(Evaluation):
     batch_dependent = True  # random starts are drawn per batch
     attack_cls: type[Attack]
 
+    def attack_options(self) -> dict[str, Any]:
+        """The options that are the attack's keyword arguments (not carry / skip_proven)."""
+        bench_only = {name for name, _, _ in BENCH_OPTIONS} - set(inspect.signature(self.attack_cls.__init__).parameters)
+        return {k: v for k, v in options_dict(self.options).items() if k not in bench_only}
+
     def build(self, threat: ThreatModel, seed: int) -> Attack:
-        values = options_dict(self.options)
+        values = self.attack_options()
         if "seed" in inspect.signature(self.attack_cls.__init__).parameters:
             values["seed"] = seed
         try:
@@ -70,29 +86,48 @@ class AttackEvaluation(Evaluation):
             raise BenchError(f"attack {self.name!r} rejects its options ({exc}); see `python run_bench.py list`") from None
 
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
+        own = {name: getattr(self.options, name) for name, _, _ in BENCH_OPTIONS}
         if threat is None:
             return options_dict(self.options)
-        return {k: v for k, v in self.build(threat, seed).config().items() if k not in ("norm", "eps")}
+        return {**{k: v for k, v in self.build(threat, seed).config().items() if k not in ("norm", "eps")}, **own}
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None) -> float:
+    def builds_on(self, threat: ThreatModel | None, threats: tuple[ThreatModel, ...]) -> ThreatModel | None:
+        """With ``carry``: the next smaller radius of the same norm (its flips lie inside this ball)."""
+        if threat is None or not getattr(self.options, "carry", False):
+            return None
+        smaller = [t for t in threats if t.norm == threat.norm and t.eps < threat.eps]
+        return max(smaller, key=lambda t: t.eps) if smaller else None
+
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         values = options_dict(self.options)
         passes = int(values.get("steps", 1)) * int(values.get("restarts", 1))
-        # clean embeddings (x0/x1 then held fixed), the attack's passes, one final forward
-        return n_triplets * (3 * cost.forward + passes * cost.forward_backward + cost.forward)
+        # clean embeddings (x0/x1 then held fixed), the attack's passes on the triplets left, one final forward
+        return n_triplets * (3 * cost.forward + attacked * passes * cost.forward_backward + cost.forward)
 
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
         assert ctx.threat is not None, "attack units are per threat model"
         attack = self.build(ctx.threat, ctx.seed)
-        parts = [self._batch(metric, attack, item, ctx) for item in batches]
+        carried = CarriedFlips.from_rows(ctx.prior, ctx.metric_name) if ctx.prior is not None else None
+        prove = bool(getattr(self.options, "skip_proven", False)) and bound_proven_by_project(metric)
+        parts = [self._batch(metric, attack, item, ctx, carried, prove) for item in batches]
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
-    def _batch(self, metric: PerceptualMetric, attack: Attack, item: EmbeddedBatch, ctx: Context) -> pd.DataFrame:
-        """Attack the correct triplets of one batch; rows carry the adversarial distances."""
+    def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
+        return work_notes(metric_name, self.name, rows)
+
+    def _batch(self, metric: PerceptualMetric, attack: Attack, item: EmbeddedBatch, ctx: Context,
+               carried_flips: "CarriedFlips | None", prove: bool) -> pd.DataFrame:
+        """Attack the correct triplets of one batch that are not decided yet; rows carry the adversarial distances."""
         norm, device, p = attack.norm, ctx.device, item.p
         correct = item.correct  # p == 0.5 is never "correct": nothing to flip
         d0, d1 = item.d0.clone(), item.d1.clone()
         delta_norm = torch.zeros(len(p), dtype=torch.float64)
-        idx = correct.nonzero().flatten()
+        carried = torch.zeros(len(p), dtype=torch.bool)
+        if carried_flips is not None:
+            carried = correct & carried_flips.apply(item, d0, d1, delta_norm)
+        proven = ~carried & correct & proven_robust(metric, item, norm, attack.eps, ctx.metric_name) if prove else torch.zeros_like(carried)
+        attacked = correct & ~carried & ~proven
+        idx = attacked.nonzero().flatten()
         if idx.numel():
             ref = item.batch["ref"][idx].to(device)
             classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name)
@@ -104,7 +139,8 @@ class AttackEvaluation(Evaluation):
             delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
         flipped = correct & ~is_correct(d0, d1, p)
         check_certificate(metric, item, flipped, norm, delta_norm, ctx.metric_name)
-        return item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
+        rows = item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
+        return rows.assign(attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy())
 
 
 def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels: Tensor, metric_name: str) -> Tensor:

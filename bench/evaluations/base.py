@@ -13,6 +13,7 @@ and load the file with ``--plugin FILE.py`` (or an entry point in ``lipsim_bench
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -69,6 +70,7 @@ class Context:
     seed: int
     metric_name: str
     threat: "ThreatModel | None" = None
+    prior: pd.DataFrame | None = None  # rows of the unit this one builds on (``Evaluation.builds_on``), in dataset order
 
 
 @dataclass
@@ -125,21 +127,69 @@ def progress(loader: DataLoader, desc: str) -> Iterator[dict]:
             bar.update(len(batch["id"]))
 
 
+class EmbeddingCache:
+    """Clean embeddings and distances of one metric, per batch, shared by every unit of a run.
+
+    Natural, certified and every attack radius need the same forward pass on ref, x0 and x1; the
+    first unit computes it, the others read it. A budget in bytes (``LIPSIM_BENCH_EMBED_CACHE_MB``,
+    default 2048) keeps feature-map metrics (LPIPS) on large datasets from filling memory: past it,
+    batches are recomputed (the same numbers, the same batch, the same forward).
+    """
+
+    def __init__(self, budget_bytes: int | None = None) -> None:
+        if budget_bytes is None:
+            budget_bytes = int(float(os.environ.get("LIPSIM_BENCH_EMBED_CACHE_MB", "2048")) * 2**20)
+        self.budget = budget_bytes
+        self.used = 0
+        self.owner: object | None = None
+        self._items: dict[tuple[int, ...], tuple[Tensor, ...]] = {}
+        self.hits = 0
+
+    def bind(self, metric: object) -> None:
+        """Forget everything when the metric changes (another model, another embedding)."""
+        if metric is not self.owner:
+            self._items.clear()
+            self.used, self.owner = 0, metric
+
+    def get(self, positions: tuple[int, ...]) -> tuple[Tensor, ...] | None:
+        found = self._items.get(positions)
+        self.hits += found is not None
+        return found
+
+    def put(self, positions: tuple[int, ...], tensors: tuple[Tensor, ...]) -> None:
+        size = sum(t.element_size() * t.nelement() for t in tensors)
+        if self.used + size <= self.budget:
+            self._items[positions] = tensors
+            self.used += size
+
+
 def embedded_batches(metric: "PerceptualMetric", loader: DataLoader, device: torch.device, desc: str,
-                     metric_name: str) -> Iterator[EmbeddedBatch]:
-    """Embed ref, x0, x1 in one forward pass per batch and check the distances are finite."""
+                     metric_name: str, cache: EmbeddingCache | None = None) -> Iterator[EmbeddedBatch]:
+    """Embed ref, x0, x1 in one forward pass per batch (or read them from ``cache``); distances checked finite."""
+    if cache is not None:
+        cache.bind(metric)
     for batch in progress(loader, desc):
-        ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
-        with torch.no_grad():
-            images = torch.cat([ref, x0, x1])
-            e_ref, e0, e1 = checked_call(metric_name, "embed", lambda: metric.embed(images), len(images)).chunk(3)
-            d0 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e0), len(ref)).cpu()
-            d1 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e1), len(ref)).cpu()
-        bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
-        if bad.any():
-            first = batch["id"][int(bad.nonzero()[0])]
-            raise BenchError(f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
-        yield EmbeddedBatch(batch, e_ref.cpu(), e0.cpu(), e1.cpu(), d0, d1)
+        positions = tuple(int(i) for i in batch["index"])
+        stored = cache.get(positions) if cache is not None else None
+        if stored is None:
+            stored = _embed_batch(metric, batch, device, metric_name)
+            if cache is not None:
+                cache.put(positions, stored)
+        yield EmbeddedBatch(batch, *stored)
+
+
+def _embed_batch(metric: "PerceptualMetric", batch: dict, device: torch.device, metric_name: str) -> tuple[Tensor, ...]:
+    ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
+    with torch.no_grad():
+        images = torch.cat([ref, x0, x1])
+        e_ref, e0, e1 = checked_call(metric_name, "embed", lambda: metric.embed(images), len(images)).chunk(3)
+        d0 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e0), len(ref)).cpu()
+        d1 = checked_call(metric_name, "distance", lambda: metric.distance(e_ref, e1), len(ref)).cpu()
+    bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
+    if bad.any():
+        first = batch["id"][int(bad.nonzero()[0])]
+        raise BenchError(f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
+    return e_ref.cpu(), e0.cpu(), e1.cpu(), d0, d1
 
 
 def checked_call(metric_name: str, what: str, call: Callable[[], Any], size: int) -> Tensor:
@@ -193,8 +243,17 @@ class Evaluation:
         """Every value that changes this unit's numbers (its part of the unit key)."""
         return options_dict(self.options)
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None") -> float:
-        """FLOPs of one unit on ``n_triplets`` (an upper bound; the dry run sums them)."""
+    def builds_on(self, threat: "ThreatModel | None", threats: "tuple[ThreatModel, ...]") -> "ThreatModel | None":
+        """The threat model of the unit (same metric, same evaluation) whose rows this unit reuses.
+
+        None: the unit is independent. The planner runs that unit first, puts its key into this
+        unit's key and hands its rows over as ``Context.prior``.
+        """
+        return None
+
+    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None", attacked: float = 1.0) -> float:
+        """FLOPs of one unit on ``n_triplets`` (the dry run sums them); ``attacked``: the fraction of
+        triplets an attack still runs on (after flips carried and triplets proven robust)."""
         return 3 * n_triplets * cost.forward
 
     # -- computing --------------------------------------------------------------------------------

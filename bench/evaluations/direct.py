@@ -100,7 +100,7 @@ class Direct(Evaluation):
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
         return {**options_dict(self.options), **self.attack(seed).config()}
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None) -> float:
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         return n_triplets * (self.options.steps * cost.forward_backward + 2 * cost.forward)
 
     def label(self, threat: ThreatModel | None) -> str:

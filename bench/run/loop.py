@@ -17,13 +17,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from bench.datasets import TwoAFCDataset, create_dataset
-from bench.evaluations.base import Context, embedded_batches
+from bench.evaluations.base import Context, EmbeddingCache, embedded_batches
 from bench.locations import results_root
 from bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
 from bench.errors import BenchError
 from bench.io import atomic_write_text
-from bench.run.plan import (DataIdentity, PlannedUnit, build_metric, metric_label, plan_units, random_weights_apply,
-                            random_weights_note, seed_everything)
+from bench.run.plan import (DataIdentity, PlannedUnit, build_metric, execution_order, metric_label, plan_units,
+                            random_weights_apply, random_weights_note, seed_everything)
 from bench.run.records import RecordStore, Unit
 from bench.run.runlog import RunLog
 from bench.run.spec import RunSpec, resolve
@@ -108,12 +108,14 @@ def load_dataset(spec: RunSpec) -> TwoAFCDataset:
 
 
 class _Metrics:
-    """Builds each metric the first time a unit needs it; a fully stored metric is never built."""
+    """Builds each metric the first time a unit needs it (a fully stored metric is never built), and
+    holds its clean embeddings for the units after the first."""
 
     def __init__(self, device: torch.device, seed: int) -> None:
         self.device, self.seed = device, seed
         self.name: str | None = None
         self.metric: PerceptualMetric | None = None
+        self.embeddings = EmbeddingCache()
 
     def get(self, name: str) -> PerceptualMetric:
         if self.name != name:
@@ -145,17 +147,20 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     log.start(run_config(spec), len(dataset), shard.world_size)
     metrics = _Metrics(shard.device(spec.device), spec.seed)
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
-    for planned in units:
-        result = run_unit(planned, spec, metrics, loader, store, shard, log)
-        if result is not None:
-            outcome.results.append(result)
+    done: dict[str, UnitResult | None] = {}
+    for planned in execution_order(units):
+        prior = done.get(planned.builds_on.key()) if planned.builds_on is not None else None
+        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior)
+    outcome.results = [r for r in (done[u.unit.key()] for u in units) if r is not None]
     log.finish(out_dir, len(outcome.reused), len(outcome.results))
     return outcome if shard.is_main else None
 
 
 def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: DataLoader, store: Store,
-             shard: Shard, log: RunLog) -> UnitResult | None:
-    """The record of one unit: stored, or computed (sharded), scored and stored now."""
+             shard: Shard, log: RunLog, prior: UnitResult | None = None) -> UnitResult | None:
+    """The record of one unit: stored, or computed (sharded), scored and stored now.
+
+    ``prior`` is the unit it builds on (rank 0's copy; every rank gets its rows)."""
     stored = store.load(planned.unit) if shard.is_main else None
     if shard.broadcast(stored is not None):
         if stored is None:
@@ -166,10 +171,12 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     evaluation, metric = planned.evaluation, None if planned.applies is False else metrics.get(planned.metric)
     applies = metric is not None and evaluation.applies(metric)
     rows = None
+    prior_rows = shard.broadcast(prior.rows if prior is not None and len(prior.rows) else None) if planned.builds_on else None
     if applies and len(loader):
         seed_everything(spec.seed)
-        ctx = Context(metrics.device, spec.seed, planned.metric, planned.threat)
-        batches = embedded_batches(metric, loader, ctx.device, f"{planned.metric} {evaluation.label(planned.threat)}", planned.metric)
+        ctx = Context(metrics.device, spec.seed, planned.metric, planned.threat, prior_rows)
+        batches = embedded_batches(metric, loader, ctx.device, f"{planned.metric} {evaluation.label(planned.threat)}",
+                                   planned.metric, metrics.embeddings)
         rows = evaluation.run(metric, batches, ctx)
     parts = shard.gather(rows)
     if not shard.is_main:

@@ -105,6 +105,7 @@ class PlannedUnit:
     unit: Unit
     applies: bool | None  # from the metric's spec: None = known once the metric is built
     position: int  # place in the run, for table order
+    builds_on: Unit | None = None  # the unit whose rows this one reuses (computed first)
 
     def describe(self) -> dict[str, Any]:
         """What a record stores about its evaluation, so reports and plots never need the registry."""
@@ -117,7 +118,7 @@ class PlannedUnit:
 
 
 def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str, str], evaluation: Evaluation,
-             threat: ThreatModel | None) -> Unit:
+             threat: ThreatModel | None, builds_on: Unit | None = None) -> Unit:
     settings: dict[str, Any] = {
         "seed": spec.seed,
         **identity,
@@ -129,6 +130,8 @@ def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str,
     }
     if evaluation.batch_dependent:
         settings["batch_size"] = spec.batch_size
+    if builds_on is not None:
+        settings["builds_on"] = builds_on.key()  # its key holds its own predecessor's: the whole chain
     return Unit(metric=metric_label(metric), dataset=data.family, split=data.split, n=data.n, evaluation=evaluation.name, settings=settings)
 
 
@@ -141,7 +144,54 @@ def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
         applies_before = {ev.name: type(ev).applies_to(get_metric_spec(metric)) for ev in resolved.evaluations}
         for evaluation in resolved.evaluations:
             threats = resolved.threats if evaluation.per_threat else (None,)
+            units: dict[ThreatModel | None, Unit] = {}
+            for threat in _dependencies_first(evaluation, threats, resolved.threats):
+                base = evaluation.builds_on(threat, resolved.threats)
+                units[threat] = unit_key(spec, data, metric, identity, evaluation, threat, units.get(base) if base else None)
             for threat in threats:
-                unit = unit_key(spec, data, metric, identity, evaluation, threat)
-                planned.append(PlannedUnit(metric, evaluation, threat, unit, applies_before[evaluation.name], len(planned)))
+                base = evaluation.builds_on(threat, resolved.threats)
+                planned.append(PlannedUnit(metric, evaluation, threat, units[threat], applies_before[evaluation.name],
+                                           len(planned), units[base] if base else None))
     return planned
+
+
+def _dependencies_first(evaluation: Evaluation, threats: tuple[ThreatModel | None, ...],
+                        run_threats: tuple[ThreatModel, ...]) -> list[ThreatModel | None]:
+    """``threats`` ordered so that every unit comes after the one it builds on."""
+    ordered: list[ThreatModel | None] = []
+
+    def visit(threat: ThreatModel | None, chain: tuple[ThreatModel | None, ...] = ()) -> None:
+        if threat in ordered:
+            return
+        if threat in chain:
+            raise ValueError(f"evaluation {evaluation.name!r}: builds_on forms a cycle at {threat}")
+        base = evaluation.builds_on(threat, run_threats)
+        if base is not None:
+            if base not in threats:
+                raise ValueError(f"evaluation {evaluation.name!r}: builds_on returned {base}, not a threat model of the run")
+            visit(base, chain + (threat,))
+        ordered.append(threat)
+
+    for threat in threats:
+        visit(threat)
+    return ordered
+
+
+def execution_order(units: list[PlannedUnit]) -> list[PlannedUnit]:
+    """The units in table order, except that a unit always runs after the one it builds on."""
+    by_key = {u.unit.key(): u for u in units}
+    done: set[str] = set()
+    ordered: list[PlannedUnit] = []
+
+    def visit(planned: PlannedUnit) -> None:
+        key = planned.unit.key()
+        if key in done:
+            return
+        done.add(key)
+        if planned.builds_on is not None and planned.builds_on.key() in by_key:
+            visit(by_key[planned.builds_on.key()])
+        ordered.append(planned)
+
+    for planned in units:
+        visit(planned)
+    return ordered

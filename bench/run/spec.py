@@ -8,6 +8,7 @@ built or computed here, so a bad request fails before any work.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class RunSpec:
     out: Path | None = None
     workers: int = 0
     download: bool = False
+    verify: bool = False  # attack every triplet, proven robust or not, and check every certificate
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -73,6 +75,14 @@ class ResolvedRun:
 
     evaluations: tuple[Evaluation, ...]
     threats: tuple[ThreatModel, ...]
+
+
+#: Verification mode for a whole process (the test suite sets it): as ``--verify`` on every run.
+VERIFY_ENV = "LIPSIM_BENCH_VERIFY"
+
+
+def verify_requested() -> bool:
+    return os.environ.get(VERIFY_ENV, "").strip() not in ("", "0")
 
 
 def max_eps(norm: str, image_size: int | None = None) -> float:
@@ -155,6 +165,8 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     evaluations = []
     for name, cls in classes.items():
         values = {**cls.default_options(dataset, spec.seed), **spec.options.get(name, {})}
+        if (spec.verify or verify_requested()) and "skip_proven" in {f.name for f in fields(cls.Options)}:
+            values["skip_proven"] = False
         evaluations.append(cls(build_options(cls.Options, name, values)))
         _check_option_radii(evaluations[-1], image_size)
     return ResolvedRun(tuple(evaluations), threats)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from metrics.base import PerceptualMetric
+from metrics.base import PerceptualMetric, project_bound
 from metrics.fingerprint import file_fingerprint
 from metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
 from metrics.lipsim.lipschitz import network_lipschitz_bound
@@ -20,6 +20,7 @@ from metrics.resize import resize_lipschitz, resize_to
 from metrics.weights import bundled_metric_options, load_bundled
 
 
+@project_bound  # network_lipschitz_bound: computed from the weights on every change
 class LipSim(PerceptualMetric):
     """A LipSim network of any preset as a metric (distance 1 - cos)."""
 

@@ -53,7 +53,8 @@ def test_attack_options_come_from_the_attack_signature_and_resolve_to_its_config
     fields = apgd.Options()
     assert (fields.steps, fields.loss, fields.rho, fields.momentum, fields.early_stop) == (100, "ce", 0.75, 0.75, True)
     resolved = apgd(build_options(apgd.Options, "apgd", {"rho": "0.5"})).resolved(ThreatModel("l2", 1.0), seed=3)
-    assert resolved == {"attack": "apgd", "steps": 100, "restarts": 1, "loss": "ce", "rho": 0.5, "seed": 3, "momentum": 0.75, "early_stop": True}
+    assert resolved == {"attack": "apgd", "steps": 100, "restarts": 1, "loss": "ce", "rho": 0.5, "seed": 3, "momentum": 0.75, "early_stop": True,
+                        "carry": True, "skip_proven": True}
     pgd = get_evaluation("pgd")
     assert pgd(pgd.Options()).resolved(ThreatModel("l2", 1.0), seed=0)["step_size"] == pytest.approx(0.025)  # the resolved default
 

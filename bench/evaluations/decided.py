@@ -1,0 +1,110 @@
+"""Triplets whose attack outcome is already decided, so no attack step is spent on them.
+
+* **Carried flips.** Radii of one norm are nested balls: a perturbation that flipped a triplet at
+  a smaller eps lies inside every larger ball, so the triplet counts as flipped there with that same
+  perturbation (its distances and ||delta|| are carried over). Robust scores are then monotone in
+  eps by construction, and only the survivors are attacked again.
+* **Proven robust.** Inside a triplet's certified radius the decision cannot change, so an attack
+  can only fail. Only a bound the project computes itself qualifies
+  (:func:`metrics.bound_proven_by_project`); a bound a plugin declares keeps being attacked and
+  checked. An l-inf ball of radius eps lies inside the l2 ball of radius eps * sqrt(D).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from bench.errors import BenchError
+from bench.evaluations.base import EmbeddedBatch
+from bench.evaluations.radii import certified_radius, lipschitz_bound
+from metrics import PerceptualMetric
+
+#: Per-triplet columns of an attack unit: exactly one is true for an initially correct triplet.
+WORK_COLUMNS = ("attacked", "carried", "proven")
+
+
+@dataclass(frozen=True)
+class CarriedFlips:
+    """The flips of the unit at the next smaller radius, by dataset position."""
+
+    ids: np.ndarray
+    flipped: np.ndarray
+    d0: np.ndarray
+    d1: np.ndarray
+    delta_norm: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, metric_name: str) -> "CarriedFlips":
+        missing = [c for c in ("id", "flipped", "d0", "d1", "delta_norm") if c not in rows.columns]
+        if missing:
+            raise BenchError(f"metric {metric_name!r}: the smaller radius's stored rows lack {', '.join(missing)}; "
+                             "delete that record (or the run folder) and rerun")
+        flipped = as_bool(rows["flipped"])
+        return cls(rows["id"].astype(str).to_numpy(), flipped, rows["d0"].to_numpy(np.float64),
+                   rows["d1"].to_numpy(np.float64), rows["delta_norm"].fillna(0.0).to_numpy(np.float64))
+
+    def apply(self, item: EmbeddedBatch, d0: Tensor, d1: Tensor, delta_norm: Tensor) -> Tensor:
+        """Write the carried flips' adversarial distances into ``d0``, ``d1``, ``delta_norm``; return the mask."""
+        positions = item.batch["index"].numpy()
+        if positions.size and (positions.max() >= len(self.ids)
+                               or list(self.ids[positions]) != [str(i) for i in item.batch["id"]]):
+            raise BenchError("the smaller radius's stored rows are for other triplets; delete the run folder's records and rerun")
+        mask = torch.from_numpy(self.flipped[positions].copy())
+        if mask.any():
+            d0[mask] = torch.from_numpy(self.d0[positions][mask.numpy()]).to(d0.dtype)
+            d1[mask] = torch.from_numpy(self.d1[positions][mask.numpy()]).to(d1.dtype)
+            delta_norm[mask] = torch.from_numpy(self.delta_norm[positions][mask.numpy()])
+        return mask
+
+
+def l2_ball_radius(norm: str, eps: float, image_shape: tuple[int, ...]) -> float:
+    """The l2 radius of the smallest l2 ball holding the ``norm`` ball of radius ``eps``."""
+    if norm == "l2":
+        return eps
+    if norm == "linf":
+        return eps * math.sqrt(math.prod(image_shape))
+    raise ValueError(f"no l2 ball for norm {norm!r}")
+
+
+def proven_robust(metric: PerceptualMetric, item: EmbeddedBatch, norm: str, eps: float, metric_name: str) -> Tensor:
+    """Triplets whose certified l2 radius (from the project's own bound) exceeds the threat ball."""
+    ref = item.batch["ref"]
+    lipschitz = lipschitz_bound(metric, *ref.shape[-2:], metric_name)
+    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
+    # a margin against rounding: a triplet exactly at the radius is attacked
+    return radius > l2_ball_radius(norm, eps, tuple(ref.shape[1:])) * (1 + 1e-6) + 1e-9
+
+
+def work_counts(rows: pd.DataFrame) -> dict[str, int]:
+    """How many triplets were attacked, carried and proven in one unit's rows (0 for old rows)."""
+    return {c: int(as_bool(rows[c]).sum()) if c in rows.columns else 0 for c in WORK_COLUMNS}
+
+
+def as_bool(column: pd.Series) -> np.ndarray:
+    """A boolean column as computed or as read back from CSV (bools, or the text True/False; missing is False)."""
+    if column.dtype == bool:
+        return column.to_numpy()
+    return column.map(lambda v: v is True or str(v).strip().lower() in ("true", "1", "1.0")).to_numpy(bool)
+
+
+def work_notes(metric_name: str, evaluation: str, rows: pd.DataFrame) -> list[str]:
+    """The table footer's account of what was not attacked, and why that is sound."""
+    if not len(rows) or "carried" not in rows.columns:
+        return []
+    counts = work_counts(rows)
+    if not counts["carried"] and not counts["proven"]:
+        return []
+    eps = rows["eps"].iloc[0]
+    norm = rows["norm"].iloc[0]
+    parts = [f"{counts['attacked']} attacked"]
+    if counts["carried"]:
+        parts.append(f"{counts['carried']} flips carried from the smaller radius")
+    if counts["proven"]:
+        parts.append(f"{counts['proven']} robust by the project's certificate (not attacked)")
+    return [f"{metric_name} {evaluation} {norm} {eps:g}: " + ", ".join(parts)]
