@@ -24,6 +24,8 @@ _LOADED: dict[str, ModuleType] = {}
 def load_plugin_file(path: str | Path) -> ModuleType:
     """Import a Python file as a module (once per resolved path)."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise BenchError(f"--plugin {path}: is a folder; give the path of one .py file in it (repeat --plugin for several)")
     if not file.is_file():
         raise BenchError(f"--plugin {path}: no such file; give the path of a .py file that registers metrics, attacks or evaluations")
     if file.suffix != ".py":

@@ -217,10 +217,14 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
         options["certified"]["eps"] = parse_eps(args.eps)  # --eps sets both, --certify-eps only the certificates
     if args.histogram_eps is not None and "direct" in options:
         options["direct"]["eps"] = parse_eps(args.histogram_eps, "--histogram-eps")[0]
+    given: dict[tuple[str, str], str] = {}
     for text in args.set_options:
         name, option, value = parse_set(text)
         if name not in options:
             raise BenchError(f"--set {text}: {name!r} is not among this run's evaluations ({', '.join(evaluations)})")
+        if (name, option) in given and given[name, option] != value:
+            raise BenchError(f"--set {name}.{option} is given twice with different values ({given[name, option]} and {value}); give it once")
+        given[name, option] = value
         options[name][option] = value
     return {name: values for name, values in options.items() if values}
 

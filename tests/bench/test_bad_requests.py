@@ -38,6 +38,8 @@ def _fails(capsys: pytest.CaptureFixture, argv: list[str], *words: str) -> str:
     (["--evaluations", "natural,apgd", "--norm", "linf", "--eps", "2"], ("linf radius 2 is larger than 1",)),
     (["--evaluations", "natural,certified", "--certify-eps", "1e308"], ("--certify-eps", "larger than")),
     (["--evaluations", "natural,direct", "--histogram-eps", "1e308"], ("--histogram-eps", "larger than")),
+    (["--evaluations", "natural,apgd", "--set", "apgd.steps=5", "--set", "apgd.steps=7"], ("apgd.steps is given twice", "5 and 7")),
+    (["--plugin", "."], ("--plugin .", "is a folder")),
 ])
 def test_a_bad_request_fails_before_any_work(capsys, night_tree: Path, tmp_path: Path, extra: list[str], words: tuple[str, ...]) -> None:
     argv = [a for a in BASE if a not in ("--metrics", "pixel-l2")] if "--metrics" in extra else list(BASE)
