@@ -38,7 +38,7 @@ from dataclasses import fields as dataclass_fields
 
 import torch
 
-from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Norm, input_gradient, predict, restrict
+from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, input_gradient, predict, restrict
 from attacks.registry import register_attack
 
 _PAD = 1e-12  # AutoAttack's guard against dividing by a zero norm
@@ -71,13 +71,16 @@ def _per_example(value: float, x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), value, dtype=x.dtype, device=x.device)
 
 
-def _random_start(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """AutoAttack's start: a point at distance eps (linf: scaled to the box's surface), clamped."""
+def _random_start(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None) -> torch.Tensor:
+    """AutoAttack's start: a point at distance eps (linf: scaled to the box's surface), clamped.
+
+    ``noise(sample, shape)`` draws the random numbers (default: ``sample(shape, generator=gen)``)."""
+    draw = noise or (lambda sample, shape: sample(shape, generator=gen))
     if norm == "linf":
-        t = (2 * torch.rand(x.shape, generator=gen) - 1).to(x)
+        t = (2 * draw(torch.rand, x.shape) - 1).to(x)
         scale = t.reshape(t.shape[0], -1).abs().max(dim=1)[0].reshape((-1,) + (1,) * (x.dim() - 1))
     else:
-        t = torch.randn(x.shape, generator=gen).to(x)
+        t = draw(torch.randn, x.shape).to(x)
         scale = _l2(t) + _PAD
     return (x + _per_example(eps, x) * t / scale).clamp(0.0, 1.0)
 
@@ -159,19 +162,20 @@ class APGD(Attack):
             idx = robust.nonzero().flatten()
             if idx.numel() == 0:
                 break
-            run = self.single_run(restrict(model, idx), x[idx], y[idx], gen)
+            run = self.single_run(restrict(model, idx), x[idx], y[idx], gen, subset=idx)
             fooled = ~run.robust
             x_adv[idx[fooled]] = run.x_best_adv[fooled]
             robust[idx[fooled]] = False
         return x_adv
 
-    def single_run(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> APGDState:
+    def single_run(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+                   subset: torch.Tensor | None = None) -> APGDState:
         """One APGD run on all of ``x`` from a random start drawn from ``gen``; its final state.
 
         Public so tests can compare every per-example quantity (best point, best loss, ...) with
         AutoAttack's ``attack_single_run``, not only the adversarial outputs.
         """
-        run = self._start(model, x, y, gen)
+        run = self._start(model, x, y, gen, subset)
         checkpoints = dict(_checkpoint_schedule(self.steps))
         if self.early_stop:
             return self._run_until_fooled(run, model, x, y, checkpoints)
@@ -213,8 +217,9 @@ class APGD(Attack):
             full.x_best_adv[active] = run.x_best_adv
         return full
 
-    def _start(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> APGDState:
-        x_adv = _random_start(x, self.norm, self.eps, gen)
+    def _start(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
+               subset: torch.Tensor | None = None) -> APGDState:
+        x_adv = _random_start(x, self.norm, self.eps, gen, lambda sample, shape: self.noise(sample, shape, gen, subset))
         logits, loss, grad = input_gradient(model, x_adv, y, self.loss)
         history = torch.zeros((self.steps + 1, x.shape[0]), dtype=loss.dtype, device=x.device)
         return APGDState(

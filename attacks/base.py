@@ -32,6 +32,26 @@ class AttackError(BenchError):
     """An attack produced (or was given) something that must not be scored."""
 
 
+#: ``sample(shape, generator=gen)``: torch.randn or torch.rand.
+Sampler = Callable[..., torch.Tensor]
+#: ``noise(sample, shape)``: a random draw of ``shape`` (see :meth:`Attack.noise`).
+Noise = Callable[[Sampler, tuple[int, ...]], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DrawRows:
+    """Random draws aligned with a larger set of examples: example i of the call takes row
+    ``rows[i]`` of the draw that ``total`` examples would get.
+
+    A caller that attacks only part of the examples it would otherwise attack (the triplets still
+    undecided at a larger radius) passes this, so each example starts exactly where it would start
+    in the whole set, and its (per-example) trajectory is the one it would follow there.
+    """
+
+    rows: torch.Tensor
+    total: int
+
+
 @dataclass(frozen=True)
 class ThreatModel:
     """Perturbations allowed around each input: ``||delta||_norm <= eps``, ``x + delta`` in [0, 1]."""
@@ -183,12 +203,28 @@ class Attack(ABC):
     def perturb(self, model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Adversarial batch for ``model`` at ``(x, y)``; ``x`` is already validated."""
 
-    def __call__(self, model: Model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, model: Model, x: torch.Tensor, y: torch.Tensor, *, rows: DrawRows | None = None) -> torch.Tensor:
         x, y = x.detach(), y.detach()
         check_inputs(x, y)
-        x_adv = self.perturb(model, x, y).detach()
+        if rows is not None and (rows.rows.shape != (len(x),) or (len(x) and int(rows.rows.max()) >= rows.total)):
+            raise AttackError(f"draw rows {tuple(rows.rows.shape)} (of {rows.total}) do not fit a batch of {len(x)}")
+        self._rows = rows
+        try:
+            x_adv = self.perturb(model, x, y).detach()
+        finally:
+            self._rows = None
         check_adversarial(x, x_adv, self.threat)
         return x_adv
+
+    def noise(self, sample: Sampler, shape: tuple[int, ...], gen: torch.Generator,
+              subset: torch.Tensor | None = None) -> torch.Tensor:
+        """A random draw for the examples ``subset`` of this call (all when None), aligned by ``DrawRows``
+        when the caller gave them: rows of the draw for the whole set, else a draw of ``shape``."""
+        rows: DrawRows | None = getattr(self, "_rows", None)
+        if rows is None:
+            return sample(shape, generator=gen)
+        picked = rows.rows if subset is None else rows.rows[subset.cpu()]
+        return sample((rows.total, *shape[1:]), generator=gen)[picked.cpu()]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "attack")

@@ -12,18 +12,21 @@ import math
 
 import torch
 
-from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Norm, clamp_to_image, input_gradient, predict, project, restrict
+from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, clamp_to_image, input_gradient, predict, project, restrict
 from attacks.registry import register_attack
 
 
-def _random_delta(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """Uniform in the linf box, or uniform in the l2 ball (gaussian direction, radius eps * U^(1/d))."""
+def _random_delta(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None) -> torch.Tensor:
+    """Uniform in the linf box, or uniform in the l2 ball (gaussian direction, radius eps * U^(1/d)).
+
+    ``noise(sample, shape)`` draws the random numbers (default: ``sample(shape, generator=gen)``)."""
+    draw = noise or (lambda sample, shape: sample(shape, generator=gen))
     if norm == "linf":
-        delta = (2 * torch.rand(x.shape, generator=gen) - 1) * eps
+        delta = (2 * draw(torch.rand, x.shape) - 1) * eps
     else:
-        direction = torch.randn(x.shape, generator=gen)
+        direction = draw(torch.randn, x.shape)
         direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
-        radius = eps * torch.rand(x.shape[0], generator=gen) ** (1.0 / x[0].numel())
+        radius = eps * draw(torch.rand, (x.shape[0],)) ** (1.0 / x[0].numel())
         delta = direction * radius.view(-1, *[1] * (x.dim() - 1))
     return clamp_to_image(x, delta.to(x))
 
@@ -78,16 +81,17 @@ class PGD(Attack):
             idx = robust.nonzero().flatten()
             if idx.numel() == 0:
                 break
-            fooled, out = self._single_run(restrict(model, idx), x[idx], y[idx], gen)
+            fooled, out = self._single_run(restrict(model, idx), x[idx], y[idx], gen, idx)
             x_adv[idx] = out
             robust[idx[fooled]] = False
         return x_adv
 
     def _single_run(
-        self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
+        self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, subset: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ``(fooled mask, output)``: first misclassified iterate where fooled, else the last one."""
-        delta = _random_delta(x, self.norm, self.eps, gen) if self.random_start else torch.zeros_like(x)
+        noise = lambda sample, shape: self.noise(sample, shape, gen, subset)  # noqa: E731
+        delta = _random_delta(x, self.norm, self.eps, gen, noise) if self.random_start else torch.zeros_like(x)
         fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         out = x.clone()
         for t in range(self.steps + 1):

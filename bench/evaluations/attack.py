@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from attacks.base import Attack, ThreatModel
+from attacks.base import Attack, DrawRows, ThreatModel
 from bench.errors import BenchError
 from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
@@ -131,7 +131,9 @@ class AttackEvaluation(Evaluation):
         if idx.numel():
             ref = item.batch["ref"][idx].to(device)
             classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name)
-            x_adv = run_attack(attack, classifier, ref, twoafc_labels(p[idx]).to(device), ctx.metric_name)
+            # each undecided triplet takes the random start it would take among all correct ones
+            rows = DrawRows(attacked[correct].nonzero().flatten(), int(correct.sum()))
+            x_adv = run_attack(attack, classifier, ref, twoafc_labels(p[idx]).to(device), ctx.metric_name, rows)
             with torch.no_grad():
                 adv0, adv1 = distances_from_logits(classifier(x_adv).cpu())
             d0[idx], d1[idx] = adv0.to(d0.dtype), adv1.to(d1.dtype)
@@ -143,10 +145,14 @@ class AttackEvaluation(Evaluation):
         return rows.assign(attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy())
 
 
-def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels: Tensor, metric_name: str) -> Tensor:
+def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels: Tensor, metric_name: str,
+               rows: DrawRows | None = None) -> Tensor:
     """``attack(classifier, ref, labels)``, its output checked (||delta|| <= eps, [0, 1], finite, shape);
-    whatever an attack plugin raises or returns wrong is one line naming the attack."""
+    whatever an attack plugin raises or returns wrong is one line naming the attack. ``rows`` aligns the
+    attack's random draws with the whole set (for attacks whose call takes them)."""
     try:
+        if rows is not None and _takes_rows(attack):
+            return attack(classifier, ref, labels, rows=rows)
         return attack(classifier, ref, labels)
     except BenchError as exc:
         raise BenchError(f"attack {attack.name!r} on metric {metric_name!r}: {exc}") from None
@@ -154,6 +160,13 @@ def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels
         if "out of memory" in str(exc):
             raise
         raise BenchError(f"attack {attack.name!r} on metric {metric_name!r} failed ({type(exc).__name__}: {exc}); fix the attack") from None
+
+
+def _takes_rows(attack: Attack) -> bool:
+    try:
+        return "rows" in inspect.signature(attack.__call__).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor,

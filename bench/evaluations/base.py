@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -141,15 +142,19 @@ class EmbeddingCache:
             budget_bytes = int(float(os.environ.get("LIPSIM_BENCH_EMBED_CACHE_MB", "2048")) * 2**20)
         self.budget = budget_bytes
         self.used = 0
-        self.owner: object | None = None
+        self._owner: weakref.ref | None = None  # weak: the cache must not keep a finished metric alive
         self._items: dict[tuple[int, ...], tuple[Tensor, ...]] = {}
         self.hits = 0
 
     def bind(self, metric: object) -> None:
         """Forget everything when the metric changes (another model, another embedding)."""
-        if metric is not self.owner:
+        if self._owner is None or self._owner() is not metric:
             self._items.clear()
-            self.used, self.owner = 0, metric
+            self.used, self._owner = 0, weakref.ref(metric)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.used, self._owner = 0, None
 
     def get(self, positions: tuple[int, ...]) -> tuple[Tensor, ...] | None:
         found = self._items.get(positions)

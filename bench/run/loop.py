@@ -111,16 +111,17 @@ class _Metrics:
     """Builds each metric the first time a unit needs it (a fully stored metric is never built), and
     holds its clean embeddings for the units after the first."""
 
-    def __init__(self, device: torch.device, seed: int) -> None:
-        self.device, self.seed = device, seed
+    def __init__(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
+        self.device, self.seed, self.precision = device, seed, precision
         self.name: str | None = None
         self.metric: PerceptualMetric | None = None
         self.embeddings = EmbeddingCache()
 
     def get(self, name: str) -> PerceptualMetric:
         if self.name != name:
-            self.metric = None  # free the previous metric before building the next
-            self.metric, self.name = build_metric(name, self.device, self.seed), name
+            self.metric = None  # free the previous metric (and its embeddings) before building the next
+            self.embeddings.clear()
+            self.metric, self.name = build_metric(name, self.device, self.seed, self.precision), name
         assert self.metric is not None
         return self.metric
 
@@ -145,7 +146,7 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     if isinstance(store, RecordStore):
         store.on_invalid = log.warn
     log.start(run_config(spec), len(dataset), shard.world_size)
-    metrics = _Metrics(shard.device(spec.device), spec.seed)
+    metrics = _Metrics(shard.device(spec.device), spec.seed, spec.precision)
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
     done: dict[str, UnitResult | None] = {}
     for planned in execution_order(units):
