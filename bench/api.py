@@ -87,13 +87,14 @@ def evaluate(
     out: str | Path | None = None,
     plugins: Sequence[str] = (),
     verify: bool = False,
+    precision: str = "fp32",
     **options: dict[str, Any],
 ) -> Evaluated:
     """Evaluate one or more metrics; ``NAME={"option": value}`` sets an evaluation's options.
 
     ``eps`` (with ``norm``) or ``threats`` give the attacks' threat models (default: l2 at the
     dataset's radii); ``plugins`` are files or modules to load first, as ``--plugin``/``--import``;
-    ``verify`` attacks even triplets proven robust (as ``--verify``).
+    ``verify`` attacks even triplets proven robust (as ``--verify``); ``precision`` as ``--precision``.
     """
     from bench.plugins import load_plugins
 
@@ -102,7 +103,8 @@ def evaluate(
     pairs = [(t[0], list(t[1])) for t in threats] if threats else ([(norm, list(eps))] if eps is not None else None)
     spec = RunSpec(metrics=metrics, dataset=dataset, split=split, n=n, evaluations=list(evaluations),
                    options={k: dict(v) for k, v in options.items()}, threats=pairs, batch_size=batch_size,
-                   device=device, seed=seed, out=Path(out) if out is not None else None, verify=verify)
+                   device=device, seed=seed, out=Path(out) if out is not None else None, verify=verify,
+                   precision=precision)
     store = None if out is not None else MemoryStore()
     result = run_and_report(spec, None, store)
     assert result is not None  # one process

@@ -153,6 +153,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     run = parser.add_argument_group("running")
     run.add_argument("--batch-size", type=_positive_int("--batch-size"), default=100, help="triplets per batch (default: 100)")
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda when available)")
+    run.add_argument("--precision", choices=("fp32", "tf32", "bf16", "fp16"), default="fp32", help="embeddings of metrics without a Lipschitz bound (CLIP, DINO, DreamSim, ...) in TF32 / bf16 / fp16 autocast, a GPU fast path; certified metrics stay fp32 (default: fp32)")
     run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")
     run.add_argument("--weights-dir", type=Path, default=None, help="folder with pretrained weights (sets LIPSIM_BENCH_WEIGHTS_DIR; default: the libraries' caches)")
@@ -274,6 +275,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         workers=args.workers,
         download=args.download,
         verify=args.verify,
+        precision=args.precision,
     )
     resolve(spec, family.name)  # every evaluation name, option and type checked now
     return spec

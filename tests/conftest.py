@@ -10,6 +10,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # verification mode: attacks also run on triplets proven robust, so every certificate meets an attack
 # (tests of the skipping itself turn it off with monkeypatch.delenv)
 os.environ.setdefault("LIPSIM_BENCH_VERIFY", "1")
+# a device profile measured on this checkout's machine must not change the dry runs the tests read
+os.environ.setdefault("LIPSIM_BENCH_DEVICE_PROFILE", "none")
 
 from pathlib import Path  # noqa: E402
 

@@ -7,12 +7,14 @@ only: no model is built.
 
 Each evaluation owns its cost model (``Evaluation.flops``; n = triplets, F = forward FLOPs,
 B = forward + backward FLOPs per image): clean and certified ones ``3 n F``; an attack per eps
-``n (3 F + steps restarts B + F)`` (an upper bound: only initially correct triplets are attacked,
-and early stopping drops fooled ones); the direct attack ``n (steps B + 2 F)``.
+``n (3 F + a steps restarts B + F)`` with ``a`` the fraction of triplets still attacked after carried
+flips and proven-robust triplets (:mod:`bench.protocol.attack_work`; 1 = all of them, an upper bound:
+early stopping drops fooled ones too); the direct attack ``n (steps B + 2 F)``.
 
-Seconds = FLOPs / sustained throughput of a :class:`GpuProfile`. FlopCounterMode counts matmul and
-convolution FLOPs (2 x multiply-adds) only; elementwise work, data loading and Python overhead are
-folded into the assumed utilisation, which this project has not measured on a GPU.
+Seconds = FLOPs / sustained throughput of a :class:`GpuProfile`, unless the metric was measured on
+the machine (:mod:`bench.protocol.device_profile`). FlopCounterMode counts matmul and convolution
+FLOPs (2 x multiply-adds) only; elementwise work, data loading and Python overhead are folded into
+the assumed utilisation.
 """
 
 from __future__ import annotations
@@ -94,10 +96,31 @@ def pass_cost(metric: str) -> PassCost | None:
     return None if row is None else PassCost(row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9)
 
 
-def evaluation_flops(metric: str, evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None) -> float | None:
-    """FLOPs of one unit by the evaluation's own cost model; None for an untabled metric."""
+def _flops(evaluation: Evaluation, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float) -> float:
+    if attacked == 1.0:  # the whole unit: also for plugin evaluations whose flops() predates ``attacked``
+        return evaluation.flops(cost, n_triplets, threat)
+    return evaluation.flops(cost, n_triplets, threat, attacked=attacked)
+
+
+def evaluation_flops(metric: str, evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None,
+                     attacked: float = 1.0) -> float | None:
+    """FLOPs of one unit by the evaluation's own cost model; None for an untabled metric.
+
+    ``attacked``: the fraction of triplets an attack unit still attacks (``bench/protocol/attack_work.py``).
+    """
     cost = pass_cost(metric)
-    return None if cost is None else evaluation.flops(cost, n_triplets, threat)
+    return None if cost is None else _flops(evaluation, cost, n_triplets, threat, attacked)
+
+
+def pass_counts(evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None,
+                attacked: float = 1.0) -> tuple[float, float]:
+    """Images through a forward pass and through a forward + backward pass in one unit.
+
+    Read off the evaluation's cost model, which is linear in the two per-image costs: with a
+    forward costing 1 and a backward 0 it counts forward passes, and the other way round.
+    """
+    return (_flops(evaluation, PassCost(1.0, 0.0), n_triplets, threat, attacked),
+            _flops(evaluation, PassCost(0.0, 1.0), n_triplets, threat, attacked))
 
 
 def unit_flops(metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int) -> float | None:

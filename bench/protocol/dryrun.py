@@ -3,7 +3,8 @@
 Nothing is downloaded, built or computed: the data plan comes from the dataset family, weights from
 the registry's availability probes, the units from the same planner the run uses (units already
 stored in the run folder are marked and cost nothing), and the time from each evaluation's own
-``flops`` over :mod:`bench.protocol.cost`'s table. It never imports the unit loop.
+``flops`` over :mod:`bench.protocol.cost`'s table, or from this machine's measured images/s
+(:mod:`bench.protocol.estimate`). It never imports the unit loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from bench.datasets import create_dataset, parse_dataset_arg
 from bench.errors import BenchError
 from bench.formatting import format_eps
 from bench.locations import results_root
-from bench.protocol.cost import DEFAULT_GPU, evaluation_flops, seconds
+from bench.protocol.attack_work import LABEL as SCALED_LABEL
+from bench.protocol.attack_work import load_attack_work
+from bench.protocol.device_profile import load_device_profile
+from bench.protocol.estimate import Estimator
 from bench.run.plan import DataIdentity, metric_identity, plan_units
 from bench.run.records import RecordStore
 from bench.run.spec import RunSpec, resolve
@@ -85,15 +89,17 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     out_dir = config.out or results_root() / f"{name}-{split}"
     store = RecordStore(out_dir)
     data = DataIdentity(name, split, config.n, content or "unknown")
-    identities = {m: (metric_identity(m, config.seed) if get_metric_spec(m).is_available() else {"weights": "missing"})
+    identities = {m: (metric_identity(m, config.seed, config.precision) if get_metric_spec(m).is_available() else {"weights": "missing"})
                   for m in config.metrics}
     lines.append(f"units (run folder {out_dir}; stored units are skipped):")
     total, unknown = 0.0, []
+    estimator = Estimator(tuple(resolved.threats), load_device_profile(), load_attack_work())
     for planned in plan_units(config, resolved, data, identities):
         if planned.applies is False:
             continue  # e.g. no Lipschitz bound: the run records "does not apply" at no cost
         stored = content is not None and identities[planned.metric]["weights"] != "missing" and store.load(planned.unit) is not None
-        estimate = seconds(evaluation_flops(planned.metric, planned.evaluation, counted, planned.threat))
+        unit = None if stored else estimator.estimate(planned.metric, planned.evaluation, planned.threat, counted)
+        estimate = None if unit is None else unit.seconds
         what = f"{planned.evaluation.label(planned.threat)} [{planned.evaluation.kind.value}]"
         if planned.applies is None:
             what += " (if the metric allows it)"
@@ -103,18 +109,35 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
             cost = "time unknown (metric not in bench/protocol/cost_table.json)"
             unknown.append(planned.metric)
         else:
-            cost = format_seconds(estimate)
+            scaled = "" if unit is None or unit.attacked is None else f" ({unit.attacked:.0%} of correct triplets attacked)"
+            cost = format_seconds(estimate) + scaled
             total += estimate
         lines.append(f"  {planned.metric:<20} {what:<48} {cost}")
-    gpu = DEFAULT_GPU
-    lines.append(
-        f"estimated time on one {gpu.name} ({gpu.sustained_tflops:.1f} TFLOPS sustained, assumed): {format_seconds(total)}{per}; "
-        "with torchrun on K GPUs, about 1/K of it"
-    )
+    lines += _total_lines(estimator, format_seconds(total) + per)
     if unknown:
         lines.append(f"  not counted: {', '.join(sorted(set(unknown)))} (no FLOPs in the cost table; add them with benchmarks/flops.py)")
-    lines.append("  estimate = matmul/conv FLOPs of each pass (bench/cost.py) / assumed throughput; attacks counted as if no triplet stopped early")
     return "\n".join(lines)
+
+
+def _total_lines(estimator: Estimator, total: str) -> list[str]:
+    """The total, which metrics were measured on a device and which assumed, and how attacks were counted."""
+    gpu, profile, torchrun = estimator.gpu, estimator.profile, "with torchrun on K GPUs, about 1/K of it"
+    assumed = f"one {gpu.name} ({gpu.sustained_tflops:.1f} TFLOPS sustained, assumed)"
+    if not estimator.measured or profile is None:
+        lines = [f"estimated time on {assumed}: {total}; {torchrun}"]
+    else:
+        lines = [f"estimated time: {total}; {torchrun}",
+                 f"  measured on {profile.describe()}: {', '.join(sorted(estimator.measured))}"]
+        if estimator.assumed:
+            lines.append(f"  assumed (FLOPs over {assumed}): {', '.join(sorted(estimator.assumed))}")
+    sources = (["measured images/s of each pass"] if estimator.measured else []) + (
+        ["matmul/conv FLOPs of each pass (bench/protocol/cost_table.json) / assumed throughput"] if estimator.assumed else [])
+    lines.append(f"  estimate = {' or '.join(sources) or 'nothing to compute'}; early stopping not counted")
+    if estimator.scaled:
+        lines.append(f"  {SCALED_LABEL}; every triplet counted as initially correct")
+    if estimator.unscaled:
+        lines.append(f"  attacks counted on every triplet (an upper bound): {'; '.join(sorted(estimator.unscaled))}")
+    return lines
 
 
 def print_dry_run(config: RunSpec, preset: str | None = None) -> None:

@@ -23,6 +23,7 @@ from bench.evaluations import Evaluation
 from bench.run.records import Unit
 from bench.run.spec import ResolvedRun, RunSpec
 from metrics import PerceptualMetric, create_metric, get_metric_spec
+from metrics.precision import with_precision
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
 #: whole protocol runs offline on real architectures. Results say so in their key and records.
@@ -65,9 +66,13 @@ def metric_weights_id(name: str, seed: int) -> str:
     return get_metric_spec(name).weights_id()
 
 
-def metric_identity(name: str, seed: int) -> dict[str, str]:
-    """The metric's part of every unit key: its weights and its adapter's source code."""
-    return {"weights": metric_weights_id(name, seed), "source": get_metric_spec(name).source_id()}
+def metric_identity(name: str, seed: int, precision: str = "fp32") -> dict[str, str]:
+    """The metric's part of every unit key: its weights, its adapter's source code, and the precision of
+    its embeddings where one other than fp32 applies (never to a metric with a Lipschitz bound)."""
+    identity = {"weights": metric_weights_id(name, seed), "source": get_metric_spec(name).source_id()}
+    if precision != "fp32" and get_metric_spec(name).certifiable() is not True:
+        identity["precision"] = precision
+    return identity
 
 
 def seed_everything(seed: int) -> None:
@@ -77,12 +82,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_metric(name: str, device: torch.device, seed: int) -> PerceptualMetric:
-    """The metric on ``device``; seeded, so a random initialisation is the same on every run and rank."""
+def build_metric(name: str, device: torch.device, seed: int, precision: str = "fp32") -> PerceptualMetric:
+    """The metric on ``device`` in ``precision`` (see :mod:`metrics.precision`); seeded, so a random
+    initialisation is the same on every run and rank."""
     seed_everything(seed)
-    if random_weights_apply(name):
-        return create_metric(name, pretrained=False).to(device)
-    return create_metric(name).to(device)
+    metric = create_metric(name, pretrained=False) if random_weights_apply(name) else create_metric(name)
+    return with_precision(metric.to(device), precision)
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
     """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so)."""
     planned: list[PlannedUnit] = []
     for metric in spec.metrics:
-        identity = (identities or {}).get(metric) or metric_identity(metric, spec.seed)
+        identity = (identities or {}).get(metric) or metric_identity(metric, spec.seed, spec.precision)
         applies_before = {ev.name: type(ev).applies_to(get_metric_spec(metric)) for ev in resolved.evaluations}
         for evaluation in resolved.evaluations:
             threats = resolved.threats if evaluation.per_threat else (None,)

@@ -17,6 +17,7 @@ from attacks.base import ThreatModel
 from bench.errors import BenchError
 from bench.evaluations import Evaluation, get_evaluation
 from bench.evaluations.options import build_options
+from metrics.precision import PRECISIONS
 
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
 #: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
@@ -64,6 +65,7 @@ class RunSpec:
     workers: int = 0
     download: bool = False
     verify: bool = False  # attack every triplet, proven robust or not, and check every certificate
+    precision: str = "fp32"  # embeddings of metrics without a Lipschitz bound (metrics.precision): fp32, tf32, bf16, fp16
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -128,6 +130,10 @@ def _check_request(spec: RunSpec) -> None:
         raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
+    if spec.precision not in PRECISIONS:
+        raise BenchError(f"--precision {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
+        raise BenchError(f"--precision fp16 needs a CUDA device (float16 autocast), not {spec.device}; use bf16 or fp32 here")
 
 
 def _check_option_radii(evaluation: Evaluation, image_size: int | None) -> None:

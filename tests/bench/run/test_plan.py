@@ -65,3 +65,29 @@ def test_records_of_an_older_format_are_recomputed(capsys, night_tree: Path, tmp
     capsys.readouterr()
     assert main(argv) == 0
     assert "computed all 1 unit(s)" in capsys.readouterr().out
+
+
+def test_precision_enters_the_key_only_where_it_applies() -> None:
+    from bench.run.plan import metric_identity
+
+    assert metric_identity("convsim-tiny", 0, "bf16")["precision"] == "bf16"
+    assert "precision" not in metric_identity("convsim-tiny", 0)
+    assert "precision" not in metric_identity("lipsim-tiny", 0, "bf16")  # certified metrics stay fp32
+
+
+def test_a_bf16_run_keeps_the_decisions_of_fp32() -> None:
+    import bench
+
+    fp32 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40)
+    bf16 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40, precision="bf16")
+    assert fp32.records[0]["key"] != bf16.records[0]["key"]
+    agree = (fp32.triplets["correct"].to_numpy() == bf16.triplets["correct"].to_numpy()).mean()
+    assert agree >= 0.95, agree  # bf16 moves distances by about 1% (tests/metrics/test_precision.py)
+
+
+def test_fp16_on_cpu_is_one_line(capsys) -> None:
+    from bench.cli import main
+
+    assert main(["--metrics", "pixel-l2", "--evaluations", "natural", "--precision", "fp16", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--precision fp16 needs a CUDA device" in err and "Traceback" not in err

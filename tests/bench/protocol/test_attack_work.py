@@ -1,0 +1,142 @@
+"""benchmarks/attack_work.py measures the attacked fractions from a run's triplets.csv; the dry run scales attacks by them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import bench.protocol.attack_work as attack_work
+from attacks.base import ThreatModel
+from bench.cli import main
+from bench.errors import BenchError
+from bench.evaluations import get_evaluation
+from bench.evaluations.options import build_options
+from bench.protocol.attack_work import LABEL, load_attack_work, work_mode
+from bench.protocol.cost import evaluation_flops, seconds
+from bench.protocol.estimate import Estimator
+
+SCRIPT = Path(__file__).parents[3] / "benchmarks" / "attack_work.py"
+#: (metric, eps): counts of correct triplets attacked, carried, proven; plus 5 incorrect ones and clean rows.
+COUNTS = {
+    ("convsim-tiny", 0.5): (10, 0, 0),  # the smallest radius: everything attacked
+    ("convsim-tiny", 1.0): (6, 4, 0),
+    ("pixel-l2", 0.5): (7, 0, 3),
+    ("pixel-l2", 1.0): (5, 3, 2),
+}
+
+
+def synthetic_run(folder: Path) -> Path:
+    rows = []
+    for (metric, eps), (attacked, carried, proven) in COUNTS.items():
+        flags = [(True, "attacked")] * attacked + [(True, "carried")] * carried + [(True, "proven")] * proven + [(False, None)] * 5
+        for i, (correct, which) in enumerate(flags):
+            rows.append({"metric": metric, "dataset": "sample", "split": "test", "evaluation": "apgd", "kind": "attack",
+                         "norm": "l2", "eps": eps, "id": i, "correct": correct, "attacked": which == "attacked",
+                         "carried": which == "carried", "proven": which == "proven", "flipped": which == "carried"})
+            rows.append({"metric": metric, "dataset": "sample", "split": "test", "evaluation": "natural", "kind": "clean",
+                         "norm": None, "eps": None, "id": i, "correct": correct})
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "triplets.csv", index=False)
+    return folder
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def work_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("work")
+    out = tmp / "attack_work.json"
+    result = run_script(str(synthetic_run(tmp / "run")), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def apgd(**values: object):
+    cls = get_evaluation("apgd")
+    return cls(build_options(cls.Options, "apgd", {"steps": 10, **values}))
+
+
+def test_the_script_records_fractions_per_metric_and_class(work_file: Path) -> None:
+    data = json.loads(work_file.read_text())
+    assert data["classes"]["certifiable"]["metrics"] == ["pixel-l2"] and data["classes"]["uncertifiable"]["metrics"] == ["convsim-tiny"]
+    assert data["source"]["command"].startswith("python benchmarks/attack_work.py ") and "commit" in data["source"]
+    pixel = {p["eps"]: p for p in data["per_metric"]["pixel-l2"]["norms"]["l2"]}
+    assert (pixel[1.0]["correct"], pixel[1.0]["attacked"], pixel[1.0]["carried"], pixel[1.0]["proven"]) == (10, 5, 3, 2)
+    work = load_attack_work(work_file)
+    assert work is not None
+    assert work.fraction("certifiable", "l2", 1.0, "carry_and_skip") == pytest.approx(0.5)  # attacked / correct
+    assert work.fraction("certifiable", "l2", 1.0, "carry") == pytest.approx(0.7)  # proven ones attacked too
+    assert work.fraction("certifiable", "l2", 1.0, "skip_proven") == pytest.approx(0.8)  # carried ones attacked too
+    assert work.fraction("uncertifiable", "l2", 1.0, "skip_proven") == pytest.approx(1.0)  # nothing to prove
+
+
+def test_fractions_interpolate_in_eps_and_hold_beyond_the_measured_radii(work_file: Path) -> None:
+    work = load_attack_work(work_file)
+    assert work is not None
+    assert work.fraction("uncertifiable", "l2", 0.75, "carry_and_skip") == pytest.approx(0.8)
+    assert work.fraction("uncertifiable", "l2", 0.1, "carry_and_skip") == pytest.approx(1.0)  # below: the first
+    assert work.fraction("uncertifiable", "l2", 3.0, "carry_and_skip") == pytest.approx(0.6)  # beyond: the last
+    assert work.fraction("uncertifiable", "linf", 4 / 255, "carry_and_skip") is None  # not measured
+
+
+def test_the_options_choose_the_fraction() -> None:
+    assert work_mode(apgd().options, smallest_radius=False) == "carry_and_skip"
+    assert work_mode(apgd().options, smallest_radius=True) == "skip_proven"  # no smaller ball to carry from
+    assert work_mode(apgd(skip_proven=False).options, smallest_radius=False) == "carry"
+    assert work_mode(apgd(carry=False).options, smallest_radius=False) == "skip_proven"
+    assert work_mode(apgd(carry=False, skip_proven=False).options, smallest_radius=False) is None
+    assert work_mode(apgd(skip_proven=False).options, smallest_radius=True) is None
+
+
+def test_attack_units_are_scaled_by_the_measured_fraction(work_file: Path) -> None:
+    threats = (ThreatModel("l2", 0.5), ThreatModel("l2", 1.0), ThreatModel("l2", 2.0))
+    estimator = Estimator(threats, work=load_attack_work(work_file))
+    at_1 = estimator.estimate("convsim-tiny", apgd(), threats[1], 100)
+    assert at_1.attacked == pytest.approx(0.6)
+    assert at_1.seconds == pytest.approx(seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1], attacked=0.6)))
+    assert at_1.seconds < seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1]))
+    assert estimator.estimate("convsim-tiny", apgd(), threats[0], 100).attacked == pytest.approx(1.0)
+    assert estimator.estimate("lipsim-tiny", apgd(), threats[1], 100).attacked == pytest.approx(0.5)  # certifiable class
+    assert estimator.estimate("lipsim-tiny", apgd(carry=False, skip_proven=False), threats[1], 100).attacked is None
+    assert estimator.scaled and not estimator.unscaled
+    linf = estimator.estimate("convsim-tiny", apgd(), ThreatModel("linf", 4 / 255), 100)
+    assert linf.attacked is None and any("no linf fractions" in why for why in estimator.unscaled)
+    missing = Estimator(threats, work=None)
+    assert missing.estimate("convsim-tiny", apgd(), threats[1], 100).attacked is None
+    assert missing.unscaled == {"bench/protocol/attack_work.json is missing"}
+
+
+def test_dry_run_labels_the_scaled_estimate(capsys, work_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(attack_work, "ATTACK_WORK", work_file)
+    monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", "none")
+    assert main(["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "2", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert LABEL in out and "(60% of correct triplets attacked)" in out
+    monkeypatch.setattr(attack_work, "ATTACK_WORK", tmp_path / "absent.json")
+    assert main(["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "2", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert LABEL not in out and "attacks counted on every triplet (an upper bound): bench/protocol/attack_work.json is missing" in out
+
+
+def test_a_malformed_file_is_one_line_naming_it_and_the_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "attack_work.json"
+    bad.write_text(json.dumps({"format": 1, "classes": {"certifiable": {"norms": {"l2": [{"eps": 1.0, "carry_and_skip": 1.5}]}}}}))
+    with pytest.raises(BenchError, match="not a fraction in") as caught:
+        load_attack_work(bad)
+    assert str(bad) in str(caught.value) and "benchmarks/attack_work.py RUN_FOLDER" in str(caught.value)
+
+
+def test_the_script_refuses_a_run_without_the_work_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    pd.DataFrame([{"metric": "convsim-tiny", "kind": "attack", "norm": "l2", "eps": 1.0, "correct": True}]).to_csv(folder / "triplets.csv", index=False)
+    result = run_script(str(folder), "--out", str(tmp_path / "w.json"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "lacks the columns attacked, carried, proven" in result.stderr and not (tmp_path / "w.json").exists()
