@@ -61,44 +61,65 @@ def metric_order(*frames: pd.DataFrame | None) -> list[str]:
 # --- numbers behind the figures ---------------------------------------------------------------
 
 
-def certified_rows(triplets: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One certified row per triplet: the radius does not depend on eps, rows repeat per eps."""
+def certified_rows(triplets: pd.DataFrame, metric: str, evaluation: str | None = None) -> pd.DataFrame:
+    """One row per triplet of a certificate evaluation (all of the metric's when ``evaluation`` is None):
+    the radius does not depend on eps, rows repeat per eps."""
     rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "certificate")]
+    if evaluation is not None:
+        rows = rows[rows["evaluation"] == evaluation]
     rows = rows[rows["radius"].notna()] if "radius" in rows.columns else rows.iloc[:0]
-    return rows.drop_duplicates("id")
+    return rows.drop_duplicates(["evaluation", "id"])
 
 
-def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray) -> np.ndarray:
-    """Certified 2AFC score (%) at each radius, exactly as the certified evaluation scores it.
+def certificate_curves(triplets: pd.DataFrame) -> list[tuple[str, str]]:
+    """(metric, evaluation) of every certificate with per-triplet radii, in run order: one curve each."""
+    rows = triplets[kinds(triplets) == "certificate"]
+    rows = rows[rows["radius"].notna()] if "radius" in rows.columns else rows.iloc[:0]
+    return [(str(m), str(e)) for m, e in dict.fromkeys(zip(rows["metric"], rows["evaluation"]))]
 
-    Reuses bench.evaluations.radii.certified_agreement on the per-triplet columns: the natural agreement
-    (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
-    """
+
+def base_certificate(triplets: pd.DataFrame, metric: str) -> str | None:
+    """The metric's first certificate whose radius is about its own decision (not a smoothed one, see
+    bench/evaluations/smoothing.py): the one an attack on the metric can be checked against."""
     rows = certified_rows(triplets, metric)
+    if "smoothed" in rows.columns:
+        rows = rows[~as_bool(rows["smoothed"])]
+    return str(rows["evaluation"].iloc[0]) if len(rows) else None
+
+
+def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray, evaluation: str | None = None) -> np.ndarray:
+    """Certified 2AFC score (%) at each radius, exactly as the certificate evaluation scores it.
+
+    Reuses bench.evaluations.radii.certified_agreement on the per-triplet columns: the agreement of the
+    rows' decision (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
+    """
+    rows = certified_rows(triplets, metric, evaluation)
     if rows.empty:
-        raise ValueError(f"no certified rows for metric {metric!r}")
+        raise ValueError(f"no certified rows for metric {metric!r}" + (f" and evaluation {evaluation!r}" if evaluation else ""))
+    if rows["evaluation"].nunique() > 1:
+        raise ValueError(f"metric {metric!r} has several certificates ({', '.join(rows['evaluation'].unique())}); name one")
     d0, d1, p, radius = (torch.tensor(rows[c].to_numpy(dtype=np.float64)) for c in ("d0", "d1", "p", "radius"))
     agreement = twoafc_agreement(d0, d1, p)
     return np.array([100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean()) for r in np.asarray(radii, dtype=np.float64)])
 
 
 def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The table's certified scores of one split: metric, eps, score."""
+    """The table's certified scores of one split: metric, evaluation, eps, score."""
     rows = scores[(scores["split"] == split) & (kinds(scores) == "certificate")]
-    return rows[["metric", "eps", "score"]].sort_values(["metric", "eps"], kind="stable")
+    return rows[["metric", "evaluation", "eps", "score"]].sort_values(["metric", "evaluation", "eps"], kind="stable")
 
 
 def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE) -> list[str]:
     """Table points that are not on their recomputed certified curve, one line each."""
     problems = []
-    for metric, part in certified_points(scores, split).groupby("metric", sort=False):
-        if certified_rows(triplets, str(metric)).empty:
-            problems.append(f"{metric}: scores.csv has certified scores, triplets.csv no certified rows")
+    for (metric, evaluation), part in certified_points(scores, split).groupby(["metric", "evaluation"], sort=False):
+        if certified_rows(triplets, str(metric), str(evaluation)).empty:
+            problems.append(f"{metric}: scores.csv has {evaluation} scores, triplets.csv no {evaluation} rows")
             continue
-        curve = certified_curve(triplets, str(metric), part["eps"].to_numpy())
+        curve = certified_curve(triplets, str(metric), part["eps"].to_numpy(), str(evaluation))
         for eps, table, recomputed in zip(part["eps"], part["score"], curve):
             if abs(table - recomputed) > tolerance:
-                problems.append(f"{metric} certified at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
+                problems.append(f"{metric} {evaluation} at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
     return problems
 
 

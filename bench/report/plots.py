@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from bench.formatting import format_eps
 from bench.report.plot_data import (
     attacked_ids,
+    base_certificate,
+    certificate_curves,
     certified_curve,
     certified_mismatches,
     certified_points,
@@ -53,6 +55,7 @@ STYLE = {
     "pdf.fonttype": 42,  # embed TrueType: text stays editable and searchable in the PDF
 }
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+LINE_STYLES = ("-", "--", ":", "-.")  # one per certificate evaluation in the certified figure
 
 
 def norm_label(norm: str) -> str:
@@ -165,23 +168,29 @@ def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
 
 
 def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split: str) -> Figure | None:
-    """Certified score against l2 radius, the exact step curve, with the table's points as markers."""
-    metrics = [m for m in metric_order(triplets) if not certified_rows(triplets, m).empty]
-    if not metrics:
+    """Certified score against l2 radius, the exact step curve per metric and certificate (a line style
+    per certificate evaluation), with the table's points as markers."""
+    order = metric_order(triplets)
+    curves = sorted(certificate_curves(triplets), key=lambda curve: order.index(curve[0]))  # stable: a metric's curves together
+    if not curves:
         return None
     styles = metric_styles(metric_order(scores, triplets))
-    points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "eps", "score"])
-    top = max(float(certified_rows(triplets, m)["radius"].max()) for m in metrics)
+    evaluations = list(dict.fromkeys(e for _, e in curves))
+    dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
+    points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
+    top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
         ax = fig.subplots()
-        for metric in metrics:
-            radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric)["radius"].to_numpy()]))
-            ax.plot(radii, certified_curve(triplets, metric, radii), drawstyle="steps-post", color=styles[metric]["color"])
-            mine = points[points["metric"] == metric]
+        for metric, evaluation in curves:
+            radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]))
+            line = {"color": styles[metric]["color"], "ls": dashes[evaluation]}
+            ax.plot(radii, certified_curve(triplets, metric, radii, evaluation), drawstyle="steps-post", **line)
+            mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
             marker = {"marker": styles[metric]["marker"], "color": styles[metric]["color"], "markerfacecolor": "white", "markeredgewidth": 1.0}
             ax.plot(mine["eps"], mine["score"], ls="none", zorder=3, **marker)
-            ax.plot([], [], label=metric, **(marker if not mine.empty else {"color": styles[metric]["color"]}))  # legend: curve + its marker
+            label = metric if len(evaluations) == 1 else f"{metric} {evaluation}"
+            ax.plot([], [], label=label, **({**marker, "ls": dashes[evaluation]} if not mine.empty else line))  # legend: curve + its marker
         if not points.empty:
             ax.plot([], [], ls="none", marker="o", color="black", markerfacecolor="white", label="hollow markers: scores.csv")
             for eps in sorted(points["eps"].unique()):
@@ -234,7 +243,8 @@ class RadiusPanel:
 def radius_panel(triplets: pd.DataFrame, metric: str) -> RadiusPanel | None:
     """The scatter's data for a metric, or None without certified rows or l2 attack rows."""
     attacks = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "attack") & (triplets["norm"] == "l2")]
-    rows = certified_rows(triplets, metric)
+    evaluation = base_certificate(triplets, metric)  # a smoothed radius says nothing about attacks on the metric itself
+    rows = certified_rows(triplets, metric, evaluation) if evaluation is not None else triplets.iloc[:0]
     if rows.empty or attacks.empty:
         return None
     certified = rows.set_index("id")["radius"].astype(np.float64)

@@ -11,6 +11,7 @@ import pytest
 
 from bench.report.plots import (
     certified_curve,
+    radius_panel,
     certified_mismatches,
     check_certified_points,
     empirical_radii,
@@ -129,6 +130,34 @@ def test_table_points_lie_on_the_curve_and_wrong_scores_are_caught(triplets: pd.
     assert len(certified_mismatches(triplets, wrong, "test")) == 1
     with pytest.raises(ValueError, match="lip certified at eps 51/255"):  # 0.2 = 51/255
         check_certified_points(triplets, wrong, "test")
+
+
+def with_smoothed_certificate(triplets: pd.DataFrame) -> pd.DataFrame:
+    """A second certificate of "lip" (a smoothed one: its own decision, d0/d1 and radii), rows of kind certificate."""
+    d0, d1 = [2.0, 1.0, 1.0, 1.0, 2.0, 1.0], [1.0, 2.0, 2.0, 2.0, 1.0, 2.0]  # picks x1, x0, x0, x0, x1, x0
+    agreement = np.array([1.0, 0.0, 1.0, 0.25, 0.0, 0.0])
+    radius = RADIUS * 1.5
+    parts = [base_rows("lip", "smoothing", "l2", eps, np.where(radius > eps, agreement, WORST), radius=radius, smoothed=True)
+             .assign(d0=d0, d1=d1, kind="certificate") for eps in (0.0, 0.5)]
+    kinds = {"natural": "clean", "certified": "certificate"}
+    # smoothed rows first: the scatter must skip them, not merely come to the metric's own certificate first
+    return pd.concat(parts + [triplets.assign(kind=triplets["evaluation"].map(kinds).fillna("attack"))], ignore_index=True)
+
+
+def test_a_second_certificate_has_its_own_curve_and_stays_out_of_the_scatter(triplets: pd.DataFrame, tmp_path: Path) -> None:
+    both = with_smoothed_certificate(triplets)
+    np.testing.assert_allclose(certified_curve(both, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0]), "certified"),
+                               certified_curve(triplets, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0])))
+    np.testing.assert_allclose(certified_curve(both, "lip", np.array([0.0, 0.5]), "smoothing"), 100 * np.array([2.25, 1.25]) / 6)
+    with pytest.raises(ValueError, match="several certificates"):
+        certified_curve(both, "lip", np.array([0.1]))
+    scores = scores_from(both).assign(kind=lambda f: f["evaluation"].map({"natural": "clean", "certified": "certificate",
+                                                                           "smoothing": "certificate"}).fillna("attack"))
+    assert certified_mismatches(both, scores, "test") == []
+    panel = radius_panel(both, "lip")
+    assert panel is not None and panel.certified.max() == pytest.approx(RADIUS.max())  # the metric's own radii, not the smoothed ones
+    run = write_run(tmp_path / "run", triplets=both, scores=scores)
+    assert {"certified_curves.png", "radius_scatter.png"} <= written(plot_run(run, formats=("png",)))
 
 
 def test_empirical_radii_take_the_smallest_flipping_l2_norm(triplets: pd.DataFrame) -> None:
