@@ -4,6 +4,12 @@ l2 PGD maximising ||f(x + delta) - f(x)||^2 on each reference image, reporting d
 under the metric's own distance. A diagnostic: its rows go to ``histogram.csv`` and the histogram
 figure, not to the score table. An unconstrained metric can be pushed far by a small perturbation,
 a 1-Lipschitz one cannot.
+
+For a metric with a Lipschitz bound L, each row also carries ``bound``, a certified upper bound on
+d(x, x + delta) over the whole ball (:func:`distance_bound`); a distance the attack found above it
+fails the run (the bound is wrong). Metrics without L get no bound (empty cells): the smoothed
+embedding's sqrt(2/pi)/sigma route would bound a different metric (the smoothed one), not the
+distances drawn here.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
 from bench.errors import BenchError
 from bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from bench.evaluations.options import options_dict
+from bench.evaluations.radii import lipschitz_bound
 from bench.evaluations.registry import register_evaluation
 from bench.evaluations.twoafc import check_differentiable
 from metrics import PerceptualMetric
@@ -81,6 +88,7 @@ class Direct(Evaluation):
     name = "direct"
     kind = Kind.DIAGNOSTIC
     batch_dependent = True  # the random start is drawn per batch
+    version = 2  # 2: rows carry the certified ``bound`` (and are checked against it)
     Options = DirectOptions
     output_csv = "histogram.csv"
     description = "d(x, x + delta) under l2 PGD on the embedding (histograms)"
@@ -112,9 +120,48 @@ class Direct(Evaluation):
         for item in batches:
             batch = item.batch
             _, distance = attack(metric, batch["ref"].to(ctx.device), ctx.metric_name)
+            distance = distance.double().cpu()
+            bound = batch_bound(metric, item, attack.eps, ctx.metric_name)
+            check_bound(distance, bound, batch["id"], ctx.metric_name)
             parts.append(pd.DataFrame({POSITION: batch["index"].numpy(), "id": list(batch["id"]), "group": list(batch["group"]),
-                                       "eps": attack.eps, "distance": distance.double().cpu().numpy()}))
+                                       "eps": attack.eps, "distance": distance.numpy(), "bound": bound.numpy()}))
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
     def score(self, rows: pd.DataFrame, split: str) -> list[dict[str, Any]]:
         return []
+
+
+def distance_bound(distance_kind: str, ref_norm: Tensor, lipschitz: float, eps: float) -> Tensor:
+    """Certified sup of d(x, x + delta) over ||delta||_2 <= eps, from ||e(x) - e(x + delta)|| <= L eps = rho.
+
+    l2 distance: rho. Cosine (1 - cos) with r = ||e(x)||: the embedding stays in the ball of radius rho
+    around e(x), whose widest angle from e(x) has sin = rho / r, so 1 - sqrt(1 - (rho / r)^2) when
+    rho < r, else the trivial 2 (the ball holds the origin). NaN for other distances (no formula).
+    """
+    rho = lipschitz * eps
+    if distance_kind == "l2":
+        return torch.full_like(ref_norm, rho, dtype=torch.float64)
+    if distance_kind == "cosine":
+        ratio = rho / ref_norm.double().clamp_min(1e-300)
+        return torch.where(ratio < 1, 1.0 - torch.sqrt((1.0 - ratio.clamp(max=1.0) ** 2)), torch.full_like(ratio, 2.0))
+    return torch.full_like(ref_norm, math.nan, dtype=torch.float64)
+
+
+def batch_bound(metric: PerceptualMetric, item: EmbeddedBatch, eps: float, metric_name: str) -> Tensor:
+    """Per-triplet bounds of a batch (the clean reference embeddings give r); NaN without a Lipschitz bound."""
+    height, width = item.batch["ref"].shape[-2:]
+    ref_norm = item.e_ref.flatten(1).double().norm(dim=1).cpu()
+    if metric.lipschitz_for(height, width) is None:
+        return torch.full_like(ref_norm, math.nan)
+    return distance_bound(metric.distance_kind, ref_norm, lipschitz_bound(metric, height, width, metric_name), eps)
+
+
+def check_bound(distance: Tensor, bound: Tensor, ids: list, metric_name: str) -> None:
+    """A found distance above its certified bound is a wrong Lipschitz bound (float32 rounding aside)."""
+    over = ~torch.isnan(bound) & (distance > bound * (1 + 1e-5) + 1e-6)
+    if over.any():
+        i = int(over.nonzero()[0])
+        raise BenchError(
+            f"distance bound violated: the direct attack moved metric {metric_name!r} by d = {float(distance[i]):.6g} on triplet {ids[i]}, "
+            f"above its certified bound {float(bound[i]):.6g} (L eps); the metric's Lipschitz bound is wrong"
+        )

@@ -25,7 +25,8 @@ def _attack_evaluations() -> dict[str, type]:
 EVALUATIONS: Registry[type["Evaluation"]] = Registry(
     "evaluation",
     builtins=("bench.evaluations.natural", "bench.evaluations.certified", "bench.evaluations.direct",
-              "bench.evaluations.smoothing", "bench.evaluations.smoothing_embed"),
+              "bench.evaluations.smoothing", "bench.evaluations.smoothing_embed",
+              "bench.evaluations.smoothing_attack"),
     error=BenchError,
     derived=_attack_evaluations,
 )

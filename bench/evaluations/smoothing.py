@@ -71,7 +71,9 @@ class SmoothingOptions:
 
 #: What each option must be, for the one-line error.
 OPTION_FIXES = {"sigma": "a positive number, e.g. 0.25", "n0": "a positive integer, e.g. 100", "n": "a positive integer, e.g. 1000",
-                "alpha": "a probability strictly between 0 and 1, e.g. 0.001", "noise_batch": "a positive integer, e.g. 200"}
+                "alpha": "a probability strictly between 0 and 1, e.g. 0.001", "noise_batch": "a positive integer, e.g. 200",
+                "m": "a positive integer, e.g. 16", "steps": "an integer from 1 to 100000, e.g. 20",
+                "step_size": "a positive number, or none for 2.5 eps / steps", "eps": "positive l2 radii, e.g. 0.25,0.5"}
 
 
 def check_options(evaluation: str, options: object, checks: list[tuple[str, bool]]) -> None:

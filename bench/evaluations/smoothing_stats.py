@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import beta, norm
+from scipy.stats import beta, binom, binomtest, norm
 
 ABSTAIN = -1
 
@@ -64,6 +64,27 @@ def certify_counts(guess: np.ndarray, guess_count: np.ndarray, n: int, sigma: fl
 def max_radius(n: int, sigma: float, alpha: float) -> float:
     """The largest radius ``n`` samples can certify (all agree): sigma * Phi^-1(alpha^(1/n))."""
     return float(sigma * norm.ppf(alpha ** (1.0 / n)))
+
+
+def predict_counts(counts: np.ndarray, alpha: float) -> np.ndarray:
+    """Cohen's PREDICT from the two classes' counts ``(N, 2)``: the larger class, or ABSTAIN unless the
+    two-sided binomial test between the two counts rejects a tie at level ``alpha``.
+
+    Returns a class other than the smoothed classifier's with probability at most alpha, which is
+    what makes a confident change of class evidence against a certificate.
+    """
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1, 2)
+    out = np.full(len(counts), ABSTAIN, dtype=np.int64)
+    for i, (c0, c1) in enumerate(counts):
+        if c0 + c1 and binomtest(int(max(c0, c1)), int(c0 + c1), 0.5).pvalue <= alpha:
+            out[i] = int(c1 > c0)
+    return out
+
+
+def allowed_violations(certified: int, rate: float, false_alarm: float) -> int:
+    """The most violations consistent with each certified triplet failing with probability ``rate``:
+    more happen with probability below ``false_alarm`` under Binomial(certified, rate)."""
+    return int(binom.ppf(1.0 - false_alarm, certified, min(rate, 1.0))) if certified else 0
 
 
 # -- the Lipschitz route: smoothed unit-norm embeddings ------------------------------------------------

@@ -35,6 +35,13 @@ def as_bool(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip().str.lower().isin(("true", "1", "1.0"))
 
 
+def histogram_bounds(frame: pd.DataFrame) -> pd.Series:
+    """A histogram panel's certified bounds on d(x, x + delta) (none for metrics without one, or runs before the column)."""
+    if "bound" not in frame.columns:
+        return pd.Series(dtype=np.float64, name="bound")
+    return pd.to_numeric(frame["bound"], errors="coerce").dropna().astype(np.float64)
+
+
 def kinds(frame: pd.DataFrame) -> pd.Series:
     """Each row's evaluation kind (clean, attack, certificate, diagnostic): it alone picks the panels."""
     if "kind" in frame.columns:

@@ -29,6 +29,7 @@ from bench.report.plot_data import (
     certified_rows,
     check_certified_points,
     empirical_radii,
+    histogram_bounds,
     kinds,
     metric_order,
     read_optional,
@@ -203,17 +204,37 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
 
 
 def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:
-    """d(x, x + delta) under the direct attack: a panel per metric on a shared x axis from 0."""
-    top = max(float(f["distance"].max()) for f in frames.values()) or 1.0
+    """d(x, x + delta) under the direct attack: a panel per metric, with the certified bound beside it where
+    the run folder has one (``bound``: a line when it is the same for every triplet, as L eps is for l2
+    distances, else a second histogram of per-triplet bounds).
+
+    Each panel has its own x axis from 0 to the larger of its found distances and bounds: distances of
+    different metrics are on different scales (pixels, 1 - cos), and one shared axis flattened the
+    smaller ones into a single bar, found and bound indistinguishable.
+    """
     with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(frames), 1.9)
         for ax, (metric, frame) in zip(axes, frames.items()):
-            ax.hist(frame["distance"], bins=30, range=(0.0, top), color="tab:blue", alpha=0.85)
-            ax.axvline(float(frame["distance"].median()), color="black", lw=1, ls="--", label="median")
-            ax.set(title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top))
+            bound = histogram_bounds(frame)
+            top = max(float(frame["distance"].max()), float(bound.max()) if len(bound) else 0.0) or 1.0
+            ax.hist(frame["distance"], bins=30, range=(0.0, top), color="tab:blue", alpha=0.85, label="found (direct attack)")
+            ax.axvline(float(frame["distance"].median()), color="black", lw=1, ls="--", label="median found")
+            _draw_bound(ax, bound, top)
+            ax.set(title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top * 1.02))
         shared_legend(fig, axes)
         fig.suptitle(rf"direct attack, $\ell_2$ $\epsilon$ = {format_eps(eps)} (images in [0, 1])")
     return fig
+
+
+def _draw_bound(ax: Axes, bound: pd.Series, top: float) -> None:
+    """The certified bound of one panel (nothing without one)."""
+    if bound.empty:
+        return
+    label = r"certified bound ($L\epsilon$)"
+    if np.allclose(bound.to_numpy(), bound.iloc[0], rtol=1e-9, atol=0.0):
+        ax.axvline(float(bound.iloc[0]), color="tab:red", lw=1.4, label=label)
+    else:
+        ax.hist(bound, bins=30, range=(0.0, top), histtype="step", color="tab:red", lw=1.2, label=label)
 
 
 def histogram_frames(histogram: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], float]:

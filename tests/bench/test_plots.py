@@ -226,3 +226,30 @@ def test_plot_histograms_keeps_the_runners_call(tmp_path: Path) -> None:
     save_figure(histogram_figure(frames, 1.0), tmp_path / "histogram", ("png", "pdf"))
     assert (tmp_path / "histogram.png").read_bytes().startswith(MAGIC["png"])
     assert (tmp_path / "histogram.pdf").read_bytes().startswith(MAGIC["pdf"])
+
+
+BOUND_LABEL = r"certified bound ($L\epsilon$)"
+
+
+def bound_artists(fig) -> dict[str, list]:
+    """Per panel title, the artists labelled as the certified bound."""
+    return {ax.get_title(): [h for h, label in zip(*ax.get_legend_handles_labels()) if label == BOUND_LABEL]
+            for ax in fig.axes if ax.get_visible() and ax.get_title()}
+
+
+def test_the_histogram_draws_certified_bounds_beside_found_distances_and_old_folders_still_plot(tmp_path: Path) -> None:
+    from matplotlib.lines import Line2D
+
+    from bench.report.plots import histogram_figure, histogram_frames
+
+    rows = histogram_rows()
+    cosine = rows[rows["metric"] == "lip"].assign(metric="lip-cosine", bound=np.linspace(0.2, 0.3, len(IDS)))  # per-triplet bounds
+    with_bound = pd.concat([rows.assign(bound=np.where(rows["metric"] == "lip", 0.5, np.nan)), cosine], ignore_index=True)
+    drawn = bound_artists(histogram_figure(*histogram_frames(with_bound)))
+    assert [type(a) for a in drawn["lip"]] == [Line2D] and list(drawn["lip"][0].get_xdata()) == [0.5, 0.5]  # L eps: one line
+    assert len(drawn["lip-cosine"]) == 1 and not isinstance(drawn["lip-cosine"][0], Line2D)  # a histogram of the bounds
+    assert drawn["plain"] == []  # no bound: nothing drawn
+    assert all(v == [] for v in bound_artists(histogram_figure(*histogram_frames(rows))).values())  # a folder from before the column
+    for name, frame in (("new", with_bound), ("old", rows)):
+        run = write_run(tmp_path / name, histogram=frame)
+        assert written(plot_run(run, formats=("png",))) == {"histograms.png"}
