@@ -3,6 +3,10 @@
 Not Lipschitz-constrained (``lipschitz = None``): it shows what an unconstrained learned metric does
 under attack, and it is the teacher that ``lipsim-tiny`` is distilled from. Its training command
 and scores are in ``metrics/weights/convsim-tiny.md``.
+
+``convsim-tiny-noise`` is its twin trained with Gaussian noise on the reference (sigma 0.25), the
+base model randomized smoothing needs; it ships but stays out of the default run, whose reference
+table it would otherwise change (``metrics/weights/convsim-tiny-noise.md``).
 """
 
 from __future__ import annotations
@@ -45,3 +49,12 @@ class ConvSim(PerceptualMetric):
 )
 def convsim_tiny() -> ConvSim:
     return load_bundled(ConvSim(), "convsim-tiny")
+
+
+@register_metric(
+    "convsim-tiny-noise",
+    description="convsim-tiny trained with N(0, 0.25^2) noise on the reference, for the smoothing evaluation (not in the default run)",
+    **bundled_metric_options("convsim-tiny-noise", default_run=False),
+)
+def convsim_tiny_noise() -> ConvSim:
+    return load_bundled(ConvSim(), "convsim-tiny-noise")

@@ -41,6 +41,7 @@ class MetricSpec:
     how_to_get: str = ""
     fingerprint: Callable[[], str] | None = None
     fetch: Callable[[], object] | None = None
+    default_run: bool = True
 
     def weights_id(self) -> str:
         """What identifies the weights a build would load (part of every result key: new weights, new key)."""
@@ -94,6 +95,7 @@ def register_metric(
     how_to_get: str = "",
     fingerprint: Callable[[], str] | None = None,
     fetch: Callable[[], object] | None = None,
+    default_run: bool = True,
 ) -> Callable[[Factory], Factory]:
     """Register a factory (a function or a PerceptualMetric subclass) under ``name``.
 
@@ -103,6 +105,9 @@ def register_metric(
     with other weights never reuses stored numbers. Without it, the ``weights`` text stands in.
     ``fetch`` downloads the weights into the place ``available`` looks (network needed); the
     presets call it for missing weights, ``run_bench.py fetch NAME`` on demand.
+    ``default_run=False`` keeps a bundled metric out of the default run (``python run_bench.py``):
+    it ships and is listed, but runs only when named (e.g. a variant for one evaluation, whose
+    numbers in every default table would change the reference run).
     """
 
     def decorator(factory: Factory) -> Factory:
@@ -117,6 +122,7 @@ def register_metric(
             how_to_get=how_to_get,
             fingerprint=fingerprint,
             fetch=fetch,
+            default_run=default_run,
         )
         METRICS.add(name, spec, same=lambda old, new: old.factory is new.factory)
         return factory
@@ -135,9 +141,9 @@ def list_metrics(*, bundled_only: bool = False) -> list[str]:
 
 
 def default_metrics() -> list[str]:
-    """The default run's metrics: bundled ones whose weights are here, in a fixed reading order."""
+    """The default run's metrics: bundled ones marked ``default_run`` whose weights are here, in a fixed reading order."""
     order = {"pixel-l2": 0, "convsim-tiny": 1, "lipsim-tiny": 2}
-    names = [n for n in list_metrics(bundled_only=True) if METRICS.get(n).is_available()]
+    names = [n for n in list_metrics(bundled_only=True) if METRICS.get(n).default_run and METRICS.get(n).is_available()]
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 

@@ -134,6 +134,18 @@ class ColorJitter:
         return out
 
 
+def gaussian_noise(x: Tensor, sigma: float, gen: torch.Generator) -> Tensor:
+    """``x + N(0, sigma^2)`` per pixel, unclamped: the noise randomized smoothing certifies under.
+
+    Unclamped because the smoothing theorem is for plain Gaussian noise on the [0, 1] image; training
+    on clamped noise would teach a different distribution from the one the smoothed decision sees.
+    ``sigma == 0`` returns ``x`` itself and draws nothing, so runs without noise keep their numbers.
+    """
+    if sigma == 0:
+        return x
+    return x + sigma * torch.randn(x.shape, generator=gen).to(device=x.device, dtype=x.dtype)
+
+
 def random_grayscale(x: Tensor, gen: torch.Generator, p: float = 0.2) -> Tensor:
     """Replace each image by its luma (on all three channels) with probability ``p``."""
     gray = _coin(x.shape[0], p, gen, x.device)

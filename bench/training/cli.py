@@ -106,6 +106,9 @@ def _add_common(parser: argparse.ArgumentParser, config_cls: type) -> None:
     opt.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="final lr / lr (default: 0)")
     opt.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps (smoke tests)")
     opt.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and augmentation (default: 0)")
+    opt.add_argument("--noise-sigma", type=float, default=d.noise_sigma, metavar="S",
+                     help="add N(0, S^2) noise per pixel, unclamped, to the reference (finetune) or the student's views (distill): "
+                          "training for randomized smoothing at sigma S (default: 0, off)")
 
     run = parser.add_argument_group("running")
     run.add_argument("--out", type=Path, required=True, help="run folder: last.pt, log.csv, final.safetensors, train_config.json")
@@ -156,6 +159,8 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
     what.add_argument("--margin", type=float, default=0.5, help="hinge margin m (default: 0.5; the paper: 0.2 and 0.5)")
     what.add_argument("--rot90", action="store_true", help="also turn each triplet by a random multiple of 90 degrees")
     what.add_argument("--no-flip", action="store_true", help="no random horizontal flip of triplets")
+    what.add_argument("--color-jitter", action="store_true",
+                      help="colour jitter (p 0.8) + grayscale (p 0.2) on each image of a triplet independently")
     _add_common(fine, FinetuneConfig)
     fine.set_defaults(func=run_finetune)
     return parser
@@ -181,6 +186,7 @@ def _common_config(args: argparse.Namespace) -> dict[str, Any]:
         "eval_batch_size": args.eval_batch_size,
         "progress": not args.no_progress,
         "quiet": args.quiet,
+        "noise_sigma": args.noise_sigma,
     }
 
 
@@ -229,7 +235,8 @@ def run_distill(args: argparse.Namespace) -> int:
 def run_finetune(args: argparse.Namespace) -> int:
     from bench.datasets import create_dataset
 
-    config = FinetuneConfig(**_common_config(args), margin=args.margin, flip=not args.no_flip, rot90=args.rot90)
+    config = FinetuneConfig(**_common_config(args), margin=args.margin, flip=not args.no_flip, rot90=args.rot90,
+                            color_jitter=args.color_jitter)
     config.validate()
     dataset = create_dataset(args.dataset, args.split).head(args.n)
     seed_everything(args.seed)

@@ -19,6 +19,9 @@ DECAYS = ("cosine", "linear", "none")
 #: A trainable module, or a factory called after seeding (so its initialisation follows the seed).
 ModelArg = Union[nn.Module, Callable[[], nn.Module]]
 
+#: Options added after runs were already being resumed, with their "off" value: left out of the fingerprint when off.
+LATER_OPTIONS: dict[str, object] = {"noise_sigma": 0.0, "color_jitter": False}
+
 #: Options that may change between an interrupted run and its resumption (they do not alter the weights).
 RESUME_FREE = frozenset({"out", "resume", "stop_after_epochs", "device", "workers", "progress", "quiet", "eval_batch_size"})
 
@@ -32,6 +35,9 @@ class TrainConfig:
     of optimizer steps (the schedule is laid out over the capped total). ``stop_after_epochs`` ends
     this invocation early (e.g. to fit a job's time limit); continue later with ``resume=True``.
     ``progress`` shows tqdm bars; ``quiet`` silences the per-epoch lines (log.csv is written anyway).
+    ``noise_sigma`` > 0 adds unclamped N(0, sigma^2) noise per pixel to the model's input (fine-tuning:
+    the reference image only; distillation: the student's views), drawn from the run's generator,
+    so a metric can be trained for randomized smoothing at that sigma.
     """
 
     out: Path
@@ -52,6 +58,7 @@ class TrainConfig:
     eval_batch_size: int | None = None
     progress: bool = True
     quiet: bool = False
+    noise_sigma: float = 0.0
 
     def validate(self) -> None:
         """Reject nonsense before any work, with the option's CLI name."""
@@ -67,6 +74,7 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, f"--max-steps must be >= 1, got {self.max_steps}"),
             (self.stop_after_epochs is None or self.stop_after_epochs >= 1, f"--stop-after-epochs must be >= 1, got {self.stop_after_epochs}"),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
+            (_finite_nonnegative(self.noise_sigma), f"--noise-sigma must be a finite number >= 0 (0: no noise), got {self.noise_sigma}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -77,8 +85,22 @@ class TrainConfig:
         return json.loads(json.dumps(asdict(self), default=str))
 
     def fingerprint(self) -> dict[str, Any]:
-        """The options that decide the weights: a resumed run must match them."""
-        return {k: v for k, v in self.to_dict().items() if k not in RESUME_FREE}
+        """The options that decide the weights: a resumed run must match them.
+
+        Options added later (:data:`LATER_OPTIONS`) enter only when they are on, so a ``last.pt``
+        written before they existed still resumes (its fingerprint has no such key).
+        """
+        values = self.to_dict()
+        off = {k for k, v in LATER_OPTIONS.items() if values.get(k, v) == v}
+        return {k: v for k, v in values.items() if k not in RESUME_FREE | off}
+
+
+def _finite_nonnegative(value: object) -> bool:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number >= 0
 
 
 @dataclass

@@ -5,7 +5,9 @@ CLEAN image scaled to unit norm and ``mean`` its average over the whole training
 once, up front). The teacher is frozen, so its targets are computed once and kept in memory (and in
 ``OUT/teacher_targets.safetensors``, so a resumed run skips that pass). Loss = RMSE between the student's
 embedding of an augmented view and the target, over two views per image: (flip) and (flip +
-colour jitter 0.4/0.4/0.2/0.1 with p=0.8 + grayscale p=0.2), both in one forward pass.
+colour jitter 0.4/0.4/0.2/0.1 with p=0.8 + grayscale p=0.2), both in one forward pass; with
+``noise_sigma`` > 0 both views also get unclamped Gaussian noise (the targets stay those of the clean
+image), so the student learns to embed a noisy image where the teacher puts the clean one.
 
 Why ``target_scale`` (default 20): a 1-Lipschitz student's certified radii grow with the norm of
 its embeddings, and unit-norm targets gave tiny radii; the scale is a hyperparameter to report.
@@ -30,7 +32,7 @@ from tqdm.auto import tqdm
 from bench.datasets import TwoAFCDataset, create_dataset
 from bench.devices import resolve_device
 from bench.errors import BenchError, DatasetError
-from bench.training.augment import distill_views
+from bench.training.augment import distill_views, gaussian_noise
 from bench.training.checkpoints import check_out_dir
 from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from bench.training.loop import build_module, require_embed, train, trainable_parameters
@@ -245,15 +247,15 @@ def rmse(pred: Tensor, target: Tensor) -> Tensor:
 class DistillStep:
     """Loss of one batch: both views through the student in one pass, RMSE to the cached targets."""
 
-    def __init__(self, targets: Tensor) -> None:
-        self.targets = targets
+    def __init__(self, targets: Tensor, noise_sigma: float = 0.0) -> None:
+        self.targets, self.noise_sigma = targets, noise_sigma
 
     def __call__(self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device) -> tuple[Tensor, int]:
         index, images = batch
         images = images.to(device, non_blocking=True)
         target = self.targets[index].to(device, non_blocking=True)
-        view1, view2 = distill_views(images, generator)
-        pred = model.embed(torch.cat((view1, view2))).flatten(1)
+        views = gaussian_noise(torch.cat(distill_views(images, generator)), self.noise_sigma, generator)
+        pred = model.embed(views).flatten(1)
         return rmse(pred, torch.cat((target, target))), images.shape[0]
 
 
@@ -301,7 +303,7 @@ def distill(
         kind="distill",
         model=model,
         dataset=dataset,
-        step_loss=DistillStep(targets),
+        step_loss=DistillStep(targets, config.noise_sigma),
         config=config,
         identity={
             "student": type(model).__qualname__,

@@ -8,7 +8,12 @@ Triplets with p == 0.5 are dropped: ``round(0.5)`` is 0 under round-half-to-even
 which would silently label every tie "x0 closer"; a tie carries no preference to learn from.
 
 Augmentation: one random horizontal flip per triplet, applied to all three images (optionally a
-random quarter turn too), so the judgment stays valid.
+random quarter turn too), so the judgment stays valid. ``color_jitter`` adds the distillation's
+photometric view (colour jitter 0.4/0.4/0.2/0.1 with p 0.8, grayscale p 0.2) to each image on its own:
+the sample set's positives are jittered views and its negatives the l2-nearest other content, so a
+metric should ignore colour and brightness, not match them. ``noise_sigma`` > 0 then adds Gaussian noise
+to the reference only: randomized smoothing perturbs only the reference (x0 and x1 stay clean), so
+that is the input distribution a metric for smoothing must learn to judge.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from torch import Tensor, nn
 
 from bench.datasets import TwoAFCDataset
 from bench.errors import BenchError
-from bench.training.augment import triplet_flip
+from bench.training.augment import ColorJitter, gaussian_noise, random_grayscale, triplet_flip
 from bench.training.checkpoints import check_out_dir
 from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from bench.training.evaluate import metric_distance
@@ -40,6 +45,7 @@ class FinetuneConfig(TrainConfig):
     margin: float = 0.5
     flip: bool = True
     rot90: bool = False
+    color_jitter: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -64,13 +70,16 @@ def hinge_loss(d0: Tensor, d1: Tensor, p: Tensor, margin: float) -> Tensor:
 class FinetuneStep:
     """Loss of one batch of triplets: augment, embed all three images in one pass, hinge."""
 
-    def __init__(self, margin: float, flip: bool, rot90: bool) -> None:
-        self.margin, self.flip, self.rot90 = margin, flip, rot90
+    def __init__(self, margin: float, flip: bool, rot90: bool, noise_sigma: float = 0.0, color_jitter: bool = False) -> None:
+        self.margin, self.flip, self.rot90, self.noise_sigma, self.color_jitter = margin, flip, rot90, noise_sigma, color_jitter
 
     def __call__(self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device) -> tuple[Tensor, int]:
         ref, x0, x1 = (batch[k].to(device, non_blocking=True) for k in ("ref", "x0", "x1"))
         ref, x0, x1 = triplet_flip(ref, x0, x1, generator, flip=self.flip, rot90=self.rot90)
         n = ref.shape[0]
+        if self.color_jitter:  # each image on its own, in one batched call
+            ref, x0, x1 = random_grayscale(ColorJitter()(torch.cat((ref, x0, x1)), generator), generator).split(n)
+        ref = gaussian_noise(ref, self.noise_sigma, generator)
         e_ref, e0, e1 = model.embed(torch.cat((ref, x0, x1))).split(n)
         d0, d1 = metric_distance(model, e_ref, e0), metric_distance(model, e_ref, e1)
         return hinge_loss(d0, d1, batch["p"].to(device), self.margin), n
@@ -96,7 +105,7 @@ def finetune(
         kind="finetune",
         model=metric,
         dataset=train_set,
-        step_loss=FinetuneStep(config.margin, config.flip, config.rot90),
+        step_loss=FinetuneStep(config.margin, config.flip, config.rot90, config.noise_sigma, config.color_jitter),
         config=config,
         identity={
             "metric": type(metric).__qualname__,

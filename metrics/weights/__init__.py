@@ -18,6 +18,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 BUNDLED_SHA256: dict[str, str] = {
     "convsim-tiny": "2b571e00053abedc0aeebeca311ce2f0060923dcc673edb250d5a2fb20e46bea",
     "lipsim-tiny": "3d3f2f510dd27b156339328f140f697a459cfe64924efadc4beea10093245073",
+    "convsim-tiny-noise": "11cf0c58c819dbeb9af2a2834a82ff4cb32581b1d78e7ee8915f1cb593cb086b",
 }
 
 
@@ -46,12 +47,16 @@ def load_bundled(model: nn.Module, name: str) -> nn.Module:
     return model
 
 
-def bundled_metric_options(name: str) -> dict[str, object]:
-    """``register_metric`` options shared by every bundled metric: where its file is and how to get it back."""
+def bundled_metric_options(name: str, *, default_run: bool = True) -> dict[str, object]:
+    """``register_metric`` options shared by every bundled metric: where its file is and how to get it back.
+
+    ``default_run=False``: shipped, but run only when named (not by a plain ``python run_bench.py``).
+    """
     return {
         "weights": f"bundled: metrics/weights/{name}.safetensors",
         "bundled": True,
         "available": lambda: bundled_weights(name).is_file(),
         "how_to_get": f"the file ships with the project: {how_to_restore(name)}",
         "fingerprint": lambda: file_fingerprint(bundled_weights(name)),
+        "default_run": default_run,
     }
