@@ -78,6 +78,7 @@ def evaluate(
     *,
     split: str | None = None,
     n: int | None = None,
+    every: int = 1,
     eps: Sequence[float] | None = None,
     norm: str = "l2",
     threats: Sequence[tuple[str, Sequence[float]]] | None = None,
@@ -94,14 +95,15 @@ def evaluate(
 
     ``eps`` (with ``norm``) or ``threats`` give the attacks' threat models (default: l2 at the
     dataset's radii); ``plugins`` are files or modules to load first, as ``--plugin``/``--import``;
-    ``verify`` attacks even triplets proven robust (as ``--verify``); ``precision`` as ``--precision``.
+    ``verify`` attacks even triplets proven robust (as ``--verify``); ``precision`` as ``--precision``;
+    ``every`` keeps every k-th triplet (as ``--every``); a swept option takes a list (``smoothing={"sigma": [0.12, 0.25]}``).
     """
     from bench.plugins import load_plugins
 
     load_plugins([p for p in plugins if p.endswith(".py")], [p for p in plugins if not p.endswith(".py")])
     metrics = [metric] if isinstance(metric, str) else list(metric)
     pairs = [(t[0], list(t[1])) for t in threats] if threats else ([(norm, list(eps))] if eps is not None else None)
-    spec = RunSpec(metrics=metrics, dataset=dataset, split=split, n=n, evaluations=list(evaluations),
+    spec = RunSpec(metrics=metrics, dataset=dataset, split=split, n=n, every=every, evaluations=list(evaluations),
                    options={k: dict(v) for k, v in options.items()}, threats=pairs, batch_size=batch_size,
                    device=device, seed=seed, out=Path(out) if out is not None else None, verify=verify,
                    precision=precision)

@@ -13,3 +13,14 @@ def format_eps(eps: float | None) -> str:
     if 0 < eps < 1 and abs(scaled - round(scaled)) < 1e-6:
         return f"{round(scaled)}/255"
     return f"{eps:g}"
+
+
+def ordinal(k: int) -> str:
+    """3 -> '3rd', 11 -> '11th'."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def subsample_phrase(every: int) -> str:
+    """How a run subsampled its triplets (``--every K``), for the dry run and the tables' footers."""
+    return "" if every == 1 else f", every {ordinal(every)} triplet"

@@ -129,6 +129,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument("--metrics", type=_names, default=None, help="comma-separated metric names (default: the bundled ones; see `list`)")
     what.add_argument("--dataset", default="sample", help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]")
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
+    what.add_argument("--every", type=_positive_int("--every"), default=1, metavar="K", help="use every K-th triplet (after --n): a subsample spread over the split, for expensive evaluations (default: 1, all)")
     what.add_argument("--n", "--num-triplets", dest="n", type=_positive_int("--n"), default=None, help="use only the first N triplets (under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)")
 
     how = parser.add_argument_group("evaluations")
@@ -209,9 +210,10 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
         raise BenchError("--certify-eps is given but certificates do not run; drop --no-certify (or add certified to --evaluations)")
     options: dict[str, dict[str, Any]] = {}
     shorthand = {"steps": args.steps, "restarts": args.restarts}
+    preset = getattr(args, "evaluation_options", None) or {}  # a preset's; the run's own flags and --set win
     for name in evaluations:
         fields = option_fields(get_evaluation(name).Options)
-        options[name] = {k: v for k, v in shorthand.items() if v is not None and k in fields}
+        options[name] = {**preset.get(name, {}), **{k: v for k, v in shorthand.items() if v is not None and k in fields}}
     if args.certify_eps is not None and "certified" in options:
         options["certified"]["eps"] = parse_eps(args.certify_eps, "--certify-eps")
     elif args.eps is not None and (args.norm or "l2") == "l2" and "certified" in options:
@@ -265,6 +267,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         dataset=args.dataset,
         split=args.split,
         n=args.n,
+        every=args.every,
         evaluations=evaluations,
         options=_options(args, evaluations),
         threats=_threats(args),

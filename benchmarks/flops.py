@@ -1,6 +1,7 @@
 """Write bench/protocol/cost_table.json: FLOPs per image of every benchmarked metric, for the dry run's estimate.
 
 Usage: python benchmarks/flops.py [--metric NAME ...] [--size 224] [--output bench/protocol/cost_table.json]
+(named metrics replace their own rows of an existing table; with none, the table is written anew)
 Each metric is built with random weights (the FLOPs do not depend on the weights' values, and nothing
 needs downloading) in its own process: several large models in one process run 3-10x slower.
 ``lipsim`` (the official checkpoint) is measured as its architecture, ``LipSim("small")``. Counts
@@ -31,10 +32,10 @@ from bench.protocol.cost import COST_TABLE, count_flops  # noqa: E402
 DEFAULT_METRICS = (
     "clip", "open-clip", "dino", "lpips", "rclip", "rclip-tecoa-vitb16", "rclip-tecoa-vitb32",
     "dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim",
-    "lipsim", "lipsim-tiny", "convsim-tiny", "pixel-l2",
+    "lipsim", "lipsim-tiny", "convsim-tiny", "convsim-tiny-noise", "pixel-l2",
 )
 #: Metrics whose factory takes no ``pretrained`` argument (their weights ship with the project).
-BUNDLED = ("lipsim-tiny", "convsim-tiny", "pixel-l2")
+BUNDLED = ("lipsim-tiny", "convsim-tiny", "convsim-tiny-noise", "pixel-l2")
 NOTE = (
     "FLOPs per image from torch.utils.flop_counter.FlopCounterMode: matmul and convolution FLOPs only "
     "(2 x multiply-adds); elementwise ops, norms and softmax are not counted. forward = embed under no_grad; "
@@ -115,6 +116,8 @@ def main() -> None:
         print(f"{name:<20} {row['forward_gflops']:>11.3f} {row['forward_backward_gflops']:>15.3f} {row['params_m']:>8.1f}M "
               f"{row['cpu_forward_s_per_image']:>10.3f} {row.pop('build_s'):>8.1f}", flush=True)
         rows[name] = row
+    if args.metric and args.output.is_file():  # named metrics update their rows; the others' stay
+        rows = {**json.loads(args.output.read_text()).get("metrics", {}), **rows}
     table = {
         "generated_by": "python benchmarks/flops.py", "torch": torch.__version__,
         "input": f"1x3x{args.size}x{args.size}", "note": NOTE, "metrics": rows,

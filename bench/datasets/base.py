@@ -118,6 +118,13 @@ class TwoAFCDataset(Dataset):
             raise DatasetError(f"--n must be a positive number of triplets, got {n}")
         return TwoAFCDataset(self.name, self.split, self.records[:n], self.image_size)
 
+    def every(self, k: int) -> "TwoAFCDataset":
+        """Every ``k``-th triplet (the 1st, the (k+1)-th, ...): a subsample spread over the whole split, so an
+        expensive evaluation (smoothing) sees every part of it, not only its first triplets."""
+        if k <= 0:
+            raise DatasetError(f"--every must be a positive integer, got {k}")
+        return self if k == 1 else TwoAFCDataset(self.name, self.split, self.records[::k], self.image_size)
+
     def fingerprint(self) -> str:
         """The content of the selected triplets: ids, image paths relative to their common root, p,
         groups, and each image file's size and modification time.

@@ -228,9 +228,19 @@ class Evaluation:
     Options: ClassVar[type] = NoOptions
     output_csv: ClassVar[str | None] = None  # diagnostics: the run-folder CSV their rows go to
     description: ClassVar[str] = ""
+    #: Options a run may give several values of (``--set smoothing.sigma=0.12,0.25,0.5``): one unit per value,
+    #: and the value is part of the evaluation's name in rows and tables (:attr:`column`).
+    sweeps: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any = None) -> None:
         self.options = options if options is not None else self.Options()
+
+    @property
+    def column(self) -> str:
+        """The evaluation's name in per-triplet rows, score rows and table columns: its name, with the values of
+        its swept options (``smoothing(sigma=0.25)``), so the cells of one sigma never overwrite another's."""
+        values = [f"{option}={format_option(getattr(self.options, option))}" for option in self.sweeps]
+        return f"{self.name}({','.join(values)})" if values else self.name
 
     # -- before anything is built ------------------------------------------------------------------
 
@@ -285,6 +295,11 @@ class Evaluation:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.options!r})"
+
+
+def format_option(value: Any) -> str:
+    """An option's value as a column name shows it (floats in their shortest form)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def natural_agreement(item: EmbeddedBatch) -> Tensor:

@@ -102,6 +102,24 @@ def build_options(options_cls: type, evaluation: str, values: dict[str, Any]) ->
     return options_cls(**typed)
 
 
+def expand_sweeps(evaluation: str, sweeps: tuple[str, ...], values: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict of option values per combination of the swept options' values, in the order given.
+
+    A swept option may hold several values (comma-separated text, or a list from the Python API): each
+    becomes its own unit (``--set smoothing.sigma=0.12,0.25,0.5``: three units).
+    """
+    combos = [dict(values)]
+    for option in sweeps:
+        if option not in values:
+            continue
+        raw = values[option]
+        items = [t for t in raw.split(",") if t.strip()] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        if not items:
+            raise BenchError(f"{evaluation}.{option}: give at least one value (comma-separated)")
+        combos = [{**combo, option: item} for combo in combos for item in items]
+    return combos
+
+
 def options_dict(options: Any) -> dict[str, Any]:
     """An Options instance as plain JSON-able values (tuples become lists)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(options).items()}

@@ -91,6 +91,7 @@ class Smoothing(Evaluation):
     name = "smoothing"
     kind = Kind.CERTIFICATE
     Options = SmoothingOptions
+    sweeps = ("sigma",)
     description = "certified 2AFC score of the Gaussian-smoothed decision (Cohen et al. CERTIFY, any metric, l2)"
 
     @classmethod
@@ -105,7 +106,7 @@ class Smoothing(Evaluation):
         return f"{self.name} sigma {self.options.sigma:g} n {self.options.n}"
 
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
-        parts = [smoothed_rows(item, self.name, smoothing_radii(self.options.eps), **self.certify_batch(metric, item, ctx))
+        parts = [smoothed_rows(item, self.column, smoothing_radii(self.options.eps), **self.certify_batch(metric, item, ctx))
                  for item in batches]
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 

@@ -96,6 +96,7 @@ class SmoothingAttack(Evaluation):
     name = "smoothing-attack"
     kind = Kind.ATTACK
     Options = SmoothingAttackOptions
+    sweeps = ("sigma",)
     description = "empirical 2AFC score of the smoothed decision under PGD-EOT (PREDICT at x + delta), checking smoothing's radii (l2)"
 
     @classmethod
@@ -137,7 +138,7 @@ class SmoothingAttack(Evaluation):
                 changed[todo] = moved
                 violated[todo] |= moved & (radius[todo] > norms * (1 + 1e-6) + 1e-9)
             agreement = torch.where(changed, torch.minimum(clean, class_agreement(1 - prediction, item.p)), clean)
-            rows = item.rows(self.name, "l2", float(eps), agreement, d0=state["d0"], d1=state["d1"], radius=radius,
+            rows = item.rows(self.column, "l2", float(eps), agreement, d0=state["d0"], d1=state["d1"], radius=radius,
                              prediction=prediction, adv_prediction=state["adv_prediction"], delta_norm=state["delta_norm"],
                              changed=changed, carried=carried, violated=violated, attacked=certified & ~carried, abstain=~certified,
                              p_lower=cert["p_lower"])

@@ -58,6 +58,7 @@ class SmoothingEmbed(Evaluation):
     name = "smoothing-embed"
     kind = Kind.CERTIFICATE
     Options = SmoothingEmbedOptions
+    sweeps = ("sigma",)
     description = "certified 2AFC score of the smoothed normalised embedding (Lipschitz sqrt(2/pi)/sigma; cosine metrics, l2)"
 
     @classmethod
@@ -91,7 +92,7 @@ class SmoothingEmbed(Evaluation):
             prediction, radius = margin_certificate(margin.numpy(), o.n, o.sigma, o.alpha)
             # the smoothed metric's distances 1 - <u_hat, n_i>: it picks x1 where margin < 0
             d0, d1 = 1.0 - (u_hat * n0).sum(dim=1), 1.0 - (u_hat * n1).sum(dim=1)
-            parts.append(smoothed_rows(item, self.name, smoothing_radii(o.eps), torch.from_numpy(prediction), torch.from_numpy(radius),
+            parts.append(smoothed_rows(item, self.column, smoothing_radii(o.eps), torch.from_numpy(prediction), torch.from_numpy(radius),
                                        d0, d1, margin=margin))
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bench.datasets import create_dataset, parse_dataset_arg
 from bench.errors import BenchError
-from bench.formatting import format_eps
+from bench.formatting import format_eps, subsample_phrase
 from bench.locations import results_root
 from bench.protocol.attack_work import LABEL as SCALED_LABEL
 from bench.protocol.attack_work import load_attack_work
@@ -37,9 +37,9 @@ def format_seconds(seconds: float) -> str:
 def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, str | None]:
     """Lines on the data, the number of triplets (None when unknown) and the data's content id."""
     family, root = parse_dataset_arg(config.dataset)
-    lines = [f"data: {config.dataset} / {split}" + (f", first {config.n} triplets" if config.n else "")]
+    lines = [f"data: {config.dataset} / {split}" + (f", first {config.n} triplets" if config.n else "") + subsample_phrase(config.every)]
     try:
-        dataset = create_dataset(config.dataset, config.split).head(config.n)
+        dataset = create_dataset(config.dataset, config.split).head(config.n).every(config.every)
         dataset.check_files()
         lines.append(f"  here: {len(dataset)} triplets, all images present")
         return lines, len(dataset), dataset.fingerprint()
@@ -48,6 +48,7 @@ def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, 
             lines.append(f"  NOT usable here: {exc}")
             return lines, None, None
         plan_lines, n_triplets = family.fetch_plan(root, split, config.n)
+        n_triplets = None if n_triplets is None else -(-n_triplets // config.every)
         lines += [f"  {line}" for line in plan_lines]
         if not config.download:
             lines.append("  (--no-download: the run would stop here; fetch with `python run_bench.py fetch night ...`)")
@@ -80,7 +81,7 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     lines += data_lines + _weights_lines(config)
 
     resolved = resolve(config, name)
-    lines.append("evaluations: " + ", ".join(f"{ev.name} ({ev.kind.value})" for ev in resolved.evaluations)
+    lines.append("evaluations: " + ", ".join(f"{ev.column} ({ev.kind.value})" for ev in resolved.evaluations)
                  + "; threat models: " + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in resolved.threats))
     lines.append(f"seed {config.seed}, batch {config.batch_size}")
 

@@ -2,7 +2,8 @@
 
 A preset only sets defaults: any option given on the command line wins (``--preset paper --n 100``
 runs the paper's protocol on the first 100 NIGHT test triplets). Options use the run parser's
-destinations and the values it would parse.
+destinations and the values it would parse; ``evaluation_options`` holds evaluations' options as
+``--set`` spells them (``{"smoothing": {"sigma": "0.12,0.25,0.5"}}``), and ``--set`` overrides them.
 """
 
 from __future__ import annotations
@@ -78,5 +79,23 @@ register_preset(Preset(
         **_PAPER_PROTOCOL,
         "metrics": get_preset("paper").options["metrics"] + ["rclip", "rclip-fare-convnext"],
         "threat": [PAPER_L2_EPS, "linf:4/255"],
+    },
+))
+
+#: The noise levels of the smoothing comparison: Cohen et al.'s 0.12, 0.25 and 0.5.
+SMOOTHING_SIGMAS = "0.12,0.25,0.5"
+
+register_preset(Preset(
+    "smoothing",
+    "randomized smoothing of the 2AFC decision (Cohen et al. CERTIFY, n0 100, n 1000, alpha 0.001) at sigma "
+    "0.12, 0.25, 0.5 beside the Lipschitz certificate, on every 3rd triplet of the bundled sample test split "
+    "(100 of 300): pixel-l2, convsim-tiny, its noise-trained twin convsim-tiny-noise, lipsim-tiny",
+    {
+        "dataset": "sample",
+        "metrics": ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"],
+        "evaluations": ["natural", "certified", "smoothing"],
+        "certify_eps": "36/255,0.25,72/255,108/255,0.5",  # the Lipschitz certificate at smoothing's radii too
+        "evaluation_options": {"smoothing": {"sigma": SMOOTHING_SIGMAS}},
+        "every": 3,
     },
 ))

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.formatting import subsample_phrase
 from bench.report.mixing import unit_settings
 from bench.run.integrity import read_checked
 from bench.run.records import RECORD_FORMAT, read_triplets
@@ -67,6 +68,15 @@ def not_applicable_note(evaluation: str, metric: str) -> str:
     return f"{evaluation} does not apply to {metric}"
 
 
+def subsample_note(config: dict[str, Any]) -> str:
+    """The footer line of a run on a subsample (``--every K``); empty for a run on every triplet."""
+    every = config.get("every", 1)
+    if not isinstance(every, int) or every <= 1:
+        return ""
+    first = config.get("n")
+    return f"triplets: a subsample{subsample_phrase(every)} of the split" + (f"'s first {first}" if first else "") + f" (--every {every})"
+
+
 def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Collected:
     """Frames from records in the given order (a run's), newest record per cell."""
     score_rows: list[dict] = []
@@ -79,7 +89,8 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         for row in entry.record.get("scores", []):
             score_rows.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_time": stamp[0], "_ns": stamp[1], "_entry": i})
         new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
-        notes += [n for n in new if n not in notes]
+        new = [subsample_note(entry.record.get("config") or {})] + new
+        notes += [n for n in new if n and n not in notes]
     scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + ["_time", "_ns", "_entry"])
     scores["eps"] = scores["eps"].astype(float)
     newest = scores.sort_values(["_time", "_ns"], kind="stable").drop_duplicates(CELL, keep="last").sort_values("_entry", kind="stable")

@@ -9,7 +9,8 @@ import pandas as pd
 
 from bench.io import atomic_write_text
 from bench.report.collect import Collected, read_records
-from bench.report.tables import TablesDocument, headline_split, legacy_kind, provenance_line, render_tables
+from bench.report.tables import (TablesDocument, certificates_markdown, certificates_table, headline_split, legacy_kind,
+                                 provenance_line, render_tables)
 
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
 
@@ -58,7 +59,29 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         documents[0].table, "\n\n".join(d.markdown for d in documents), "\n\n".join(d.latex for d in documents))
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
+    _write_certificates(out_dir, tables, scores, collected.notes)
     return document
+
+
+def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd.DataFrame, notes: list[str]) -> None:
+    """certificates.md where a run compares several certificates (Lipschitz, smoothing at each sigma)."""
+    parts = []
+    for dataset, split in tables:
+        own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
+        table = certificates_table(own, split)
+        if table.index.get_level_values("certificate").nunique() < 2:
+            continue
+        n = sorted({int(v) for v in own[own["split"] == split]["n"].dropna()})
+        title = (f"Certified 2AFC score (%) on {dataset} / {split}, n = {', '.join(map(str, n))} triplets, by certificate: at radius "
+                 "r, a triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
+                 "smoothed metric's own score")
+        parts.append(certificates_markdown(table, title, [n for n in notes if n.startswith(("triplets:", "WARNING"))] +
+                                           [n for n in notes if "smoothing" in n]))
+    path = out_dir / "certificates.md"
+    if parts:
+        atomic_write_text(path, "\n\n".join(parts) + "\n")
+    elif path.is_file():
+        path.unlink()  # a rerun without several certificates must not leave an old comparison behind
 
 
 def _document(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int) -> TablesDocument:

@@ -169,8 +169,10 @@ def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
 
 
 def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split: str) -> Figure | None:
-    """Certified score against l2 radius, the exact step curve per metric and certificate (a line style
-    per certificate evaluation), with the table's points as markers."""
+    """Certified score against l2 radius, the exact step curve per metric and certificate, with the table's
+    points as markers. Up to two certificates share one panel (a line style each); more (smoothing at
+    several sigmas beside the Lipschitz certificate) get a panel each, on one radius axis, so a metric keeps
+    its colour and every panel stays readable."""
     order = metric_order(triplets)
     curves = sorted(certificate_curves(triplets), key=lambda curve: order.index(curve[0]))  # stable: a metric's curves together
     if not curves:
@@ -180,27 +182,41 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
     dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
     points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
     top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
+    panels = [evaluations] if len(evaluations) <= 2 else [[e] for e in evaluations]
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
-        ax = fig.subplots()
-        for metric, evaluation in curves:
-            radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]))
-            line = {"color": styles[metric]["color"], "ls": dashes[evaluation]}
-            ax.plot(radii, certified_curve(triplets, metric, radii, evaluation), drawstyle="steps-post", **line)
-            mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
-            marker = {"marker": styles[metric]["marker"], "color": styles[metric]["color"], "markerfacecolor": "white", "markeredgewidth": 1.0}
-            ax.plot(mine["eps"], mine["score"], ls="none", zorder=3, **marker)
-            label = metric if len(evaluations) == 1 else f"{metric} {evaluation}"
-            ax.plot([], [], label=label, **({**marker, "ls": dashes[evaluation]} if not mine.empty else line))  # legend: curve + its marker
+        if len(panels) == 1:
+            fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
+            axes = [fig.subplots()]
+        else:
+            fig, axes = panel_grid(len(panels), 2.3)
+        for ax, shown in zip(axes, panels):
+            for metric, evaluation in [c for c in curves if c[1] in shown]:
+                _certified_curve(ax, triplets, points, metric, evaluation, top, styles[metric],
+                                 dashes[evaluation] if len(shown) > 1 else "-", metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}")
+            if not points.empty:
+                for eps in sorted(points[points["evaluation"].isin(shown)]["eps"].unique()):
+                    ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
+            ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])",
+                   ylabel="certified 2AFC score (%)")
+            if len(panels) > 1:
+                ax.set_title(shown[0])
+            ax.grid(alpha=0.3, lw=0.5)
         if not points.empty:
-            ax.plot([], [], ls="none", marker="o", color="black", markerfacecolor="white", label="hollow markers: scores.csv")
-            for eps in sorted(points["eps"].unique()):
-                ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
-        ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])",
-               ylabel="certified 2AFC score (%)")
-        ax.grid(alpha=0.3, lw=0.5)
-        shared_legend(fig, [ax])
+            axes[0].plot([], [], ls="none", marker="o", color="black", markerfacecolor="white", label="hollow markers: scores.csv")
+        shared_legend(fig, axes)
     return fig
+
+
+def _certified_curve(ax: Axes, triplets: pd.DataFrame, points: pd.DataFrame, metric: str, evaluation: str, top: float,
+                     style: dict[str, object], dash: str, label: str) -> None:
+    """One metric's certified step curve for one certificate, its table points, and its legend entry."""
+    radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]))
+    line = {"color": style["color"], "ls": dash}
+    ax.plot(radii, certified_curve(triplets, metric, radii, evaluation), drawstyle="steps-post", **line)
+    mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
+    marker = {"marker": style["marker"], "color": style["color"], "markerfacecolor": "white", "markeredgewidth": 1.0}
+    ax.plot(mine["eps"], mine["score"], ls="none", zorder=3, **marker)
+    ax.plot([], [], label=label, **({**marker, "ls": dash} if not mine.empty else line))  # legend: curve + its marker
 
 
 def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:

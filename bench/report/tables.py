@@ -56,6 +56,36 @@ def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     return table
 
 
+def certificates_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Certified scores side by side: a row per (metric, certificate), a column per l2 radius, the natural
+    score first. The wide table gives each certificate its own group of columns; this one puts the
+    Lipschitz certificate and smoothing at each sigma on the same radii, one above the other."""
+    rows = scores[scores["split"] == split]
+    kinds = rows["kind"] if "kind" in rows.columns else rows["evaluation"].map(legacy_kind)
+    certified, natural = rows[kinds == "certificate"], rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"]
+    radii = sorted({float(e) for e in certified["eps"].dropna()})
+    index = list(dict.fromkeys(zip(certified["metric"], certified["evaluation"])))
+    table = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"]) if index else
+                         pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
+                         columns=["natural"] + [format_eps(r) for r in radii], dtype=float)
+    for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):
+        table.loc[(metric, evaluation), "natural"] = natural.get(metric, float("nan"))
+        for r in part.itertuples():
+            table.loc[(metric, evaluation), format_eps(float(r.eps))] = float(r.score)
+    return table
+
+
+def certificates_markdown(table: pd.DataFrame, title: str, footer: list[str]) -> str:
+    """The certificates table as GitHub markdown: metric and certificate as the first two columns."""
+    flat = table.copy()
+    flat.index = [f"{m} | {e}" for m, e in table.index]
+    flat.index.name = "metric | certificate"
+    body = to_markdown(flat)
+    lines = body.splitlines()
+    lines[1] = "|---" + lines[1]  # the header's first cell spans two columns
+    return f"{title}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in footer)
+
+
 def legacy_kind(evaluation: str) -> str:
     """The kind of an evaluation in CSVs written before kinds were recorded."""
     return {"natural": "clean", "certified": "certificate", "direct": "diagnostic"}.get(evaluation, "attack")

@@ -102,7 +102,7 @@ def fetch_missing(spec: RunSpec) -> None:
 
 def load_dataset(spec: RunSpec) -> TwoAFCDataset:
     """The run's triplets, every image checked to exist before any computation."""
-    dataset = create_dataset(spec.dataset, spec.split).head(spec.n)
+    dataset = create_dataset(spec.dataset, spec.split).head(spec.n).every(spec.every)
     dataset.check_files()
     return dataset
 

@@ -16,7 +16,7 @@ from typing import Any
 from attacks.base import ThreatModel
 from bench.errors import BenchError
 from bench.evaluations import Evaluation, get_evaluation
-from bench.evaluations.options import build_options
+from bench.evaluations.options import build_options, expand_sweeps
 from metrics.precision import PRECISIONS
 
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
@@ -55,6 +55,7 @@ class RunSpec:
     dataset: str = "sample"
     split: str | None = None
     n: int | None = None
+    every: int = 1  # every k-th of the (first n) triplets: a subsample spread over the split
     evaluations: list[str] = field(default_factory=lambda: list(DEFAULT_EVALUATIONS))
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     threats: list[tuple[str, list[float]]] | None = None
@@ -130,6 +131,8 @@ def _check_request(spec: RunSpec) -> None:
         raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
+    if isinstance(spec.every, bool) or not isinstance(spec.every, int) or spec.every < 1:
+        raise BenchError(f"--every must be a positive integer (1: every triplet), got {spec.every!r}")
     if spec.precision not in PRECISIONS:
         raise BenchError(f"--precision {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
@@ -173,6 +176,11 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
         values = {**cls.default_options(dataset, spec.seed), **spec.options.get(name, {})}
         if (spec.verify or verify_requested()) and "skip_proven" in {f.name for f in fields(cls.Options)}:
             values["skip_proven"] = False
-        evaluations.append(cls(build_options(cls.Options, name, values)))
-        _check_option_radii(evaluations[-1], image_size)
+        for combo in expand_sweeps(name, cls.sweeps, values):
+            evaluations.append(cls(build_options(cls.Options, name, combo)))
+            _check_option_radii(evaluations[-1], image_size)
+    columns = [ev.column for ev in evaluations]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise BenchError(f"{twice[0]} is asked for twice (a swept option lists one value twice); give each value once")
     return ResolvedRun(tuple(evaluations), threats)

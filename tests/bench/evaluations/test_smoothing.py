@@ -263,10 +263,10 @@ def test_pixel_l2_end_to_end_on_the_sample_world(tmp_path: Path) -> None:
     assert get_evaluation("smoothing") is Smoothing
     result = bench.evaluate(metric="pixel-l2", dataset="sample", n=10, evaluations=["natural", "certified", "smoothing"],
                             smoothing={"n": 200, "n0": 20}, batch_size=4, out=tmp_path / "run")
-    scores = result.scores[result.scores["evaluation"] == "smoothing"]
+    scores = result.scores[result.scores["evaluation"] == "smoothing(sigma=0.25)"]
     assert sorted(scores["eps"].unique()) == sorted((0.0,) + DEFAULT_SMOOTHING_EPS["sample"])
     rows = result.triplets
-    smooth = rows[(rows["evaluation"] == "smoothing") & (rows["eps"] == 0)].set_index("id")
+    smooth = rows[(rows["evaluation"] == "smoothing(sigma=0.25)") & (rows["eps"] == 0)].set_index("id")
     exact = rows[(rows["evaluation"] == "certified")].drop_duplicates("id").set_index("id")["radius"]
     natural = rows[rows["evaluation"] == "natural"].set_index("id")
     assert len(smooth) == 10 and (smooth["radius"] <= exact[smooth.index] + 1e-9).all()
@@ -284,7 +284,7 @@ def test_a_224px_metric_with_random_weights_end_to_end(monkeypatch: pytest.Monke
     monkeypatch.setenv("LIPSIM_BENCH_RANDOM_WEIGHTS", "1")
     result = bench.evaluate(metric="clip", dataset="sample", n=2, evaluations=["natural", "smoothing"],
                             smoothing={"n": 16, "n0": 8, "noise_batch": 8})
-    rows = result.triplets[result.triplets["evaluation"] == "smoothing"]
+    rows = result.triplets[result.triplets["evaluation"] == "smoothing(sigma=0.25)"]
     assert set(rows["metric"]) == {"clip (random weights)"} and len(rows.drop_duplicates("id")) == 2
     assert rows["n_a"].between(0, 16).all() and rows["radius"].between(0, max_radius(16, SIGMA, ALPHA) + 1e-9).all()
-    assert math.isfinite(float(result.scores[result.scores["evaluation"] == "smoothing"]["score"].sum()))
+    assert math.isfinite(float(result.scores[result.scores["evaluation"] == "smoothing(sigma=0.25)"]["score"].sum()))

@@ -170,7 +170,8 @@ def test_pixel_l2_end_to_end_on_the_sample_world(tmp_path: Path) -> None:
     result = bench.evaluate(metric="pixel-l2", dataset="sample", n=6, evaluations=["natural", "smoothing", "smoothing-attack"],
                             smoothing=shared, **{"smoothing-attack": {**shared, "steps": 5, "m": 4}}, batch_size=3, out=tmp_path / "run")
     scores = result.scores.set_index(["evaluation", "eps"])["score"]
-    assert scores[("smoothing-attack", 0.25)] >= scores[("smoothing", 0.25)] and scores[("smoothing-attack", 1.0)] >= scores[("smoothing", 1.0)]
+    attack, certified = "smoothing-attack(sigma=0.25)", "smoothing(sigma=0.25)"
+    assert scores[(attack, 0.25)] >= scores[(certified, 0.25)] and scores[(attack, 1.0)] >= scores[(certified, 1.0)]
     assert "empirical vs certified smoothed score" in result.markdown
-    rows = result.triplets[result.triplets["evaluation"] == "smoothing-attack"]
+    rows = result.triplets[result.triplets["evaluation"] == attack]
     assert len(rows) == 12 and not rows["violated"].astype(bool).any() and "flipped" not in rows.dropna(axis=1, how="all").columns

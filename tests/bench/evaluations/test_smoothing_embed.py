@@ -140,7 +140,7 @@ def test_bad_options_are_one_line(option: str, value: str) -> None:
 def test_end_to_end_for_cosine_metrics_only() -> None:
     result = bench.evaluate(metric=["pixel-l2", "lipsim-tiny"], dataset="sample", n=4, evaluations=["natural", "smoothing-embed"],
                             plugins=["bench.evaluations.smoothing_embed"], **{"smoothing-embed": {"n": 50}})
-    rows = result.triplets[result.triplets["evaluation"] == "smoothing-embed"]
+    rows = result.triplets[result.triplets["evaluation"] == "smoothing-embed(sigma=0.25)"]
     assert set(rows["metric"]) == {"lipsim-tiny"} and len(rows.drop_duplicates("id")) == 4
     largest = (1 - hoeffding_slack(50, ALPHA)) / smoothed_lipschitz(SIGMA)
     assert rows["radius"].between(0, largest).all() and rows["margin"].abs().le(1).all()

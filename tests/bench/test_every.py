@@ -1,0 +1,67 @@
+"""``--every K``: a subsample spread over the split (the smoothing preset's), keyed by its content and stated in the table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench.cli import config_from_args, main, parse_run_args
+from bench.datasets import create_dataset
+from bench.errors import BenchError
+from bench.formatting import ordinal
+
+
+def test_every_keeps_the_first_and_each_kth_after_n() -> None:
+    full = create_dataset("sample", "test")
+    ids = [r.id for r in full.records]
+    assert [r.id for r in full.every(3).records] == ids[::3] and len(full.every(3)) == 100
+    assert [r.id for r in full.head(10).every(4).records] == [ids[0], ids[4], ids[8]]
+    assert full.every(1) is full
+    assert full.every(3).fingerprint() != full.head(100).fingerprint()  # another subset, another key
+
+
+def test_a_bad_every_is_one_line(capsys) -> None:
+    assert main(["--every", "0"]) == 2
+    assert "--every" in capsys.readouterr().err
+    with pytest.raises(BenchError, match="--every must be a positive integer"):
+        bench.evaluate(metric="pixel-l2", every=0)
+
+
+def test_the_run_uses_the_subsample_and_its_table_says_so(tmp_path: Path) -> None:
+    result = bench.evaluate(metric="pixel-l2", n=30, every=10, evaluations=["natural"], out=tmp_path / "run")
+    ids = [r.id for r in create_dataset("sample", "test").records]
+    assert list(result.triplets["id"]) == [ids[0], ids[10], ids[20]]
+    assert "n = 3 triplets" in result.markdown
+    text = (tmp_path / "run" / "scores.md").read_text()
+    assert "triplets: a subsample, every 10th triplet of the split's first 30 (--every 10)" in text
+
+
+def test_dry_run_counts_the_subsample(capsys, tmp_path: Path) -> None:
+    assert main(["--metrics", "pixel-l2", "--every", "3", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "data: sample / test, every 3rd triplet" in out and "here: 100 triplets" in out
+
+
+def test_ordinals() -> None:
+    assert [ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)] == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd"]
+
+
+def test_smoothing_preset_and_overrides() -> None:
+    spec = config_from_args(parse_run_args(["--preset", "smoothing"]))
+    assert spec.metrics == ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"] and spec.every == 3
+    assert spec.evaluations == ["natural", "certified", "smoothing"] and spec.options["smoothing"]["sigma"] == "0.12,0.25,0.5"
+    assert spec.options["certified"]["eps"] == pytest.approx([36 / 255, 0.25, 72 / 255, 108 / 255, 0.5])
+    one = config_from_args(parse_run_args(["--preset", "smoothing", "--set", "smoothing.sigma=0.25", "--every", "1", "--metrics", "pixel-l2"]))
+    assert (one.options["smoothing"]["sigma"], one.every, one.metrics) == ("0.25", 1, ["pixel-l2"])
+    natural = config_from_args(parse_run_args(["--preset", "smoothing", "--evaluations", "natural"]))
+    assert natural.options == {}  # the preset's smoothing options stay out of a run without smoothing
+
+
+def test_smoothing_preset_dry_run_lists_a_unit_per_metric_and_sigma(capsys, tmp_path: Path) -> None:
+    assert main(["--preset", "smoothing", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "here: 100 triplets" in out and "not counted: " not in out
+    for sigma in ("0.12", "0.25", "0.5"):
+        assert out.count(f"smoothing sigma {sigma} n 1000 [certificate]") == 4
