@@ -88,12 +88,13 @@ SMOOTHING_SIGMAS = "0.12,0.25,0.5"
 register_preset(Preset(
     "smoothing",
     "randomized smoothing of the 2AFC decision (Cohen et al. CERTIFY, n0 100, n 1000, alpha 0.001) at sigma "
-    "0.12, 0.25, 0.5 beside the Lipschitz certificate, on every 3rd triplet of the bundled sample test split "
-    "(100 of 300): pixel-l2, convsim-tiny, its noise-trained twin convsim-tiny-noise, lipsim-tiny",
+    "0.12, 0.25, 0.5, and the smoothed-embedding route at sigma 0.25, beside the Lipschitz certificate, on every "
+    "3rd triplet of the bundled sample test split (100 of 300): pixel-l2, convsim-tiny, its noise-trained twin "
+    "convsim-tiny-noise, lipsim-tiny",
     {
         "dataset": "sample",
         "metrics": ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"],
-        "evaluations": ["natural", "certified", "smoothing"],
+        "evaluations": ["natural", "certified", "smoothing", "smoothing-embed"],
         "certify_eps": "36/255,0.25,72/255,108/255,0.5",  # the Lipschitz certificate at smoothing's radii too
         "evaluation_options": {"smoothing": {"sigma": SMOOTHING_SIGMAS}},
         "every": 3,

@@ -16,9 +16,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 
 #: sha256 of every bundled file (also on its model card, ``<name>.md``; tests check they agree).
 BUNDLED_SHA256: dict[str, str] = {
-    "convsim-tiny": "2b571e00053abedc0aeebeca311ce2f0060923dcc673edb250d5a2fb20e46bea",
-    "lipsim-tiny": "3d3f2f510dd27b156339328f140f697a459cfe64924efadc4beea10093245073",
-    "convsim-tiny-noise": "11cf0c58c819dbeb9af2a2834a82ff4cb32581b1d78e7ee8915f1cb593cb086b",
+    "convsim-tiny": "912073253cd0d5a69f7e83f2866add9276500112852d59f05519e9280312d5cd",
+    "lipsim-tiny": "2d9286a2502a5b2f31c91642eedc23c86f905606550b0e8586ca105ac781e552",
+    "convsim-tiny-noise": "bea6a55cd225e37857fe4fef38a8806319dd576a3cf2ea76d0603933c5ed1f9d",
 }
 
 

@@ -51,7 +51,7 @@ def test_ordinals() -> None:
 def test_smoothing_preset_and_overrides() -> None:
     spec = config_from_args(parse_run_args(["--preset", "smoothing"]))
     assert spec.metrics == ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"] and spec.every == 3
-    assert spec.evaluations == ["natural", "certified", "smoothing"] and spec.options["smoothing"]["sigma"] == "0.12,0.25,0.5"
+    assert spec.evaluations == ["natural", "certified", "smoothing", "smoothing-embed"] and spec.options["smoothing"]["sigma"] == "0.12,0.25,0.5"
     assert spec.options["certified"]["eps"] == pytest.approx([36 / 255, 0.25, 72 / 255, 108 / 255, 0.5])
     one = config_from_args(parse_run_args(["--preset", "smoothing", "--set", "smoothing.sigma=0.25", "--every", "1", "--metrics", "pixel-l2"]))
     assert (one.options["smoothing"]["sigma"], one.every, one.metrics) == ("0.25", 1, ["pixel-l2"])
