@@ -31,6 +31,8 @@ def _evaluation_lines() -> list[str]:
         options = ", ".join(f"{field}={getattr(defaults, field)!r}" for field in option_fields(cls.Options))
         if options:
             lines.append(f"  {'':<18} options: {options}")
+        if cls.sweeps:
+            lines.append(f"  {'':<18} several values run one unit each: {', '.join(cls.sweeps)} (e.g. --set {name}.{cls.sweeps[0]}=0.12,0.25,0.5)")
     return lines
 
 

@@ -51,7 +51,8 @@ class RunLog:
         headline = next((r for r in record.get("scores", []) if r.get("split") == unit.split), None)
         score = f" score {headline['score']:.2f}" if headline else ("" if record.get("applies") else " (does not apply)")
         took = f" in {seconds:.1f} s" if seconds is not None else f" (computed {computed_at(record)})"
-        self.write(f"{action}: {unit.metric} {unit.evaluation}{where}{score}{took} [{unit.stem()}]")
+        name = str(headline.get("evaluation") or unit.evaluation) if headline else unit.evaluation  # smoothing(sigma=0.25)
+        self.write(f"{action}: {unit.metric} {name}{where}{score}{took} [{unit.stem()}]")
 
     def finish(self, out_dir: Path, reused: int, total: int) -> None:
         self.write(f"done: {total - reused} unit(s) computed, {reused} reused; records in {out_dir}/records")

@@ -56,6 +56,8 @@ def test_two_runs_of_different_sigmas_into_one_folder_keep_both(tmp_path: Path) 
     folder = read_records([tmp_path / "run"])  # what `run_bench.py report` reads: every record of the folder
     assert set(folder.scores["evaluation"]) == {"natural", "smoothing(sigma=0.12)", "smoothing(sigma=0.25)", "smoothing(sigma=0.5)"}
     assert not any("superseded" in note for note in folder.notes)
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "computed: pixel-l2 smoothing(sigma=0.12) score" in log and "computed: pixel-l2 smoothing(sigma=0.5) score" in log
     rows = folder.triplets.drop_duplicates(["evaluation", "id"])
     assert rows.groupby("evaluation")["id"].nunique().to_dict() == {
         "natural": 3, "smoothing(sigma=0.12)": 3, "smoothing(sigma=0.25)": 3, "smoothing(sigma=0.5)": 3}
