@@ -125,7 +125,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     what = parser.add_argument_group("what to evaluate")
-    what.add_argument("--preset", default=None, help="a named protocol (paper, paper-zero-shot, robust; see `list`); other options override it")
+    what.add_argument("--preset", default=None, help="a named protocol (paper, paper-zero-shot, robust, smoothing; see `list`); other options override it")
     what.add_argument("--metrics", type=_names, default=None, help="comma-separated metric names (default: the bundled ones; see `list`)")
     what.add_argument("--dataset", default="sample", help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]")
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
@@ -191,6 +191,9 @@ def _evaluation_names(args: argparse.Namespace) -> list[str]:
     argv = getattr(args, "_argv", [])
     if args.evaluations is not None:
         if _given(argv, "--attacks", "--certify", "--no-certify", "--histogram"):
+            if not _given(argv, "--evaluations"):
+                raise BenchError(f"--preset {args.preset} sets --evaluations {','.join(args.evaluations)}; change them with --evaluations, "
+                                 "not --attacks/--certify/--histogram")
             raise BenchError("give either --evaluations or --attacks/--certify/--histogram, not both")
         return list(args.evaluations)
     attacks = [] if args.attacks == ["none"] else list(args.attacks)

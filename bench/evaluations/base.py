@@ -298,8 +298,9 @@ class Evaluation:
 
 
 def format_option(value: Any) -> str:
-    """An option's value as a column name shows it (floats in their shortest form)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """An option's value as a column name shows it: floats in the shortest text that reads back as the same
+    float (0.25, 0.1200001), so two different values never share a column."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 def natural_agreement(item: EmbeddedBatch) -> Tensor:

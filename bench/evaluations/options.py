@@ -98,7 +98,13 @@ def build_options(options_cls: type, evaluation: str, values: dict[str, Any]) ->
     if unknown:
         known = ", ".join(fields) or "(none)"
         raise BenchError(f"evaluation {evaluation!r} has no option {unknown[0]!r}; its options: {known}")
-    typed = {name: coerce(fields[name], value, f"{evaluation}.{name}") for name, value in values.items()}
+    typed = {}
+    for name, value in values.items():
+        try:
+            typed[name] = coerce(fields[name], value, f"{evaluation}.{name}")
+        except BenchError as exc:
+            several = isinstance(value, str) and "," in value and typing.get_origin(fields[name]) is not tuple
+            raise BenchError(f"{exc} (it takes one value; `run_bench.py list` says which options take several)" if several else str(exc)) from None
     return options_cls(**typed)
 
 
@@ -113,6 +119,7 @@ def expand_sweeps(evaluation: str, sweeps: tuple[str, ...], values: dict[str, An
         if option not in values:
             continue
         raw = values[option]
+        raw = raw.tolist() if hasattr(raw, "tolist") else raw  # numpy arrays and scalars
         items = [t for t in raw.split(",") if t.strip()] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else [raw]
         if not items:
             raise BenchError(f"{evaluation}.{option}: give at least one value (comma-separated)")

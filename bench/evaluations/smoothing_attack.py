@@ -179,7 +179,7 @@ class SmoothingAttack(Evaluation):
         certified = int((~part["abstain"].astype(bool)).sum())
         allowed = allowed_violations(certified, violation_rate(o), FALSE_ALARM)
         changed = int(rows.loc[rows["eps"] == rows["eps"].max(), "changed"].astype(bool).sum())
-        return [f"{metric_name}: smoothing-attack (PGD-EOT, m {o.m}, {o.steps} steps; PREDICT, n {o.n}, alpha {o.alpha:g}) empirical vs "
+        return [f"{metric_name}: smoothing-attack (sigma {o.sigma:g}; PGD-EOT, m {o.m}, {o.steps} steps; PREDICT, n {o.n}, alpha {o.alpha:g}) empirical vs "
                 f"certified smoothed score: {compared}; {changed}/{certified} certified triplets changed, "
                 f"{int(part['violated'].astype(bool).sum())} inside their radius ({allowed} allowed)"]
 

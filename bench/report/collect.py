@@ -80,7 +80,6 @@ def subsample_note(config: dict[str, Any]) -> str:
 def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Collected:
     """Frames from records in the given order (a run's), newest record per cell."""
     score_rows: list[dict] = []
-    notes: list[str] = []
     for i, entry in enumerate(entries):
         unit = entry.record["unit"]
         meta = {"metric": unit["metric"], "dataset": unit["dataset"]}
@@ -88,16 +87,21 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         stamp = (str(prov.get("time", "")), int(prov.get("time_ns") or 0))
         for row in entry.record.get("scores", []):
             score_rows.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_time": stamp[0], "_ns": stamp[1], "_entry": i})
-        new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
-        new = [subsample_note(entry.record.get("config") or {})] + new
-        notes += [n for n in new if n and n not in notes]
     scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + ["_time", "_ns", "_entry"])
     scores["eps"] = scores["eps"].astype(float)
     newest = scores.sort_values(["_time", "_ns"], kind="stable").drop_duplicates(CELL, keep="last").sort_values("_entry", kind="stable")
-    superseded = len(set(scores["_entry"]) - set(newest["_entry"]))
-    if superseded:
-        notes.append(f"{superseded} older record(s) for the same cells were superseded by newer ones")
     kept = set(newest["_entry"])
+    superseded = set(scores["_entry"]) - kept
+    notes: list[str] = []
+    for i, entry in enumerate(entries):
+        if i in superseded:
+            continue  # every cell of this record was replaced: its footer lines describe numbers the table does not show
+        unit = entry.record["unit"]
+        new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
+        new = [subsample_note(entry.record.get("config") or {})] + new
+        notes += [n for n in new if n and n not in notes]
+    if superseded:
+        notes.append(f"{len(superseded)} older record(s) for the same cells were superseded by newer ones")
     triplets, diagnostics = [], {}
     for i, entry in enumerate(entries):
         unit = entry.record["unit"]

@@ -35,7 +35,7 @@ from bench.report.plot_data import (
     read_optional,
     triplets_of_split,
 )
-from bench.report.tables import headline_split
+from bench.report.tables import certificate_order, headline_split
 
 ONE_COLUMN_IN = 3.3
 TWO_COLUMNS_IN = 6.8
@@ -178,10 +178,9 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
     if not curves:
         return None
     styles = metric_styles(metric_order(scores, triplets))
-    evaluations = list(dict.fromkeys(e for _, e in curves))
+    evaluations = sorted(dict.fromkeys(e for _, e in curves), key=certificate_order)
     dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
     points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
-    top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
     panels = [evaluations] if len(evaluations) <= 2 else [[e] for e in evaluations]
     with matplotlib.rc_context(STYLE):
         if len(panels) == 1:
@@ -190,14 +189,16 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
         else:
             fig, axes = panel_grid(len(panels), 2.3)
         for ax, shown in zip(axes, panels):
+            mine = points[points["evaluation"].isin(shown)]
+            top = max([float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves if e in shown]
+                      + [float(mine["eps"].max()) if len(mine) else 0.0]) or 1.0  # each panel its own radii and table points
             for metric, evaluation in [c for c in curves if c[1] in shown]:
                 _certified_curve(ax, triplets, points, metric, evaluation, top, styles[metric],
                                  dashes[evaluation] if len(shown) > 1 else "-", metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}")
-            if not points.empty:
-                for eps in sorted(points[points["evaluation"].isin(shown)]["eps"].unique()):
-                    ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
-            ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])",
-                   ylabel="certified 2AFC score (%)")
+            for eps in sorted(mine["eps"].unique()):
+                ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
+            xlabel = r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])" if len(panels) == 1 else r"certified radius $\epsilon$ ($\ell_2$)"
+            ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=xlabel, ylabel="certified 2AFC score (%)")
             if len(panels) > 1:
                 ax.set_title(shown[0])
             ax.grid(alpha=0.3, lw=0.5)

@@ -56,6 +56,18 @@ def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     return table
 
 
+def certificate_order(evaluation: str) -> tuple[int, str, float]:
+    """Certificates in reading order: the Lipschitz one first, then by name and by the swept value
+    (``smoothing(sigma=0.12)`` before ``smoothing(sigma=0.5)``), whatever order the records came in."""
+    name, _, rest = evaluation.partition("(")
+    value = rest.rstrip(")").partition("=")[2]
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    return (0 if name == "certified" else 1, name, number)
+
+
 def certificates_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     """Certified scores side by side: a row per (metric, certificate), a column per l2 radius, the natural
     score first. The wide table gives each certificate its own group of columns; this one puts the
@@ -64,11 +76,13 @@ def certificates_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     kinds = rows["kind"] if "kind" in rows.columns else rows["evaluation"].map(legacy_kind)
     certified, natural = rows[kinds == "certificate"], rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"]
     radii = sorted({float(e) for e in certified["eps"].dropna()})
-    index = list(dict.fromkeys(zip(certified["metric"], certified["evaluation"])))
+    metrics = list(dict.fromkeys(certified["metric"]))
+    index = sorted(dict.fromkeys(zip(certified["metric"], certified["evaluation"])),
+                   key=lambda cell: (metrics.index(cell[0]), certificate_order(str(cell[1]))))
     table = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"]) if index else
                          pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
                          columns=["natural"] + [format_eps(r) for r in radii], dtype=float)
-    for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):
+    for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):  # fills the sorted index
         table.loc[(metric, evaluation), "natural"] = natural.get(metric, float("nan"))
         for r in part.itertuples():
             table.loc[(metric, evaluation), format_eps(float(r.eps))] = float(r.score)

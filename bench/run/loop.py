@@ -26,7 +26,7 @@ from bench.run.plan import (DataIdentity, PlannedUnit, build_metric, execution_o
                             random_weights_apply, random_weights_note, seed_everything)
 from bench.run.records import RecordStore, Unit
 from bench.run.runlog import RunLog
-from bench.run.spec import RunSpec, resolve
+from bench.run.spec import RunSpec, check_subsample, resolve
 from metrics import PerceptualMetric
 
 
@@ -102,6 +102,7 @@ def fetch_missing(spec: RunSpec) -> None:
 
 def load_dataset(spec: RunSpec) -> TwoAFCDataset:
     """The run's triplets, every image checked to exist before any computation."""
+    check_subsample(spec)
     dataset = create_dataset(spec.dataset, spec.split).head(spec.n).every(spec.every)
     dataset.check_files()
     return dataset

@@ -8,6 +8,7 @@ built or computed here, so a bad request fails before any work.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -122,8 +123,20 @@ def resolve_threats(spec: RunSpec, dataset: str, image_size: int | None = None) 
     return threats
 
 
+def check_subsample(spec: RunSpec) -> None:
+    """``n`` and ``every`` (checked before any data is read; numpy integers are integers)."""
+    for name, value, fix in (("n", spec.n, "a positive number of triplets, or None for all"),
+                             ("every", spec.every, "a positive integer (1: every triplet)")):
+        if value is None and name == "n":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise BenchError(f"{name} (--{name}) must be {fix}, got {value!r}")
+        setattr(spec, name, int(value))
+
+
 def _check_request(spec: RunSpec) -> None:
     """The spec's own values: metrics named once, a seed numpy accepts."""
+    check_subsample(spec)
     if not spec.metrics:
         raise BenchError("no metrics to evaluate; name at least one (see `python run_bench.py list`)")
     twice = sorted({m for m in spec.metrics if spec.metrics.count(m) > 1})
@@ -131,8 +144,6 @@ def _check_request(spec: RunSpec) -> None:
         raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
-    if isinstance(spec.every, bool) or not isinstance(spec.every, int) or spec.every < 1:
-        raise BenchError(f"--every must be a positive integer (1: every triplet), got {spec.every!r}")
     if spec.precision not in PRECISIONS:
         raise BenchError(f"--precision {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
@@ -182,5 +193,5 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     columns = [ev.column for ev in evaluations]
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
-        raise BenchError(f"{twice[0]} is asked for twice (a swept option lists one value twice); give each value once")
+        raise BenchError(f"{twice[0]} is asked for twice (a swept option lists one value twice, e.g. 0.25 and 1/4); give each value once")
     return ResolvedRun(tuple(evaluations), threats)

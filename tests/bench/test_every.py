@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import bench
@@ -11,6 +12,7 @@ from bench.cli import config_from_args, main, parse_run_args
 from bench.datasets import create_dataset
 from bench.errors import BenchError
 from bench.formatting import ordinal
+from bench.report.collect import read_records
 
 
 def test_every_keeps_the_first_and_each_kth_after_n() -> None:
@@ -25,8 +27,12 @@ def test_every_keeps_the_first_and_each_kth_after_n() -> None:
 def test_a_bad_every_is_one_line(capsys) -> None:
     assert main(["--every", "0"]) == 2
     assert "--every" in capsys.readouterr().err
-    with pytest.raises(BenchError, match="--every must be a positive integer"):
-        bench.evaluate(metric="pixel-l2", every=0)
+    for bad in (0, 2.0, "2", True):
+        with pytest.raises(BenchError, match=r"every \(--every\) must be a positive integer"):
+            bench.evaluate(metric="pixel-l2", every=bad)
+    with pytest.raises(BenchError, match=r"n \(--n\) must be a positive number"):
+        bench.evaluate(metric="pixel-l2", n="6")
+    assert len(bench.evaluate(metric="pixel-l2", every=np.int64(100)).triplets) == 3  # numpy integers are integers
 
 
 def test_the_run_uses_the_subsample_and_its_table_says_so(tmp_path: Path) -> None:
@@ -57,6 +63,22 @@ def test_smoothing_preset_and_overrides() -> None:
     assert (one.options["smoothing"]["sigma"], one.every, one.metrics) == ("0.25", 1, ["pixel-l2"])
     natural = config_from_args(parse_run_args(["--preset", "smoothing", "--evaluations", "natural"]))
     assert natural.options == {}  # the preset's smoothing options stay out of a run without smoothing
+
+
+def test_a_preset_that_sets_the_evaluations_says_so() -> None:
+    with pytest.raises(BenchError, match="--preset smoothing sets --evaluations natural,certified,smoothing,smoothing-embed"):
+        config_from_args(parse_run_args(["--preset", "smoothing", "--no-certify"]))
+
+
+def test_footers_describe_only_the_records_the_table_shows(tmp_path: Path) -> None:
+    """A subsample run, then a full run into the same folder: the report shows the full run's cells, and no
+    longer says the triplets were a subsample."""
+    bench.evaluate(metric="pixel-l2", n=9, every=3, out=tmp_path / "run")
+    bench.evaluate(metric="pixel-l2", n=9, out=tmp_path / "run")
+    folder = read_records([tmp_path / "run"])
+    assert set(folder.scores["n"]) == {9}
+    assert not any(note.startswith("triplets:") for note in folder.notes)
+    assert any("superseded" in note for note in folder.notes)
 
 
 def test_smoothing_preset_dry_run_lists_a_unit_per_metric_and_sigma(capsys, tmp_path: Path) -> None:

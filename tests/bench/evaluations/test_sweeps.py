@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import bench
@@ -32,6 +33,17 @@ def test_each_sigma_is_its_own_evaluation_with_its_own_column_and_key() -> None:
     assert [ev.column for ev in resolved.evaluations] == ["natural", "smoothing(sigma=0.12)", "smoothing(sigma=0.25)", "smoothing(sigma=0.5)"]
 
 
+def test_different_values_never_share_a_column() -> None:
+    spec = RunSpec(metrics=["pixel-l2"], evaluations=["smoothing"], options={"smoothing": {"sigma": [0.12, 0.1200001, 1 / 3]}})
+    assert [ev.column for ev in resolve(spec, "sample").evaluations] == [
+        "smoothing(sigma=0.12)", "smoothing(sigma=0.1200001)", "smoothing(sigma=0.3333333333333333)"]
+
+
+def test_numpy_values_sweep_like_lists() -> None:
+    spec = RunSpec(metrics=["pixel-l2"], evaluations=["smoothing"], options={"smoothing": {"sigma": np.array([0.5, 0.25])}})
+    assert [ev.options.sigma for ev in resolve(spec, "sample").evaluations] == [0.5, 0.25]
+
+
 @pytest.mark.parametrize("values, message", [
     ("0.25,1/4", r"smoothing\(sigma=0.25\) is asked for twice"),
     ("0.25,-1", "smoothing.sigma=-1.0 is invalid"),
@@ -44,7 +56,7 @@ def test_a_bad_or_repeated_value_is_one_line(values: str, message: str) -> None:
 
 
 def test_options_that_are_not_swept_still_take_one_value() -> None:
-    with pytest.raises(BenchError, match="smoothing.n: '10,20' is not an integer"):
+    with pytest.raises(BenchError, match="smoothing.n: '10,20' is not an integer \\(it takes one value"):
         config_from_args(parse_run_args(["--metrics", "pixel-l2", "--evaluations", "natural,smoothing", "--set", "smoothing.n=10,20"]))
 
 

@@ -33,6 +33,16 @@ def test_a_row_per_metric_and_certificate_a_column_per_radius() -> None:
     assert pd.isna(table.loc[("a", "certified"), "0"]) and pd.isna(table.loc[("b", "smoothing(sigma=0.25)"), "natural"])
 
 
+def test_rows_in_reading_order_whatever_the_record_order() -> None:
+    table = certificates_table(scores([
+        ("a", "smoothing(sigma=0.5)", "certificate", 0.5, 10.0),
+        ("a", "smoothing-embed(sigma=0.25)", "certificate", 0.5, 10.0),
+        ("a", "smoothing(sigma=0.12)", "certificate", 0.5, 10.0),
+        ("a", "certified", "certificate", 0.5, 10.0),
+    ]), "test")
+    assert [e for _, e in table.index] == ["certified", "smoothing(sigma=0.12)", "smoothing(sigma=0.5)", "smoothing-embed(sigma=0.25)"]
+
+
 def test_written_only_when_a_run_compares_certificates_and_drawn_a_panel_each(tmp_path: Path) -> None:
     common = dict(metric="pixel-l2", dataset="sample", n=4, out=tmp_path / "run")
     bench.evaluate(**common, evaluations=["natural", "certified"])
