@@ -182,6 +182,9 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
     dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
     points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
     panels = [evaluations] if len(evaluations) <= 2 else [[e] for e in evaluations]
+    top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
+    if len(panels) > 1 and len(points):  # one radius axis for every panel, where the table's radii are (a pixel
+        top = min(top, 2.5 * float(points["eps"].max()))  # metric's radii of 10 would squash everything else)
     with matplotlib.rc_context(STYLE):
         if len(panels) == 1:
             fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
@@ -190,8 +193,6 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
             fig, axes = panel_grid(len(panels), 2.3)
         for ax, shown in zip(axes, panels):
             mine = points[points["evaluation"].isin(shown)]
-            top = max([float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves if e in shown]
-                      + [float(mine["eps"].max()) if len(mine) else 0.0]) or 1.0  # each panel its own radii and table points
             for metric, evaluation in [c for c in curves if c[1] in shown]:
                 _certified_curve(ax, triplets, points, metric, evaluation, top, styles[metric],
                                  dashes[evaluation] if len(shown) > 1 else "-", metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}")
