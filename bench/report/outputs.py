@@ -71,14 +71,15 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
         table = certificates_table(own, split)
         if table.index.get_level_values("certificate").nunique() < 2:
             continue
-        n = sorted({int(v) for v in own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]["n"].dropna()})
-        title = (f"Certified 2AFC score (%) on {dataset} / {split}, n = {', '.join(map(str, n))} triplets, by certificate: at radius "
-                 "r, a triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
+        shown = own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]
+        sizes = ", ".join(str(n) for n in sorted({int(v) for v in shown["n"].dropna()}))
+        title = (f"Certified 2AFC score (%) on {dataset} / {split}, n = {sizes} triplets, by certificate: at radius r, a "
+                 "triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
                  "smoothed metric's own score")
-        mixed = ([f"WARNING: these rows were computed on different numbers of triplets ({', '.join(map(str, n))}); compare only "
-                  "rows of the same n (scores.md marks which cells differ)"] if len(n) > 1 else [])
-        parts.append(certificates_markdown(table, title, mixed + [n for n in notes if n.startswith(("triplets:", "WARNING"))] +
-                                           [n for n in notes if "smoothing" in n]))
+        mixed = ([f"WARNING: these rows were computed on different numbers of triplets ({sizes}); compare only rows of the "
+                  "same n (scores.md marks which cells differ)"] if "," in sizes else [])
+        footer = mixed + [line for line in notes if line.startswith(("triplets:", "WARNING")) or "smoothing" in line]
+        parts.append(certificates_markdown(table, title, footer))
     path = out_dir / "certificates.md"
     if parts:
         atomic_write_text(path, "\n\n".join(parts) + "\n")

@@ -9,6 +9,7 @@ import pytest
 
 import bench
 from bench.report.collect import read_records
+from bench.report.outputs import report_runs
 from bench.report.plots import certified_figure
 from bench.report.tables import certificates_table
 
@@ -67,3 +68,12 @@ def test_one_or_two_certificates_share_one_panel(tmp_path: Path, count: int) -> 
                             smoothing={"sigma": sigmas, "n": 20, "n0": 5, "eps": (0.25,)})
     figure = certified_figure(result.scores, result.triplets, "test")
     assert figure is not None and len([ax for ax in figure.axes if ax.has_data()]) == 1
+
+
+def test_rows_of_different_n_carry_a_warning(tmp_path: Path) -> None:
+    bench.evaluate(metric="pixel-l2", n=4, evaluations=["natural", "certified"], out=tmp_path / "a")
+    bench.evaluate(metric="pixel-l2", n=6, evaluations=["natural", "smoothing"], out=tmp_path / "b",
+                   smoothing={"n": 20, "n0": 5, "eps": (0.25,)})
+    report_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    text = (tmp_path / "merged" / "certificates.md").read_text()
+    assert "n = 4, 6 triplets" in text and "WARNING: these rows were computed on different numbers of triplets (4, 6)" in text
