@@ -11,6 +11,7 @@ table it would otherwise change (``metrics/weights/convsim-tiny-noise.md``).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from metrics.base import PerceptualMetric
@@ -44,7 +45,10 @@ class ConvSim(PerceptualMetric):
         self.embed_dim, self.pool = embed_dim, pool
 
     def embed(self, x: Tensor) -> Tensor:
-        features = self.features(resize_to(x, self.input_size) - 0.5)
+        # channels-last: PyTorch's CPU convolutions take their faster path (1.35x for an attack step at batch 100,
+        # measured side by side on 2 cores); the embedding moves by ~1e-7, so the adapter's source hash keys it
+        x = (resize_to(x, self.input_size) - 0.5).contiguous(memory_format=torch.channels_last)
+        features = self.features(x)
         return self.head(features.mean(dim=(2, 3)) if self.pool else features.flatten(1))
 
 
