@@ -56,6 +56,11 @@ def _coerce_scalar(kind: Any, value: Any, where: str) -> Any:
     raise BenchError(f"{where}: options of type {kind!r} cannot be set")
 
 
+def split_values(text: str) -> list[str]:
+    """Comma-separated values of one option, empty items dropped (``0.12,0.25,`` is two)."""
+    return [t for t in text.split(",") if t.strip()]
+
+
 def coerce(kind: Any, value: Any, where: str) -> Any:
     """``value`` as the annotated type ``kind``, or a BenchError naming ``where``."""
     origin = typing.get_origin(kind)
@@ -73,7 +78,7 @@ def coerce(kind: Any, value: Any, where: str) -> Any:
         raise BenchError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin is tuple:
         (item, *rest) = typing.get_args(kind) or (Any,)
-        items = [t for t in value.split(",") if t.strip()] if isinstance(value, str) else list(value)
+        items = split_values(value) if isinstance(value, str) else list(value)
         if not items:
             raise BenchError(f"{where}: give at least one value (comma-separated)")
         return tuple(coerce(item, v, where) for v in items)
@@ -120,7 +125,7 @@ def expand_sweeps(evaluation: str, sweeps: tuple[str, ...], values: dict[str, An
             continue
         raw = values[option]
         raw = raw.tolist() if hasattr(raw, "tolist") else raw  # numpy arrays and scalars
-        items = [t for t in raw.split(",") if t.strip()] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        items = split_values(raw) if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else [raw]
         if not items:
             raise BenchError(f"{evaluation}.{option}: give at least one value (comma-separated)")
         combos = [{**combo, option: item} for combo in combos for item in items]
