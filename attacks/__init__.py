@@ -1,10 +1,10 @@
 """Attacks on 2AFC decisions (perturbing the reference) and on embeddings."""
 
-from attacks.registry import ATTACKS, get_attack, list_attacks, register_attack
-from attacks.base import Attack, AttackError, ThreatModel, check_adversarial, clamp_to_image, project
-from attacks.apgd import APGD
-from attacks.pgd import PGD
-from attacks.external import FoolboxMinNorm, TorchattacksAPGD
+from lipsim_bench.attacks.registry import ATTACKS, get_attack, list_attacks, register_attack
+from lipsim_bench.attacks.base import Attack, AttackError, ThreatModel, check_adversarial, clamp_to_image, project
+from lipsim_bench.attacks.apgd import APGD
+from lipsim_bench.attacks.pgd import PGD
+from lipsim_bench.attacks.external import FoolboxMinNorm, TorchattacksAPGD
 
 __all__ = [
     "ATTACKS",

@@ -38,8 +38,8 @@ from dataclasses import fields as dataclass_fields
 
 import torch
 
-from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, input_gradient, predict, restrict
-from attacks.registry import register_attack
+from lipsim_bench.attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, input_gradient, predict, restrict
+from lipsim_bench.attacks.registry import register_attack
 
 _PAD = 1e-12  # AutoAttack's guard against dividing by a zero norm
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 Norm = Literal["l2", "linf"]
 Model = Callable[[torch.Tensor], torch.Tensor]

@@ -22,8 +22,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from attacks.base import Attack, Model, Norm, clamp_to_image, flat_norms, predict, project, restrict
-from attacks.registry import register_attack
+from lipsim_bench.attacks.base import Attack, Model, Norm, clamp_to_image, flat_norms, predict, project, restrict
+from lipsim_bench.attacks.registry import register_attack
 
 
 class CallableModule(nn.Module):

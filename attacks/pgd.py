@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, clamp_to_image, input_gradient, predict, project, restrict
-from attacks.registry import register_attack
+from lipsim_bench.attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, clamp_to_image, input_gradient, predict, project, restrict
+from lipsim_bench.attacks.registry import register_attack
 
 
 def _random_delta(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None) -> torch.Tensor:

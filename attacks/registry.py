@@ -1,4 +1,4 @@
-"""Attack registry: ``@register_attack`` on an :class:`attacks.base.Attack` subclass, keyed by its ``name``.
+"""Attack registry: ``@register_attack`` on an :class:`lipsim_bench.attacks.base.Attack` subclass, keyed by its ``name``.
 
 Third-party attacks come from the ``lipsim_bench.attacks`` entry-point group or ``--plugin FILE.py``;
 each registered attack becomes an evaluation (``--evaluations NAME``) with no other file touched.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar, overload
 
-from bench.errors import BenchError
-from bench.registry import Registry
+from lipsim_bench.errors import BenchError
+from lipsim_bench.registry import Registry
 
 T = TypeVar("T", bound=type)
 
@@ -18,7 +18,7 @@ class AttackRegistryError(BenchError):
     """An unknown or doubly registered attack."""
 
 
-ATTACKS: Registry[type] = Registry("attack", builtins=("attacks.apgd", "attacks.pgd", "attacks.external"), error=AttackRegistryError)
+ATTACKS: Registry[type] = Registry("attack", builtins=("lipsim_bench.attacks.apgd", "lipsim_bench.attacks.pgd", "lipsim_bench.attacks.external"), error=AttackRegistryError)
 
 
 @overload

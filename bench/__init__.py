@@ -1,8 +1,8 @@
 """LipSim Bench: adversarial robustness of perceptual similarity metrics.
 
 ``bench.evaluate(metric=..., dataset=..., evaluations=[...])`` is the one-call Python API
-(see :mod:`bench.api`); ``python run_bench.py`` the command line. Imported lazily, so that the
-low layers (``bench.registry``, ``bench.errors``) stay cheap to import from ``metrics``.
+(see :mod:`lipsim_bench.api`); ``python run_bench.py`` the command line. Imported lazily, so that the
+low layers (``lipsim_bench.registry``, ``lipsim_bench.errors``) stay cheap to import from ``metrics``.
 """
 
 from typing import Any
@@ -12,7 +12,7 @@ __all__ = ["evaluate"]
 
 def __getattr__(name: str) -> Any:
     if name == "evaluate":
-        from bench.api import evaluate
+        from lipsim_bench.api import evaluate
 
         return evaluate
-    raise AttributeError(f"module 'bench' has no attribute {name!r}")
+    raise AttributeError(f"module 'lipsim_bench' has no attribute {name!r}")

@@ -19,13 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.collect import Entry, collect
-from bench.report.outputs import write_outputs
-from bench.report.tables import provenance_line, render_tables, scores_table
-from bench.run.distributed import Shard
-from bench.run.loop import RunOutcome, Store, run_units
-from bench.run.records import MemoryStore
-from bench.run.spec import RunSpec
+from lipsim_bench.report.collect import Entry, collect
+from lipsim_bench.report.outputs import write_outputs
+from lipsim_bench.report.tables import provenance_line, render_tables, scores_table
+from lipsim_bench.run.distributed import Shard
+from lipsim_bench.run.loop import RunOutcome, Store, run_units
+from lipsim_bench.run.records import MemoryStore
+from lipsim_bench.run.spec import RunSpec
 
 
 @dataclass
@@ -98,7 +98,7 @@ def evaluate(
     ``verify`` attacks even triplets proven robust (as ``--verify``); ``precision`` as ``--precision``;
     ``every`` keeps every k-th triplet (as ``--every``); a swept option takes a list (``smoothing={"sigma": [0.12, 0.25]}``).
     """
-    from bench.plugins import load_plugins
+    from lipsim_bench.plugins import load_plugins
 
     load_plugins([p for p in plugins if p.endswith(".py")], [p for p in plugins if not p.endswith(".py")])
     metrics = [metric] if isinstance(metric, str) else list(metric)

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from bench.errors import BenchError
-from bench.run_args import OneLineParser, _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
+from lipsim_bench.errors import BenchError
+from lipsim_bench.run_args import OneLineParser, _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
 
 
 class Terminated(KeyboardInterrupt):
@@ -76,12 +76,12 @@ def cmd_run(argv: Sequence[str]) -> int:
     args = parse_run_args(argv)
     spec = spec_from_args(args)
     if args.dry_run:
-        from bench.protocol.dryrun import print_dry_run
+        from lipsim_bench.protocol.dryrun import print_dry_run
 
         print_dry_run(spec, preset=args.preset)
         return 0
-    from bench.api import run_and_report
-    from bench.run.distributed import init_shard
+    from lipsim_bench.api import run_and_report
+    from lipsim_bench.run.distributed import init_shard
 
     shard = init_shard(spec.device)
     try:
@@ -102,8 +102,8 @@ def cmd_list(argv: Sequence[str]) -> int:
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load a plugin file first (also $LIPSIM_BENCH_PLUGINS)")
     parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import a plugin module first")
     args = parser.parse_args(argv)
-    from bench.listing import listing
-    from bench.plugins import load_plugins
+    from lipsim_bench.listing import listing
+    from lipsim_bench.plugins import load_plugins
 
     load_plugins(args.plugin, args.import_modules)
 
@@ -112,7 +112,7 @@ def cmd_list(argv: Sequence[str]) -> int:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
-    from bench.report.outputs import report_runs
+    from lipsim_bench.report.outputs import report_runs
 
     parser = OneLineParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with a records/ folder)")
@@ -126,7 +126,7 @@ def cmd_report(argv: Sequence[str]) -> int:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
-    from bench.report.plots import plot_run
+    from lipsim_bench.report.plots import plot_run
 
     parser = OneLineParser(prog="run_bench.py plot", description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.")
     parser.add_argument("run", type=Path, help="a run folder")
@@ -147,7 +147,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
 
 
 def cmd_fetch(argv: Sequence[str]) -> int:
-    from bench.run.fetch import ensure_weights
+    from lipsim_bench.run.fetch import ensure_weights
 
     parser = OneLineParser(
         prog="run_bench.py fetch",
@@ -161,7 +161,7 @@ def cmd_fetch(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     for item in args.what:
         if item == "night":
-            from bench.datasets.night import fetch_night
+            from lipsim_bench.datasets.night import fetch_night
 
             fetch_night(args.root, args.split, args.n, pins=args.pins)
             print(f"night ({args.split}{f', first {args.n}' if args.n else ''}): done")
@@ -172,8 +172,8 @@ def cmd_fetch(argv: Sequence[str]) -> int:
 
 
 def cmd_train(argv: Sequence[str]) -> int:
-    from bench.training import students  # noqa: F401  (registers the trainable architectures)
-    from bench.training.cli import cmd_train as train
+    from lipsim_bench.training import students  # noqa: F401  (registers the trainable architectures)
+    from lipsim_bench.training.cli import cmd_train as train
 
     return train(argv)
 

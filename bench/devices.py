@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench.datasets import list_datasets
-from bench.evaluations import EVALUATIONS
-from bench.evaluations.options import option_fields
-from bench.protocol.presets import list_presets
-from metrics import get_metric_spec, list_metrics
+from lipsim_bench.datasets import list_datasets
+from lipsim_bench.evaluations import EVALUATIONS
+from lipsim_bench.evaluations.options import option_fields
+from lipsim_bench.protocol.presets import list_presets
+from lipsim_bench.metrics import get_metric_spec, list_metrics
 
 
 def _metric_lines() -> list[str]:

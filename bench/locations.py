@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 CACHE_ENV = "LIPSIM_BENCH_CACHE"
 DATA_ENV = "LIPSIM_BENCH_DATA"

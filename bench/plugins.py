@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from bench.errors import BenchError
-from bench.locations import PLUGINS_ENV, plugin_sources
+from lipsim_bench.errors import BenchError
+from lipsim_bench.locations import PLUGINS_ENV, plugin_sources
 
 _LOADED: dict[str, ModuleType] = {}
 

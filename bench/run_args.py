@@ -1,4 +1,4 @@
-"""Command-line options -> a :class:`~bench.run.spec.RunSpec`, validated whole before any work.
+"""Command-line options -> a :class:`~lipsim_bench.run.spec.RunSpec`, validated whole before any work.
 
 ``--evaluations natural,certified,apgd`` and repeatable ``--set NAME.OPTION=VALUE`` reach every
 option of every evaluation; the older flags (``--attacks``, ``--certify``, ``--histogram``,
@@ -15,15 +15,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bench.datasets import parse_dataset_arg
-from bench.devices import resolve_device
-from bench.errors import BenchError
-from bench.evaluations import get_evaluation
-from bench.evaluations.options import option_fields, parse_set
-from bench.locations import set_user_weights_dir
-from bench.plugins import load_plugins
-from bench.run.spec import RunSpec, resolve
-from metrics import default_metrics, get_metric_spec
+from lipsim_bench.datasets import parse_dataset_arg
+from lipsim_bench.devices import resolve_device
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
+from lipsim_bench.evaluations.options import option_fields, parse_set
+from lipsim_bench.locations import set_user_weights_dir
+from lipsim_bench.plugins import load_plugins
+from lipsim_bench.run.spec import RunSpec, resolve
+from lipsim_bench.metrics import default_metrics, get_metric_spec
 
 
 def parse_eps(text: str, option: str = "--eps") -> list[float]:
@@ -178,7 +178,7 @@ def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
     known, _ = parser.parse_known_args(argv)
     load_plugins(known.plugin, known.import_modules)
     if known.preset is not None:
-        from bench.protocol.presets import get_preset
+        from lipsim_bench.protocol.presets import get_preset
 
         parser.set_defaults(**get_preset(known.preset).options)
     args = parser.parse_args(argv)
@@ -197,7 +197,7 @@ def _evaluation_names(args: argparse.Namespace) -> list[str]:
             raise BenchError("give either --evaluations or --attacks/--certify/--histogram, not both")
         return list(args.evaluations)
     attacks = [] if args.attacks == ["none"] else list(args.attacks)
-    from attacks import ATTACKS
+    from lipsim_bench.attacks import ATTACKS
 
     for name in attacks:
         ATTACKS.get(name)  # an unknown attack fails here, with the closest names
@@ -242,7 +242,7 @@ def _threats(args: argparse.Namespace) -> list[tuple[str, list[float]]] | None:
         return [parse_threat(t) for t in args.threat]
     if args.eps is not None or args.norm is not None:
         norm = args.norm or "l2"
-        from bench.run.spec import default_attack_eps
+        from lipsim_bench.run.spec import default_attack_eps
 
         family, _ = parse_dataset_arg(args.dataset)
         return [(norm, parse_eps(args.eps) if args.eps is not None else list(default_attack_eps(family.name, norm)))]

@@ -41,8 +41,8 @@ def _timed(fn, repeats: int) -> float:
 
 
 def measure(name: str, batch: int, size: int, repeats: int, threads: int) -> dict[str, float]:
-    import metrics.foundation  # noqa: F401  (registers the adapters)
-    from metrics.registry import get_metric_spec
+    import lipsim_bench.metrics.foundation  # noqa: F401  (registers the adapters)
+    from lipsim_bench.metrics.registry import get_metric_spec
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

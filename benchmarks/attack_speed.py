@@ -21,8 +21,8 @@ MODES = ("cached", "recomputed")
 
 
 def build(name: str):
-    from metrics.convsim import ConvSim
-    from metrics.lipsim.metric import LipSim
+    from lipsim_bench.metrics.convsim import ConvSim
+    from lipsim_bench.metrics.lipsim.metric import LipSim
 
     metric = {"convsim-tiny": ConvSim, "lipsim-tiny": lambda: LipSim("tiny")}[name]()
     return metric.requires_grad_(False).eval()
@@ -44,8 +44,8 @@ class RecomputingClassifier(torch.nn.Module):
 
 
 def measure(name: str, mode: str, n: int, steps: int) -> float:
-    from attacks.apgd import APGD
-    from bench.evaluations.twoafc import TwoAFCClassifier
+    from lipsim_bench.attacks.apgd import APGD
+    from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
 
     torch.set_num_threads(2)
     torch.manual_seed(0)

@@ -80,7 +80,7 @@ def per_metric(rows: pd.DataFrame) -> dict[str, dict[str, list[dict[str, float]]
 
 def per_class(metrics: dict[str, dict[str, list[dict[str, float]]]], classes: dict[str, str]) -> dict[str, dict]:
     """Per class and norm: each eps's fractions averaged over the class's metrics that have it."""
-    from bench.protocol.attack_work import MODES
+    from lipsim_bench.protocol.attack_work import MODES
 
     result: dict[str, dict] = {}
     for cls in sorted(set(classes.values())):
@@ -111,9 +111,9 @@ def _run_commits(folder: Path) -> list[str]:
 
 
 def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
-    from bench.protocol.attack_work import FORMAT, metric_class
-    from bench.run.records import git_commit
-    from metrics import MetricError
+    from lipsim_bench.protocol.attack_work import FORMAT, metric_class
+    from lipsim_bench.run.records import git_commit
+    from lipsim_bench.metrics import MetricError
 
     rows = read_attack_rows(folder)
     if only:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: bench/protocol/attack_work.json")
     parser.add_argument("--metrics", default=None, help="comma-separated metrics to use (default: every metric of the run)")
     args = parser.parse_args(argv)
-    from bench.protocol.attack_work import ATTACK_WORK
+    from lipsim_bench.protocol.attack_work import ATTACK_WORK
 
     only = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     try:

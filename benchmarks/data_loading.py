@@ -20,8 +20,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench.datasets import create_dataset  # noqa: E402
-from bench.run.loop import make_loader  # noqa: E402
+from lipsim_bench.datasets import create_dataset  # noqa: E402
+from lipsim_bench.run.loop import make_loader  # noqa: E402
 
 
 def build(root: Path, triplets: int, size: int) -> None:

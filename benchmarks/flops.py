@@ -5,7 +5,7 @@ Usage: python benchmarks/flops.py [--metric NAME ...] [--size 224] [--output ben
 Each metric is built with random weights (the FLOPs do not depend on the weights' values, and nothing
 needs downloading) in its own process: several large models in one process run 3-10x slower.
 ``lipsim`` (the official checkpoint) is measured as its architecture, ``LipSim("small")``. Counts
-come from :func:`bench.protocol.cost.count_flops` (FlopCounterMode, batch 1); the CPU time per image (batch 8,
+come from :func:`lipsim_bench.protocol.cost.count_flops` (FlopCounterMode, batch 1); the CPU time per image (batch 8,
 2 threads, one timed run after a warm-up, on whatever else the machine runs) is indicative only.
 """
 
@@ -27,7 +27,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.protocol.cost import COST_TABLE, count_flops  # noqa: E402
+from lipsim_bench.protocol.cost import COST_TABLE, count_flops  # noqa: E402
 
 DEFAULT_METRICS = (
     "clip", "open-clip", "dino", "lpips", "rclip", "rclip-tecoa-vitb16", "rclip-tecoa-vitb32",
@@ -47,10 +47,10 @@ NOTE = (
 
 def build(name: str) -> torch.nn.Module:
     """The metric with random weights, in eval mode with frozen parameters (as the benchmark runs it)."""
-    from metrics.registry import create_metric
+    from lipsim_bench.metrics.registry import create_metric
 
     if name == "lipsim":  # the official checkpoint is not needed for its cost
-        from metrics.lipsim.metric import LipSim
+        from lipsim_bench.metrics.lipsim.metric import LipSim
 
         return LipSim("small").eval().requires_grad_(False)
     if name in BUNDLED:

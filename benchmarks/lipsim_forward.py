@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from metrics.lipsim import create_lipsim_network, set_cache_enabled
+from lipsim_bench.metrics.lipsim import create_lipsim_network, set_cache_enabled
 
 
 def time_forward(nets: dict[str, torch.nn.Module], x: torch.Tensor, warmup: int, repeats: int):

@@ -56,9 +56,9 @@ def _median_seconds(fn, device: torch.device, warmup: int, repeats: int) -> floa
 
 def measure(name: str, device_name: str, batch: int, precision: str, warmup: int, repeats: int) -> dict[str, object]:
     """One metric's rates, in this process (the parent runs it in a fresh one per metric)."""
-    from bench.devices import resolve_device
-    from bench.run.plan import build_metric
-    from metrics.precision import precision_applies, with_precision
+    from lipsim_bench.devices import resolve_device
+    from lipsim_bench.run.plan import build_metric
+    from lipsim_bench.metrics.precision import precision_applies, with_precision
 
     device = resolve_device(device_name)
     metric = build_metric(name, device, seed=0)
@@ -85,21 +85,21 @@ def measure(name: str, device_name: str, batch: int, precision: str, warmup: int
 
 
 def _device_name(device_name: str) -> str:
-    from bench.devices import resolve_device
+    from lipsim_bench.devices import resolve_device
 
     device = resolve_device(device_name)
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 def _default_metrics() -> list[str]:
-    from bench.protocol.presets import get_preset
+    from lipsim_bench.protocol.presets import get_preset
 
     return list(get_preset("paper").options["metrics"])
 
 
 def _child(args: argparse.Namespace) -> int:
     """Print one metric's measurement as JSON on the last line; a user error as one line on stderr."""
-    from bench.errors import BenchError
+    from lipsim_bench.errors import BenchError
 
     try:
         result = measure(args.metrics[0], args.device, args.batch, args.precision, args.warmup, args.repeats)
@@ -114,7 +114,7 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def _output_path(out: str | None) -> Path:
-    from bench.locations import results_root
+    from lipsim_bench.locations import results_root
 
     return Path(out) if out else results_root() / "device_profile.json"
 
@@ -134,14 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--batch and --repeats must be >= 1 and --warmup >= 0")
     if args.random_weights:
-        from bench.run.plan import RANDOM_WEIGHTS_ENV
+        from lipsim_bench.run.plan import RANDOM_WEIGHTS_ENV
 
         os.environ[RANDOM_WEIGHTS_ENV] = "1"  # the children inherit it; build_metric reads it
     if args.child:
         return _child(args)
 
-    from bench.errors import BenchError
-    from metrics.precision import check_precision
+    from lipsim_bench.errors import BenchError
+    from lipsim_bench.metrics.precision import check_precision
 
     try:
         check_precision(args.precision)

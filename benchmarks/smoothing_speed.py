@@ -30,9 +30,9 @@ DEFAULT_METRICS = ("pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tin
 def measure(args: argparse.Namespace, name: str) -> dict[str, float]:
     import torch
 
-    import bench
-    from bench.evaluations.base import EmbeddedBatch
-    from bench.evaluations.smoothing import Smoothing
+    import lipsim_bench as bench
+    from lipsim_bench.evaluations.base import EmbeddedBatch
+    from lipsim_bench.evaluations.smoothing import Smoothing
 
     torch.set_num_threads(args.threads)
     timed: list[float] = []

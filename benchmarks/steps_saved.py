@@ -34,7 +34,7 @@ def bare_pass_seconds(metric_name: str, size: int = 64, batch: int = 100) -> flo
     """Seconds per image of distance(embed(x), e).sum().backward(): the floor of one attack pass."""
     import torch
 
-    from metrics import create_metric
+    from lipsim_bench.metrics import create_metric
 
     metric = create_metric(metric_name).eval().requires_grad_(False)
     x = torch.rand(batch, 3, size, size)
@@ -54,9 +54,9 @@ def measure(mode: str, metric_name: str, n: int) -> dict:
     """One mode on one metric: passes and seconds per attack unit (run in a process of its own)."""
     import torch
 
-    import bench
-    from bench.evaluations.attack import AttackEvaluation
-    from bench.evaluations.twoafc import TwoAFCClassifier
+    import lipsim_bench as bench
+    from lipsim_bench.evaluations.attack import AttackEvaluation
+    from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     count = {"passes": 0}

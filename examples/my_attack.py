@@ -1,8 +1,8 @@
 # my_attack.py: an attack in one file (run it: python run_bench.py --plugin my_attack.py --attacks noise)
 import torch
 
-from attacks import Attack, register_attack
-from attacks.base import clamp_to_image, flat_norms, predict, project
+from lipsim_bench.attacks import Attack, register_attack
+from lipsim_bench.attacks.base import clamp_to_image, flat_norms, predict, project
 
 
 @register_attack

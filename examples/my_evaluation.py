@@ -4,8 +4,8 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from bench.evaluations import Evaluation, Kind, register_evaluation
-from bench.evaluations.twoafc import twoafc_agreement
+from lipsim_bench.evaluations import Evaluation, Kind, register_evaluation
+from lipsim_bench.evaluations.twoafc import twoafc_agreement
 
 
 @dataclass(frozen=True)

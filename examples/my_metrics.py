@@ -1,7 +1,7 @@
 # my_metrics.py: a metric in one file (run it: python run_bench.py --plugin my_metrics.py --metrics mean-colour)
 import torch
 
-from metrics import PerceptualMetric, register_metric
+from lipsim_bench.metrics import PerceptualMetric, register_metric
 
 
 @register_metric("mean-colour", description="1 - cos of the mean colour")

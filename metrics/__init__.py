@@ -4,9 +4,9 @@
     >>> metric = create_metric("pixel-l2")
 """
 
-from metrics.base import PerceptualMetric, bound_proven_by_project
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.registry import (
+from lipsim_bench.metrics.base import PerceptualMetric, bound_proven_by_project
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.registry import (
     MetricSpec,
     create_metric,
     default_metrics,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from metrics.base import PerceptualMetric
-from metrics.registry import register_metric
-from metrics.resize import resize_to
-from metrics.weights import bundled_metric_options, load_bundled
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.registry import register_metric
+from lipsim_bench.metrics.resize import resize_to
+from lipsim_bench.metrics.weights import bundled_metric_options, load_bundled
 
 
 class ConvSim(PerceptualMetric):

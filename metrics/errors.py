@@ -1,7 +1,7 @@
 """Errors a user can fix: the CLI prints their message on one line and exits with code 2."""
 
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 
 class MetricError(BenchError):

@@ -43,7 +43,7 @@ def _source_files(factory: object) -> list[Path]:
 
     The factory's module; the modules of the classes it builds (its class, or its return
     annotation, and their bases outside torch); and, for an adapter in a sub-package such as
-    ``metrics.lipsim``, every module of that sub-package (the network and layers it uses).
+    ``lipsim_bench.metrics.lipsim``, every module of that sub-package (the network and layers it uses).
     """
     import inspect
     import sys

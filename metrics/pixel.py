@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from metrics.base import PerceptualMetric, project_bound
-from metrics.registry import register_metric
+from lipsim_bench.metrics.base import PerceptualMetric, project_bound
+from lipsim_bench.metrics.registry import register_metric
 
 
 @register_metric("pixel-l2", description="l2 norm of the pixel difference (1-Lipschitz)", bundled=True)

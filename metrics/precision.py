@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from metrics.base import PerceptualMetric
-from metrics.errors import MetricError
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import MetricError
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 _AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}

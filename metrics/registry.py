@@ -11,15 +11,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from bench.registry import Registry
-from metrics.base import PerceptualMetric
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.fingerprint import source_fingerprint
+from lipsim_bench.registry import Registry
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.fingerprint import source_fingerprint
 
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
-BUILTIN_MODULES: tuple[str, ...] = ("metrics.pixel", "metrics.convsim", "metrics.lipsim.metric", "metrics.foundation")
+BUILTIN_MODULES: tuple[str, ...] = ("lipsim_bench.metrics.pixel", "lipsim_bench.metrics.convsim", "lipsim_bench.metrics.lipsim.metric", "lipsim_bench.metrics.foundation")
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
 

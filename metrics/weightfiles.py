@@ -24,9 +24,9 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from bench.io import atomic_write_bytes
-from metrics.errors import MetricError
-from metrics.fingerprint import file_fingerprint
+from lipsim_bench.io import atomic_write_bytes
+from lipsim_bench.metrics.errors import MetricError
+from lipsim_bench.metrics.fingerprint import file_fingerprint
 
 #: Metadata key of the content hash in the safetensors files the project writes.
 CONTENT_KEY = "content_sha256"

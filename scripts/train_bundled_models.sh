@@ -17,7 +17,7 @@ python run_bench.py train finetune --metric convsim-tiny --dataset sample --spli
   --margin 0.5 --epochs 80 --batch-size 64 --lr 1e-3 --rot90 --color-jitter "${COMMON[@]}" --out "$RUN/convsim-tiny"
 final() { if [ -f "$1/final.safetensors" ]; then echo "$1/final.safetensors"; else echo "$1/final.pt"; fi; }
 to_safetensors() {  # a run's final weights -> metrics/weights/NAME.safetensors (older runs wrote final.pt)
-  python -c "import sys; from metrics.weightfiles import load_state_file, save_safetensors; \
+  python -c "import sys; from lipsim_bench.metrics.weightfiles import load_state_file, save_safetensors; \
 save_safetensors(load_state_file(sys.argv[1], 'rerun this step'), sys.argv[2], {'name': sys.argv[3], 'format': 'pytorch state_dict'})" \
     "$(final "$1")" "metrics/weights/$2.safetensors" "$2"
   sha256sum "metrics/weights/$2.safetensors"

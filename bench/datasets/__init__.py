@@ -1,7 +1,7 @@
 """2AFC datasets: ``create_dataset("night:ROOT", split="test")``, ``bapps:ROOT``, ``sample``."""
 
-from bench.datasets import bapps, bundled, night  # noqa: F401  (registration side effects)
-from bench.datasets.base import (
+from lipsim_bench.datasets import bapps, bundled, night  # noqa: F401  (registration side effects)
+from lipsim_bench.datasets.base import (
     DatasetSpec,
     TripletRecord,
     TwoAFCDataset,

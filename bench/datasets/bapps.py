@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.base import TripletRecord, TwoAFCDataset, register_dataset
-from bench.datasets.paths import RootGuard
-from bench.errors import DatasetError
+from lipsim_bench.datasets.base import TripletRecord, TwoAFCDataset, register_dataset
+from lipsim_bench.datasets.paths import RootGuard
+from lipsim_bench.errors import DatasetError
 
 BAPPS_FOLDERS = ("ref", "p0", "p1", "judge")
 

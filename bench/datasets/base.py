@@ -17,9 +17,9 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from bench.datasets.images import load_image_uint8, to_unit_float
-from bench.errors import DatasetError
-from bench.registry import Registry
+from lipsim_bench.datasets.images import load_image_uint8, to_unit_float
+from lipsim_bench.errors import DatasetError
+from lipsim_bench.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import TwoAFCDataset, register_dataset
-from bench.datasets.night.table import night_like_dataset
+from lipsim_bench.datasets.base import TwoAFCDataset, register_dataset
+from lipsim_bench.datasets.night.table import night_like_dataset
 
 
 @register_dataset(
@@ -16,6 +16,6 @@ from bench.datasets.night.table import night_like_dataset
     description="bundled 64x64 2AFC set from scikit-image photos (built offline in seconds; NIGHT layout)",
 )
 def sample_dataset(root: Path | None, split: str) -> TwoAFCDataset:
-    from bench.datasets.sample import sample_dataset_root  # builds the set on first use
+    from lipsim_bench.datasets.sample import sample_dataset_root  # builds the set on first use
 
     return night_like_dataset(root or sample_dataset_root(), split, name="sample", image_size=None)

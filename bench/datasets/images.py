@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from bench.datasets.decode import UnsupportedImage, to_rgb_array
-from bench.errors import DatasetError
+from lipsim_bench.datasets.decode import UnsupportedImage, to_rgb_array
+from lipsim_bench.errors import DatasetError
 
 
 def load_image(path: Path, size: int | None) -> torch.Tensor:

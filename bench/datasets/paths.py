@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import DatasetError
+from lipsim_bench.errors import DatasetError
 
 #: The end of every refusal: what to do about it.
 OUTSIDE_FIX = "image paths must be relative paths inside the dataset root (no '..', no absolute path, no symlink out of it)"

@@ -1,12 +1,12 @@
 """Evaluations: one file per kind (natural, certified, one per attack, direct), all behind one protocol.
 
-    >>> from bench.evaluations import get_evaluation, list_evaluations
+    >>> from lipsim_bench.evaluations import get_evaluation, list_evaluations
     >>> get_evaluation("certified").kind
     <Kind.CERTIFICATE: 'certificate'>
 """
 
-from bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost
-from bench.evaluations.registry import EVALUATIONS, get_evaluation, list_evaluations, register_evaluation
+from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost
+from lipsim_bench.evaluations.registry import EVALUATIONS, get_evaluation, list_evaluations, register_evaluation
 
 __all__ = [
     "EVALUATIONS",

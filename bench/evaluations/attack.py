@@ -5,7 +5,7 @@ rho, momentum, early_stop, ...), read from its signature, so ``--set apgd.rho=0.
 code; the run's seed is passed as the attack's seed. The unit key holds ``attack.config()``: every
 hyperparameter, defaults resolved. Every flip is checked against the metric's certified radius.
 
-Two options skip work whose outcome is already decided (:mod:`bench.evaluations.decided`):
+Two options skip work whose outcome is already decided (:mod:`lipsim_bench.evaluations.decided`):
 ``carry`` (a flip found at a smaller radius of the same norm is inside this ball: counted, not
 searched again; ``--set apgd.carry=false`` restores the paper's independent radii) and
 ``skip_proven`` (a triplet inside the certified radius of a bound the project computed cannot be
@@ -25,14 +25,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from attacks.base import Attack, DrawRows, ThreatModel
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
-from bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
-from bench.evaluations.options import options_dict
-from bench.evaluations.radii import certified_radius, lipschitz_bound
-from bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
-from metrics import PerceptualMetric, bound_proven_by_project
+from lipsim_bench.attacks.base import Attack, DrawRows, ThreatModel
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
+from lipsim_bench.evaluations.options import options_dict
+from lipsim_bench.evaluations.radii import certified_radius, lipschitz_bound
+from lipsim_bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
+from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project
 
 #: Set by the run, not an option: the seed of the run, and the threat model of the unit.
 NOT_OPTIONS = ("self", "norm", "eps", "seed")

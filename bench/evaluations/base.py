@@ -26,13 +26,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from bench.errors import BenchError
-from bench.evaluations.options import options_dict
-from bench.evaluations.twoafc import is_correct, score_rows, twoafc_agreement
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.options import options_dict
+from lipsim_bench.evaluations.twoafc import is_correct, score_rows, twoafc_agreement
 
 if TYPE_CHECKING:
-    from attacks.base import ThreatModel
-    from metrics import MetricSpec, PerceptualMetric
+    from lipsim_bench.attacks.base import ThreatModel
+    from lipsim_bench.metrics import MetricSpec, PerceptualMetric
 
 POSITION = "position"  # per-triplet column: the triplet's index in the dataset, for merging shards
 
@@ -289,7 +289,7 @@ class Evaluation:
         return []
 
     def label(self, threat: "ThreatModel | None") -> str:
-        from bench.formatting import format_eps
+        from lipsim_bench.formatting import format_eps
 
         return self.name + (f" {threat.norm} {format_eps(threat.eps)}" if threat else "")
 

@@ -1,6 +1,6 @@
 """``certified``: certified 2AFC scores from sound radii, for metrics with a proven Lipschitz bound.
 
-Radii come from :mod:`bench.evaluations.radii` (exact margin in embedding space over L); the
+Radii come from :mod:`lipsim_bench.evaluations.radii` (exact margin in embedding space over L); the
 paper's formula is computed beside them for comparison (it is unsound when ||e(x_ref)|| < 1), and
 the table notes how often it exceeds the sound radius.
 """
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, empty_rows, natural_agreement
-from bench.evaluations.radii import certified_agreement, certified_radius, lipschitz_bound, paper_radius
-from bench.evaluations.registry import register_evaluation
-from metrics import MetricSpec, PerceptualMetric
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, empty_rows, natural_agreement
+from lipsim_bench.evaluations.radii import certified_agreement, certified_radius, lipschitz_bound, paper_radius
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.metrics import MetricSpec, PerceptualMetric
 
 #: The paper's certified radii (l2, images in [0, 1]).
 DEFAULT_CERTIFIED_EPS: tuple[float, ...] = (36 / 255, 72 / 255, 108 / 255)

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from bench.evaluations.base import EmbeddedBatch
-from bench.evaluations.radii import certified_radius, lipschitz_bound
-from metrics import PerceptualMetric
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import EmbeddedBatch
+from lipsim_bench.evaluations.radii import certified_radius, lipschitz_bound
+from lipsim_bench.metrics import PerceptualMetric
 
 #: Per-triplet columns of an attack unit: exactly one is true for an initially correct triplet.
 WORK_COLUMNS = ("attacked", "carried", "proven")

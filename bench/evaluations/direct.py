@@ -23,14 +23,14 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
-from bench.errors import BenchError
-from bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
-from bench.evaluations.options import options_dict
-from bench.evaluations.radii import lipschitz_bound
-from bench.evaluations.registry import register_evaluation
-from bench.evaluations.twoafc import check_differentiable
-from metrics import PerceptualMetric
+from lipsim_bench.attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.options import options_dict
+from lipsim_bench.evaluations.radii import lipschitz_bound
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.evaluations.twoafc import check_differentiable
+from lipsim_bench.metrics import PerceptualMetric
 
 DEFAULT_HISTOGRAM_EPS = {"sample": 0.5, "night": 1.0}
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, empty_rows, natural_agreement
-from bench.evaluations.registry import register_evaluation
-from metrics import PerceptualMetric
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, empty_rows, natural_agreement
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.metrics import PerceptualMetric
 
 
 @register_evaluation

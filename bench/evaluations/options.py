@@ -14,7 +14,7 @@ import typing
 from fractions import Fraction
 from typing import Any, Union
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 
 def _number(text: str) -> float:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 if TYPE_CHECKING:
-    from metrics import PerceptualMetric
+    from lipsim_bench.metrics import PerceptualMetric
 
 
 def cosine_radius(e_ref: Tensor, e0: Tensor, e1: Tensor, lipschitz: float) -> Tensor:

@@ -6,27 +6,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from bench.errors import BenchError
-from bench.registry import Registry
+from lipsim_bench.errors import BenchError
+from lipsim_bench.registry import Registry
 
 if TYPE_CHECKING:
-    from bench.evaluations.base import Evaluation
+    from lipsim_bench.evaluations.base import Evaluation
 
 E = TypeVar("E", bound=type)
 
 
 def _attack_evaluations() -> dict[str, type]:
-    from attacks import ATTACKS
-    from bench.evaluations.attack import attack_evaluation
+    from lipsim_bench.attacks import ATTACKS
+    from lipsim_bench.evaluations.attack import attack_evaluation
 
     return {name: attack_evaluation(name, cls) for name, cls in ATTACKS.items()}
 
 
 EVALUATIONS: Registry[type["Evaluation"]] = Registry(
     "evaluation",
-    builtins=("bench.evaluations.natural", "bench.evaluations.certified", "bench.evaluations.direct",
-              "bench.evaluations.smoothing", "bench.evaluations.smoothing_embed",
-              "bench.evaluations.smoothing_attack"),
+    builtins=("lipsim_bench.evaluations.natural", "lipsim_bench.evaluations.certified", "lipsim_bench.evaluations.direct",
+              "lipsim_bench.evaluations.smoothing", "lipsim_bench.evaluations.smoothing_embed",
+              "lipsim_bench.evaluations.smoothing_attack"),
     error=BenchError,
     derived=_attack_evaluations,
 )
@@ -34,12 +34,12 @@ EVALUATIONS: Registry[type["Evaluation"]] = Registry(
 
 def register_evaluation(cls: E) -> E:
     """Class decorator: register an :class:`Evaluation` subclass under its ``name``."""
-    from bench.evaluations.base import Evaluation, Kind
+    from lipsim_bench.evaluations.base import Evaluation, Kind
 
     if not (isinstance(cls, type) and issubclass(cls, Evaluation)):
         raise BenchError(f"@register_evaluation takes an Evaluation subclass, got {cls!r}")
     if not isinstance(getattr(cls, "name", None), str) or not isinstance(getattr(cls, "kind", None), Kind):
-        raise BenchError(f"evaluation class {cls.__name__} needs a `name` (str) and a `kind` (bench.evaluations.Kind)")
+        raise BenchError(f"evaluation class {cls.__name__} needs a `name` (str) and a `kind` (lipsim_bench.evaluations.Kind)")
     EVALUATIONS.add(cls.name, cls)
     return cls
 

@@ -14,7 +14,7 @@ Choices:
 * Rows at eps 0 are the smoothed metric's own natural score: the smoothed decision's agreement
   with people, an abstention counting as the worst case min(p, 1 - p) (Cohen's "certified accuracy
   at radius 0"). At eps > 0 the smoothed agreement counts where radius > eps, the worst case elsewhere.
-* Noise: common random numbers (:mod:`bench.evaluations.smoothing_noise`), so the numbers do not
+* Noise: common random numbers (:mod:`lipsim_bench.evaluations.smoothing_noise`), so the numbers do not
   depend on the batch size and every metric sees the same noise on the same triplet.
 * Rows: ``radius``, ``p_lower``, ``n_a``, ``prediction`` (1: x1, 0: x0, -1: abstain), ``abstain``;
   ``d0``, ``d1`` are the smoothed metric's distances 1 - P_hat[h picks x_i] (the metric's own are in
@@ -34,17 +34,17 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
-from bench.evaluations.certified import DEFAULT_CERTIFIED_EPS
-from bench.evaluations.radii import certified_agreement
-from bench.evaluations.registry import register_evaluation
-from bench.evaluations.smoothing_noise import noisy_copies, triplet_seed
-from bench.evaluations.smoothing_stats import ABSTAIN, certify_counts, max_radius, select_class
-from metrics import PerceptualMetric
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
+from lipsim_bench.evaluations.certified import DEFAULT_CERTIFIED_EPS
+from lipsim_bench.evaluations.radii import certified_agreement
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.evaluations.smoothing_noise import noisy_copies, triplet_seed
+from lipsim_bench.evaluations.smoothing_stats import ABSTAIN, certify_counts, max_radius, select_class
+from lipsim_bench.metrics import PerceptualMetric
 
 if TYPE_CHECKING:
-    from attacks.base import ThreatModel
+    from lipsim_bench.attacks.base import ThreatModel
 
 #: Reported radii: the certified evaluation's (to compare with Lipschitz certificates) and the dataset's
 #: attack radii up to 0.5 (to compare with APGD). The defaults (sigma 0.25, n 1000, alpha 0.001) cannot

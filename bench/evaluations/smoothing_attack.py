@@ -4,7 +4,7 @@ smoothing certificate against them.
 Each triplet is first certified exactly as ``smoothing`` does (its own code, the same options and the same
 noise: the certificate rows are identical). Every certified triplet (not abstaining) is then attacked at each
 eps by l2 PGD with expectation over transformation on the smoothed soft decision
-(:mod:`bench.evaluations.smoothing_pgd`), and the smoothed decision at x + delta is judged with fresh noise
+(:mod:`lipsim_bench.evaluations.smoothing_pgd`), and the smoothed decision at x + delta is judged with fresh noise
 by Cohen's PREDICT (n samples, two-sided binomial test at level alpha). A triplet counts as *changed* only
 when PREDICT confidently returns the other class; its agreement at eps is then the worse of the two
 classes' (the attacker keeps delta = 0 when flipping would help people agree).
@@ -36,19 +36,19 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
-from bench.evaluations.registry import register_evaluation
-from bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, Smoothing, SmoothingOptions, check_options,
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, Smoothing, SmoothingOptions, check_options,
                                          decision_counts)
-from bench.evaluations.smoothing_noise import triplet_seed
-from bench.evaluations.smoothing_pgd import SmoothedPGD
-from bench.evaluations.smoothing_stats import ABSTAIN, allowed_violations, predict_counts
-from bench.evaluations.twoafc import TwoAFCClassifier
-from metrics import PerceptualMetric
+from lipsim_bench.evaluations.smoothing_noise import triplet_seed
+from lipsim_bench.evaluations.smoothing_pgd import SmoothedPGD
+from lipsim_bench.evaluations.smoothing_stats import ABSTAIN, allowed_violations, predict_counts
+from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
+from lipsim_bench.metrics import PerceptualMetric
 
 if TYPE_CHECKING:
-    from attacks.base import ThreatModel
+    from lipsim_bench.attacks.base import ThreatModel
 
 #: Probability that a sound certifier fails the check anyway (a false alarm), per unit.
 FALSE_ALARM = 1e-6

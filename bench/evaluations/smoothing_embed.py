@@ -25,17 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
-from bench.evaluations.registry import register_evaluation
-from bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, abstentions, check_options, smoothed_rows,
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
+from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, abstentions, check_options, smoothed_rows,
                                          smoothing_radii)
-from bench.evaluations.smoothing_noise import noisy_copies, triplet_seed
-from bench.evaluations.smoothing_stats import hoeffding_slack, margin_certificate, smoothed_lipschitz
-from metrics import MetricSpec, PerceptualMetric
+from lipsim_bench.evaluations.smoothing_noise import noisy_copies, triplet_seed
+from lipsim_bench.evaluations.smoothing_stats import hoeffding_slack, margin_certificate, smoothed_lipschitz
+from lipsim_bench.metrics import MetricSpec, PerceptualMetric
 
 if TYPE_CHECKING:
-    from attacks.base import ThreatModel
+    from lipsim_bench.attacks.base import ThreatModel
 
 
 @dataclass(frozen=True)

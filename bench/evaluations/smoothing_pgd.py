@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
-from bench.evaluations.twoafc import TwoAFCClassifier
+from lipsim_bench.attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
+from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
 
 
 @dataclass(frozen=True)
 class SmoothedPGD:
-    """PGD-EOT on the smoothed soft decision; ``step_size`` None: 2.5 eps / steps (as attacks.pgd)."""
+    """PGD-EOT on the smoothed soft decision; ``step_size`` None: 2.5 eps / steps (as lipsim_bench.attacks.pgd)."""
 
     eps: float
     sigma: float

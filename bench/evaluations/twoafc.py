@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from metrics import PerceptualMetric
+    from lipsim_bench.metrics import PerceptualMetric
 
 
 def twoafc_agreement(d0: Tensor, d1: Tensor, p: Tensor) -> Tensor:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
-from metrics import get_metric_spec
+from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics import get_metric_spec
 
 ATTACK_WORK = Path(__file__).with_name("attack_work.json")
 FORMAT = 1

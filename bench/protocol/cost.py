@@ -8,11 +8,11 @@ only: no model is built.
 Each evaluation owns its cost model (``Evaluation.flops``; n = triplets, F = forward FLOPs,
 B = forward + backward FLOPs per image): clean and certified ones ``3 n F``; an attack per eps
 ``n (3 F + a steps restarts B + F)`` with ``a`` the fraction of triplets still attacked after carried
-flips and proven-robust triplets (:mod:`bench.protocol.attack_work`; 1 = all of them, an upper bound:
+flips and proven-robust triplets (:mod:`lipsim_bench.protocol.attack_work`; 1 = all of them, an upper bound:
 early stopping drops fooled ones too); the direct attack ``n (steps B + 2 F)``.
 
 Seconds = FLOPs / sustained throughput of a :class:`GpuProfile`, unless the metric was measured on
-the machine (:mod:`bench.protocol.device_profile`). FlopCounterMode counts matmul and convolution
+the machine (:mod:`lipsim_bench.protocol.device_profile`). FlopCounterMode counts matmul and convolution
 FLOPs (2 x multiply-adds) only; elementwise work, data loading and Python overhead are folded into
 the assumed utilisation.
 """
@@ -31,10 +31,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from attacks.base import ThreatModel
-from bench.errors import BenchError
-from bench.evaluations import Evaluation, PassCost, get_evaluation
-from bench.evaluations.options import build_options, option_fields
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import Evaluation, PassCost, get_evaluation
+from lipsim_bench.evaluations.options import build_options, option_fields
 
 COST_TABLE = Path(__file__).with_name("cost_table.json")
 

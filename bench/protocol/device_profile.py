@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
-from bench.locations import results_root
+from lipsim_bench.errors import BenchError
+from lipsim_bench.locations import results_root
 
 PROFILE_ENV = "LIPSIM_BENCH_DEVICE_PROFILE"
 PROFILE_NAME = "device_profile.json"

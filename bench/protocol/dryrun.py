@@ -3,24 +3,24 @@
 Nothing is downloaded, built or computed: the data plan comes from the dataset family, weights from
 the registry's availability probes, the units from the same planner the run uses (units already
 stored in the run folder are marked and cost nothing), and the time from each evaluation's own
-``flops`` over :mod:`bench.protocol.cost`'s table, or from this machine's measured images/s
-(:mod:`bench.protocol.estimate`). It never imports the unit loop.
+``flops`` over :mod:`lipsim_bench.protocol.cost`'s table, or from this machine's measured images/s
+(:mod:`lipsim_bench.protocol.estimate`). It never imports the unit loop.
 """
 
 from __future__ import annotations
 
-from bench.datasets import create_dataset, parse_dataset_arg
-from bench.errors import BenchError
-from bench.formatting import format_eps, subsample_phrase
-from bench.locations import results_root
-from bench.protocol.attack_work import LABEL as SCALED_LABEL
-from bench.protocol.attack_work import load_attack_work
-from bench.protocol.device_profile import load_device_profile
-from bench.protocol.estimate import Estimator
-from bench.run.plan import DataIdentity, metric_identity, plan_units
-from bench.run.records import RecordStore
-from bench.run.spec import RunSpec, resolve
-from metrics import get_metric_spec
+from lipsim_bench.datasets import create_dataset, parse_dataset_arg
+from lipsim_bench.errors import BenchError
+from lipsim_bench.formatting import format_eps, subsample_phrase
+from lipsim_bench.locations import results_root
+from lipsim_bench.protocol.attack_work import LABEL as SCALED_LABEL
+from lipsim_bench.protocol.attack_work import load_attack_work
+from lipsim_bench.protocol.device_profile import load_device_profile
+from lipsim_bench.protocol.estimate import Estimator
+from lipsim_bench.run.plan import DataIdentity, metric_identity, plan_units
+from lipsim_bench.run.records import RecordStore
+from lipsim_bench.run.spec import RunSpec, resolve
+from lipsim_bench.metrics import get_metric_spec
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
 ESTIMATE_PER = 1000
@@ -70,7 +70,7 @@ def _weights_lines(config: RunSpec) -> list[str]:
 
 def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     """The dry-run text (printed by the CLI; tests read it)."""
-    from bench.protocol.presets import get_preset
+    from lipsim_bench.protocol.presets import get_preset
 
     lines = ["dry run: nothing is downloaded or computed"]
     if preset:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from attacks.base import ThreatModel
-from bench.evaluations import Evaluation, Kind
-from bench.protocol.attack_work import AttackWork, metric_class, work_mode
-from bench.protocol.cost import ALIASES, DEFAULT_GPU, GpuProfile, evaluation_flops, pass_counts, seconds
-from bench.protocol.device_profile import DeviceProfile
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.evaluations import Evaluation, Kind
+from lipsim_bench.protocol.attack_work import AttackWork, metric_class, work_mode
+from lipsim_bench.protocol.cost import ALIASES, DEFAULT_GPU, GpuProfile, evaluation_flops, pass_counts, seconds
+from lipsim_bench.protocol.device_profile import DeviceProfile
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.errors import BenchError
-from bench.registry import Registry
+from lipsim_bench.errors import BenchError
+from lipsim_bench.registry import Registry
 
 #: The paper's certified radii, as the CLI spells them.
 PAPER_CERTIFIED_EPS = "36/255,72/255,108/255"

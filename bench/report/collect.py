@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.formatting import subsample_phrase
-from bench.report.mixing import unit_settings
-from bench.run.integrity import read_checked
-from bench.run.records import RECORD_FORMAT, read_triplets
-from bench.run.runlog import RunLog
+from lipsim_bench.errors import BenchError
+from lipsim_bench.formatting import subsample_phrase
+from lipsim_bench.report.mixing import unit_settings
+from lipsim_bench.run.integrity import read_checked
+from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
+from lipsim_bench.run.runlog import RunLog
 
 #: seed and settings (the unit's, as JSON) let a table mark a cell computed unlike the rest (bench/report/mixing.py)
 SCORE_COLUMNS = ["metric", "dataset", "split", "evaluation", "norm", "eps", "score", "n", "kind", "seed", "settings"]

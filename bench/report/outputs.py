@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.io import atomic_write_text
-from bench.report.collect import Collected, read_records
-from bench.report.tables import (TablesDocument, certificates_markdown, certificates_table, headline_split, legacy_kind,
+from lipsim_bench.io import atomic_write_text
+from lipsim_bench.report.collect import Collected, read_records
+from lipsim_bench.report.tables import (TablesDocument, certificates_markdown, certificates_table, headline_split, legacy_kind,
                                  provenance_line, render_tables)
 
 TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
@@ -40,7 +40,7 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
     """Diagnostics, scores.csv, triplets.csv, and one table per (dataset, split) in scores.md/.tex."""
     for name, frame in collected.diagnostics.items():
         atomic_write_text(out_dir / name, frame.to_csv(index=False))
-        from bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
+        from lipsim_bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
 
         figure = diagnostic_figure(name, frame)
         if figure is not None:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.evaluations.radii import certified_agreement
-from bench.evaluations.twoafc import twoafc_agreement
-from bench.formatting import format_eps
-from bench.report.tables import legacy_kind
+from lipsim_bench.evaluations.radii import certified_agreement
+from lipsim_bench.evaluations.twoafc import twoafc_agreement
+from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.tables import legacy_kind
 
 #: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
 SCORE_TOLERANCE = 1e-6
@@ -97,7 +97,7 @@ def base_certificate(triplets: pd.DataFrame, metric: str) -> str | None:
 def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray, evaluation: str | None = None) -> np.ndarray:
     """Certified 2AFC score (%) at each radius, exactly as the certificate evaluation scores it.
 
-    Reuses bench.evaluations.radii.certified_agreement on the per-triplet columns: the agreement of the
+    Reuses lipsim_bench.evaluations.radii.certified_agreement on the per-triplet columns: the agreement of the
     rows' decision (from d0, d1, p) where radius > r, the worst agreement min(p, 1 - p) otherwise.
     """
     rows = certified_rows(triplets, metric, evaluation)

@@ -18,8 +18,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench.formatting import format_eps
-from bench.report.plot_data import (
+from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.plot_data import (
     attacked_ids,
     base_certificate,
     certificate_curves,
@@ -35,7 +35,7 @@ from bench.report.plot_data import (
     read_optional,
     triplets_of_split,
 )
-from bench.report.tables import certificate_order, headline_split
+from lipsim_bench.report.tables import certificate_order, headline_split
 
 ONE_COLUMN_IN = 3.3
 TWO_COLUMNS_IN = 6.8

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.formatting import format_eps
-from bench.report.mixing import mark_cells, marker_frame
+from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.mixing import mark_cells, marker_frame
 
 KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 

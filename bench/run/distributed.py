@@ -112,7 +112,7 @@ def merge_shards(parts: list[Any] | None, batch_size: int) -> Any:
     import numpy as np
     import pandas as pd
 
-    from bench.evaluations.base import POSITION
+    from lipsim_bench.evaluations.base import POSITION
 
     frames = [p for p in parts or [] if p is not None and len(p)]
     if not frames:

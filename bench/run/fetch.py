@@ -7,9 +7,9 @@ Offline, a missing file is one line naming it and the command that gets it elsew
 
 from __future__ import annotations
 
-from bench.datasets.base import parse_dataset_arg
-from bench.errors import BenchError
-from metrics import get_metric_spec
+from lipsim_bench.datasets.base import parse_dataset_arg
+from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics import get_metric_spec
 
 
 def ensure_weights(name: str) -> None:

@@ -1,7 +1,7 @@
 """The unit loop: for every planned unit, load its record or compute and store it. Nothing else.
 
 Data flows one way: dataset -> metric.embed -> evaluation -> records. Tables and plots are the
-report layer's job (``bench.report``), called by the CLI and ``bench.evaluate`` on the records
+report layer's job (``lipsim_bench.report``), called by the CLI and ``bench.evaluate`` on the records
 this returns. Under torchrun every rank computes its share of each unit and rank 0 stores it.
 """
 
@@ -16,18 +16,18 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from bench.datasets import TwoAFCDataset, create_dataset
-from bench.evaluations.base import Context, EmbeddingCache, embedded_batches
-from bench.locations import results_root
-from bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
-from bench.errors import BenchError
-from bench.io import atomic_write_text
-from bench.run.plan import (DataIdentity, PlannedUnit, build_metric, execution_order, metric_label, plan_units,
+from lipsim_bench.datasets import TwoAFCDataset, create_dataset
+from lipsim_bench.evaluations.base import Context, EmbeddingCache, embedded_batches
+from lipsim_bench.locations import results_root
+from lipsim_bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
+from lipsim_bench.errors import BenchError
+from lipsim_bench.io import atomic_write_text
+from lipsim_bench.run.plan import (DataIdentity, PlannedUnit, build_metric, execution_order, metric_label, plan_units,
                             random_weights_apply, random_weights_note, seed_everything)
-from bench.run.records import RecordStore, Unit
-from bench.run.runlog import RunLog
-from bench.run.spec import RunSpec, check_subsample, resolve
-from metrics import PerceptualMetric
+from lipsim_bench.run.records import RecordStore, Unit
+from lipsim_bench.run.runlog import RunLog
+from lipsim_bench.run.spec import RunSpec, check_subsample, resolve
+from lipsim_bench.metrics import PerceptualMetric
 
 
 class Store(Protocol):
@@ -91,8 +91,8 @@ def fetch_missing(spec: RunSpec) -> None:
     """Download the data, then the weights, a ``download`` run lacks (never weights with random weights)."""
     if not spec.download:
         return
-    from bench.run.fetch import ensure_dataset, ensure_weights
-    from bench.run.plan import random_weights_requested
+    from lipsim_bench.run.fetch import ensure_dataset, ensure_weights
+    from lipsim_bench.run.plan import random_weights_requested
 
     ensure_dataset(spec.dataset, spec.split, spec.n)
     if not random_weights_requested():

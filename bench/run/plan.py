@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from attacks.base import ThreatModel
-from bench.evaluations import Evaluation
-from bench.run.records import Unit
-from bench.run.spec import ResolvedRun, RunSpec
-from metrics import PerceptualMetric, create_metric, get_metric_spec
-from metrics.precision import with_precision
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.evaluations import Evaluation
+from lipsim_bench.run.records import Unit
+from lipsim_bench.run.spec import ResolvedRun, RunSpec
+from lipsim_bench.metrics import PerceptualMetric, create_metric, get_metric_spec
+from lipsim_bench.metrics.precision import with_precision
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
 #: whole protocol runs offline on real architectures. Results say so in their key and records.
@@ -83,7 +83,7 @@ def seed_everything(seed: int) -> None:
 
 
 def build_metric(name: str, device: torch.device, seed: int, precision: str = "fp32") -> PerceptualMetric:
-    """The metric on ``device`` in ``precision`` (see :mod:`metrics.precision`); seeded, so a random
+    """The metric on ``device`` in ``precision`` (see :mod:`lipsim_bench.metrics.precision`); seeded, so a random
     initialisation is the same on every run and rank."""
     seed_everything(seed)
     metric = create_metric(name, pretrained=False) if random_weights_apply(name) else create_metric(name)

@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.io import atomic_write_bytes, atomic_write_text
-from bench.run.integrity import csv_digest, read_checked, seal
+from lipsim_bench.errors import BenchError
+from lipsim_bench.io import atomic_write_bytes, atomic_write_text
+from lipsim_bench.run.integrity import csv_digest, read_checked, seal
 
 #: Bump when what a record means changes; older records are recomputed, never misread.
 #: 3: keys hold resolved options, evaluation version, data content, adapter source; records hold kind and notes.

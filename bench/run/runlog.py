@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.formatting import format_eps
-from bench.run.records import Unit
+from lipsim_bench.formatting import format_eps
+from lipsim_bench.run.records import Unit
 
 
 class RunLog:

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from attacks.base import ThreatModel
-from bench.errors import BenchError
-from bench.evaluations import Evaluation, get_evaluation
-from bench.evaluations.options import build_options, expand_sweeps
-from metrics.precision import PRECISIONS
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import Evaluation, get_evaluation
+from lipsim_bench.evaluations.options import build_options, expand_sweeps
+from lipsim_bench.metrics.precision import PRECISIONS
 
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
 #: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
@@ -67,7 +67,7 @@ class RunSpec:
     workers: int = 0
     download: bool = False
     verify: bool = False  # attack every triplet, proven robust or not, and check every certificate
-    precision: str = "fp32"  # embeddings of metrics without a Lipschitz bound (metrics.precision): fp32, tf32, bf16, fp16
+    precision: str = "fp32"  # embeddings of metrics without a Lipschitz bound (lipsim_bench.metrics.precision): fp32, tf32, bf16, fp16
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -3,14 +3,14 @@
 ``distill(student, teacher, images, DistillConfig(out=...))`` and
 ``finetune(metric, dataset, FinetuneConfig(out=...))`` both write ``OUT/last.pt`` (resumable),
 ``OUT/log.csv``, ``OUT/final.safetensors`` (state dict only) and ``OUT/train_config.json``.
-The command line is :func:`bench.training.cli.cmd_train` (``run_bench.py train ...``).
+The command line is :func:`lipsim_bench.training.cli.cmd_train` (``run_bench.py train ...``).
 """
 
-from bench.training.checkpoints import load_weights
-from bench.training.config import TrainConfig, TrainResult
-from bench.training.evaluate import evaluate_2afc
-from bench.training.distill import DistillConfig, distill
-from bench.training.finetune import FinetuneConfig, finetune, hinge_loss
+from lipsim_bench.training.checkpoints import load_weights
+from lipsim_bench.training.config import TrainConfig, TrainResult
+from lipsim_bench.training.evaluate import evaluate_2afc
+from lipsim_bench.training.distill import DistillConfig, distill
+from lipsim_bench.training.finetune import FinetuneConfig, finetune, hinge_loss
 
 __all__ = [
     "DistillConfig",

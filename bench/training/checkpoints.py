@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError
-from bench.io import atomic_write, atomic_write_text
-from bench.run.records import provenance
-from bench.training.config import TrainConfig, TrainTask
-from metrics.weightfiles import SAFETENSORS_SUFFIX, WeightsFileError, load_state_file, save_safetensors, torch_load
+from lipsim_bench.errors import BenchError
+from lipsim_bench.io import atomic_write, atomic_write_text
+from lipsim_bench.run.records import provenance
+from lipsim_bench.training.config import TrainConfig, TrainTask
+from lipsim_bench.metrics.weightfiles import SAFETENSORS_SUFFIX, WeightsFileError, load_state_file, save_safetensors, torch_load
 
 CHECKPOINT_FORMAT = 1
 FINAL_WEIGHTS = "final.safetensors"

@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from bench.errors import BenchError
-from bench.training.checkpoints import load_weights
-from bench.training.loop import seed_everything
-from bench.training.distill import DistillConfig, distill
-from bench.training.finetune import FinetuneConfig, finetune
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training.checkpoints import load_weights
+from lipsim_bench.training.loop import seed_everything
+from lipsim_bench.training.distill import DistillConfig, distill
+from lipsim_bench.training.finetune import FinetuneConfig, finetune
 
 #: Trainable student presets by name, each a zero-argument factory of a module with ``embed``
 #: (ideally a PerceptualMetric with an ``input_size`` attribute). Filled by the project's wiring.
@@ -69,7 +69,7 @@ def build_model(name: str, *, option: str = "--student", init: str | None = None
 
 
 def _trainable_metric(name: str, option: str) -> nn.Module:
-    from metrics import MetricError, WeightsUnavailableError, create_metric, list_metrics
+    from lipsim_bench.metrics import MetricError, WeightsUnavailableError, create_metric, list_metrics
 
     try:
         metric = create_metric(name)
@@ -195,7 +195,7 @@ def _eval_set(args: argparse.Namespace):
         if args.eval_split is not None or args.eval_n is not None:
             raise BenchError("--eval-split/--eval-n need --eval-dataset")
         return None
-    from bench.datasets import create_dataset
+    from lipsim_bench.datasets import create_dataset
 
     dataset = create_dataset(args.eval_dataset, args.eval_split).head(args.eval_n)
     dataset.check_files()
@@ -233,7 +233,7 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from bench.datasets import create_dataset
+    from lipsim_bench.datasets import create_dataset
 
     config = FinetuneConfig(**_common_config(args), margin=args.margin, flip=not args.no_flip, rot90=args.rot90,
                             color_jitter=args.color_jitter)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from bench.errors import BenchError
+from lipsim_bench.errors import BenchError
 
 DECAYS = ("cosine", "linear", "none")
 

@@ -29,14 +29,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from bench.datasets import TwoAFCDataset, create_dataset
-from bench.devices import resolve_device
-from bench.errors import BenchError, DatasetError
-from bench.training.augment import distill_views, gaussian_noise
-from bench.training.checkpoints import check_out_dir
-from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
-from bench.training.loop import build_module, require_embed, train, trainable_parameters
-from metrics.weightfiles import load_safetensors, save_safetensors
+from lipsim_bench.datasets import TwoAFCDataset, create_dataset
+from lipsim_bench.devices import resolve_device
+from lipsim_bench.errors import BenchError, DatasetError
+from lipsim_bench.training.augment import distill_views, gaussian_noise
+from lipsim_bench.training.checkpoints import check_out_dir
+from lipsim_bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
+from lipsim_bench.training.loop import build_module, require_embed, train, trainable_parameters
+from lipsim_bench.metrics.weightfiles import load_safetensors, save_safetensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATASET_PREFIX = "dataset:"
@@ -148,7 +148,7 @@ class ImageListDataset(Dataset):
 def resolve_teacher(teacher: nn.Module | str) -> nn.Module:
     """A module as is, or a registered metric name built with ``create_metric`` (frozen, eval mode)."""
     if isinstance(teacher, str):
-        from metrics import MetricError, create_metric
+        from lipsim_bench.metrics import MetricError, create_metric
 
         try:
             teacher = create_metric(teacher)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from bench.evaluations.twoafc import twoafc_score
+from lipsim_bench.evaluations.twoafc import twoafc_score
 
 
 def metric_distance(model: nn.Module, e_a: Tensor, e_b: Tensor) -> Tensor:

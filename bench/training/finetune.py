@@ -24,13 +24,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from bench.datasets import TwoAFCDataset
-from bench.errors import BenchError
-from bench.training.augment import ColorJitter, gaussian_noise, random_grayscale, triplet_flip
-from bench.training.checkpoints import check_out_dir
-from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
-from bench.training.evaluate import metric_distance
-from bench.training.loop import build_module, require_embed, train, trainable_parameters
+from lipsim_bench.datasets import TwoAFCDataset
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training.augment import ColorJitter, gaussian_noise, random_grayscale, triplet_flip
+from lipsim_bench.training.checkpoints import check_out_dir
+from lipsim_bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
+from lipsim_bench.training.evaluate import metric_distance
+from lipsim_bench.training.loop import build_module, require_embed, train, trainable_parameters
 
 
 @dataclass(kw_only=True)

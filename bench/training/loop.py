@@ -20,9 +20,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from bench.devices import resolve_device
-from bench.errors import BenchError
-from bench.training.checkpoints import (
+from lipsim_bench.devices import resolve_device
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training.checkpoints import (
     CHECKPOINT_FORMAT,
     atomic_torch_save,
     check_out_dir,
@@ -31,8 +31,8 @@ from bench.training.checkpoints import (
     write_log,
     write_train_config,
 )
-from bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
-from bench.training.evaluate import evaluate_2afc
+from lipsim_bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
+from lipsim_bench.training.evaluate import evaluate_2afc
 
 
 def seed_everything(seed: int) -> None:

@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-from metrics.convsim import ConvSim
-from metrics.lipsim.metric import LipSim
-from metrics.lipsim.network import list_presets
-from bench.training.cli import register_student
+from lipsim_bench.metrics.convsim import ConvSim
+from lipsim_bench.metrics.lipsim.metric import LipSim
+from lipsim_bench.metrics.lipsim.network import list_presets
+from lipsim_bench.training.cli import register_student
 
 register_student("convsim-tiny")(ConvSim)
 register_student("convsim-flat")(lambda: ConvSim(pool=False))

@@ -47,10 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metrics.base import PerceptualMetric
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.foundation import weights as W
-from metrics.registry import register_metric
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.foundation import weights as W
+from lipsim_bench.metrics.registry import register_metric
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

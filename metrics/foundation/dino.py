@@ -24,11 +24,11 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from metrics.base import PerceptualMetric
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.foundation import weights as W
-from metrics.foundation.clip import INPUT_SIZE, Normalize, resize_square
-from metrics.registry import register_metric
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.foundation import weights as W
+from lipsim_bench.metrics.foundation.clip import INPUT_SIZE, Normalize, resize_square
+from lipsim_bench.metrics.registry import register_metric
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -31,11 +31,11 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from metrics.base import PerceptualMetric
-from metrics.errors import WeightsUnavailableError
-from metrics.foundation import weights as W
-from metrics.foundation.clip import INPUT_SIZE, resize_square
-from metrics.registry import register_metric
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import WeightsUnavailableError
+from lipsim_bench.metrics.foundation import weights as W
+from lipsim_bench.metrics.foundation.clip import INPUT_SIZE, resize_square
+from lipsim_bench.metrics.registry import register_metric
 
 #: registered name -> dreamsim_type
 TYPES = {

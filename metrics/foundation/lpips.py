@@ -32,11 +32,11 @@ import warnings
 import torch
 from torch import Tensor
 
-from metrics.base import PerceptualMetric
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.foundation import weights as W
-from metrics.registry import register_metric
-from metrics.weightfiles import WeightsFileError, check_sha256, torch_load
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.foundation import weights as W
+from lipsim_bench.metrics.registry import register_metric
+from lipsim_bench.metrics.weightfiles import WeightsFileError, check_sha256, torch_load
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1
 #: torchvision names its files after the start of their sha256 (and checks it, but only on download).

@@ -1,6 +1,6 @@
 """Where foundation-model weights live, and probes that find them on disk without ever downloading.
 
-Every adapter in :mod:`metrics.foundation` resolves its files to local paths first and then loads
+Every adapter in :mod:`lipsim_bench.metrics.foundation` resolves its files to local paths first and then loads
 from those paths, so building a metric never touches the network (no hub request, no retries).
 
 Search order (the first place holding all of a metric's files wins):
@@ -17,7 +17,7 @@ Search order (the first place holding all of a metric's files wins):
 
 To fill a weights dir, run the ``how_to_get`` command of a metric on a machine with network, with
 ``HF_HOME=<dir>/huggingface TORCH_HOME=<dir>/torch`` (DreamSim: ``cache_dir=<dir>/dreamsim``), or
-simply ``python -m metrics.foundation.weights fetch <metric> [--dir <dir>]`` which does exactly that;
+simply ``python -m lipsim_bench.metrics.foundation.weights fetch <metric> [--dir <dir>]`` which does exactly that;
 then copy the folder to the offline machine.
 """
 
@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from bench.locations import WEIGHTS_ENV, user_weights_dir
-from metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
+from lipsim_bench.locations import WEIGHTS_ENV, user_weights_dir
+from lipsim_bench.metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
 
 ENV_WEIGHTS_DIR = WEIGHTS_ENV
 
@@ -85,7 +85,7 @@ def how_to_get(metric: str, what: str) -> str:
     return (
         f"run `python run_bench.py fetch {metric}` ({what}; files land in the standard caches: $HF_HOME/hub, "
         f"$TORCH_HOME/hub, ~/.cache/dreamsim), or on a machine with network "
-        f"`python -m metrics.foundation.weights fetch {metric} --dir DIR`, copy DIR here and pass --weights-dir DIR"
+        f"`python -m lipsim_bench.metrics.foundation.weights fetch {metric} --dir DIR`, copy DIR here and pass --weights-dir DIR"
     )
 
 
@@ -172,7 +172,7 @@ def _fetch(name: str, root: Path | None) -> None:
         os.environ["HF_HOME"] = str(root / "huggingface")
         os.environ["TORCH_HOME"] = str(root / "torch")
     os.environ.pop("HF_HUB_OFFLINE", None)
-    from metrics.registry import get_metric_spec, list_metrics
+    from lipsim_bench.metrics.registry import get_metric_spec, list_metrics
 
     fetchable = [n for n in list_metrics() if get_metric_spec(n).fetch is not None]
     if name not in fetchable:

@@ -1,6 +1,6 @@
 """LipSim: 1-Lipschitz SLL feature extractors, their presets and sound Lipschitz bounds."""
 
-from metrics.lipsim.layers import (
+from lipsim_bench.metrics.lipsim.layers import (
     FirstK,
     Flatten,
     PadChannels,
@@ -12,7 +12,7 @@ from metrics.lipsim.layers import (
     safe_inv,
     set_cache_enabled,
 )
-from metrics.lipsim.lipschitz import (
+from lipsim_bench.metrics.lipsim.lipschitz import (
     iter_chain,
     jacobian_norm_lower_bound,
     layer_bounds,
@@ -20,7 +20,7 @@ from metrics.lipsim.lipschitz import (
     network_lipschitz_bound,
     sll_bound,
 )
-from metrics.lipsim.network import (
+from lipsim_bench.metrics.lipsim.network import (
     ConvStage,
     LipSimConfig,
     LipSimNetwork,

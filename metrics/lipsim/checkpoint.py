@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from bench.locations import weights_root
-from metrics.errors import MetricError, WeightsUnavailableError
-from metrics.fingerprint import sha256_file
-from metrics.weightfiles import torch_load
+from lipsim_bench.locations import weights_root
+from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
+from lipsim_bench.metrics.fingerprint import sha256_file
+from lipsim_bench.metrics.weightfiles import torch_load
 
 PREFIXES = ("module.", "model.")
 BASE_ALIASES = {"base.1.": "convs.", "base.2.": "linear."}
@@ -56,7 +56,7 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
 
 
 def weights_dir() -> Path:
-    """``--weights-dir`` / ``$LIPSIM_BENCH_WEIGHTS_DIR``, else ``$LIPSIM_BENCH_CACHE/weights`` (see bench.locations)."""
+    """``--weights-dir`` / ``$LIPSIM_BENCH_WEIGHTS_DIR``, else ``$LIPSIM_BENCH_CACHE/weights`` (see lipsim_bench.locations)."""
     return weights_root()
 
 
@@ -181,7 +181,7 @@ def load_official(network: nn.Module, path: Path, expected_sha256: str | None = 
     return digest
 
 
-if __name__ == "__main__":  # python -m metrics.lipsim.checkpoint [variant ...]
+if __name__ == "__main__":  # python -m lipsim_bench.metrics.lipsim.checkpoint [variant ...]
     for name in sys.argv[1:] or list(OFFICIAL_CHECKPOINTS):
         file = ensure_checkpoint(name)
         print(f"{name}: {file} sha256 {sha256_file(file)}")

@@ -5,7 +5,7 @@ SLL layer (SDP-based Lipschitz Layer, Araujo et al. 2023), with ``W`` of shape (
     h(x) = x - 2 W T^-1 relu(W^T x + b),   T = diag(t),   t_i = sum_j |W^T W|_ij q_j / q_i,   q = exp(q_param)
 
 ``T >= W^T W`` (Gershgorin with the positive scaling ``q``), hence ``||W T^-1/2|| <= 1`` and the layer is
-1-Lipschitz (see :mod:`metrics.lipsim.lipschitz` for the proof and the checker). Parameter names and
+1-Lipschitz (see :mod:`lipsim_bench.metrics.lipsim.lipschitz` for the proof and the checker). Parameter names and
 shapes follow the official LipSim code (``SDPBasedLipschitzLinearLayer`` / ``SDPBasedLipschitzConvLayer``
 in SaraGhazanfari/lipsim, ``lipsim/core/models/l2_lip/layers.py``) so official state dicts load as is:
 the stored matrix is ``W^T`` (``weight`` of shape (inner, features); ``kernel`` of shape

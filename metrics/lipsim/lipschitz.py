@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metrics.lipsim.layers import FirstK, PadChannels, Shift, SLLConv, SLLDense, SumPool
-from metrics.lipsim.network import LipSimNetwork
+from lipsim_bench.metrics.lipsim.layers import FirstK, PadChannels, Shift, SLLConv, SLLDense, SumPool
+from lipsim_bench.metrics.lipsim.network import LipSimNetwork
 
 __all__ = [
     "iter_chain",

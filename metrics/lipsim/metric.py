@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from metrics.base import PerceptualMetric, project_bound
-from metrics.fingerprint import file_fingerprint
-from metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
-from metrics.lipsim.lipschitz import network_lipschitz_bound
-from metrics.lipsim.network import LipSimNetwork, create_lipsim_network
-from metrics.registry import register_metric
-from metrics.resize import resize_lipschitz, resize_to
-from metrics.weights import bundled_metric_options, load_bundled
+from lipsim_bench.metrics.base import PerceptualMetric, project_bound
+from lipsim_bench.metrics.fingerprint import file_fingerprint
+from lipsim_bench.metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
+from lipsim_bench.metrics.lipsim.lipschitz import network_lipschitz_bound
+from lipsim_bench.metrics.lipsim.network import LipSimNetwork, create_lipsim_network
+from lipsim_bench.metrics.registry import register_metric
+from lipsim_bench.metrics.resize import resize_lipschitz, resize_to
+from lipsim_bench.metrics.weights import bundled_metric_options, load_bundled
 
 
 @project_bound  # network_lipschitz_bound: computed from the weights on every change

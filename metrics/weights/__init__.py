@@ -8,9 +8,9 @@ from pathlib import Path
 
 from torch import nn
 
-from metrics.errors import MetricError
-from metrics.fingerprint import file_fingerprint
-from metrics.weightfiles import check_sha256, load_safetensors
+from lipsim_bench.metrics.errors import MetricError
+from lipsim_bench.metrics.fingerprint import file_fingerprint
+from lipsim_bench.metrics.weightfiles import check_sha256, load_safetensors
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-import attacks.apgd as apgd_module
-from attacks import APGD, AttackError, ThreatModel, check_adversarial, clamp_to_image, get_attack, project
-from attacks.base import flat_norms, per_example_loss
+import lipsim_bench.attacks.apgd as apgd_module
+from lipsim_bench.attacks import APGD, AttackError, ThreatModel, check_adversarial, clamp_to_image, get_attack, project
+from lipsim_bench.attacks.base import flat_norms, per_example_loss
 
 torchattacks = pytest.importorskip("torchattacks")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from attacks import APGD, FoolboxMinNorm, TorchattacksAPGD, get_attack
-from attacks.base import flat_norms
+from lipsim_bench.attacks import APGD, FoolboxMinNorm, TorchattacksAPGD, get_attack
+from lipsim_bench.attacks.base import flat_norms
 from tests.attacks.test_apgd import make_batch, make_mlp, one_thread  # noqa: F401 (fixture)
 
 pytest.importorskip("foolbox")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attacks import PGD, get_attack
-from attacks.base import flat_norms
-from attacks.pgd import _random_delta
+from lipsim_bench.attacks import PGD, get_attack
+from lipsim_bench.attacks.base import flat_norms
+from lipsim_bench.attacks.pgd import _random_delta
 from tests.attacks.test_apgd import Recorder, make_batch, make_mlp, one_thread  # noqa: F401 (fixture)
 
 

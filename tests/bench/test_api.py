@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench
-from bench.cli import main
-from bench.errors import BenchError
+import lipsim_bench as bench
+from lipsim_bench.cli import main
+from lipsim_bench.errors import BenchError
 
 
 def test_evaluate_in_memory_equals_the_cli(capsys, night_tree: Path, tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.cli import main
-from metrics import register_metric, unregister_metric
-from metrics.pixel import PixelL2
+from lipsim_bench.cli import main
+from lipsim_bench.metrics import register_metric, unregister_metric
+from lipsim_bench.metrics.pixel import PixelL2
 
 
 def test_apgd_rows_per_eps_and_consistency(capsys, night_tree: Path, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_attack_units_resume_per_eps(capsys, night_tree: Path, tmp_path: Path, m
     out = tmp_path / "run"
     base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify"]
     assert main(base + ["--eps", "0.5,1"]) == 0
-    from bench.evaluations import get_evaluation
+    from lipsim_bench.evaluations import get_evaluation
 
     calls: list[float] = []
     apgd = get_evaluation("apgd")
@@ -79,7 +79,7 @@ def test_histogram_of_direct_attack(capsys, night_tree: Path, tmp_path: Path) ->
 
 
 def test_a_score_that_rises_with_eps_is_reported() -> None:
-    from bench.report.outputs import monotonicity_notes
+    from lipsim_bench.report.outputs import monotonicity_notes
 
     scores = pd.DataFrame(
         {"metric": "m", "split": "test", "evaluation": ["natural", "apgd", "apgd", "apgd"], "norm": [None, "l2", "l2", "l2"],
@@ -95,7 +95,7 @@ def test_batch_size_is_part_of_an_attack_unit(capsys, night_tree: Path, tmp_path
     out = tmp_path / "run"
     base = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out), "--attacks", "apgd", "--steps", "5", "--no-certify", "--eps", "1"]
     assert main(base + ["--batch-size", "4"]) == 0
-    from bench.evaluations import get_evaluation
+    from lipsim_bench.evaluations import get_evaluation
 
     calls: list[float] = []
     apgd = get_evaluation("apgd")

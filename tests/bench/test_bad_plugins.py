@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import main
-from metrics import PerceptualMetric, register_metric, unregister_metric
+from lipsim_bench.cli import main
+from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
 
 NAME = "test-bad-plugin"
 
@@ -95,9 +95,9 @@ def test_bad_lipschitz_bound_is_one_line(capsys, night_tree: Path, tmp_path: Pat
 
 def test_bad_lipschitz_bound_is_caught_by_the_attack_check(night_tree: Path, plugin) -> None:
     """check_certificate (every flip against the certified radius) refuses a nonsense bound instead of passing it."""
-    from bench.errors import BenchError
-    from bench.evaluations.attack import check_certificate
-    from bench.evaluations.base import EmbeddedBatch
+    from lipsim_bench.errors import BenchError
+    from lipsim_bench.evaluations.attack import check_certificate
+    from lipsim_bench.evaluations.base import EmbeddedBatch
 
     metric = type("Neg", (PerceptualMetric,), {"embed": lambda self, x: _mean(x), "lipschitz": -2.0})()
     e = torch.rand(2, 3)

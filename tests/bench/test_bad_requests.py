@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from lipsim_bench.cli import main
 
 BASE = ["--metrics", "pixel-l2", "--evaluations", "natural", "--batch-size", "2"]
 
@@ -69,19 +69,17 @@ def test_out_that_is_a_file_fails_in_one_line(capsys, night_tree: Path, tmp_path
 
 
 def test_a_read_only_out_fails_before_any_unit(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.io
-
+    import lipsim_bench.io
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "run"))
 
-    monkeypatch.setattr(bench.io.tempfile, "mkstemp", refuse)  # root ignores chmod, so simulate it
+    monkeypatch.setattr(lipsim_bench.io.tempfile, "mkstemp", refuse)  # root ignores chmod, so simulate it
     _fails(capsys, BASE + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")], "Permission denied", "--out")
 
 
 def test_a_full_disk_mid_run_keeps_every_finished_unit_and_a_rerun_resumes(
         capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.run.records as records
-
+    import lipsim_bench.run.records as records
     out = tmp_path / "run"
     argv = ["--metrics", "pixel-l2,convsim-tiny", "--evaluations", "natural", "--dataset", f"night:{night_tree}", "--out", str(out)]
     real, calls = records.atomic_write_text, []
@@ -112,8 +110,7 @@ def test_a_cache_path_that_is_a_file_fails_in_one_line(capsys, tmp_path: Path, m
 
 def test_sigterm_ends_a_run_in_one_line_and_keeps_finished_units(capsys, night_tree: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.run.loop as loop
-
+    import lipsim_bench.run.loop as loop
     out = tmp_path / "run"
     argv = ["--metrics", "pixel-l2,convsim-tiny", "--evaluations", "natural", "--dataset", f"night:{night_tree}", "--out", str(out)]
     real, seen = loop.run_unit, []
@@ -148,8 +145,8 @@ def test_outputs_honour_the_umask(capsys, night_tree: Path, tmp_path: Path) -> N
 
 
 def test_an_error_mid_bar_starts_on_a_fresh_line(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.errors import BenchError
-    from bench.evaluations import natural
+    from lipsim_bench.errors import BenchError
+    from lipsim_bench.evaluations import natural
 
     def broken(self, metric, batches, ctx):
         for _ in batches:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.evaluations.radii import certified_agreement, certified_radius, cosine_radius, l2_radius, paper_radius
+from lipsim_bench.evaluations.radii import certified_agreement, certified_radius, cosine_radius, l2_radius, paper_radius
 
 Embed = Callable[[Tensor], Tensor]
 

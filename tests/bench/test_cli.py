@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main, parse_eps
-from bench.errors import BenchError
-from metrics import PerceptualMetric, register_metric, unregister_metric
+from lipsim_bench.cli import main, parse_eps
+from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
 
 
 #: natural scores only: attacks and certificates have their own tests
@@ -68,7 +68,7 @@ def test_rerun_resumes_from_records(capsys, night_tree: Path, tmp_path: Path, mo
     args = ("--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out_dir))
     assert run(capsys, *args)[0] == 0
     first = (out_dir / "scores.csv").read_text()
-    from bench.evaluations import get_evaluation
+    from lipsim_bench.evaluations import get_evaluation
 
     def must_not_run(*a, **k):
         raise AssertionError("a finished unit was recomputed")
@@ -84,7 +84,7 @@ def test_changed_setting_is_recomputed(capsys, night_tree: Path, tmp_path: Path,
     out_dir = tmp_path / "run"
     args = ("--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(out_dir))
     assert run(capsys, *args)[0] == 0
-    from bench.evaluations import get_evaluation
+    from lipsim_bench.evaluations import get_evaluation
 
     calls = []
     natural = get_evaluation("natural")

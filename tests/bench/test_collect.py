@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.cli import main
-from bench.report.tables import to_latex
+from lipsim_bench.cli import main
+from lipsim_bench.report.tables import to_latex
 
 OUTPUTS = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")
 

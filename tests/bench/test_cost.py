@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench.protocol.cost import (
+from lipsim_bench.protocol.cost import (
     DEFAULT_GPU,
     GPU_PROFILES,
     count_flops,
@@ -14,7 +14,7 @@ from bench.protocol.cost import (
     load_cost_table,
     unit_flops,
 )
-from metrics import PerceptualMetric
+from lipsim_bench.metrics import PerceptualMetric
 
 #: benchmarks/flops.py's default list: every metric a paper run can ask for.
 TABLED = (

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.run.distributed import ShardedBatchSampler
-from bench.evaluations import POSITION
-from bench.run.distributed import merge_shards
+from lipsim_bench.run.distributed import ShardedBatchSampler
+from lipsim_bench.evaluations import POSITION
+from lipsim_bench.run.distributed import merge_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 

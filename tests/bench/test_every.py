@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench
-from bench.cli import config_from_args, main, parse_run_args
-from bench.datasets import create_dataset
-from bench.errors import BenchError
-from bench.formatting import ordinal
-from bench.report.collect import read_records
+import lipsim_bench as bench
+from lipsim_bench.cli import config_from_args, main, parse_run_args
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.errors import BenchError
+from lipsim_bench.formatting import ordinal
+from lipsim_bench.report.collect import read_records
 
 
 def test_every_keeps_the_first_and_each_kth_after_n() -> None:

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.cli import main
+from lipsim_bench.cli import main
 
 ATTACK_PLUGIN = '''
 import torch
-from attacks import Attack, register_attack
+from lipsim_bench.attacks import Attack, register_attack
 
 @register_attack
 class {cls}(Attack):

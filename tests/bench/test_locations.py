@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import locations
+from lipsim_bench import locations
 
 
 def test_defaults_follow_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -15,15 +15,15 @@ def test_defaults_follow_the_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv(locations.CACHE_ENV, str(tmp_path / "cache"))
     assert locations.data_root() == tmp_path / "cache"
     assert locations.weights_root() == tmp_path / "cache" / "weights"
-    from bench.datasets.night import default_night_root
+    from lipsim_bench.datasets.night import default_night_root
 
     assert default_night_root() == tmp_path / "cache" / "nights"
 
 
 def test_weights_dir_reaches_lipsim_checkpoints(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(locations.WEIGHTS_ENV, "")  # --weights-dir sets it for the process: undone after the test
-    from bench.cli import main
-    from metrics.lipsim.checkpoint import checkpoint_path
+    from lipsim_bench.cli import main
+    from lipsim_bench.metrics.lipsim.checkpoint import checkpoint_path
 
     folder = tmp_path / "weights"
     folder.mkdir()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report.plots import (
+from lipsim_bench.report.plots import (
     certified_curve,
     radius_panel,
     certified_mismatches,
@@ -18,7 +18,7 @@ from bench.report.plots import (
     headline_split,
     plot_run,
 )
-from bench.evaluations.twoafc import score_rows
+from lipsim_bench.evaluations.twoafc import score_rows
 
 FIGURES = ("robustness_curves", "certified_curves", "radius_scatter", "histograms")
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
@@ -220,7 +220,7 @@ def test_plot_run_needs_a_run_folder(tmp_path: Path) -> None:
 
 
 def test_plot_histograms_keeps_the_runners_call(tmp_path: Path) -> None:
-    from bench.report.plots import histogram_figure, save_figure
+    from lipsim_bench.report.plots import histogram_figure, save_figure
 
     frames = {m: part for m, part in histogram_rows().groupby("metric", sort=False)}
     save_figure(histogram_figure(frames, 1.0), tmp_path / "histogram", ("png", "pdf"))
@@ -240,7 +240,7 @@ def bound_artists(fig) -> dict[str, list]:
 def test_the_histogram_draws_certified_bounds_beside_found_distances_and_old_folders_still_plot(tmp_path: Path) -> None:
     from matplotlib.lines import Line2D
 
-    from bench.report.plots import histogram_figure, histogram_frames
+    from lipsim_bench.report.plots import histogram_figure, histogram_frames
 
     rows = histogram_rows()
     cosine = rows[rows["metric"] == "lip"].assign(metric="lip-cosine", bound=np.linspace(0.2, 0.3, len(IDS)))  # per-triplet bounds

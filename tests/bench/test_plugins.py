@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.errors import BenchError
+from lipsim_bench.cli import main
+from lipsim_bench.errors import BenchError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -46,7 +46,7 @@ def test_toy_kind_and_attack_in_every_table_in_their_column_group(plugin_run: Pa
 def test_toy_plugins_in_plot(plugin_run: Path, capsys) -> None:
     assert main(["plot", str(plugin_run)]) == 0
     capsys.readouterr()
-    from bench.report.plot_data import kinds
+    from lipsim_bench.report.plot_data import kinds
 
     scores = pd.read_csv(plugin_run / "scores.csv")
     panels = scores[kinds(scores) == "attack"][["evaluation", "norm"]].drop_duplicates()
@@ -66,7 +66,7 @@ def test_list_shows_plugins_loaded_from_the_environment(capsys, monkeypatch: pyt
     import os
 
     monkeypatch.setenv("LIPSIM_BENCH_PLUGINS", os.pathsep.join([str(EXAMPLES / "my_attack.py"), str(EXAMPLES / "my_evaluation.py")]))
-    from bench.plugins import load_plugins
+    from lipsim_bench.plugins import load_plugins
 
     load_plugins()
     assert main(["list"]) == 0
@@ -90,7 +90,7 @@ def test_edited_plugin_metric_is_recomputed_and_reuse_is_reported(capsys, tmp_pa
     assert "computed all 1 unit(s)" in capsys.readouterr().out
     assert main(argv) == 0
     assert "reused 1 of 1 unit(s) from earlier runs (computed 20" in capsys.readouterr().out
-    from metrics import unregister_metric
+    from lipsim_bench.metrics import unregister_metric
 
     unregister_metric("mean-colour")
     plugin.write_text(plugin.read_text().replace("+ 0.1", "+ 0.2"))
@@ -131,6 +131,6 @@ def test_broken_plugin_file_is_one_line(capsys, tmp_path: Path) -> None:
     err = capsys.readouterr().err
     assert "bad.py failed to import (RuntimeError: boom)" in err and "Traceback" not in err
     with pytest.raises(BenchError):
-        from bench.plugins import load_plugin_file
+        from lipsim_bench.plugins import load_plugin_file
 
         load_plugin_file(tmp_path / "missing.py")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import config_from_args, main, parse_run_args
-from bench.errors import BenchError
-from bench.protocol.presets import get_preset
-from bench.run.plan import RANDOM_WEIGHTS_ENV
+from lipsim_bench.cli import config_from_args, main, parse_run_args
+from lipsim_bench.errors import BenchError
+from lipsim_bench.protocol.presets import get_preset
+from lipsim_bench.run.plan import RANDOM_WEIGHTS_ENV
 
 
 def test_paper_preset_sets_the_protocol_and_options_override_it() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from metrics import registry
+from lipsim_bench.cli import main
+from lipsim_bench.metrics import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.evaluations.twoafc import score_rows, size_weighted_mean, twoafc_agreement, twoafc_score
+from lipsim_bench.evaluations.twoafc import score_rows, size_weighted_mean, twoafc_agreement, twoafc_score
 
 
 def test_agreement_formula_term_by_term() -> None:

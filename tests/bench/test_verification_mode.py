@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-import bench
-from bench.run.spec import VERIFY_ENV
+import lipsim_bench as bench
+from lipsim_bench.run.spec import VERIFY_ENV
 
 BUNDLED = ["pixel-l2", "convsim-tiny", "lipsim-tiny"]
 PROTOCOL = {"n": 30, "eps": [0.25, 0.5, 1.0, 2.0], "apgd": {"steps": 20}, "batch_size": 15}

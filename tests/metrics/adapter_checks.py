@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from metrics import PerceptualMetric
+from lipsim_bench.metrics import PerceptualMetric
 
 
 def assert_differentiable_and_batch_invariant(metric: PerceptualMetric, n: int, size: int, *, atol: float = 1e-5) -> None:

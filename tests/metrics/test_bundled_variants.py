@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import metrics.weights as bundled
-from bench.errors import BenchError
-from metrics import PerceptualMetric, create_metric, default_metrics, get_metric_spec, list_metrics, register_metric, unregister_metric
-from metrics.convsim import ConvSim
+import lipsim_bench.metrics.weights as bundled
+from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics import PerceptualMetric, create_metric, default_metrics, get_metric_spec, list_metrics, register_metric, unregister_metric
+from lipsim_bench.metrics.convsim import ConvSim
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line
 
 NOISE = "convsim-tiny-noise"

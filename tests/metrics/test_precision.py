@@ -16,11 +16,11 @@ import pytest
 import torch
 from torch import Tensor
 
-from attacks import APGD
-from bench.errors import BenchError
-from bench.evaluations.twoafc import TwoAFCClassifier
-from metrics import PerceptualMetric, create_metric
-from metrics.precision import PRECISIONS, ReducedPrecisionMetric, _tf32, precision_applies, with_precision
+from lipsim_bench.attacks import APGD
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
+from lipsim_bench.metrics import PerceptualMetric, create_metric
+from lipsim_bench.metrics.precision import PRECISIONS, ReducedPrecisionMetric, _tf32, precision_applies, with_precision
 
 timm = pytest.importorskip("timm")
 
@@ -30,7 +30,7 @@ N, SIZE, EPS, STEPS = 8, 64, 0.5, 5
 
 @pytest.fixture(scope="module")
 def vit() -> PerceptualMetric:
-    from metrics.foundation.dino import DinoMetric
+    from lipsim_bench.metrics.foundation.dino import DinoMetric
 
     torch.manual_seed(0)
     model = timm.create_model("vit_small_patch16_224.dino", pretrained=False, img_size=SIZE)

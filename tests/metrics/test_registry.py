@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from metrics import (
+from lipsim_bench.metrics import (
     MetricError,
     PerceptualMetric,
     WeightsUnavailableError,
@@ -11,8 +11,8 @@ from metrics import (
     register_metric,
     unregister_metric,
 )
-from bench import registry as bench_registry
-from metrics import registry
+from lipsim_bench import registry as bench_registry
+from lipsim_bench.metrics import registry
 
 
 def test_pixel_l2_is_registered_bundled_and_exact() -> None:
@@ -117,7 +117,7 @@ def test_random_weights_build_without_available_weights() -> None:
 
 def test_certifiable_is_known_before_building() -> None:
     """From the factory's class or return annotation: the dry run lists certificates only where they can exist."""
-    from metrics import get_metric_spec
+    from lipsim_bench.metrics import get_metric_spec
 
     assert get_metric_spec("lipsim-tiny").certifiable() is True and get_metric_spec("pixel-l2").certifiable() is True
     assert get_metric_spec("convsim-tiny").certifiable() is False and get_metric_spec("clip").certifiable() is False

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import metrics.weights as bundled
-from bench.errors import BenchError
-from metrics import create_metric
-from metrics.lipsim.checkpoint import load_official
-from metrics.lipsim.network import create_lipsim_network
+import lipsim_bench.metrics.weights as bundled
+from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics import create_metric
+from lipsim_bench.metrics.lipsim.checkpoint import load_official
+from lipsim_bench.metrics.lipsim.network import create_lipsim_network
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line, evil_checkpoint
 
 NAMES = ("convsim-tiny", "lipsim-tiny")

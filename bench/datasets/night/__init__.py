@@ -2,24 +2,24 @@
 
 One job per module, none importing a module that imports it back:
 
-* :mod:`~bench.datasets.night.table`: ``data.csv`` (read, validate, select a split) and
+* :mod:`~lipsim_bench.datasets.night.table`: ``data.csv`` (read, validate, select a split) and
   :func:`night_like_dataset`, also used by the bundled ``sample`` set;
-* :mod:`~bench.datasets.night.layout`: the mirror's layout, the cache root, ``ROOT/.fetch`` markers;
-* :mod:`~bench.datasets.night.plan`: what a fetch needs (offline);
-* :mod:`~bench.datasets.night.http`: HTTP Range reads of the remote zip and streamed downloads;
-* :mod:`~bench.datasets.night.integrity`: sha256 pins and the download manifest;
-* :mod:`~bench.datasets.night.fetch`: :func:`fetch_night`, which downloads, checks and extracts.
+* :mod:`~lipsim_bench.datasets.night.layout`: the mirror's layout, the cache root, ``ROOT/.fetch`` markers;
+* :mod:`~lipsim_bench.datasets.night.plan`: what a fetch needs (offline);
+* :mod:`~lipsim_bench.datasets.night.http`: HTTP Range reads of the remote zip and streamed downloads;
+* :mod:`~lipsim_bench.datasets.night.integrity`: sha256 pins and the download manifest;
+* :mod:`~lipsim_bench.datasets.night.fetch`: :func:`fetch_night`, which downloads, checks and extracts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.datasets.base import TwoAFCDataset, register_dataset
-from bench.datasets.night.fetch import fetch_chunk, fetch_night, fetch_night_csv
-from bench.datasets.night.http import HttpRangeFile, NetworkError, network_message
-from bench.datasets.night.integrity import PINNED_SHA256, load_pins
-from bench.datasets.night.layout import (
+from lipsim_bench.datasets.base import TwoAFCDataset, register_dataset
+from lipsim_bench.datasets.night.fetch import fetch_chunk, fetch_night, fetch_night_csv
+from lipsim_bench.datasets.night.http import HttpRangeFile, NetworkError, network_message
+from lipsim_bench.datasets.night.integrity import PINNED_SHA256, load_pins
+from lipsim_bench.datasets.night.layout import (
     DATA_DIR_ENV,
     DEFAULT_NIGHT_BASE_URL,
     FULL_ZIP,
@@ -30,8 +30,8 @@ from bench.datasets.night.layout import (
     default_night_root,
     night_base_url,
 )
-from bench.datasets.night.plan import NightFetchPlan, night_is_complete, plan_night_fetch
-from bench.datasets.night.table import (
+from lipsim_bench.datasets.night.plan import NightFetchPlan, night_is_complete, plan_night_fetch
+from lipsim_bench.datasets.night.table import (
     MIN_VOTES,
     NIGHT_IMAGE_SIZE,
     NIGHT_SPLITS,
@@ -40,7 +40,7 @@ from bench.datasets.night.table import (
     read_night_csv,
     select_split,
 )
-from bench.errors import DatasetError
+from lipsim_bench.errors import DatasetError
 
 __all__ = [
     "DATA_DIR_ENV",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import DatasetError
+from lipsim_bench.errors import DatasetError
 
 SPLIT_VALUES = ("train", "val", "test")
 TRUE_WORDS = frozenset({"true", "1", "1.0", "yes"})

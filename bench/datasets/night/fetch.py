@@ -16,9 +16,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from bench.datasets.night.http import BLOCK, HttpRangeFile, NetworkError, download, network_message
-from bench.datasets.night.integrity import check_pin, load_pins, record_file
-from bench.datasets.night.layout import (
+from lipsim_bench.datasets.night.http import BLOCK, HttpRangeFile, NetworkError, download, network_message
+from lipsim_bench.datasets.night.integrity import check_pin, load_pins, record_file
+from lipsim_bench.datasets.night.layout import (
     FETCH_AGAIN,
     FULL_ZIP,
     KINDS,
@@ -29,9 +29,9 @@ from bench.datasets.night.layout import (
     fetch_dir,
     night_base_url,
 )
-from bench.datasets.night.plan import check_args, missing_images, plan_night_fetch, selected_rows
-from bench.errors import DatasetError
-from bench.io import atomic_write, atomic_write_bytes, atomic_write_text
+from lipsim_bench.datasets.night.plan import check_args, missing_images, plan_night_fetch, selected_rows
+from lipsim_bench.errors import DatasetError
+from lipsim_bench.io import atomic_write, atomic_write_bytes, atomic_write_text
 
 # CRC mismatch / bad header, bad deflate stream, truncated member, unsupported compression method
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bench.datasets.night.layout import FETCH_AGAIN, FULL_ZIP, FULL_ZIP_GB, NIGHT_BASE_URL_ENV
-from bench.errors import DatasetError
+from lipsim_bench.datasets.night.layout import FETCH_AGAIN, FULL_ZIP, FULL_ZIP_GB, NIGHT_BASE_URL_ENV
+from lipsim_bench.errors import DatasetError
 
 READ_AHEAD = 1 << 20  # zipfile reads in small pieces; fetch at least this much per Range request
 BLOCK = 1 << 20

@@ -11,9 +11,9 @@ import re
 import time
 from pathlib import Path
 
-from bench.datasets.night.layout import FETCH_AGAIN, fetch_dir
-from bench.errors import DatasetError
-from bench.io import atomic_write_text
+from lipsim_bench.datasets.night.layout import FETCH_AGAIN, fetch_dir
+from lipsim_bench.errors import DatasetError
+from lipsim_bench.io import atomic_write_text
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.errors import DatasetError
-from bench.locations import DATA_ENV as DATA_DIR_ENV  # noqa: F401  (the variable default_night_root follows)
-from bench.locations import data_root
+from lipsim_bench.errors import DatasetError
+from lipsim_bench.locations import DATA_ENV as DATA_DIR_ENV  # noqa: F401  (the variable default_night_root follows)
+from lipsim_bench.locations import data_root
 
 NIGHT_BASE_URL_ENV = "LIPSIM_BENCH_NIGHT_URL"
 DEFAULT_NIGHT_BASE_URL = "https://data.csail.mit.edu/nights"
@@ -27,7 +27,7 @@ FETCH_AGAIN = "run the fetch again (`python run_bench.py fetch night` with the s
 
 
 def default_night_root() -> Path:
-    """``$LIPSIM_BENCH_DATA/nights`` when set (shared data disks), else ``nights`` in the cache (see bench.locations)."""
+    """``$LIPSIM_BENCH_DATA/nights`` when set (shared data disks), else ``nights`` in the cache (see lipsim_bench.locations)."""
     return data_root() / "nights"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from bench.datasets.night.layout import (
+from lipsim_bench.datasets.night.layout import (
     APPROX_PAIR_GB,
     FETCH_AGAIN,
     FETCH_DIR,
@@ -21,8 +21,8 @@ from bench.datasets.night.layout import (
     chunk_done,
     night_base_url,
 )
-from bench.datasets.night.table import MIN_VOTES, NIGHT_SPLITS, read_night_csv, select_split
-from bench.errors import DatasetError
+from lipsim_bench.datasets.night.table import MIN_VOTES, NIGHT_SPLITS, read_night_csv, select_split
+from lipsim_bench.errors import DatasetError
 
 _CHUNK_RE = re.compile(r"^[\w-]+$")
 

@@ -5,9 +5,9 @@ left, ``distort/..._1.png`` = x1 = right). Columns are read by name. Like every 
 only triplets with ``votes >= 6`` are kept. ``p = right_vote``: the fraction of people who judged
 the right image (x1) closer to the reference.
 
-Every cell is read as the text written (ids stay ``007``; see :mod:`~bench.datasets.night.cells` for the
+Every cell is read as the text written (ids stay ``007``; see :mod:`~lipsim_bench.datasets.night.cells` for the
 rule of each column) and every row is checked, also those the votes filter drops; every image path must
-resolve inside ROOT (:mod:`bench.datasets.paths`), checked before anything looks at the file.
+resolve inside ROOT (:mod:`lipsim_bench.datasets.paths`), checked before anything looks at the file.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.datasets.base import TripletRecord, TwoAFCDataset
-from bench.datasets.night.cells import Cells, parse_bool, parse_count, parse_fraction, parse_split
-from bench.datasets.paths import RootGuard
-from bench.errors import DatasetError
+from lipsim_bench.datasets.base import TripletRecord, TwoAFCDataset
+from lipsim_bench.datasets.night.cells import Cells, parse_bool, parse_count, parse_fraction, parse_split
+from lipsim_bench.datasets.paths import RootGuard
+from lipsim_bench.errors import DatasetError
 
 REQUIRED_COLUMNS = ("id", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet")
 MIN_VOTES = 6

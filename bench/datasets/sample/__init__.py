@@ -41,15 +41,15 @@ sources are decoded by Pillow; ``manifest.json`` records a hash of each decoded 
 output pixels (``pixels_sha256``) to compare builds across machines.
 """
 
-from bench.datasets.sample.build import (
+from lipsim_bench.datasets.sample.build import (
     DATA_COLUMNS,
     META_COLUMNS,
     build_sample_dataset,
     default_cache_dir,
     sample_dataset_root,
 )
-from bench.datasets.sample.png import png_bytes
-from bench.datasets.sample.recipe import DEFAULTS, SAMPLE_VERSION, SPLITS, TEST_SOURCES, TRAIN_SOURCES
+from lipsim_bench.datasets.sample.png import png_bytes
+from lipsim_bench.datasets.sample.recipe import DEFAULTS, SAMPLE_VERSION, SPLITS, TEST_SOURCES, TRAIN_SOURCES
 
 __all__ = [
     "DATA_COLUMNS",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.sample.photos import load_sources, source_name
-from bench.datasets.sample.png import png_bytes
-from bench.datasets.sample.recipe import (
+from lipsim_bench.datasets.sample.photos import load_sources, source_name
+from lipsim_bench.datasets.sample.png import png_bytes
+from lipsim_bench.datasets.sample.recipe import (
     DEFAULTS,
     FLAT_STD,
     FOLDER_SIZE,
@@ -33,8 +33,8 @@ from bench.datasets.sample.recipe import (
     TRAIN_SOURCES,
     VOTES,
 )
-from bench.datasets.sample.triplets import make_triplet
-from bench.locations import cache_root
+from lipsim_bench.datasets.sample.triplets import make_triplet
+from lipsim_bench.locations import cache_root
 
 
 def _recipe() -> dict[str, object]:
@@ -142,7 +142,7 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
         "files": {"data.csv": _sha256(out / "data.csv"), "meta.csv": _sha256(out / "meta.csv")},
         "pixels_sha256": pixels.hexdigest(),
         "software": _software_versions(),
-        "builder": "bench.datasets.sample.build_sample_dataset",
+        "builder": "lipsim_bench.datasets.sample.build_sample_dataset",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.datasets.sample.pixels import downscale
-from bench.datasets.sample.recipe import LEVEL_SCALES, SHIFT_MAX
+from lipsim_bench.datasets.sample.pixels import downscale
+from lipsim_bench.datasets.sample.recipe import LEVEL_SCALES, SHIFT_MAX
 
 
 @dataclass(frozen=True)

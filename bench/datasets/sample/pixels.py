@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.datasets.sample.recipe import FLAT_STD
+from lipsim_bench.datasets.sample.recipe import FLAT_STD
 
 
 def _binomial_blur(img: np.ndarray, order: int) -> np.ndarray:

@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.cli import main
-from bench.datasets import create_dataset
-from bench.datasets.decode import UnsupportedImage, to_rgb_array
-from bench.datasets.images import load_image_uint8
-from bench.errors import DatasetError
+from lipsim_bench.cli import main
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.datasets.decode import UnsupportedImage, to_rgb_array
+from lipsim_bench.datasets.images import load_image_uint8
+from lipsim_bench.errors import DatasetError
 from tests.bench.datasets.test_bapps import make_bapps_subset
 
 RNG = np.random.default_rng(12)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.datasets import create_dataset
-from bench.datasets.night import plan_night_fetch
-from bench.errors import DatasetError
+from lipsim_bench.cli import main
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.datasets.night import plan_night_fetch
+from lipsim_bench.errors import DatasetError
 from tests.bench.datasets.test_bapps import make_bapps_subset
 from tests.conftest import make_night_tree, write_png
 

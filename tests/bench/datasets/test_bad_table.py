@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.cli import main
-from bench.datasets import create_dataset
-from bench.errors import DatasetError
+from lipsim_bench.cli import main
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.errors import DatasetError
 from tests.bench.datasets.test_bad_paths import set_cell
 from tests.conftest import make_night_tree
 

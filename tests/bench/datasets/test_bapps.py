@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.datasets import create_dataset
-from bench.errors import DatasetError
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.errors import DatasetError
 from tests.conftest import write_png
 
 

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.datasets import create_dataset
-from bench.errors import DatasetError
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.errors import DatasetError
 from tests.conftest import make_night_tree
 
 
@@ -93,8 +93,8 @@ def test_resize_is_bicubic_like_pil(night_tree: Path) -> None:
 
 def test_images_are_decoded_once_and_read_back_identically(night_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run reads every image once per unit: the dataset decodes each file once, within its memory budget."""
-    import bench.datasets.base as base
-    from bench.datasets.images import load_image
+    import lipsim_bench.datasets.base as base
+    from lipsim_bench.datasets.images import load_image
 
     calls: list[Path] = []
     real = base.load_image_uint8

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench.datasets import create_dataset
-from bench.datasets import night as nf
-from bench.errors import DatasetError
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.datasets import night as nf
+from lipsim_bench.errors import DatasetError
 from tests.bench.datasets.http_fixture import ServerState, start_server
 
 # (chunk, split, is_imagenet, votes) per triplet, id = position. Test triplets kept (votes >= 6): 2, 3, 6, 8.
@@ -308,7 +308,7 @@ def test_default_root_and_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def test_paper_preset_fetches_what_n_needs_then_runs(server: ServerState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The preset end to end with 'network': NIGHT's cache is filled with just the chunks of the first 2 test triplets."""
-    from bench.cli import main
+    from lipsim_bench.cli import main
 
     monkeypatch.setenv(nf.DATA_DIR_ENV, str(tmp_path / "data"))
     out = tmp_path / "run"

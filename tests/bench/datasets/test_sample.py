@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.datasets.sample import build as sample
-from bench.datasets.sample import (
+from lipsim_bench.datasets.sample import build as sample
+from lipsim_bench.datasets.sample import (
     SAMPLE_VERSION,
     build_sample_dataset,
     default_cache_dir,
@@ -124,7 +124,7 @@ def test_answers_are_about_content_not_pixels(moderate: Path) -> None:
 
 
 def test_night_loader_reads_it(small: Path) -> None:
-    from bench.datasets.night import read_night_csv, select_split
+    from lipsim_bench.datasets.night import read_night_csv, select_split
 
     frame = read_night_csv(small)
     assert len(select_split(frame, "train")) == 40

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import bench
-import bench.evaluations.base as evaluation_base
-from bench.errors import BenchError
-from bench.evaluations.decided import as_bool, l2_ball_radius
-from bench.run.spec import VERIFY_ENV
-from metrics import register_metric, unregister_metric
-from metrics.pixel import PixelL2
+import lipsim_bench as bench
+import lipsim_bench.evaluations.base as evaluation_base
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius
+from lipsim_bench.run.spec import VERIFY_ENV
+from lipsim_bench.metrics import register_metric, unregister_metric
+from lipsim_bench.metrics.pixel import PixelL2
 
 EPS = [0.25, 0.5, 1.0, 2.0]
 

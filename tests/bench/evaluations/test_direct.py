@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from bench.evaluations.base import Context
-from bench.evaluations.direct import Direct, DirectOptions, distance_bound
-from metrics import PerceptualMetric
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context
+from lipsim_bench.evaluations.direct import Direct, DirectOptions, distance_bound
+from lipsim_bench.metrics import PerceptualMetric
 from tests.bench.evaluations.test_smoothing import embedded
 
 EPS = 0.5

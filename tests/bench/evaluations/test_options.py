@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from attacks.base import ThreatModel
-from bench.errors import BenchError
-from bench.evaluations import Kind, get_evaluation
-from bench.evaluations.options import build_options, parse_set
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import Kind, get_evaluation
+from lipsim_bench.evaluations.options import build_options, parse_set
 
 
 @dataclass(frozen=True)

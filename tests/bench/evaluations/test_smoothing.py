@@ -19,18 +19,18 @@ import torch
 from scipy.stats import binom, norm
 from torch import Tensor
 
-import bench
-import bench.evaluations.smoothing as smoothing_module
-from bench.errors import BenchError
-from bench.evaluations import get_evaluation
-from bench.evaluations.base import Context, EmbeddedBatch
-from bench.evaluations.options import build_options
-from bench.evaluations.radii import certified_agreement
-from bench.evaluations.smoothing import DEFAULT_SMOOTHING_EPS, Smoothing, SmoothingOptions
-from bench.evaluations.smoothing_stats import Certificate, certify_counts, clopper_pearson_lower, max_radius
-from bench.evaluations.twoafc import twoafc_agreement
-from bench.report.plots import certified_mismatches, plot_run
-from metrics import PerceptualMetric
+import lipsim_bench as bench
+import lipsim_bench.evaluations.smoothing as smoothing_module
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch
+from lipsim_bench.evaluations.options import build_options
+from lipsim_bench.evaluations.radii import certified_agreement
+from lipsim_bench.evaluations.smoothing import DEFAULT_SMOOTHING_EPS, Smoothing, SmoothingOptions
+from lipsim_bench.evaluations.smoothing_stats import Certificate, certify_counts, clopper_pearson_lower, max_radius
+from lipsim_bench.evaluations.twoafc import twoafc_agreement
+from lipsim_bench.report.plots import certified_mismatches, plot_run
+from lipsim_bench.metrics import PerceptualMetric
 
 SIGMA = 0.25
 ALPHA = 0.001

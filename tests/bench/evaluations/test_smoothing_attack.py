@@ -17,16 +17,16 @@ import torch
 from scipy.stats import binomtest
 from torch import Tensor
 
-import bench
-import bench.evaluations.smoothing as smoothing_module
-import bench.evaluations.smoothing_attack as attack_module
-from bench.errors import BenchError
-from bench.evaluations import get_evaluation
-from bench.evaluations.base import Context, EmbeddedBatch, Kind
-from bench.evaluations.options import build_options
-from bench.evaluations.smoothing import Smoothing
-from bench.evaluations.smoothing_attack import SmoothingAttack, SmoothingAttackOptions, score_pairs
-from bench.evaluations.smoothing_stats import ABSTAIN, allowed_violations, certify_counts, predict_counts
+import lipsim_bench as bench
+import lipsim_bench.evaluations.smoothing as smoothing_module
+import lipsim_bench.evaluations.smoothing_attack as attack_module
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Kind
+from lipsim_bench.evaluations.options import build_options
+from lipsim_bench.evaluations.smoothing import Smoothing
+from lipsim_bench.evaluations.smoothing_attack import SmoothingAttack, SmoothingAttackOptions, score_pairs
+from lipsim_bench.evaluations.smoothing_stats import ABSTAIN, allowed_violations, certify_counts, predict_counts
 from tests.bench.evaluations.test_smoothing import HalfSpace, embedded
 
 EPS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)

@@ -18,15 +18,15 @@ import torch
 from scipy.stats import binom, norm
 from torch import Tensor
 
-import bench
-import bench.evaluations.smoothing_stats as stats
-from bench.errors import BenchError
-from bench.evaluations.base import Context, EmbeddedBatch
-from bench.evaluations.options import build_options
-from bench.evaluations.smoothing import Smoothing, SmoothingOptions
-from bench.evaluations.smoothing_embed import SmoothingEmbed, SmoothingEmbedOptions
-from bench.evaluations.smoothing_stats import hoeffding_slack, smoothed_lipschitz
-from metrics import PerceptualMetric
+import lipsim_bench as bench
+import lipsim_bench.evaluations.smoothing_stats as stats
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch
+from lipsim_bench.evaluations.options import build_options
+from lipsim_bench.evaluations.smoothing import Smoothing, SmoothingOptions
+from lipsim_bench.evaluations.smoothing_embed import SmoothingEmbed, SmoothingEmbedOptions
+from lipsim_bench.evaluations.smoothing_stats import hoeffding_slack, smoothed_lipschitz
+from lipsim_bench.metrics import PerceptualMetric
 
 SIGMA, ALPHA = 0.25, 0.001
 
@@ -139,7 +139,7 @@ def test_bad_options_are_one_line(option: str, value: str) -> None:
 
 def test_end_to_end_for_cosine_metrics_only() -> None:
     result = bench.evaluate(metric=["pixel-l2", "lipsim-tiny"], dataset="sample", n=4, evaluations=["natural", "smoothing-embed"],
-                            plugins=["bench.evaluations.smoothing_embed"], **{"smoothing-embed": {"n": 50}})
+                            plugins=["lipsim_bench.evaluations.smoothing_embed"], **{"smoothing-embed": {"n": 50}})
     rows = result.triplets[result.triplets["evaluation"] == "smoothing-embed(sigma=0.25)"]
     assert set(rows["metric"]) == {"lipsim-tiny"} and len(rows.drop_duplicates("id")) == 4
     largest = (1 - hoeffding_slack(50, ALPHA)) / smoothed_lipschitz(SIGMA)

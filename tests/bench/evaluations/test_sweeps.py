@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench
-from bench.cli import config_from_args, parse_run_args
-from bench.errors import BenchError
-from bench.evaluations.options import expand_sweeps
-from bench.report.collect import read_records
-from bench.run.spec import RunSpec, resolve
+import lipsim_bench as bench
+from lipsim_bench.cli import config_from_args, parse_run_args
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.options import expand_sweeps
+from lipsim_bench.report.collect import read_records
+from lipsim_bench.run.spec import RunSpec, resolve
 
 
 def test_expand_sweeps_makes_one_option_set_per_value_in_order() -> None:

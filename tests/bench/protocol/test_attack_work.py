@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench.protocol.attack_work as attack_work
-from attacks.base import ThreatModel
-from bench.cli import main
-from bench.errors import BenchError
-from bench.evaluations import get_evaluation
-from bench.evaluations.options import build_options
-from bench.protocol.attack_work import LABEL, load_attack_work, work_mode
-from bench.protocol.cost import evaluation_flops, seconds
-from bench.protocol.estimate import Estimator
+import lipsim_bench.protocol.attack_work as attack_work
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.cli import main
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
+from lipsim_bench.evaluations.options import build_options
+from lipsim_bench.protocol.attack_work import LABEL, load_attack_work, work_mode
+from lipsim_bench.protocol.cost import evaluation_flops, seconds
+from lipsim_bench.protocol.estimate import Estimator
 
 SCRIPT = Path(__file__).parents[3] / "benchmarks" / "attack_work.py"
 #: (metric, eps): counts of correct triplets attacked, carried, proven; plus 5 incorrect ones and clean rows.

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from attacks.base import ThreatModel
-from bench.cli import main
-from bench.errors import BenchError
-from bench.evaluations import get_evaluation
-from bench.evaluations.options import build_options
-from bench.protocol.cost import evaluation_flops, pass_counts, seconds
-from bench.protocol.device_profile import PROFILE_ENV, load_device_profile
-from bench.protocol.estimate import Estimator
+from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.cli import main
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
+from lipsim_bench.evaluations.options import build_options
+from lipsim_bench.protocol.cost import evaluation_flops, pass_counts, seconds
+from lipsim_bench.protocol.device_profile import PROFILE_ENV, load_device_profile
+from lipsim_bench.protocol.estimate import Estimator
 
 FWD, FWD_BWD = 30.0, 10.0  # images/s of the made-up device
 

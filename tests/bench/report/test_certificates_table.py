@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench
-from bench.report.collect import read_records
-from bench.report.outputs import report_runs
-from bench.report.plots import certified_figure
-from bench.report.tables import certificates_table
+import lipsim_bench as bench
+from lipsim_bench.report.collect import read_records
+from lipsim_bench.report.outputs import report_runs
+from lipsim_bench.report.plots import certified_figure
+from lipsim_bench.report.tables import certificates_table
 
 
 def scores(rows: list[tuple[str, str, str, float | None, float]]) -> pd.DataFrame:

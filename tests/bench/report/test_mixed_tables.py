@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import main
-from bench.report.tables import render_tables
-from metrics import PerceptualMetric, register_metric, unregister_metric
+from lipsim_bench.cli import main
+from lipsim_bench.report.tables import render_tables
+from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
 
 SAMPLE = ("--attacks", "apgd", "--eps", "0.5", "--steps", "2", "--no-certify", "--batch-size", "4")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.datasets import create_dataset
-from bench.run.plan import DataIdentity, plan_units
-from bench.run.records import RECORD_FORMAT
-from bench.run.spec import RunSpec, resolve
+from lipsim_bench.datasets import create_dataset
+from lipsim_bench.run.plan import DataIdentity, plan_units
+from lipsim_bench.run.records import RECORD_FORMAT
+from lipsim_bench.run.spec import RunSpec, resolve
 
 
 def _keys(spec: RunSpec, root: Path | None = None) -> dict[tuple, str]:
@@ -53,7 +53,7 @@ def test_data_is_keyed_by_content_not_path(night_tree: Path, tmp_path: Path) -> 
 
 
 def test_records_of_an_older_format_are_recomputed(capsys, night_tree: Path, tmp_path: Path) -> None:
-    from bench.cli import main
+    from lipsim_bench.cli import main
 
     out = tmp_path / "run"
     argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--evaluations", "natural", "--out", str(out)]
@@ -68,7 +68,7 @@ def test_records_of_an_older_format_are_recomputed(capsys, night_tree: Path, tmp
 
 
 def test_precision_enters_the_key_only_where_it_applies() -> None:
-    from bench.run.plan import metric_identity
+    from lipsim_bench.run.plan import metric_identity
 
     assert metric_identity("convsim-tiny", 0, "bf16")["precision"] == "bf16"
     assert "precision" not in metric_identity("convsim-tiny", 0)
@@ -76,8 +76,7 @@ def test_precision_enters_the_key_only_where_it_applies() -> None:
 
 
 def test_a_bf16_run_keeps_the_decisions_of_fp32() -> None:
-    import bench
-
+    import lipsim_bench as bench
     fp32 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40)
     bf16 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40, precision="bf16")
     assert fp32.records[0]["key"] != bf16.records[0]["key"]
@@ -86,7 +85,7 @@ def test_a_bf16_run_keeps_the_decisions_of_fp32() -> None:
 
 
 def test_fp16_on_cpu_is_one_line(capsys) -> None:
-    from bench.cli import main
+    from lipsim_bench.cli import main
 
     assert main(["--metrics", "pixel-l2", "--evaluations", "natural", "--precision", "fp16", "--device", "cpu"]) == 2
     err = capsys.readouterr().err

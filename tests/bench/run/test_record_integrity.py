@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.cli import main
-from bench.report.collect import read_records
-from bench.run.records import RecordStore, Unit
+from lipsim_bench.cli import main
+from lipsim_bench.report.collect import read_records
+from lipsim_bench.run.records import RecordStore, Unit
 
 ARGV = ["--metrics", "pixel-l2", "--evaluations", "natural", "--batch-size", "2"]
 

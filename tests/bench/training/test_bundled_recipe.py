@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.datasets.night import night_like_dataset
-from bench.datasets.sample import build_sample_dataset
-from bench.training import DistillConfig, FinetuneConfig, distill, finetune
-from metrics.convsim import ConvSim
-from metrics.lipsim.metric import LipSim
+from lipsim_bench.datasets.night import night_like_dataset
+from lipsim_bench.datasets.sample import build_sample_dataset
+from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, finetune
+from lipsim_bench.metrics.convsim import ConvSim
+from lipsim_bench.metrics.lipsim.metric import LipSim
 
 
 @pytest.fixture(scope="module")

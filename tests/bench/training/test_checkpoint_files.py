@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.errors import BenchError
-from bench.training import distill
-from bench.training import cli as train_cli
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training import distill
+from lipsim_bench.training import cli as train_cli
 from tests.bench.training.test_training import ToyStudent, ToyTeacher, distill_config, image_folder, state_equal  # noqa: F401
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line, evil_checkpoint, flip_tensor_byte
 
@@ -68,7 +68,7 @@ def test_intact_checkpoint_still_loads(run_file: Path, toy) -> None:
 
 
 def test_final_weights_are_safetensors_and_self_checking(tmp_path: Path, toy) -> None:
-    from bench.training.checkpoints import save_final_weights
+    from lipsim_bench.training.checkpoints import save_final_weights
 
     torch.manual_seed(0)
     model = ToyStudent()
@@ -111,7 +111,7 @@ def test_crafted_last_checkpoint_runs_nothing(tmp_path: Path, image_folder: Path
 
 
 def test_load_resume_checkpoint_refuses_damage(tmp_path: Path, image_folder: Path) -> None:  # noqa: F811
-    from bench.training.checkpoints import load_resume_checkpoint
+    from lipsim_bench.training.checkpoints import load_resume_checkpoint
 
     out = _interrupted(tmp_path, image_folder)
     assert load_resume_checkpoint(out / "last.pt")["step"] > 0
@@ -151,7 +151,7 @@ def test_crafted_distillation_cache_runs_nothing(tmp_path: Path, image_folder: P
 def test_intact_distillation_cache_is_reused(tmp_path: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     import importlib
 
-    D = importlib.import_module("bench.training.distill")  # the package re-exports a function of that name
+    D = importlib.import_module("lipsim_bench.training.distill")  # the package re-exports a function of that name
     out = _interrupted(tmp_path, image_folder)
     assert _cache(out).suffix == ".safetensors"
     monkeypatch.setattr(D, "unit_teacher_embeddings", lambda *a, **k: pytest.fail("the teacher pass ran again"))

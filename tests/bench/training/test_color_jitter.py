@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from bench.training import FinetuneConfig
-from bench.training import cli as train_cli
-from bench.training.finetune import FinetuneStep
+from lipsim_bench.training import FinetuneConfig
+from lipsim_bench.training import cli as train_cli
+from lipsim_bench.training.finetune import FinetuneStep
 from tests.bench.training.test_noise import Recorder, triplet_batch
 
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.datasets import TwoAFCDataset
-from bench.errors import BenchError
-from bench.training import DistillConfig, FinetuneConfig, distill, finetune
-from bench.training import cli as train_cli
-from bench.training.augment import gaussian_noise
-from bench.training.checkpoints import load_state_dict_file
-from bench.training.distill import DistillStep
-from bench.training.finetune import FinetuneStep
-from metrics.base import PerceptualMetric
+from lipsim_bench.datasets import TwoAFCDataset
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, finetune
+from lipsim_bench.training import cli as train_cli
+from lipsim_bench.training.augment import gaussian_noise
+from lipsim_bench.training.checkpoints import load_state_dict_file
+from lipsim_bench.training.distill import DistillStep
+from lipsim_bench.training.finetune import FinetuneStep
+from lipsim_bench.metrics.base import PerceptualMetric
 from tests.bench.training.test_training import SIZE, ToyStudent, ToyTeacher, toy_2afc
 from tests.conftest import make_night_tree
 

@@ -13,17 +13,17 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from bench.datasets import TripletRecord, TwoAFCDataset
-from bench.errors import BenchError
-from bench.training import DistillConfig, FinetuneConfig, distill, evaluate_2afc, finetune, hinge_loss
-from bench.training import cli as train_cli
-from bench.training.augment import distill_views, triplet_flip
-from bench.training.checkpoints import load_state_dict_file
-from bench.training.loop import WarmupDecay
-from bench.training.distill import ImageListDataset, find_images, make_targets, rmse
-from bench.training.finetune import decided_triplets
-from metrics.base import PerceptualMetric
-from metrics.registry import register_metric, unregister_metric
+from lipsim_bench.datasets import TripletRecord, TwoAFCDataset
+from lipsim_bench.errors import BenchError
+from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, evaluate_2afc, finetune, hinge_loss
+from lipsim_bench.training import cli as train_cli
+from lipsim_bench.training.augment import distill_views, triplet_flip
+from lipsim_bench.training.checkpoints import load_state_dict_file
+from lipsim_bench.training.loop import WarmupDecay
+from lipsim_bench.training.distill import ImageListDataset, find_images, make_targets, rmse
+from lipsim_bench.training.finetune import decided_triplets
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.registry import register_metric, unregister_metric
 from tests.conftest import make_night_tree
 
 SIZE = 16

@@ -13,10 +13,10 @@ from PIL import Image
 
 open_clip = pytest.importorskip("open_clip")
 
-from metrics import WeightsUnavailableError, get_metric_spec, list_metrics  # noqa: E402
-from metrics.foundation import clip as C  # noqa: E402
-from metrics.foundation import weights as W  # noqa: E402
-from metrics import registry  # noqa: E402
+from lipsim_bench.metrics import WeightsUnavailableError, get_metric_spec, list_metrics  # noqa: E402
+from lipsim_bench.metrics.foundation import clip as C  # noqa: E402
+from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
+from lipsim_bench.metrics import registry  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 TEXT = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
@@ -147,7 +147,7 @@ def test_registered_names() -> None:
     assert expected <= names
     assert "TeCoA4-convnext_base_w" in get_metric_spec("rclip").weights
     for name in expected:
-        assert "metrics.foundation.weights fetch" in get_metric_spec(name).how_to_get
+        assert "lipsim_bench.metrics.foundation.weights fetch" in get_metric_spec(name).how_to_get
 
 
 def test_tag_weights_found_in_weights_dir_and_loaded_strictly(offline_caches: Path, tmp_path: Path) -> None:
@@ -193,7 +193,7 @@ def test_every_architecture_builds_offline(name: str) -> None:
 
 
 def test_fetch_command_targets_the_weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m metrics.foundation.weights fetch NAME --dir DIR`` downloads into DIR's cache layout."""
+    """``python -m lipsim_bench.metrics.foundation.weights fetch NAME --dir DIR`` downloads into DIR's cache layout."""
     for key in (W.ENV_WEIGHTS_DIR, "HF_HOME", "TORCH_HOME", "HF_HUB_OFFLINE"):  # restored after the test
         monkeypatch.setenv(key, "unset")
     seen = {}

@@ -11,9 +11,9 @@ from torch import nn
 
 timm = pytest.importorskip("timm")
 
-from metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
-from metrics.foundation import dino as D  # noqa: E402
-from metrics.foundation import weights as W  # noqa: E402
+from lipsim_bench.metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
+from lipsim_bench.metrics.foundation import dino as D  # noqa: E402
+from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 TINY = {"depth": 2, "embed_dim": 64, "num_heads": 2}

@@ -22,9 +22,9 @@ from torch import nn
 pytest.importorskip("dreamsim")
 pytest.importorskip("peft")
 
-from metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
-from metrics.foundation import dreamsim as DS  # noqa: E402
-from metrics.foundation import weights as W  # noqa: E402
+from lipsim_bench.metrics import WeightsUnavailableError, get_metric_spec  # noqa: E402
+from lipsim_bench.metrics.foundation import dreamsim as DS  # noqa: E402
+from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 HUBCONF = textwrap.dedent(

@@ -9,10 +9,10 @@ import torch
 
 lpips = pytest.importorskip("lpips")
 
-from metrics import MetricError, WeightsUnavailableError, get_metric_spec  # noqa: E402
-from metrics.foundation import lpips as L  # noqa: E402
-from metrics.fingerprint import sha256_file  # noqa: E402
-from metrics.foundation import weights as W  # noqa: E402
+from lipsim_bench.metrics import MetricError, WeightsUnavailableError, get_metric_spec  # noqa: E402
+from lipsim_bench.metrics.foundation import lpips as L  # noqa: E402
+from lipsim_bench.metrics.fingerprint import sha256_file  # noqa: E402
+from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 

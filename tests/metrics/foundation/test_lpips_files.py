@@ -10,11 +10,11 @@ import torch
 
 lpips = pytest.importorskip("lpips")
 
-from bench.errors import BenchError  # noqa: E402
-from metrics import get_metric_spec  # noqa: E402
-from metrics.fingerprint import sha256_file  # noqa: E402
-from metrics.foundation import lpips as L  # noqa: E402
-from metrics.foundation import weights as W  # noqa: E402
+from lipsim_bench.errors import BenchError  # noqa: E402
+from lipsim_bench.metrics import get_metric_spec  # noqa: E402
+from lipsim_bench.metrics.fingerprint import sha256_file  # noqa: E402
+from lipsim_bench.metrics.foundation import lpips as L  # noqa: E402
+from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line, evil_checkpoint  # noqa: E402
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from metrics import MetricError, WeightsUnavailableError, create_metric
-from metrics.lipsim.checkpoint import download, load_official, sha256_file
-from metrics.lipsim.network import create_lipsim_network
+from lipsim_bench.metrics import MetricError, WeightsUnavailableError, create_metric
+from lipsim_bench.metrics.lipsim.checkpoint import download, load_official, sha256_file
+from lipsim_bench.metrics.lipsim.network import create_lipsim_network
 
 
 def official_small_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:

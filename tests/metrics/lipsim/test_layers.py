@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.lipsim import (
+from lipsim_bench.metrics.lipsim import (
     FirstK,
     Flatten,
     PadChannels,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from metrics.lipsim import (
+from lipsim_bench.metrics.lipsim import (
     ConvStage,
     FirstK,
     Flatten,
