@@ -12,7 +12,9 @@ try:
 except ModuleNotFoundError as error:
     if error.name != "lipsim_bench":
         raise
-    sys.exit('error: the package lipsim_bench is not installed: run `python -m pip install -e .` in this folder first')
+    print("error: the package lipsim_bench is not installed: run `python -m pip install -e .` in this folder first",
+          file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     sys.exit(main())
