@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from lipsim_bench.extras import require
 from lipsim_bench.attacks.base import Attack, Model, Norm, clamp_to_image, flat_norms, predict, project, restrict
 from lipsim_bench.attacks.registry import register_attack
 
@@ -84,7 +85,7 @@ class TorchattacksAPGD(Attack):
         return x_adv
 
     def _torchattacks(self, model: Model, x: torch.Tensor, y: torch.Tensor, restarts: int, seed: int) -> torch.Tensor:
-        import torchattacks
+        torchattacks = require("torchattacks", "the torchattacks APGD attack")
 
         with contextlib.redirect_stdout(io.StringIO()):  # "Failed to set device" for parameterless models
             attack = torchattacks.APGD(
@@ -123,7 +124,7 @@ class FoolboxMinNorm(Attack):
 
     def minimal_adversarial(self, model: Model, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x_min, radii)``: foolbox's minimal adversarial per example and its norm (inf if not adversarial)."""
-        import foolbox as fb
+        fb = require("foolbox", "the foolbox minimum-norm attack")
 
         attack = getattr(fb.attacks, _FOOLBOX_ATTACKS[(self.method, self.norm)])(steps=self.steps)
         fmodel = fb.PyTorchModel(as_module(model), bounds=(0.0, 1.0), device=x.device)

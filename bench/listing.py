@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
+from lipsim_bench.extras import missing_extras
 from lipsim_bench.evaluations.options import option_fields
 from lipsim_bench.protocol.presets import list_presets
 from lipsim_bench.metrics import get_metric_spec, list_metrics
@@ -16,7 +17,10 @@ def _metric_lines() -> list[str]:
         available = "yes" if spec.is_available() else "no"
         bundled = "bundled" if spec.bundled else "-"
         line = f"  {name:<18} {bundled:<8} weights: {available:<4} {spec.description}"
-        if not spec.is_available() and spec.how_to_get:
+        extras = missing_extras(spec.requires)
+        if extras:
+            line += f"\n  {'':<18} needs: pip install 'lipsim-bench[{','.join(extras)}]'"
+        elif not spec.is_available() and spec.how_to_get:
             line += f"\n  {'':<18} get them: {spec.how_to_get}"
         lines.append(line)
     return lines

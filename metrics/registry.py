@@ -11,6 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from lipsim_bench.extras import require
 from lipsim_bench.registry import Registry
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
@@ -42,6 +43,7 @@ class MetricSpec:
     fingerprint: Callable[[], str] | None = None
     fetch: Callable[[], object] | None = None
     default_run: bool = True
+    requires: tuple[str, ...] = ()  # optional libraries (lipsim_bench.extras) the factory imports
 
     def weights_id(self) -> str:
         """What identifies the weights a build would load (part of every result key: new weights, new key)."""
@@ -96,6 +98,7 @@ def register_metric(
     fingerprint: Callable[[], str] | None = None,
     fetch: Callable[[], object] | None = None,
     default_run: bool = True,
+    requires: tuple[str, ...] = (),
 ) -> Callable[[Factory], Factory]:
     """Register a factory (a function or a PerceptualMetric subclass) under ``name``.
 
@@ -108,6 +111,8 @@ def register_metric(
     ``default_run=False`` keeps a bundled metric out of the default run (``python run_bench.py``):
     it ships and is listed, but runs only when named (e.g. a variant for one evaluation, whose
     numbers in every default table would change the reference run).
+    ``requires`` names the optional libraries the factory imports: a missing one is reported (with the
+    extra that installs it) before anything else, weights included.
     """
 
     def decorator(factory: Factory) -> Factory:
@@ -123,6 +128,7 @@ def register_metric(
             fingerprint=fingerprint,
             fetch=fetch,
             default_run=default_run,
+            requires=tuple(requires),
         )
         METRICS.add(name, spec, same=lambda old, new: old.factory is new.factory)
         return factory
@@ -155,6 +161,8 @@ def get_metric_spec(name: str) -> MetricSpec:
 def create_metric(name: str, **kwargs: object) -> PerceptualMetric:
     """Build the metric registered under ``name`` in eval mode with frozen parameters."""
     spec = get_metric_spec(name)
+    for module in spec.requires:
+        require(module, f"metric {name!r}")
     # pretrained=False builds the architecture with random weights: nothing to find on disk
     if kwargs.get("pretrained") is not False and not spec.is_available():
         hint = spec.how_to_get or "see `python run_bench.py list`"

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from lipsim_bench.datasets.base import parse_dataset_arg
 from lipsim_bench.errors import BenchError
+from lipsim_bench.extras import require
 from lipsim_bench.metrics import get_metric_spec
 
 
 def ensure_weights(name: str) -> None:
     """Download the weights of metric ``name`` unless they are already here."""
     spec = get_metric_spec(name)
+    for module in spec.requires:  # the library first: fetching needs it, and so does running
+        require(module, f"metric {name!r}")
     if spec.is_available():
         return
     if spec.fetch is None:

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
@@ -97,9 +98,7 @@ class OpenClipMetric(PerceptualMetric):
 
 
 def _open_clip():
-    import open_clip
-
-    return open_clip
+    return require("open_clip", "CLIP and OpenCLIP metrics")
 
 
 def create_open_clip_metric(
@@ -175,6 +174,7 @@ OPENCLIP_LAION400M = {
     available=CLIP_OPENAI.available,
     fingerprint=lambda: W.cache_file_fingerprint(CLIP_OPENAI.local_file()),
     fetch=CLIP_OPENAI.fetch,
+    requires=("open_clip",),
     how_to_get=CLIP_OPENAI.how_to_get("clip"),
 )
 def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetric:
@@ -191,6 +191,7 @@ def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetr
     available=OPENCLIP_LAION400M["laion400m_e32"].available,
     fingerprint=lambda: W.cache_file_fingerprint(OPENCLIP_LAION400M["laion400m_e32"].local_file()),
     fetch=OPENCLIP_LAION400M["laion400m_e32"].fetch,
+    requires=("open_clip",),
     how_to_get=OPENCLIP_LAION400M["laion400m_e32"].how_to_get("open-clip"),
 )
 def open_clip_laion400m(pretrained: bool = True, tag: str = "laion400m_e32", activation: str = "quickgelu") -> OpenClipMetric:
@@ -260,6 +261,7 @@ def _register_rclip(name: str, spec: RobustClip) -> None:
         how_to_get=spec.how_to_get(name),
         fingerprint=lambda: f"{spec.hf_repo}@{(spec.local_dir() or Path('missing')).name}",
         fetch=spec.fetch,
+        requires=("open_clip",),
     )(factory)
 
 

@@ -24,6 +24,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
@@ -83,10 +84,11 @@ HOW_TO_GET = W.how_to_get("dino", f"timm.create_model('{TIMM_NAME}', pretrained=
     fingerprint=lambda: W.cache_file_fingerprint(_local_weights()),
     how_to_get=HOW_TO_GET,
     fetch=lambda: _fetch(),
+    requires=("timm",),
 )
 def dino(pretrained: bool = True, feature: str = "cls_prenorm") -> DinoMetric:
     """DINO ViT-B/16; ``feature="cls"`` for timm's post-norm CLS token."""
-    import timm
+    timm = require("timm", "the DINO metric")
 
     if feature not in FEATURES:
         raise MetricError(f"feature must be one of {FEATURES}, got {feature!r}")
@@ -100,6 +102,6 @@ def dino(pretrained: bool = True, feature: str = "cls_prenorm") -> DinoMetric:
 
 
 def _fetch() -> None:
-    import timm
+    timm = require("timm", "the DINO metric")
 
     timm.create_model(TIMM_NAME, pretrained=True, cache_dir=str(W.hf_caches()[0]))

@@ -31,6 +31,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
@@ -65,6 +66,8 @@ REQUIRED_FILES: dict[str, list[str]] = {
 }
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
+DREAMSIM = "DreamSim metrics"
+
 
 def _has_files(folder: Path, dreamsim_type: str) -> bool:
     if not all((folder / f).is_file() for f in REQUIRED_FILES[dreamsim_type]):
@@ -96,7 +99,7 @@ class DreamSimMetric(PerceptualMetric):
     def _apply(self, fn, recurse: bool = True):  # type: ignore[no-untyped-def]
         """``.to(device/dtype)`` for DreamSim's parts that nn.Module does not move: each extractor keeps
         its CLIP projection as a plain tensor and moves it to a fixed ``device`` string at every call."""
-        from dreamsim.feature_extraction.extractor import ViTExtractor
+        ViTExtractor = require("dreamsim.feature_extraction.extractor", DREAMSIM).ViTExtractor
 
         super()._apply(fn, recurse)
         device = next(self.model.parameters()).device
@@ -119,7 +122,7 @@ def _quiet() -> Iterator[None]:
 
 def load_dreamsim(dreamsim_type: str, cache_dir: str | Path, device: str = "cpu") -> nn.Module:
     """``dreamsim(pretrained=True, ...)`` from a complete cache folder, restoring torch.hub's dir."""
-    from dreamsim import dreamsim
+    dreamsim = require("dreamsim", DREAMSIM).dreamsim
 
     # it prints "Using cached ..." and, for DINO branches, makes cache_dir the process-wide torch.hub dir
     with W.preserve_torch_hub_dir(), contextlib.redirect_stdout(io.StringIO()), _quiet():
@@ -137,7 +140,8 @@ class QuickGELU(nn.Module):  # named like DreamSim's own
 
 def random_backbone(model_type: str):
     """What ``ViTExtractor.create_model(model_type)`` returns, with random weights and no file access."""
-    from dreamsim.feature_extraction.vision_transformer import DINOHead, vit_base
+    vit = require("dreamsim.feature_extraction.vision_transformer", DREAMSIM)
+    DINOHead, vit_base = vit.DINOHead, vit.vit_base
 
     if model_type == "dino_vitb16":
         return vit_base(patch_size=16, num_classes=0), DINOHead(768, 2048)
@@ -158,10 +162,11 @@ def random_backbone(model_type: str):
 
 def build_random_dreamsim(dreamsim_type: str, device: str = "cpu") -> nn.Module:
     """DreamSim's model for ``dreamsim_type`` (LoRA-wrapped like ``dreamsim()``) with random weights."""
-    from dreamsim.config import dreamsim_args
-    from dreamsim.feature_extraction.extractor import ViTExtractor
-    from dreamsim.model import PerceptualModel
-    from peft import LoraConfig, get_peft_model
+    dreamsim_args = require("dreamsim.config", DREAMSIM).dreamsim_args
+    ViTExtractor = require("dreamsim.feature_extraction.extractor", DREAMSIM).ViTExtractor
+    PerceptualModel = require("dreamsim.model", DREAMSIM).PerceptualModel
+    peft = require("peft", DREAMSIM)
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
 
     original = ViTExtractor.__dict__["create_model"]
     ViTExtractor.create_model = staticmethod(lambda model_type, load_dir="./models": random_backbone(model_type))
@@ -190,7 +195,7 @@ def _register(name: str, dreamsim_type: str) -> None:
         return DreamSimMetric(load_dreamsim(dreamsim_type, folder), dreamsim_type)
 
     def fetch() -> None:
-        from dreamsim import dreamsim
+        dreamsim = require("dreamsim", DREAMSIM).dreamsim
 
         folder = W.dreamsim_caches()[0]
         folder.mkdir(parents=True, exist_ok=True)
@@ -206,6 +211,7 @@ def _register(name: str, dreamsim_type: str) -> None:
         available=lambda: find_cache(dreamsim_type) is not None,
         fingerprint=lambda: f"{dreamsim_type}@{find_cache(dreamsim_type)}",
         fetch=fetch,
+        requires=("dreamsim",),
         how_to_get=how,
     )(factory)
 

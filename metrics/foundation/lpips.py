@@ -32,6 +32,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
@@ -94,10 +95,11 @@ HOW_TO_GET = W.how_to_get("lpips", f"torchvision.models.alexnet(weights='IMAGENE
     fingerprint=lambda: W.cache_file_fingerprint(W.find_torch_checkpoint(ALEXNET_FILE)),
     how_to_get=HOW_TO_GET,
     fetch=lambda: _fetch(),
+    requires=("lpips",),
 )
 def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
     """LPIPS AlexNet; ``pretrained=False`` keeps the shipped heads but a random trunk (offline tests)."""
-    import lpips
+    lpips = require("lpips", "the LPIPS metric")
 
     # pnet_rand=True: build the trunk without torchvision's download; the heads (pretrained=True) come from the wheel.
     with warnings.catch_warnings():
