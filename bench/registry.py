@@ -11,12 +11,46 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+#: Attributes under which a registry entry keeps the code it was made from (a metric's factory, a
+#: dataset's builder, the attack behind an attack evaluation); the entry itself otherwise.
+_SOURCE_ATTRIBUTES = ("attack_cls", "factory", "builder")
+
+
+def _source(entry: object) -> object:
+    for attribute in _SOURCE_ATTRIBUTES:
+        inner = getattr(entry, attribute, None)
+        if inner is not None:
+            return inner
+    return entry
+
+
+def origin(entry: object) -> str:
+    """The module an entry's code comes from ('' when it has none, e.g. a preset)."""
+    source = _source(entry)
+    module = getattr(source, "__module__", None) if isinstance(source, type) or callable(source) else None
+    return module if isinstance(module, str) else ""
+
+
+def is_project(entry: object) -> bool:
+    """Whether the project itself registered ``entry`` (its code lives in lipsim_bench)."""
+    return origin(entry).startswith("lipsim_bench.")  # plugin files load as lipsim_bench_plugin_*, without the dot
+
+
+def describe(entry: object) -> str:
+    """``APGD (lipsim_bench.attacks.apgd)`` or ``Mine (/path/plugin.py)``: what a user can find."""
+    source = _source(entry)
+    what = getattr(source, "__qualname__", None) or getattr(source, "name", None) or type(source).__name__
+    module = origin(entry)
+    where = module if is_project(entry) else getattr(sys.modules.get(module), "__file__", None) or module
+    return f"{what} ({where})" if where else str(what)
 
 
 class Registry(Generic[T]):
@@ -31,6 +65,7 @@ class Registry(Generic[T]):
         error: type[Exception] = KeyError,
         hint: str = "see `python run_bench.py list`",
         derived: Callable[[], dict[str, T]] | None = None,
+        derived_kind: str = "attack",
     ) -> None:
         self.kind = kind
         self.builtins = builtins
@@ -40,18 +75,52 @@ class Registry(Generic[T]):
         self._derived = derived
         self._entries: dict[str, T] = {}
         self._loaded = False
+        self._derived_kind = derived_kind  # what the derived entries are made from
+        self._reserved: list[tuple[str, Callable[[], dict[str, object]]]] = []
+
+    def reserve(self, kind: str, taken: Callable[[], dict[str, object]]) -> None:
+        """Names another registry holds that a plugin entry here must not take (an attack named 'natural'
+        would become an evaluation hidden by the built-in one)."""
+        self._reserved.append((kind, taken))
 
     # -- writing ---------------------------------------------------------------------------------
 
     def add(self, name: str, entry: T, *, same: Callable[[T, T], bool] | None = None) -> T:
-        """Register ``entry`` under ``name``; a different entry under a taken name is an error."""
+        """Register ``entry`` under ``name``; a different entry under a taken name is an error.
+
+        The built-ins are loaded before any other entry is added, so a plugin can never take a
+        built-in's name (and silently its column) by registering first; a name derived from another
+        registry (an attack's evaluation) is taken too.
+        """
         if not name or not isinstance(name, str):
             raise self.error(f"a {self.kind} needs a non-empty name, got {name!r}")
+        if not is_project(entry):
+            self.load()
         old = self._entries.get(name)
         if old is not None and old is not entry and not (same and same(old, entry)):
-            raise self.error(f"{self.kind} {name!r} is registered twice ({old!r} and {entry!r}); rename one")
+            raise self.error(self._collision(name, old, entry))
+        if old is None and self._derived is not None and not is_project(entry):
+            taken = self._derived().get(name)
+            if taken is not None:
+                raise self.error(f"{self.kind} {name!r} from {describe(entry)} has the name of the {self._derived_kind} "
+                                 f"{describe(taken)}, whose {self.kind} it would replace; give yours another name")
+        for kind, reserved in self._reserved if not is_project(entry) else ():
+            other = reserved().get(name)
+            if other is not None:
+                raise self.error(f"{self.kind} {name!r} from {describe(entry)} has the name of the {kind} {describe(other)} "
+                                 f"and would be hidden by it; give the {self.kind} another name")
         self._entries[name] = entry
         return entry
+
+    def _collision(self, name: str, old: T, new: T) -> str:
+        """One line: which two entries want ``name``, and which one must move."""
+        if is_project(old) and not is_project(new):
+            return (f"{self.kind} {name!r} is built in ({describe(old)}); {describe(new)} cannot replace it: "
+                    f"give yours another name, e.g. {name + '-mine'!r}")
+        if is_project(new) and not is_project(old):
+            return (f"{self.kind} {name!r} is built in ({describe(new)}); {describe(old)} cannot replace it: "
+                    f"give yours another name, e.g. {name + '-mine'!r}")
+        return f"{self.kind} {name!r} is registered twice ({describe(old)} and {describe(new)}); rename one"
 
     def remove(self, name: str) -> None:
         """Forget ``name`` (tests use it to clean up toy plugins)."""
@@ -75,7 +144,16 @@ class Registry(Generic[T]):
     def _all(self) -> dict[str, T]:
         self.load()
         derived = self._derived() if self._derived else {}
+        for name in sorted(set(derived) & set(self._entries)):  # an attack registered after an evaluation of its name
+            own, other = self._entries[name], derived[name]
+            raise self.error(f"{self._derived_kind} {name!r} from {describe(other)} has the name of the {self.kind} "
+                             f"{describe(own)} and would be hidden by it; give the {self._derived_kind} another name")
         return {**derived, **self._entries}
+
+    def own(self) -> dict[str, T]:
+        """The registered entries, built-ins loaded, without the derived ones."""
+        self.load()
+        return dict(self._entries)
 
     def names(self) -> list[str]:
         return sorted(self._all())

@@ -32,6 +32,16 @@ EVALUATIONS: Registry[type["Evaluation"]] = Registry(
 )
 
 
+def _reserve_evaluation_names() -> None:
+    """An attack becomes the evaluation of its name: a plugin attack may not take an evaluation's name."""
+    from lipsim_bench.attacks import ATTACKS
+
+    ATTACKS.reserve("evaluation", EVALUATIONS.own)  # type: ignore[arg-type]
+
+
+_reserve_evaluation_names()
+
+
 def register_evaluation(cls: E) -> E:
     """Class decorator: register an :class:`Evaluation` subclass under its ``name``."""
     from lipsim_bench.evaluations.base import Evaluation, Kind

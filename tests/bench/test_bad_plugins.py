@@ -110,3 +110,88 @@ def test_good_plugin_still_runs_every_path(capsys, night_tree: Path, tmp_path: P
     plugin(_mean, lipschitz=1.0)
     code, err = _run(capsys, night_tree, tmp_path / "r", "natural", "apgd", "certified", "direct")
     assert code == 0, err
+
+
+# -- a plugin cannot take a built-in's name (and silently its column) ---------------------------------------
+
+from lipsim_bench.attacks import ATTACKS, list_attacks  # noqa: E402
+from lipsim_bench.evaluations import EVALUATIONS, list_evaluations  # noqa: E402
+
+BUILTIN_EVALUATIONS = list_evaluations()  # natural, certified, direct, smoothing*, and one per built-in attack
+BUILTIN_ATTACKS = list_attacks()
+
+EVALUATION_PLUGIN = '''
+from lipsim_bench.evaluations import Evaluation, Kind, register_evaluation
+
+@register_evaluation
+class Mine(Evaluation):
+    name = "{name}"
+    kind = Kind.CLEAN
+    description = "a plugin evaluation that takes a built-in's name"
+'''
+
+ATTACK_ON_NAME = '''
+from lipsim_bench.attacks import Attack, register_attack
+
+@register_attack
+class Mine(Attack):
+    name = "{name}"
+
+    def perturb(self, model, x, y):
+        return x
+'''
+
+
+@pytest.mark.parametrize("name", BUILTIN_EVALUATIONS)
+def test_a_plugin_evaluation_cannot_take_a_builtin_name(capsys, tmp_path: Path, name: str) -> None:
+    """Each built-in evaluation (attack evaluations included): the plugin is refused at import, naming both."""
+    before = EVALUATIONS.get(name)
+    plugin = tmp_path / f"eval_{name.replace('-', '_')}.py"
+    plugin.write_text(EVALUATION_PLUGIN.format(name=name))
+    code = main(["--plugin", str(plugin), "--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural", "--out", str(tmp_path / "r")])
+    line = _one_line(code, capsys.readouterr().err)
+    assert f"'{name}'" in line and str(plugin) in line and "give yours another name" in line, line
+    assert EVALUATIONS.get(name) is before and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("name", sorted(set(BUILTIN_EVALUATIONS) | set(BUILTIN_ATTACKS)))
+def test_a_plugin_attack_cannot_take_a_builtin_name(capsys, tmp_path: Path, name: str) -> None:
+    """A built-in attack's name, or a built-in evaluation's (the attack's evaluation would be hidden by it)."""
+    plugin = tmp_path / f"attack_{name.replace('-', '_')}.py"
+    plugin.write_text(ATTACK_ON_NAME.format(name=name))
+    code = main(["--plugin", str(plugin), "--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural", "--out", str(tmp_path / "r")])
+    line = _one_line(code, capsys.readouterr().err)
+    assert f"attack '{name}'" in line and str(plugin) in line and "another name" in line, line
+    assert sorted(ATTACKS.names()) == BUILTIN_ATTACKS and list_evaluations() == BUILTIN_EVALUATIONS
+
+
+def test_an_attack_registered_after_an_evaluation_of_its_name_fails_every_read(tmp_path: Path) -> None:
+    """Two plugins in that order: the clash is one error on the next read, not a silently hidden attack."""
+    from lipsim_bench.errors import BenchError
+    from lipsim_bench.plugins import load_plugin_file
+
+    first, second = tmp_path / "clash_eval.py", tmp_path / "clash_attack.py"
+    first.write_text(EVALUATION_PLUGIN.format(name="test-clash"))
+    second.write_text("from lipsim_bench.attacks import ATTACKS, Attack\n"
+                      "class Late(Attack):\n    name = 'test-clash'\n    def perturb(self, model, x, y):\n        return x\n"
+                      "ATTACKS._entries['test-clash'] = Late  # past the reservation, as a registry read in another order would\n")
+    try:
+        load_plugin_file(first)
+        load_plugin_file(second)
+        with pytest.raises(BenchError, match="attack 'test-clash' from Late .* would be hidden by it; give the attack another name"):
+            list_evaluations()
+    finally:
+        EVALUATIONS.remove("test-clash")
+        ATTACKS.remove("test-clash")
+
+
+def test_a_plugin_under_a_new_name_still_registers(tmp_path: Path) -> None:
+    plugin = tmp_path / "eval_new_name.py"
+    plugin.write_text(EVALUATION_PLUGIN.format(name="test-new-name"))
+    from lipsim_bench.plugins import load_plugin_file
+
+    try:
+        load_plugin_file(plugin)
+        assert "test-new-name" in list_evaluations()
+    finally:
+        EVALUATIONS.remove("test-new-name")
