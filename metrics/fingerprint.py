@@ -81,3 +81,70 @@ def source_fingerprint(factory: object) -> str:
         except OSError:
             digest.update(b"<unreadable>")
     return "src:" + digest.hexdigest()[:16]
+
+
+#: Project modules that name, register or explain things but compute no number: editing a message must
+#: not recompute every record.
+NOT_COMPUTING = ("errors", "registry", "extras", "fingerprint")
+
+
+def _user_code(module: object) -> bool:
+    """Whether a module is the project's or a plugin's code: ``lipsim_bench.*``, or a file outside the
+    Python installation and its site-packages (a ``--plugin`` file, a user's helper module)."""
+    import sysconfig
+
+    name = getattr(module, "__name__", "") or ""
+    if name.rsplit(".", 1)[-1] in NOT_COMPUTING:
+        return False
+    if name.startswith("lipsim_bench"):
+        return True
+    file = getattr(module, "__file__", None)
+    if not file or name.split(".")[0] in ("torch", "numpy", "pandas", "scipy", "PIL"):
+        return False
+    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    resolved = str(Path(file).resolve())
+    return not any(resolved.startswith(str(Path(p).resolve())) for p in installed)
+
+
+def code_files(*classes: type) -> list[Path]:
+    """The files whose code decides what instances of ``classes`` compute.
+
+    The modules of each class and of its bases (the MRO, as for adapters), then, transitively, every
+    project or plugin module those modules use (a module, function or class among their globals):
+    an attack's ``perturb`` calls helpers in ``attacks.base``, an evaluation calls ``decided`` and
+    ``radii``. Installed libraries (torch, numpy, ...) are keyed by version instead.
+    """
+    import inspect
+    import sys
+
+    todo = [sys.modules.get(base.__module__) for cls in classes for base in cls.__mro__]
+    seen: set[str] = set()
+    files: set[Path] = set()
+    while todo:
+        module = todo.pop()
+        name = getattr(module, "__name__", None)
+        if module is None or name in seen or not _user_code(module):
+            continue
+        seen.add(name)
+        try:
+            files.add(Path(inspect.getsourcefile(module)).resolve())  # type: ignore[arg-type]
+        except (TypeError, OSError):
+            pass
+        for value in list(vars(module).values()):
+            used = value if inspect.ismodule(value) else sys.modules.get(getattr(value, "__module__", None) or "")
+            if used is not None and getattr(used, "__name__", None) not in seen and (inspect.ismodule(value) or callable(value)):
+                todo.append(used)
+    return sorted(files)
+
+
+def code_fingerprint(*classes: type) -> str:
+    """``src:<sha256 prefix>`` of :func:`code_files` (part of every unit key: an edited attack or
+    evaluation, built-in or plugin, never reuses the numbers of its earlier code)."""
+    digest = hashlib.sha256()
+    for path in code_files(*classes):
+        digest.update(path.name.encode())
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return "src:" + digest.hexdigest()[:16]

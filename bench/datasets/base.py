@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
+from lipsim_bench.datasets.content import content_hashes
 from lipsim_bench.datasets.images import load_image_uint8, to_unit_float
 from lipsim_bench.errors import DatasetError
 from lipsim_bench.registry import Registry
@@ -38,14 +39,6 @@ class TripletRecord:
 #: once per unit (natural, certified, each attack eps), and decoding NIGHT's 768x768 PNGs costs more than
 #: a forward pass of most metrics.
 IMAGE_CACHE_BYTES = 4 << 30
-
-
-def _size_and_mtime(path: Path) -> tuple[int, int]:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return (-1, -1)  # missing: check_files names it
-    return (stat.st_size, stat.st_mtime_ns)
 
 
 class TwoAFCDataset(Dataset):
@@ -127,20 +120,23 @@ class TwoAFCDataset(Dataset):
 
     def fingerprint(self) -> str:
         """The content of the selected triplets: ids, image paths relative to their common root, p,
-        groups, and each image file's size and modification time.
+        groups, and the sha256 of each image file.
 
-        Part of every unit key instead of the root's path: the same data elsewhere (copied with its
-        times) reuses records; another data.csv, other votes, or an image changed in place does not.
-        Size and mtime stand in for the bytes: hashing every image would read all of NIGHT each run.
+        Part of every unit key instead of the root's path: the same data elsewhere reuses records;
+        another data.csv, other votes, or an image replaced by other bytes (even of the same size, with
+        its modification time kept) does not. Each file is hashed once and remembered by path, size,
+        times and inode (:mod:`lipsim_bench.datasets.content`), so a rerun reads no image.
         """
         paths = [str(p) for rec in self.records for p in (rec.ref, rec.x0, rec.x1)]
         root = os.path.commonpath(paths) if paths else ""
         digest = hashlib.sha256(f"{self.name}|{self.split}|{self.image_size}".encode())
-        stats: dict[str, tuple[int, int]] = {}
+        hashes = content_hashes()
+        files: dict[str, str] = {}
         for rec in self.records:
             rel = [os.path.relpath(str(p), root) for p in (rec.ref, rec.x0, rec.x1)]
-            files = [stats.setdefault(str(p), _size_and_mtime(p)) for p in (rec.ref, rec.x0, rec.x1)]
-            digest.update(json.dumps([rec.id, *rel, repr(float(rec.p)), rec.group, files]).encode())
+            shas = [files.setdefault(str(p), hashes.sha256(p) or "missing") for p in (rec.ref, rec.x0, rec.x1)]
+            digest.update(json.dumps([rec.id, *rel, repr(float(rec.p)), rec.group, shas]).encode())
+        hashes.save()
         return f"sha256:{digest.hexdigest()[:16]}"
 
     def check_files(self) -> None:

@@ -2,7 +2,9 @@
 
 A record is reused by a rerun and read by ``report`` only when every check passes; otherwise the
 caller is told why (one line) and the unit is recomputed (run) or skipped (report). A truncated,
-edited or odd-typed file can therefore never become a number in a table.
+edited or odd-typed file can therefore never become a number in a table. The checksum is plain
+sha256 (it catches damage); an edited and resealed score is caught by recomputing every score from
+the record's own triplet rows (:mod:`lipsim_bench.run.scorecheck`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from lipsim_bench.run.scorecheck import score_problem
 
 TEXT_COLUMNS = {"id": str, "group": str}
 
@@ -131,4 +135,7 @@ def read_checked(json_path: Path, format_version: int) -> tuple[dict[str, Any], 
     if problem:
         return problem
     frame = load_triplets_checked(record, json_path.parent)
-    return frame if isinstance(frame, str) else (record, frame)
+    if isinstance(frame, str):
+        return frame
+    problem = score_problem(record["scores"], frame, record["unit"]["split"], record["evaluation"]["kind"], record["applies"])
+    return problem if problem else (record, frame)

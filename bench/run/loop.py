@@ -26,6 +26,7 @@ from lipsim_bench.run.plan import (DataIdentity, PlannedUnit, build_metric, exec
                             random_weights_apply, random_weights_note, seed_everything)
 from lipsim_bench.run.records import RecordStore, Unit
 from lipsim_bench.run.runlog import RunLog
+from lipsim_bench.run.scorecheck import score_problem
 from lipsim_bench.run.spec import RunSpec, check_subsample, resolve
 from lipsim_bench.metrics import PerceptualMetric
 
@@ -187,10 +188,14 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     split, label = planned.unit.split, planned.unit.metric
     seconds = round(time.perf_counter() - started, 3)
     marked = [random_weights_note(planned.metric)] if random_weights_apply(planned.metric) else []
+    scores = evaluation.score(frame, split) if applies else []
+    if problem := score_problem(scores, frame, split, evaluation.kind.value, applies):
+        raise BenchError(f"evaluation {evaluation.name!r} on metric {label!r}: {problem}; fix the evaluation "
+                         "(a score is 100 x the mean 'agreement' of its per-triplet rows, one row per triplet)")
     body = {
         **planned.describe(),
         "applies": applies,
-        "scores": evaluation.score(frame, split) if applies else [],
+        "scores": scores,
         "notes": marked + (evaluation.notes(label, frame) if applies else []),
         "rows": len(frame),
         "config": {**run_config(spec), "seconds": seconds, "world_size": shard.world_size},

@@ -2,9 +2,12 @@
 
 A unit is (metric, evaluation, threat model); its key holds every value that changes its numbers,
 resolved: the seed, the weights' fingerprint and the adapter's source hash, the data's content
-(not its path), the threat model, the evaluation's version and resolved options (for an attack,
-``attack.config()``), and the batch size where random draws are made per batch. The dry run plans
-with the same code, and never imports the unit loop.
+(each image's sha256, not its path), the threat model, the evaluation's version, source hash (its
+class and, for an attack, the attack class, with the project and plugin code they use) and resolved
+options (for an attack, ``attack.config()``), the torch version and the device type (random streams
+differ between CPU and CUDA), and the batch size where random draws are made per batch. Not in the
+key: the run folder, the other metrics of the run, their order. The dry run plans with the same
+code, and never imports the unit loop.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from lipsim_bench.evaluations import Evaluation
 from lipsim_bench.run.records import Unit
 from lipsim_bench.run.spec import ResolvedRun, RunSpec
 from lipsim_bench.metrics import PerceptualMetric, create_metric, get_metric_spec
+from lipsim_bench.metrics.fingerprint import code_fingerprint
 from lipsim_bench.metrics.precision import with_precision
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
@@ -122,14 +126,39 @@ class PlannedUnit:
         }
 
 
+def device_type(device: str | None) -> str:
+    """cpu, cuda or mps: what changes random streams and kernels (never the index: cuda:0 and cuda:1 agree)."""
+    try:
+        return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    except (RuntimeError, TypeError):
+        return str(device)
+
+
+def evaluation_source_id(evaluation: Evaluation) -> str:
+    """The source hash of what computes an evaluation's numbers: its class and, for an attack evaluation,
+    the attack class that perturbs (each with its bases and the project or plugin code it uses)."""
+    classes = [type(evaluation)]
+    attack = getattr(evaluation, "attack_cls", None)
+    if isinstance(attack, type):
+        classes.append(attack)
+    return code_fingerprint(*classes)
+
+
+def runtime_identity(spec: RunSpec) -> dict[str, str]:
+    """What the machine contributes to every key: the torch version and the device type."""
+    return {"torch": torch.__version__, "device": device_type(spec.device)}
+
+
 def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str, str], evaluation: Evaluation,
-             threat: ThreatModel | None, builds_on: Unit | None = None) -> Unit:
+             threat: ThreatModel | None, builds_on: Unit | None = None, code: str | None = None) -> Unit:
     settings: dict[str, Any] = {
         "seed": spec.seed,
         **identity,
+        **runtime_identity(spec),
         "data": data.content,
         "kind": evaluation.kind.value,
         "version": evaluation.version,
+        "code": code or evaluation_source_id(evaluation),
         "threat": {"norm": threat.norm, "eps": threat.eps} if threat else None,
         "options": evaluation.resolved(threat, spec.seed),
     }
@@ -144,6 +173,7 @@ def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
                identities: dict[str, dict[str, str]] | None = None) -> list[PlannedUnit]:
     """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so)."""
     planned: list[PlannedUnit] = []
+    codes = {id(ev): evaluation_source_id(ev) for ev in resolved.evaluations}
     for metric in spec.metrics:
         identity = (identities or {}).get(metric) or metric_identity(metric, spec.seed, spec.precision)
         applies_before = {ev.name: type(ev).applies_to(get_metric_spec(metric)) for ev in resolved.evaluations}
@@ -152,7 +182,8 @@ def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
             units: dict[ThreatModel | None, Unit] = {}
             for threat in _dependencies_first(evaluation, threats, resolved.threats):
                 base = evaluation.builds_on(threat, resolved.threats)
-                units[threat] = unit_key(spec, data, metric, identity, evaluation, threat, units.get(base) if base else None)
+                units[threat] = unit_key(spec, data, metric, identity, evaluation, threat, units.get(base) if base else None,
+                                         codes[id(evaluation)])
             for threat in threats:
                 base = evaluation.builds_on(threat, resolved.threats)
                 planned.append(PlannedUnit(metric, evaluation, threat, units[threat], applies_before[evaluation.name],

@@ -29,7 +29,9 @@ from lipsim_bench.run.integrity import csv_digest, read_checked, seal
 #: Bump when what a record means changes; older records are recomputed, never misread.
 #: 3: keys hold resolved options, evaluation version, data content, adapter source; records hold kind and notes.
 #: 4: records carry their own checksum and their triplet CSV's row count and sha256 (checked on every read).
-RECORD_FORMAT = 4
+#: 5: keys hold the evaluation's and attack's source hash, the torch version, the device type and each image's
+#:    sha256; every stored score is recomputed from the record's triplet rows on every read.
+RECORD_FORMAT = 5
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

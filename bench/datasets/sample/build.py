@@ -8,12 +8,14 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from lipsim_bench.datasets.sample.check import changed_file
 from lipsim_bench.datasets.sample.photos import load_sources, source_name
 from lipsim_bench.datasets.sample.png import png_bytes
 from lipsim_bench.datasets.sample.recipe import (
@@ -85,6 +87,7 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
     data_rows: list[dict[str, object]] = []
     meta_rows: list[dict[str, object]] = []
     pixels = hashlib.sha256()
+    image_hashes: dict[str, str] = {}  # relpath -> sha256 of the PNG: checked at run time (sample/check.py)
     source_hashes: dict[str, str] = {}
     next_id = 0
     with tqdm(total=n_train + n_test, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress) as bar:
@@ -108,7 +111,9 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
                 for key, img in (("ref_path", t.ref), ("left_path", t.x0), ("right_path", t.x1)):
                     target = out / paths[key]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(png_bytes(img))
+                    data = png_bytes(img)
+                    target.write_bytes(data)
+                    image_hashes[paths[key]] = hashlib.sha256(data).hexdigest()
                     pixels.update(img.tobytes())
                 data_rows.append(
                     {
@@ -141,6 +146,7 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
         "recipe": _recipe(),
         "files": {"data.csv": _sha256(out / "data.csv"), "meta.csv": _sha256(out / "meta.csv")},
         "pixels_sha256": pixels.hexdigest(),
+        "images": image_hashes,
         "software": _software_versions(),
         "builder": "lipsim_bench.datasets.sample.build_sample_dataset",
     }
@@ -200,8 +206,12 @@ def sample_dataset_root(cache_dir: str | Path | None = None) -> Path:
         except (OSError, ValueError):
             found = {}  # unreadable manifest: rebuild
         wanted = {"version": SAMPLE_VERSION, "recipe": _recipe(), **DEFAULTS}
-        if all(found.get(k) == v for k, v in wanted.items()):
-            return root
+        if isinstance(found, dict) and all(found.get(k) == v for k, v in wanted.items()) and "images" in found:
+            changed = changed_file(root, found)
+            if changed is None:
+                return root
+            print(f"sample set: {root / changed} was deleted or altered since it was built; rebuilding the set "
+                  "(it is built here from scikit-image's photos, nothing to download)", file=sys.stderr)
     try:
         return build_sample_dataset(root, **DEFAULTS)
     except OSError:
