@@ -4,7 +4,7 @@
     >>> metric = create_metric("pixel-l2")
 """
 
-from lipsim_bench.metrics.base import PerceptualMetric, bound_proven_by_project
+from lipsim_bench.metrics.base import PerceptualMetric, bound_proven_by_project, declares_bound
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.registry import (
     MetricSpec,
@@ -23,6 +23,7 @@ __all__ = [
     "WeightsUnavailableError",
     "bound_proven_by_project",
     "create_metric",
+    "declares_bound",
     "default_metrics",
     "get_metric_spec",
     "list_metrics",

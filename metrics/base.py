@@ -7,6 +7,7 @@ differentiable, so attacks and certificates work on the raw pixels the dataset g
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import torch
@@ -20,7 +21,11 @@ class PerceptualMetric(nn.Module):
     Class attributes are metadata shown by ``run_bench.py list`` and stored in every result record.
     ``lipschitz`` is a *proven* upper bound on the l2 -> l2 Lipschitz constant of ``embed`` on the
     attacked input space (including any resize inside it), or None when no bound is known; the
-    certificate uses it, so never put an estimate there.
+    certificate uses it, so never put an estimate there. It may be set on the class or on the
+    instance (in ``__init__``); a metric whose bound depends on the image size overrides
+    :meth:`lipschitz_for` instead. Either makes the metric certifiable. A declared bound is checked
+    (a probe, every attack) but never trusted to skip an attack: only the project's own
+    (:func:`bound_proven_by_project`) does that.
     """
 
     name: ClassVar[str] = ""
@@ -51,18 +56,27 @@ class PerceptualMetric(nn.Module):
         return self.embed(x)
 
 
-#: Adapter classes whose ``lipschitz`` this project proves itself (computed from the weights, or exact
-#: in closed form). Only these may let a run skip attacking a triplet inside its certified radius: a
-#: bound a plugin merely declares is checked by every attack instead (a wrong bound then fails the run).
-_PROJECT_BOUNDS: set[type] = set()
+def declares_bound(metric: PerceptualMetric) -> bool:
+    """Whether ``metric`` claims a Lipschitz bound: ``lipschitz`` set (on the class or the instance), or
+    ``lipschitz_for`` overridden (a bound that depends on the image size). Either makes it certifiable."""
+    return metric.lipschitz is not None or type(metric).lipschitz_for is not PerceptualMetric.lipschitz_for
 
 
-def project_bound(cls: type[PerceptualMetric]) -> type[PerceptualMetric]:
-    """Class decorator for built-in adapters whose Lipschitz bound the project computes or proves."""
-    _PROJECT_BOUNDS.add(cls)
-    return cls
+#: The adapter classes whose bound this project computes or proves itself (computed from the weights,
+#: or exact in closed form), by module and qualified name. Fixed here, with no way in from outside: only
+#: these may let a run skip attacking a triplet inside its certified radius. A bound a plugin declares
+#: (a subclass of one of these included: it may change ``embed``) is checked by every attack instead.
+_PROVEN_BY_PROJECT: frozenset[tuple[str, str]] = frozenset({
+    ("lipsim_bench.metrics.pixel", "PixelL2"),  # the identity map: exactly 1-Lipschitz
+    ("lipsim_bench.metrics.lipsim.metric", "LipSim"),  # network_lipschitz_bound, recomputed on every weight change
+})
 
 
 def bound_proven_by_project(metric: PerceptualMetric) -> bool:
-    """Whether ``metric``'s bound is the project's own (exact class: a subclass may change ``embed``)."""
-    return type(metric) in _PROJECT_BOUNDS and metric.lipschitz is not None
+    """Whether ``metric``'s bound is the project's own: its exact class is one of the project's (a class
+    that merely claims the name, or a subclass, is not), and it has a bound."""
+    cls = type(metric)
+    if (cls.__module__, cls.__qualname__) not in _PROVEN_BY_PROJECT:
+        return False
+    module = sys.modules.get(cls.__module__)
+    return module is not None and getattr(module, cls.__qualname__, None) is cls and metric.lipschitz is not None

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lipsim_bench.metrics.base import PerceptualMetric, project_bound
+from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.registry import register_metric
 
 
 @register_metric("pixel-l2", description="l2 norm of the pixel difference (1-Lipschitz)", bundled=True)
-@project_bound  # the identity map: exactly 1-Lipschitz
 class PixelL2(PerceptualMetric):
-    """The identity embedding with Euclidean distance: exactly 1-Lipschitz, certifiable in closed form."""
+    """The identity embedding with Euclidean distance: exactly 1-Lipschitz, certifiable in closed form.
+
+    Its bound is one the project proves (``lipsim_bench.metrics.base._PROVEN_BY_PROJECT``).
+    """
 
     distance_kind = "l2"
     lipschitz = 1.0

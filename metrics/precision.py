@@ -4,7 +4,7 @@
 
 Why only some metrics: a certificate is a statement about the fp32 network its Lipschitz bound was
 computed for, and every attack flip is checked against it; so a metric with a bound
-(``metric.lipschitz is not None``: LipSim, pixel-l2) is always returned unchanged and stays fp32.
+(``lipschitz`` set or ``lipschitz_for`` overridden: LipSim, pixel-l2) is always returned unchanged and stays fp32.
 Reduced precision applies to the foundation adapters without a bound (CLIP, DINO, DreamSim, LPIPS,
 robust CLIP), where it only has to keep their decisions (``tests/metrics/test_precision.py``).
 
@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.base import PerceptualMetric, declares_bound
 from lipsim_bench.metrics.errors import MetricError
 
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
@@ -43,7 +43,7 @@ def check_precision(precision: str) -> str:
 
 def precision_applies(metric: PerceptualMetric) -> bool:
     """Whether reduced precision may be used: never for a metric with a Lipschitz bound (certificates are fp32)."""
-    return metric.lipschitz is None
+    return not declares_bound(metric)
 
 
 def with_precision(metric: PerceptualMetric, precision: str) -> PerceptualMetric:
@@ -103,9 +103,6 @@ class ReducedPrecisionMetric(PerceptualMetric):
 
     def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
         return self.inner.distance(e_a, e_b)
-
-    def lipschitz_for(self, height: int, width: int) -> float | None:
-        return None
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -18,6 +18,8 @@ from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.fingerprint import source_fingerprint
 
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
+#: Classes defined under this package never set a bound on the instance only (``certifiable`` knows them).
+_PROJECT_PACKAGE = "lipsim_bench."
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
 BUILTIN_MODULES: tuple[str, ...] = ("lipsim_bench.metrics.pixel", "lipsim_bench.metrics.convsim", "lipsim_bench.metrics.lipsim.metric", "lipsim_bench.metrics.foundation")
@@ -55,9 +57,12 @@ class MetricSpec:
             raise MetricError(f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}") from None
 
     def certifiable(self) -> bool | None:
-        """Whether the metric's class declares a Lipschitz bound, known without building it (None: unknown).
+        """Whether the metric declares a Lipschitz bound, known without building it (None: unknown).
 
-        Read from the factory itself when it is a class, else from its return annotation.
+        Read from the factory itself when it is a class, else from its return annotation: True when
+        the class sets ``lipschitz`` or overrides ``lipschitz_for``; False only for the project's own
+        classes without either. A plugin's class may still set ``self.lipschitz`` in ``__init__``,
+        so there the built metric decides (None), exactly as for a bound set on the class.
         """
         factory = self.factory
         cls = factory if isinstance(factory, type) else None
@@ -68,7 +73,9 @@ class MetricSpec:
                 return None
         if not (isinstance(cls, type) and issubclass(cls, PerceptualMetric)):
             return None
-        return getattr(cls, "lipschitz", None) is not None
+        if getattr(cls, "lipschitz", None) is not None or cls.lipschitz_for is not PerceptualMetric.lipschitz_for:
+            return True
+        return False if cls.__module__.startswith(_PROJECT_PACKAGE) else None
 
     def source_id(self) -> str:
         """A hash of the adapter's source code: editing ``embed`` makes new result keys."""

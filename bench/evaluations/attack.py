@@ -30,9 +30,10 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
 from lipsim_bench.evaluations.options import options_dict
-from lipsim_bench.evaluations.radii import certified_radius, lipschitz_bound
+from lipsim_bench.evaluations.bound_checks import checked_bound
+from lipsim_bench.evaluations.radii import certified_radius
 from lipsim_bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
-from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project
+from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, declares_bound
 
 #: Set by the run, not an option: the seed of the run, and the threat model of the unit.
 NOT_OPTIONS = ("self", "norm", "eps", "seed")
@@ -175,9 +176,9 @@ def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Te
 
     A flip inside a certified l2 radius means a broken certificate or attack: never a number.
     """
-    if norm != "l2" or metric.lipschitz is None or not flipped.any():
+    if norm != "l2" or not declares_bound(metric) or not flipped.any():
         return
-    lipschitz = lipschitz_bound(metric, *item.batch["ref"].shape[-2:], metric_name or type(metric).__name__)
+    lipschitz = checked_bound(metric, item, metric_name or type(metric).__name__)
     radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
     violated = flipped & (radius > delta_norm * (1 + 1e-6) + 1e-9)
     if violated.any():

@@ -6,7 +6,8 @@
   eps by construction, and only the survivors are attacked again.
 * **Proven robust.** Inside a triplet's certified radius the decision cannot change, so an attack
   can only fail. Only a bound the project computes itself qualifies
-  (:func:`metrics.bound_proven_by_project`); a bound a plugin declares keeps being attacked and
+  (:func:`metrics.bound_proven_by_project`: a fixed set of the project's own classes, exactly, never
+  a subclass or anything a plugin can register); a bound a plugin declares keeps being attacked and
   checked. An l-inf ball of radius eps lies inside the l2 ball of radius eps * sqrt(D).
 """
 
@@ -22,8 +23,9 @@ from torch import Tensor
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import EmbeddedBatch
-from lipsim_bench.evaluations.radii import certified_radius, lipschitz_bound
-from lipsim_bench.metrics import PerceptualMetric
+from lipsim_bench.evaluations.bound_checks import checked_bound
+from lipsim_bench.evaluations.radii import certified_radius
+from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project
 
 #: Per-triplet columns of an attack unit: exactly one is true for an initially correct triplet.
 WORK_COLUMNS = ("attacked", "carried", "proven")
@@ -73,9 +75,12 @@ def l2_ball_radius(norm: str, eps: float, image_shape: tuple[int, ...]) -> float
 
 
 def proven_robust(metric: PerceptualMetric, item: EmbeddedBatch, norm: str, eps: float, metric_name: str) -> Tensor:
-    """Triplets whose certified l2 radius (from the project's own bound) exceeds the threat ball."""
+    """Triplets whose certified l2 radius (from the project's own bound) exceeds the threat ball; none for
+    any other bound (the caller asks only for the project's, this guards the rule where it acts)."""
     ref = item.batch["ref"]
-    lipschitz = lipschitz_bound(metric, *ref.shape[-2:], metric_name)
+    if not bound_proven_by_project(metric):
+        return torch.zeros(len(item.p), dtype=torch.bool)
+    lipschitz = checked_bound(metric, item, metric_name)
     radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
     # a margin against rounding: a triplet exactly at the radius is attacked
     return radius > l2_ball_radius(norm, eps, tuple(ref.shape[1:])) * (1 + 1e-6) + 1e-9

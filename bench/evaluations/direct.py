@@ -27,10 +27,10 @@ from lipsim_bench.attacks.base import ThreatModel, check_adversarial, clamp_to_i
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.options import options_dict
-from lipsim_bench.evaluations.radii import lipschitz_bound
+from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.twoafc import check_differentiable
-from lipsim_bench.metrics import PerceptualMetric
+from lipsim_bench.metrics import PerceptualMetric, declares_bound
 
 DEFAULT_HISTOGRAM_EPS = {"sample": 0.5, "night": 1.0}
 
@@ -151,9 +151,9 @@ def batch_bound(metric: PerceptualMetric, item: EmbeddedBatch, eps: float, metri
     """Per-triplet bounds of a batch (the clean reference embeddings give r); NaN without a Lipschitz bound."""
     height, width = item.batch["ref"].shape[-2:]
     ref_norm = item.e_ref.flatten(1).double().norm(dim=1).cpu()
-    if metric.lipschitz_for(height, width) is None:
+    if not declares_bound(metric):
         return torch.full_like(ref_norm, math.nan)
-    return distance_bound(metric.distance_kind, ref_norm, lipschitz_bound(metric, height, width, metric_name), eps)
+    return distance_bound(metric.distance_kind, ref_norm, checked_bound(metric, item, metric_name), eps)
 
 
 def check_bound(distance: Tensor, bound: Tensor, ids: list, metric_name: str) -> None:

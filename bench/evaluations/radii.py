@@ -68,8 +68,14 @@ def certified_radius(distance_kind: str, e_ref: Tensor, e0: Tensor, e1: Tensor, 
 
 
 def lipschitz_bound(metric: "PerceptualMetric", height: int, width: int, metric_name: str) -> float:
-    """The metric's bound for these images, checked: a zero, negative or NaN bound would certify nonsense."""
+    """The metric's bound for these images, checked: a zero, negative, infinite or NaN bound would certify nonsense
+    (:func:`lipsim_bench.evaluations.bound_checks.checked_bound` also checks it against the metric itself)."""
     value = metric.lipschitz_for(height, width)
+    if value is None:
+        raise BenchError(
+            f"metric {metric_name!r} declares a Lipschitz bound but gives none for {height}x{width} images (lipschitz_for "
+            "returned None); return a bound for every image size it embeds, or leave lipschitz and lipschitz_for unset"
+        )
     number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     bound = float(value) if number else math.nan  # type: ignore[arg-type]
     if not (bound > 0 and math.isfinite(bound)):

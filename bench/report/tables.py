@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.declared import add_declared_marks, declared_cells
 from lipsim_bench.report.mixing import mark_cells, marker_frame
 
 KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
@@ -207,7 +208,7 @@ def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[st
     flagged = f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
     title = f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}{flagged}"
     footer = marks.footer + notes + [provenance]
-    markers = marker_frame(table, marks)
+    markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
     markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)
     latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label)
     return TablesDocument(table, markdown, latex)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lipsim_bench.metrics.base import PerceptualMetric, project_bound
+from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.fingerprint import file_fingerprint
 from lipsim_bench.metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
 from lipsim_bench.metrics.lipsim.lipschitz import network_lipschitz_bound
@@ -20,9 +20,12 @@ from lipsim_bench.metrics.resize import resize_lipschitz, resize_to
 from lipsim_bench.metrics.weights import bundled_metric_options, load_bundled
 
 
-@project_bound  # network_lipschitz_bound: computed from the weights on every change
 class LipSim(PerceptualMetric):
-    """A LipSim network of any preset as a metric (distance 1 - cos)."""
+    """A LipSim network of any preset as a metric (distance 1 - cos).
+
+    Its bound is computed from the weights on every change, so the project proves it
+    (``lipsim_bench.metrics.base._PROVEN_BY_PROJECT``).
+    """
 
     distance_kind = "cosine"
 

@@ -39,6 +39,24 @@ class Scaled(PerceptualMetric):
         return super().distance(e_a, e_b)
 
 
+class Ridge(PerceptualMetric):
+    """embed = x + (k - 1) <x, u> u for a fixed unit u: k-Lipschitz along u, 1 elsewhere. Random and data pairs
+    hardly move along u (about 1 / sqrt(D) of their length), so the bound probe cannot see k; the attack can."""
+
+    def __init__(self, k: float, declared: float, kind: str) -> None:
+        super().__init__()
+        u = torch.randn(3 * 8 * 8, generator=torch.Generator().manual_seed(1))
+        self.register_buffer("u", u / u.norm())
+        self.k, self.lipschitz, self.distance_kind = k, declared, kind
+
+    def embed(self, x: Tensor) -> Tensor:
+        flat = x.flatten(1)
+        return flat + (self.k - 1) * (flat @ self.u)[:, None] * self.u
+
+    def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
+        return (e_a - e_b).norm(dim=1) if self.distance_kind == "l2" else super().distance(e_a, e_b)
+
+
 def run_direct(metric: PerceptualMetric, n: int = 6):
     gen = torch.Generator().manual_seed(0)
     ref, x0, x1 = (0.3 + 0.4 * torch.rand(n, 3, 8, 8, generator=gen) for _ in range(3))
@@ -53,8 +71,12 @@ def test_found_distances_stay_under_the_bound_and_an_under_declared_constant_fai
     if kind == "l2":  # linear: the attack reaches the ball's edge, so the bound 3 eps is met
         np.testing.assert_allclose(rows["distance"], 3.0 * EPS, rtol=1e-4)
         np.testing.assert_allclose(rows["bound"], 3.0 * EPS, rtol=1e-12)
-    with pytest.raises(BenchError) as info:
+    with pytest.raises(BenchError) as info:  # a uniformly under-declared constant: the bound probe proves it false first
         run_direct(Scaled(3.0, 1.0, kind))
+    message = str(info.value)
+    assert "\n" not in message and "'toy'" in message and "the bound is false" in message
+    with pytest.raises(BenchError) as info:  # under-declared along one direction only: past the probe, the attack finds it
+        run_direct(Ridge(3.0, 1.5, kind))
     message = str(info.value)
     assert "\n" not in message and "distance bound violated" in message and "'toy'" in message and "Lipschitz bound is wrong" in message
 
