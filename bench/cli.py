@@ -93,7 +93,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     if result is not None:
         print(result.markdown)
         print(f"\n{result.reuse_summary()}")
-        print(f"wrote {result.out_dir}/ (scores.csv/.md/.tex, triplets.csv, records/, run.log) in {time.perf_counter() - started:.1f} s")
+        files = ", ".join([*getattr(result, "files", []), "records/", "run.log"])
+        print(f"wrote {result.out_dir}/ ({files}) in {time.perf_counter() - started:.1f} s")
     return 0
 
 
@@ -111,17 +112,34 @@ def cmd_list(argv: Sequence[str]) -> int:
     return 0
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def cmd_report(argv: Sequence[str]) -> int:
     from lipsim_bench.report.outputs import report_runs
+    from lipsim_bench.run_args import _names
 
     parser = OneLineParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with a records/ folder)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the run folder when one is given, else ./report)")
+    parser.add_argument("--metrics", type=_names, default=None, help="only these metrics (comma-separated, the names the run used)")
+    parser.add_argument("--evaluations", type=_names, default=None, help="only these evaluations (comma-separated, e.g. natural,apgd)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the run folder when one is given "
+                        "and nothing is filtered, else ./report)")
     args = parser.parse_args(argv)
-    out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
-    document = report_runs(list(args.runs), out)
-    print(document.markdown if document is not None else "no scores in the records (diagnostics only)")
-    print(f"\nwrote {out}/scores.csv, scores.md, scores.tex, triplets.csv")
+    filtered = args.metrics is not None or args.evaluations is not None
+    out = args.out or (args.runs[0] if len(args.runs) == 1 and not filtered else Path("report"))
+    if filtered and any(_same_folder(out, run) for run in args.runs):
+        raise BenchError(f"--out {out} is a run folder given to report: its tables show every cell it holds; "
+                         "write a filtered report elsewhere (e.g. --out report)")
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file; give a folder")
+    document = report_runs(list(args.runs), out, args.metrics, args.evaluations)
+    print(document.markdown)
+    print(f"\nwrote {out}/: {', '.join(document.files)}" if document.files else f"\nwrote nothing to {out}/")
     return 0
 
 

@@ -2,13 +2,13 @@
 
 Each record holds its unit, its evaluation's name and kind, its score rows, notes and the name of
 its per-triplet CSV, so nothing here needs the evaluation registry: a run folder made with a
-plugin can be reported without it. When two records give the same cell (metric, split,
-evaluation, norm, eps), the newest wins and the footer says how many were superseded.
+plugin can be reported without it. Two records of the same cell (metric, split, evaluation, norm,
+eps) are resolved by bench/report/variants.py: one setting per cell, another setting its own column.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import pandas as pd
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
 from lipsim_bench.report.mixing import unit_settings
+from lipsim_bench.report.variants import resolve
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
 from lipsim_bench.run.runlog import RunLog
@@ -77,48 +78,79 @@ def subsample_note(config: dict[str, Any]) -> str:
     return f"triplets: a subsample{subsample_phrase(every)} of the split" + (f"'s first {first}" if first else "") + f" (--every {every})"
 
 
+def _cell(meta: dict[str, Any], row: dict[str, Any]) -> tuple:
+    """A score row's cell, hashable (NaN norm and eps read as None, eps rounded as the table rounds it)."""
+    norm, eps = row.get("norm"), row.get("eps")
+    eps = None if eps is None or (isinstance(eps, float) and math.isnan(eps)) else round(float(eps), 12)
+    return (meta["metric"], meta["dataset"], row.get("split"), row.get("evaluation"), norm if isinstance(norm, str) else None, eps)
+
+
 def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Collected:
-    """Frames from records in the given order (a run's), newest record per cell."""
-    score_rows: list[dict] = []
+    """Frames from records in the given order (a run's): one setting per cell (see bench/report/variants.py)."""
+    cells: list[tuple[int, tuple]] = []
+    raw: list[dict] = []
     for i, entry in enumerate(entries):
         unit = entry.record["unit"]
         meta = {"metric": unit["metric"], "dataset": unit["dataset"]}
-        prov = entry.record.get("provenance") or {}
-        stamp = (str(prov.get("time", "")), int(prov.get("time_ns") or 0))
         for row in entry.record.get("scores", []):
-            score_rows.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_time": stamp[0], "_ns": stamp[1], "_entry": i})
-    scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + ["_time", "_ns", "_entry"])
+            cells.append((i, _cell(meta, row)))
+            raw.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_entry": i})
+    resolved = resolve([e.record for e in entries], cells)
+    kept_rows = [row for position, row in enumerate(raw) if position not in resolved.dropped_rows]
+    for row in kept_rows:
+        if row["_entry"] in resolved.names:
+            row["evaluation"] = resolved.names[row["_entry"]]
+    metric_rank = {m: r for r, m in enumerate(dict.fromkeys(row["metric"] for row in kept_rows))}
+    kept_rows.sort(key=lambda row: (metric_rank[row["metric"]], row["_entry"] in resolved.names))  # a column after its variants' main one
+    scores = pd.DataFrame(kept_rows, columns=SCORE_COLUMNS + ["_entry"])
     scores["eps"] = scores["eps"].astype(float)
-    newest = scores.sort_values(["_time", "_ns"], kind="stable").drop_duplicates(CELL, keep="last").sort_values("_entry", kind="stable")
-    kept = set(newest["_entry"])
-    superseded = set(scores["_entry"]) - kept
+    kept = set(scores["_entry"])
+    replaced = len(resolved.dropped_rows)
     notes: list[str] = []
     for i, entry in enumerate(entries):
-        if i in superseded:
-            continue  # every cell of this record was replaced: its footer lines describe numbers the table does not show
+        if i in resolved.dropped_records:
+            continue  # its cells were replaced: its footer lines describe numbers the table does not show
         unit = entry.record["unit"]
         new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
         new = [subsample_note(entry.record.get("config") or {})] + new
+        if i in resolved.names:  # a column of its own: its lines say which
+            new = [f"{resolved.names[i]}: {line}" for line in new if line]
         notes += [n for n in new if n and n not in notes]
-    if superseded:
-        notes.append(f"{len(superseded)} older record(s) for the same cells were superseded by newer ones")
+    if replaced:
+        notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed: the code, "
+                     "data or weights changed)")
     triplets, diagnostics = [], {}
     for i, entry in enumerate(entries):
+        if i in resolved.dropped_records:
+            continue
         unit = entry.record["unit"]
         frame = entry.frame()
         if frame is None or not len(frame):
             continue
         meta = {"metric": unit["metric"], "dataset": unit["dataset"], "split": unit["split"]}
         if entry.kind == "diagnostic" and entry.record["evaluation"].get("output_csv"):
-            diagnostics.setdefault(entry.record["evaluation"]["output_csv"], []).append(frame.assign(metric=unit["metric"]))
+            metric = f"{unit['metric']} [{resolved.names[i]}]" if i in resolved.names else unit["metric"]
+            diagnostics.setdefault(entry.record["evaluation"]["output_csv"], []).append(frame.assign(metric=metric))
         elif i in kept:
+            frame = _kept_triplets(frame, scores[scores["_entry"] == i])
+            if i in resolved.names:
+                frame = frame.assign(evaluation=resolved.names[i])
             triplets.append(frame.assign(**meta, kind=entry.kind))
     return Collected(
-        scores=newest[SCORE_COLUMNS].reset_index(drop=True),
+        scores=scores[SCORE_COLUMNS].reset_index(drop=True),
         triplets=pd.concat(triplets, ignore_index=True) if triplets else pd.DataFrame(),
         diagnostics={name: pd.concat(parts, ignore_index=True) for name, parts in diagnostics.items()},
         notes=notes,
     )
+
+
+def _kept_triplets(frame: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
+    """A record's per-triplet rows at the radii whose cells the table still shows (newer records replaced the rest)."""
+    if "eps" not in frame.columns or kept["eps"].isna().any():
+        return frame
+    radii = {round(float(e), 12) for e in kept["eps"]}
+    eps = pd.to_numeric(frame["eps"], errors="coerce")
+    return frame[eps.isna() | eps.round(12).isin(radii)]
 
 
 def _records_dir(run_dir: Path) -> Path:
@@ -133,8 +165,29 @@ def _read(path: Path) -> tuple[dict, pd.DataFrame] | str:
     return read_checked(path, RECORD_FORMAT)
 
 
-def read_records(run_dirs: list[Path]) -> Collected:
-    """Every usable record of ``run_dirs``, in the runs' metric order and unit order.
+def _base(evaluation: str) -> str:
+    """``smoothing(sigma=0.25)`` -> ``smoothing``: a filter names an evaluation as the run does."""
+    return evaluation.split("(", 1)[0]
+
+
+def select(entries: list[Entry], metrics: list[str] | None, evaluations: list[str] | None) -> list[Entry]:
+    """The entries of the named metrics and evaluations (the names the run uses); an unknown name is one line."""
+    for names, what, held in ((metrics, "metric", lambda e: [e.record["unit"]["metric"]]),
+                              (evaluations, "evaluation", lambda e: [e.name, _base(e.name)])):
+        if names is None:
+            continue
+        found = list(dict.fromkeys(n for e in entries for n in held(e)))
+        unknown = [n for n in names if n not in found]
+        if unknown:
+            raise BenchError(f"no {what} {', '.join(map(repr, unknown))} in these records; they hold: "
+                             f"{', '.join(dict.fromkeys(held(e)[-1] for e in entries))}")
+        entries = [e for e in entries if set(held(e)) & set(names)]
+    return entries
+
+
+def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluations: list[str] | None = None) -> Collected:
+    """Every usable record of ``run_dirs`` (of ``metrics`` and ``evaluations`` when given), in the runs'
+    metric order and unit order.
 
     A record that fails its checks is skipped: one line names it and why (console and the run's run.log),
     and the table's footer counts it, so a damaged file never becomes a number.
@@ -151,15 +204,19 @@ def read_records(run_dirs: list[Path]) -> Collected:
                 RunLog(run_dir / "run.log").warn(f"report: skipped record {path}: {checked}")
                 continue
             record, rows = checked
-            order += [m for m in record["config"].get("metrics", []) if isinstance(m, str) and m not in order]
             entries.append(Entry(record, rows=rows, path=path))
     if not entries:
         raise BenchError(f"no usable records in {', '.join(map(str, run_dirs))}; run the benchmark first")
-    order += [m for m in dict.fromkeys(e.record["unit"]["metric"] for e in entries) if m not in order]
+    entries = select(entries, metrics, evaluations)
+
     def when(entry: Entry) -> tuple[str, int]:
         prov = entry.record.get("provenance") or {}
         return str(prov.get("time", "")), int(prov.get("time_ns") or 0)
 
+    for entry in sorted(entries, key=when):  # the earliest run's order first: a later run never reorders the table
+        metrics_of_run = (entry.record.get("config") or {}).get("metrics", [])
+        order += [m for m in metrics_of_run if isinstance(m, str) and m not in order] if isinstance(metrics_of_run, list) else []
+    order += [m for m in dict.fromkeys(e.record["unit"]["metric"] for e in entries) if m not in order]
     entries.sort(key=lambda e: (order.index(e.record["unit"]["metric"]), e.record.get("position", 0), when(e)))
     collected = collect(entries)
     if skipped:

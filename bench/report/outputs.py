@@ -31,22 +31,41 @@ def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
     return lines
 
 
-def write_outputs(out_dir: Path, dataset: str, split: str, collected: Collected, provenance: str) -> TablesDocument | None:
-    """Write every output of a run folder; the tables' document (None when nothing is scored)."""
-    return _write(out_dir, [(dataset, split)], collected, provenance)
+def write_outputs(out_dir: Path, dataset: str, split: str, collected: Collected, provenance: str) -> TablesDocument:
+    """Write every output of a run folder from every record it holds (all its runs', not only this one's:
+    a run of a subset of metrics or with other settings never hides cells that are already there)."""
+    if (out_dir / "records").is_dir() and any((out_dir / "records").glob("*.json")):
+        collected = read_records([out_dir])
+    others = [pair for pair in table_splits(collected.scores) if pair[0] != dataset]
+    own = [(dataset, split)] if not collected.scores.empty and (collected.scores["dataset"] == dataset).any() else []
+    return _write(out_dir, own + others, collected, provenance)
 
 
-def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, provenance: str) -> TablesDocument | None:
-    """Diagnostics, scores.csv, triplets.csv, and one table per (dataset, split) in scores.md/.tex."""
+#: The table files, removed where a folder has no scores (left behind, they would show numbers no record holds).
+TABLE_FILES = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")
+
+
+def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, provenance: str) -> TablesDocument:
+    """Diagnostics, scores.csv, triplets.csv, and one table per (dataset, split) in scores.md/.tex.
+
+    The document lists the files it wrote; without scores its text says why (the records' notes)."""
+    written: list[str] = []
     for name, frame in collected.diagnostics.items():
         atomic_write_text(out_dir / name, frame.to_csv(index=False))
+        written.append(name)
         from lipsim_bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
 
         figure = diagnostic_figure(name, frame)
         if figure is not None:
             save_figure(figure, out_dir / Path(name).stem, ("png", "pdf"))
-    if collected.scores.empty:
-        return None
+            written += [f"{Path(name).stem}.png", f"{Path(name).stem}.pdf"]
+    if collected.scores.empty or not tables:
+        for name in TABLE_FILES + ("certificates.md",):
+            if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables
+                (out_dir / name).unlink()
+        why = "; ".join(collected.notes) or "the records hold no scores"
+        what = "diagnostics only" if written else "nothing to tabulate"
+        return TablesDocument(pd.DataFrame(), f"no scores ({what}): {why}", "", written)
     scores = collected.scores
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     triplets = collected.triplets
@@ -54,16 +73,21 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         extra = [c for c in triplets.columns if c not in TRIPLET_COLUMNS]
         triplets = triplets[[c for c in TRIPLET_COLUMNS if c in triplets.columns] + extra]
         atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
+    elif (out_dir / "triplets.csv").is_file():
+        (out_dir / "triplets.csv").unlink()
     documents = [_document(scores, dataset, split, collected.notes, provenance, len(tables)) for dataset, split in tables]
     document = documents[0] if len(documents) == 1 else TablesDocument(
         documents[0].table, "\n\n".join(d.markdown for d in documents), "\n\n".join(d.latex for d in documents))
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
-    _write_certificates(out_dir, tables, scores, collected.notes)
+    written = ["scores.csv", "scores.md", "scores.tex"] + (["triplets.csv"] if len(triplets) else []) + written
+    if _write_certificates(out_dir, tables, scores, collected.notes):
+        written.append("certificates.md")
+    document.files = written
     return document
 
 
-def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd.DataFrame, notes: list[str]) -> None:
+def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd.DataFrame, notes: list[str]) -> bool:
     """certificates.md where a run compares several certificates (Lipschitz, smoothing at each sigma)."""
     parts = []
     for dataset, split in tables:
@@ -85,6 +109,7 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
         atomic_write_text(path, "\n\n".join(parts) + "\n")
     elif path.is_file():
         path.unlink()  # a rerun without several certificates must not leave an old comparison behind
+    return bool(parts)
 
 
 def _document(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int) -> TablesDocument:
@@ -103,8 +128,10 @@ def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(d), headline_split(scores[scores["dataset"] == d])) for d in dict.fromkeys(scores["dataset"])]
 
 
-def report_runs(run_dirs: list[Path], out_dir: Path) -> TablesDocument | None:
-    """Write the tables of the merged records of ``run_dirs`` into ``out_dir``: one per dataset they hold."""
-    collected = read_records(run_dirs)
+def report_runs(run_dirs: list[Path], out_dir: Path, metrics: list[str] | None = None,
+                evaluations: list[str] | None = None) -> TablesDocument:
+    """Write the tables of the merged records of ``run_dirs`` (of ``metrics`` and ``evaluations`` when given)
+    into ``out_dir``: one per dataset they hold."""
+    collected = read_records(run_dirs, metrics, evaluations)
     sources = "; ".join(provenance_line(folder) for folder in collected.records_dirs)
     return _write(out_dir, table_splits(collected.scores), collected, sources)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -182,6 +182,7 @@ class TablesDocument:
     table: pd.DataFrame
     markdown: str
     latex: str
+    files: list[str] = field(default_factory=list)  # what writing it put in the folder (bench/report/outputs.py)
 
 
 def _cell_label(row: object) -> str:

@@ -41,18 +41,21 @@ def test_report_regenerates_tables_from_records_only(capsys, night_tree: Path, t
     assert {"robustness_curves.png", "robustness_curves.pdf", "certified_curves.pdf", "radius_scatter.png"} <= {p.name for p in (run / "plots").iterdir()}
 
 
-def test_report_merges_runs_and_newest_record_wins(capsys, night_tree: Path, tmp_path: Path) -> None:
+def test_report_merges_runs_and_keeps_another_seed_apart(capsys, night_tree: Path, tmp_path: Path) -> None:
     _run(capsys, night_tree, tmp_path / "a", "pixel-l2")
     _run(capsys, night_tree, tmp_path / "b", "lipsim-tiny")
-    _run(capsys, night_tree, tmp_path / "b", "lipsim-tiny", "--seed", "1")  # same cells, newer records
+    _run(capsys, night_tree, tmp_path / "b", "lipsim-tiny", "--seed", "1")  # same cells, another setting
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "merged")]) == 0
     out = capsys.readouterr().out
     assert "| pixel-l2 |" in out and "| lipsim-tiny |" in out
-    assert "superseded by newer ones" in out
+    assert "replaced" not in out  # nothing was recomputed: another seed is another column, never a replacement
     merged = pd.read_csv(tmp_path / "merged" / "scores.csv")
-    seed1 = pd.read_csv(tmp_path / "b" / "scores.csv")
+    folder = pd.read_csv(tmp_path / "b" / "scores.csv")  # the run folder's own table holds both seeds too
     lipsim = merged[merged["metric"] == "lipsim-tiny"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(_canonical(lipsim), _canonical(seed1))
+    pd.testing.assert_frame_equal(_canonical(lipsim), _canonical(folder))
+    seeds = lipsim.groupby("seed")["evaluation"].apply(set).to_dict()
+    assert seeds[0] == {"natural", "certified", "apgd"}
+    assert seeds[1] == {"natural(seed=1)", "certified(seed=1)", "apgd(seed=1)"}
     assert merged["metric"].drop_duplicates().tolist() == ["pixel-l2", "lipsim-tiny"]
 
 

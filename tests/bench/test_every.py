@@ -71,14 +71,14 @@ def test_a_preset_that_sets_the_evaluations_says_so() -> None:
 
 
 def test_footers_describe_only_the_records_the_table_shows(tmp_path: Path) -> None:
-    """A subsample run, then a full run into the same folder: the report shows the full run's cells, and no
-    longer says the triplets were a subsample."""
+    """A subsample run, then a full run into the same folder: the full run's cells keep the plain columns,
+    the subsample's get their own (bench/report/variants.py), and only those say they are a subsample."""
     bench.evaluate(metric="pixel-l2", n=9, every=3, out=tmp_path / "run")
     bench.evaluate(metric="pixel-l2", n=9, out=tmp_path / "run")
     folder = read_records([tmp_path / "run"])
-    assert set(folder.scores["n"]) == {9}
+    assert folder.scores.groupby("evaluation")["n"].first().to_dict() == {"natural": 9, "natural(every=3)": 3}
     assert not any(note.startswith("triplets:") for note in folder.notes)
-    assert any("superseded" in note for note in folder.notes)
+    assert "natural(every=3): triplets: a subsample, every 3rd triplet of the split's first 9 (--every 3)" in folder.notes
 
 
 def test_smoothing_preset_dry_run_lists_a_unit_per_metric_and_sigma(capsys, tmp_path: Path) -> None:

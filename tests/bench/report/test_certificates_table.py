@@ -51,7 +51,8 @@ def test_written_only_when_a_run_compares_certificates_and_drawn_a_panel_each(tm
     bench.evaluate(**common, evaluations=["natural", "certified", "smoothing"], certified={"eps": (0.25, 0.5)},
                    smoothing={"sigma": [0.12, 0.25], "n": 30, "n0": 5, "eps": (0.25, 0.5)})
     text = (tmp_path / "run" / "certificates.md").read_text()
-    assert "| metric | certificate | natural | 0 | 0.25 | 0.5 |" in text
+    # the folder keeps the first run's radii beside the second's: every cell it holds (one setting: eps is the column)
+    assert "| metric | certificate | natural | 0 | 36/255 | 0.25 | 72/255 | 108/255 | 0.5 |" in text
     for name in ("certified", "smoothing(sigma=0.12)", "smoothing(sigma=0.25)"):
         assert f"| pixel-l2 | {name} |" in text
     folder = read_records([tmp_path / "run"])
