@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
+import pandas as pd
 import pytest
 import torch
 from torch import Tensor
 
+from lipsim_bench.cli import main
+from lipsim_bench.evaluations.certified import declared_bound_metrics, declared_bound_note
+from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
+from lipsim_bench.report.tables import render_tables
 from lipsim_bench.evaluations.radii import certified_agreement, certified_radius, cosine_radius, l2_radius, paper_radius
 
 Embed = Callable[[Tensor], Tensor]
@@ -124,3 +130,60 @@ def test_certified_agreement_worst_case() -> None:
     p = torch.tensor([1.0, 0.0, 0.8, 0.5])
     radius = torch.tensor([0.5, 0.1, 0.1, 0.0])
     assert certified_agreement(agreement, p, radius, 0.2).tolist() == pytest.approx([1.0, 0.0, 0.2, 0.5])
+
+
+# -- a declared bound: refused when false on sight, marked when merely unproven ----------------------------------
+
+
+def _cli_error(capsys: pytest.CaptureFixture, tmp_path: Path, metric: str) -> str:
+    """The run's one error line (exit 2) for ``metric`` under a certificate."""
+    code = main(["--metrics", metric, "--dataset", "sample", "--n", "8", "--evaluations", "natural,certified",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    lines = [line[line.index("error: "):] for line in err.replace("\r", "\n").splitlines() if "error: " in line]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(("attrs", "message"), [
+    ({"lipschitz": 0.2}, "declares a Lipschitz bound of 0.2 for 64x64 images, but "),
+    ({"lipschitz": 1.0, "distance_kind": "l2", "distance": None}, "declares distance_kind 'l2', but its distance() is not"),
+], ids=["bound-5x-too-small", "l2-kind-cosine-distance"])
+def test_a_false_claim_is_one_line_exit_2_naming_the_metric(capsys, tmp_path: Path, attrs: dict, message: str) -> None:
+    """pixel-l2's identity embedding from a plugin: every pair moves it by exactly 1 per unit, so a bound of 0.2 is
+    provably false; an l2 kind over the inherited cosine distance would certify from the wrong radius."""
+    body = {"embed": lambda self, x: x, "distance_kind": "l2",
+            "distance": lambda self, a, b: (a - b).flatten(1).norm(dim=1), **attrs}
+    if body["distance"] is None:
+        del body["distance"]
+    register_metric("false-claim", description="test")(type("FalseClaim", (PerceptualMetric,), body))
+    try:
+        line = _cli_error(capsys, tmp_path, "false-claim")
+    finally:
+        unregister_metric("false-claim")
+    assert "metric 'false-claim'" in line and message in line
+    assert "the bound is false" in line if "lipschitz" in message.lower() else "set distance_kind = 'cosine'" in line
+
+
+def test_declared_cells_are_marked_and_proven_ones_are_not() -> None:
+    """The table marks a metric's certified cells exactly where its records' notes say the bound is only declared."""
+    rows = pd.DataFrame([
+        {"metric": m, "dataset": "sample", "split": "test", "evaluation": e, "norm": norm, "eps": eps, "score": 50.0, "n": 10,
+         "kind": kind, "seed": 0, "settings": "{}"}
+        for m in ("plugin", "lipsim-tiny")
+        for e, norm, eps, kind in (("natural", None, None, "clean"), ("apgd", "l2", 0.5, "attack"), ("certified", "l2", 0.5, "certificate"),
+                                   ("smoothing(sigma=0.25)", "l2", 0.5, "certificate"))
+    ])
+    notes = [declared_bound_note("plugin")]
+    assert declared_bound_metrics(notes) == {"plugin"} and declared_bound_metrics(["smoothing(sigma=0.25): " + notes[0]]) == {"plugin"}
+    document = render_tables(rows, "sample", "test", notes, "provenance: test")
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in document.markdown.splitlines()
+             if line.startswith("| ")}
+    header = lines["metric"]
+    assert lines["plugin"][header.index("certified l2 0.5")] == "50.00 (\u2020)"
+    assert all("\u2020" not in cell for name, cell in zip(header, lines["plugin"]) if name != "certified l2 0.5")
+    assert all("\u2020" not in cell for cell in lines["lipsim-tiny"])
+    assert "- (\u2020) bound declared by plugin, not verified by the project; run an attack or --verify" in document.markdown
+    assert "\\textsuperscript{(\u2020)}" in document.latex
+    plain = render_tables(rows, "sample", "test", [], "provenance: test")
+    assert "\u2020" not in plain.markdown

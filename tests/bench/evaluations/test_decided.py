@@ -12,10 +12,16 @@ import pytest
 import lipsim_bench as bench
 import lipsim_bench.evaluations.base as evaluation_base
 from lipsim_bench.errors import BenchError
-from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius
+import torch
+from torch import Tensor
+
+from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius, proven_robust
 from lipsim_bench.run.spec import VERIFY_ENV
-from lipsim_bench.metrics import register_metric, unregister_metric
+from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, create_metric, register_metric, unregister_metric
+from lipsim_bench.metrics.lipsim.metric import LipSim
 from lipsim_bench.metrics.pixel import PixelL2
+from lipsim_bench.metrics.weights import load_bundled
+from tests.bench.evaluations.test_smoothing import embedded
 
 EPS = [0.25, 0.5, 1.0, 2.0]
 
@@ -156,3 +162,137 @@ def test_cached_embeddings_give_the_numbers_of_a_fresh_forward(monkeypatch) -> N
     fresh = bench.evaluate("lipsim-tiny", "sample", ["natural", "certified"], n=30)
     pd.testing.assert_frame_equal(shared.scores, fresh.scores)
     pd.testing.assert_frame_equal(shared.triplets, fresh.triplets)
+
+
+# -- the issue's scenario: a plugin's bound, however it is attached, never spares an attack -------------------
+
+
+class Underclaimed(LipSim):
+    """A plugin's LipSim subclass whose bound is the true one divided by ``factor`` (what a plugin may claim)."""
+
+    factor = 5.0
+
+    def lipschitz_for(self, height: int, width: int) -> float:
+        return super().lipschitz_for(height, width) / self.factor
+
+
+def _underclaimed(factor: float):
+    def build() -> LipSim:
+        metric = Underclaimed("tiny")
+        metric.factor = factor
+        return load_bundled(metric, "lipsim-tiny")
+
+    build.__annotations__["return"] = Underclaimed
+    return build
+
+
+def test_a_plugin_bound_5x_too_small_is_refused_by_the_probe_and_never_skips(monkeypatch) -> None:
+    """The issue's plugin: a LipSim subclass with a bound 5x too small. Its own image pairs already move its embedding
+    faster than the bound allows: refused in one line naming it, before any certified number. The skip rule, asked
+    directly, proves nothing for it (a subclass of a project class is not the project's)."""
+    monkeypatch.delenv(VERIFY_ENV, raising=False)
+    register_metric("underclaimed-5x", description="test")(_underclaimed(5.0))
+    try:
+        with pytest.raises(BenchError) as info:
+            bench.evaluate("underclaimed-5x", "sample", ["natural", "certified", "apgd"], n=20, eps=[0.5], apgd={"steps": 2})
+        message = str(info.value)
+        assert "\n" not in message and "'underclaimed-5x'" in message and "the bound is false" in message
+        metric = create_metric("underclaimed-5x")
+        item = embedded(metric, *(torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(s)) for s in range(3)),
+                        torch.full((6,), 0.9))
+        assert not bound_proven_by_project(metric) and not proven_robust(metric, item, "l2", 1e-6, "underclaimed-5x").any()
+    finally:
+        unregister_metric("underclaimed-5x")
+
+
+def test_a_plugin_bound_too_small_for_the_probe_is_attacked_everywhere_and_marked(monkeypatch) -> None:
+    """3.5x too small passes the probe on these images: every correct triplet is attacked (none proven), and its
+    certified cells carry the mark and the footer; lipsim-tiny in the same run still skips what the project proves."""
+    monkeypatch.delenv(VERIFY_ENV, raising=False)
+    register_metric("underclaimed", description="test")(_underclaimed(3.5))
+    try:
+        result = bench.evaluate(["underclaimed", "lipsim-tiny"], "sample", ["natural", "certified", "apgd"], n=40, eps=[0.5],
+                                apgd={"steps": 5})
+    finally:
+        unregister_metric("underclaimed")
+    plugin, project = _attack_rows(result, "underclaimed"), _attack_rows(result, "lipsim-tiny")
+    _one_decision_each(plugin)
+    assert not as_bool(plugin["proven"]).any() and as_bool(plugin["attacked"]).sum() == as_bool(plugin["correct"]).sum() > 0
+    assert as_bool(project["proven"]).sum() > 0
+    rows = {line.split("|")[1].strip(): line for line in result.markdown.splitlines() if line.startswith("| ")}
+    certified = [i for i, cell in enumerate(rows["metric"].split("|")) if cell.strip().startswith("certified")]
+    assert certified and all(rows["underclaimed"].split("|")[i].strip().endswith("(\u2020)") for i in certified)
+    assert "\u2020" not in rows["lipsim-tiny"] and "(\u2020)" not in rows["underclaimed"].split("|")[2]  # natural: unmarked
+    assert "- (\u2020) bound declared by underclaimed, not verified by the project; run an attack or --verify" in result.markdown
+    record = next(r for r in result.records if r["unit"]["metric"] == "underclaimed" and r["evaluation"]["name"] == "certified")
+    assert all(s["lipschitz_bound"] == "declared" for s in record["scores"])
+
+
+class _Identity(PerceptualMetric):
+    """pixel-l2's numbers from a plugin: identity embedding, Euclidean distance, true bound 1."""
+
+    distance_kind = "l2"
+
+    def embed(self, x: Tensor) -> Tensor:
+        return x
+
+    def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
+        return (e_a - e_b).flatten(1).norm(dim=1)
+
+
+class OnClass(_Identity):
+    lipschitz = 1.0
+
+
+class OnInstance(_Identity):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lipschitz = 1.0
+
+
+class ForSize(_Identity):  # lipschitz stays None: the bound comes from lipschitz_for alone
+    def lipschitz_for(self, height: int, width: int) -> float:
+        return 1.0
+
+
+def test_a_bound_on_the_instance_or_from_lipschitz_for_counts_as_one_on_the_class(monkeypatch) -> None:
+    """The three ways of declaring a bound give the same certified and attack scores, and the same mark."""
+    monkeypatch.delenv(VERIFY_ENV, raising=False)
+    names = {"on-class": OnClass, "on-instance": OnInstance, "for-size": ForSize}
+    for name, cls in names.items():
+        register_metric(name, description="test")(cls)
+    try:
+        result = bench.evaluate(list(names), "sample", ["natural", "certified", "apgd"], n=30, eps=[0.5], apgd={"steps": 3},
+                                certified={"eps": (0.25, 1.0)})
+    finally:
+        for name in names:
+            unregister_metric(name)
+    def scores(name: str) -> list[tuple]:
+        own = result.scores[result.scores.metric == name]
+        return [(r.evaluation, r.norm, r.eps, r.score) for r in own.fillna({"eps": -1.0, "norm": ""}).itertuples()]
+
+    assert len([s for s in scores("on-class") if s[0] == "certified"]) == 2
+    assert scores("on-instance") == scores("on-class") and scores("for-size") == scores("on-class")
+    for name in names:
+        assert f"(\u2020) bound declared by {name}," in result.markdown
+        assert not as_bool(_attack_rows(result, name)["proven"]).any()
+
+
+@pytest.mark.parametrize(("kind", "distance", "fix"), [
+    ("l2", None, "set distance_kind = 'cosine'"),  # the inherited 1 - cos under an l2 claim
+    ("cosine", lambda self, a, b: (a - b).flatten(1).norm(dim=1), "set distance_kind = 'l2'"),
+    ("l2", lambda self, a, b: (a - b).flatten(1).abs().sum(dim=1), "override distance() to match"),
+    ("lpips", None, "has no certificate"),
+], ids=["l2-over-cosine", "cosine-over-l2", "l1", "unknown-kind"])
+def test_a_declared_distance_kind_unlike_the_distance_is_refused(kind: str, distance, fix: str) -> None:
+    attrs = {"embed": lambda self, x: x.flatten(1), "lipschitz": 1.0, "distance_kind": kind}
+    if distance is not None:
+        attrs["distance"] = distance
+    register_metric("mislabelled", description="test")(type("Mislabelled", (PerceptualMetric,), attrs))
+    try:
+        with pytest.raises(BenchError) as info:
+            bench.evaluate("mislabelled", "sample", ["certified"], n=10)
+    finally:
+        unregister_metric("mislabelled")
+    message = str(info.value)
+    assert "\n" not in message and "metric 'mislabelled'" in message and fix in message
