@@ -38,6 +38,11 @@ def cache_file_fingerprint(path: Path | None) -> str:
     return f"{path.parent.name}/{path.name}:{path.stat().st_size}"
 
 
+#: The package of the flat adapter modules (pixel.py, convsim.py): their siblings are other adapters, not
+#: their parts, so only a deeper sub-package (lipsim_bench.metrics.lipsim) is hashed whole.
+_ADAPTERS_PACKAGE = __name__.rpartition(".")[0]
+
+
 def _source_files(factory: object) -> list[Path]:
     """The files whose code decides what ``factory`` builds.
 
@@ -66,7 +71,7 @@ def _source_files(factory: object) -> list[Path]:
             continue
     module = sys.modules.get(getattr(factory, "__module__", ""), None)
     package = getattr(module, "__package__", "") or ""
-    if "." in package and module is not None and getattr(module, "__file__", None):
+    if "." in package and package != _ADAPTERS_PACKAGE and module is not None and getattr(module, "__file__", None):
         files.update(p.resolve() for p in Path(module.__file__).parent.glob("*.py"))
     return sorted(files)
 

@@ -126,3 +126,17 @@ def test_certifiable_is_known_before_building() -> None:
         return None
 
     assert registry.MetricSpec("x", unannotated).certifiable() is None
+
+
+def test_flat_adapters_hash_their_own_files_not_their_siblings() -> None:
+    """pixel.py and convsim.py sit side by side in the metrics package: editing one must not rekey the other,
+    while LipSim's adapter hashes its whole sub-package (network, layers)."""
+    from lipsim_bench.metrics.fingerprint import _source_files
+
+    pixel = {p.name for p in _source_files(get_metric_spec("pixel-l2").factory)}
+    convsim = {p.name for p in _source_files(get_metric_spec("convsim-tiny").factory)}
+    lipsim = {p.name for p in _source_files(get_metric_spec("lipsim-tiny").factory)}
+    assert "pixel.py" in pixel and "convsim.py" not in pixel
+    assert "convsim.py" in convsim and "pixel.py" not in convsim
+    assert {"network.py", "layers.py"} <= lipsim
+    assert get_metric_spec("pixel-l2").source_id() != get_metric_spec("convsim-tiny").source_id()
