@@ -74,3 +74,32 @@ def plugin_sources() -> list[str]:
     """Plugin files / modules named in ``LIPSIM_BENCH_PLUGINS``."""
     value = os.environ.get(PLUGINS_ENV, "")
     return [item for item in (part.strip() for part in value.split(os.pathsep)) if item]
+
+
+#: The spellings an on/off environment switch accepts (case-insensitive); unset or empty is off.
+SWITCH_ON = ("1", "true", "yes", "on")
+SWITCH_OFF = ("0", "false", "no", "off")
+
+
+def env_switch(name: str) -> bool:
+    """An on/off variable (``LIPSIM_BENCH_VERIFY``, ...): any other spelling is one error naming it."""
+    value = os.environ.get(name, "").strip()
+    if value.lower() in SWITCH_ON:
+        return True
+    if value.lower() in SWITCH_OFF or not value:
+        return False
+    raise BenchError(f"{name}={value!r} is not an on/off value; set it to 1 or 0 (true/false, yes/no, on/off also work) or unset it")
+
+
+def env_number(name: str, default: float, unit: str) -> float:
+    """A finite number >= 0 from a variable (``LIPSIM_BENCH_EMBED_CACHE_MB``), or ``default`` when unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (number >= 0 and number != float("inf")):
+        raise BenchError(f"{name}={value!r} is not a number of {unit} >= 0; set it to e.g. {default:g} or unset it")
+    return number

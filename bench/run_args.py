@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import typing
-import math
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -19,29 +17,11 @@ from lipsim_bench.datasets import parse_dataset_arg
 from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import get_evaluation
-from lipsim_bench.evaluations.options import option_fields, parse_set
+from lipsim_bench.evaluations.options import coerce, option_fields, parse_set
 from lipsim_bench.locations import set_user_weights_dir
 from lipsim_bench.plugins import load_plugins
-from lipsim_bench.run.spec import RunSpec, resolve
+from lipsim_bench.run.spec import RunSpec, check_out_dir, check_spec, parse_eps  # noqa: F401  (check_out_dir: public)
 from lipsim_bench.metrics import default_metrics, get_metric_spec
-
-
-def parse_eps(text: str, option: str = "--eps") -> list[float]:
-    """Comma-separated radii; fractions like 36/255 are allowed. Rejects NaN, inf and negatives."""
-    values: list[float] = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        try:
-            value = float(Fraction(item)) if "/" in item else float(item)
-        except (ValueError, ZeroDivisionError):
-            raise BenchError(f"{option}: {item!r} is not a number; give radii like 0.5,1,2 or 36/255") from None
-        if math.isnan(value) or math.isinf(value):
-            raise BenchError(f"{option}: {item!r} is not a finite number; give radii like 0.5,1,2")
-        if value < 0:
-            raise BenchError(f"{option}: {item} is negative; a perturbation radius must be >= 0")
-        values.append(value)
-    if not values:
-        raise BenchError(f"{option} is empty; give radii like 0.5,1,2")
-    return values
 
 
 def parse_threat(text: str) -> tuple[str, list[float]]:
@@ -85,12 +65,6 @@ def _out_dir(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; give a run folder, e.g. --out results/my-run (or leave --out out)")
     return Path(text).expanduser()
-
-
-def check_out_dir(out: Path | None) -> None:
-    """A run folder that exists must be a folder: a file there fails now, not after the first unit."""
-    if out is not None and out.exists() and not out.is_dir():
-        raise BenchError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -204,8 +178,39 @@ def _evaluation_names(args: argparse.Namespace) -> list[str]:
     return ["natural"] + (["certified"] if args.certify else []) + attacks + (["direct"] if args.histogram else [])
 
 
+def _shorthands(args: argparse.Namespace, evaluations: list[str]) -> dict[tuple[str, str], tuple[str, Any]]:
+    """(evaluation, option) -> (the flag the user wrote, its value): what a ``--set`` must agree with.
+
+    A preset's values are not here: ``--set`` overrides a preset by design.
+    """
+    argv = getattr(args, "_argv", [])
+    given: dict[tuple[str, str], tuple[str, Any]] = {}
+    for flag, option, value in (("--steps", "steps", args.steps), ("--restarts", "restarts", args.restarts)):
+        if value is not None and _given(argv, flag):
+            for name in evaluations:
+                if option in option_fields(get_evaluation(name).Options):
+                    given[name, option] = (f"{flag} {value}", value)
+    if args.certify_eps is not None and _given(argv, "--certify-eps") and "certified" in evaluations:
+        given["certified", "eps"] = (f"--certify-eps {args.certify_eps}", tuple(parse_eps(args.certify_eps, "--certify-eps")))
+    if args.histogram_eps is not None and _given(argv, "--histogram-eps") and "direct" in evaluations:
+        given["direct", "eps"] = (f"--histogram-eps {args.histogram_eps}", parse_eps(args.histogram_eps, "--histogram-eps")[0])
+    return given
+
+
+def _check_agrees(shorthand: tuple[str, Any], name: str, option: str, text: str) -> None:
+    """``--steps 20`` with ``--set apgd.steps=100``: two values for one option is a contradiction, refused."""
+    flag, value = shorthand
+    kind = option_fields(get_evaluation(name).Options)[option]
+    try:
+        same = coerce(kind, text, f"{name}.{option}") == coerce(kind, value, f"{name}.{option}")
+    except BenchError:
+        return  # a bad --set value: its own error follows when the options are built
+    if not same:
+        raise BenchError(f"{flag} and --set {name}.{option}={text} disagree; give {name}.{option} once (drop one of the two)")
+
+
 def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-evaluation option values: the shorthand flags first, then ``--set`` (which wins)."""
+    """Per-evaluation option values: the shorthand flags first, then ``--set`` (which must agree with them)."""
     argv = getattr(args, "_argv", [])
     if _given(argv, "--histogram-eps") and "direct" not in evaluations:
         raise BenchError("--histogram-eps is given but the direct attack does not run; add --histogram (or --evaluations ...,direct)")
@@ -224,10 +229,13 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
     if args.histogram_eps is not None and "direct" in options:
         options["direct"]["eps"] = parse_eps(args.histogram_eps, "--histogram-eps")[0]
     given: dict[tuple[str, str], str] = {}
+    shorthands = _shorthands(args, evaluations)
     for text in args.set_options:
         name, option, value = parse_set(text)
         if name not in options:
             raise BenchError(f"--set {text}: {name!r} is not among this run's evaluations ({', '.join(evaluations)})")
+        if (name, option) in shorthands:
+            _check_agrees(shorthands[name, option], name, option, value)
         if (name, option) in given and given[name, option] != value:
             raise BenchError(f"--set {name}.{option} is given twice with different values ({given[name, option]} and {value}); give it once")
         given[name, option] = value
@@ -259,9 +267,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
     if not metrics:
         raise BenchError("--metrics is empty; name at least one metric (see `python run_bench.py list`)")
     for name in metrics:
-        get_metric_spec(name)  # unknown names fail here, before any work
-    family, _ = parse_dataset_arg(args.dataset)
-    check_out_dir(args.out)
+        get_metric_spec(name)  # unknown names fail here, before the evaluations' options are read
+    parse_dataset_arg(args.dataset)
     if args.workers < 0:
         raise BenchError(f"--workers must be >= 0, got {args.workers}")
     evaluations = _evaluation_names(args)
@@ -283,7 +290,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         verify=args.verify,
         precision=args.precision,
     )
-    resolve(spec, family.name)  # every evaluation name, option and type checked now
+    check_spec(spec)  # every value checked now, as for the Python API
     return spec
 
 

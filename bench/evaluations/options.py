@@ -39,7 +39,7 @@ def _coerce_scalar(kind: Any, value: Any, where: str) -> Any:
             raise BenchError(f"{where}: {value!r} is not an integer")
         try:
             return int(value) if not isinstance(value, str) else int(value.strip())
-        except ValueError:
+        except (ValueError, TypeError):
             raise BenchError(f"{where}: {value!r} is not an integer") from None
     if kind is float:
         if isinstance(value, bool):
@@ -90,6 +90,13 @@ def coerce(kind: Any, value: Any, where: str) -> Any:
     return _coerce_scalar(kind, value, where)
 
 
+def _takes_several(kind: Any) -> bool:
+    """Whether an option's type holds a tuple (``tuple[float, ...]``, or one inside ``X | None``)."""
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        return any(_takes_several(arg) for arg in typing.get_args(kind))
+    return kind is Any or typing.get_origin(kind) is tuple
+
+
 def option_fields(options_cls: type) -> dict[str, Any]:
     """Field name -> resolved type annotation of an Options dataclass."""
     hints = typing.get_type_hints(options_cls)
@@ -105,6 +112,9 @@ def build_options(options_cls: type, evaluation: str, values: dict[str, Any]) ->
         raise BenchError(f"evaluation {evaluation!r} has no option {unknown[0]!r}; its options: {known}")
     typed = {}
     for name, value in values.items():
+        if isinstance(value, (list, tuple)) and not _takes_several(fields[name]):
+            raise BenchError(f"{evaluation}.{name}: {value!r} is several values, but it takes one "
+                             "(`run_bench.py list` says which options take several)")
         try:
             typed[name] = coerce(fields[name], value, f"{evaluation}.{name}")
         except BenchError as exc:

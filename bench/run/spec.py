@@ -10,14 +10,18 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import Evaluation, get_evaluation
-from lipsim_bench.evaluations.options import build_options, expand_sweeps
+from lipsim_bench.evaluations.options import build_options, coerce, expand_sweeps
+from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
 
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
@@ -85,8 +89,59 @@ class ResolvedRun:
 VERIFY_ENV = "LIPSIM_BENCH_VERIFY"
 
 
+#: Every on/off switch the project reads (run.plan reads the random-weights one), and the numeric ones.
+SWITCHES = (VERIFY_ENV, "LIPSIM_BENCH_RANDOM_WEIGHTS")
+EMBED_CACHE_ENV = "LIPSIM_BENCH_EMBED_CACHE_MB"
+
+
 def verify_requested() -> bool:
-    return os.environ.get(VERIFY_ENV, "").strip() not in ("", "0")
+    return env_switch(VERIFY_ENV)
+
+
+def check_switches() -> None:
+    """The environment switches, spelled as documented (1/0, true/false, yes/no, on/off): checked before any work."""
+    for name in SWITCHES:
+        env_switch(name)
+    env_number(EMBED_CACHE_ENV, 2048, "megabytes")
+
+
+def parse_eps(text: str, option: str = "--eps") -> list[float]:
+    """Comma-separated radii; fractions like 36/255 are allowed. Rejects NaN, inf and negatives."""
+    values: list[float] = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            value = float(Fraction(item)) if "/" in item else float(item)
+        except (ValueError, ZeroDivisionError):
+            raise BenchError(f"{option}: {item!r} is not a number; give radii like 0.5,1,2 or 36/255") from None
+        if math.isnan(value) or math.isinf(value):
+            raise BenchError(f"{option}: {item!r} is not a finite number; give radii like 0.5,1,2")
+        if value < 0:
+            raise BenchError(f"{option}: {item} is negative; a perturbation radius must be >= 0")
+        values.append(value)
+    if not values:
+        raise BenchError(f"{option} is empty; give radii like 0.5,1,2")
+    return values
+
+
+def radii_value(value: Any, where: str) -> list[float]:
+    """Radii from the Python API: a list of numbers, one number, or the CLI's text (``"0.5,1"``, ``"36/255"``)."""
+    if isinstance(value, str):
+        return parse_eps(value, where)
+    value = value.tolist() if hasattr(value, "tolist") else value  # numpy arrays and scalars
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise BenchError(f"{where} is empty; give radii like [0.5, 1, 2] (or leave it out for the dataset's radii)")
+    radii = []
+    for item in items:
+        if isinstance(item, str):
+            radii += parse_eps(item, where)
+            continue
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise BenchError(f"{where}: {item!r} is not a radius; give numbers like [0.5, 1, 2]")
+        if not math.isfinite(item) or item < 0:
+            raise BenchError(f"{where}: radius {item!r} must be a finite number >= 0; give radii like [0.5, 1, 2]")
+        radii.append(float(item))
+    return radii
 
 
 def max_eps(norm: str, image_size: int | None = None) -> float:
@@ -134,18 +189,51 @@ def check_subsample(spec: RunSpec) -> None:
         setattr(spec, name, int(value))
 
 
+def _names(value: Any, what: str, flag: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise BenchError(f"{what} ({flag}) must be a list of names, got {value!r}; see `python run_bench.py list`")
+    return list(value)
+
+
+def _check_values(spec: RunSpec) -> None:
+    """The type and range of every field, so that a spec built by hand fails as the CLI's does."""
+    spec.metrics = _names(spec.metrics, "metrics", "--metrics")
+    spec.evaluations = _names(spec.evaluations, "evaluations", "--evaluations")
+    if not isinstance(spec.dataset, str) or not spec.dataset.strip():
+        raise BenchError(f"dataset (--dataset) must be NAME[:ROOT], e.g. sample or night:/data/nights, got {spec.dataset!r}")
+    if spec.split is not None and (not isinstance(spec.split, str) or not spec.split.strip()):
+        raise BenchError(f"split (--split) must be a split's name, e.g. test, or None for the dataset's test split; got {spec.split!r}")
+    for name, value, least in (("batch_size", spec.batch_size, 1), ("workers", spec.workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            flag = name.replace("_", "-")
+            raise BenchError(f"{name} (--{flag}) must be an integer >= {least}, got {value!r}")
+        setattr(spec, name, int(value))
+    for name in ("verify", "download"):
+        if not isinstance(getattr(spec, name), bool):
+            raise BenchError(f"{name} (--{name}) must be True or False, got {getattr(spec, name)!r}")
+    if spec.out is not None and not isinstance(spec.out, Path):
+        raise BenchError(f"out (--out) must be a folder path, got {spec.out!r}")
+    if not isinstance(spec.device, str):
+        raise BenchError(f"device (--device) must be a device name (cpu, cuda or cuda:K), got {spec.device!r}")
+    resolve_device(spec.device)
+    if not isinstance(spec.options, Mapping) or not all(isinstance(v, Mapping) for v in spec.options.values()):
+        raise BenchError(f"options must map an evaluation's name to its options, e.g. {{'apgd': {{'steps': 50}}}}; got {spec.options!r}")
+
+
 def _check_request(spec: RunSpec) -> None:
     """The spec's own values: metrics named once, a seed numpy accepts."""
+    check_switches()
     check_subsample(spec)
+    _check_values(spec)
     if not spec.metrics:
         raise BenchError("no metrics to evaluate; name at least one (see `python run_bench.py list`)")
     twice = sorted({m for m in spec.metrics if spec.metrics.count(m) > 1})
     if twice:
         raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
-        raise BenchError(f"--seed must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
+        raise BenchError(f"seed (--seed) must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
     if spec.precision not in PRECISIONS:
-        raise BenchError(f"--precision {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
+        raise BenchError(f"precision (--precision) {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
         raise BenchError(f"--precision fp16 needs a CUDA device (float16 autocast), not {spec.device}; use bf16 or fp32 here")
 
@@ -163,6 +251,33 @@ def _check_option_radii(evaluation: Evaluation, image_size: int | None) -> None:
         check_radius(eps, "l2", where, image_size)
     if len(set(radii)) < len(radii):
         raise BenchError(f"{where}: a radius is given twice ({', '.join(f'{r:g}' for r in radii)}); give each once")
+
+
+def _check_verify_agrees(spec: RunSpec, name: str) -> None:
+    """Verification mode attacks every triplet: an explicit ``skip_proven=true`` contradicts it."""
+    given = spec.options.get(name, {}).get("skip_proven")
+    if given is not None and coerce(bool, given, f"{name}.skip_proven") is True:
+        why = "--verify (verify=True)" if spec.verify else f"{VERIFY_ENV}={os.environ.get(VERIFY_ENV, '')}"
+        raise BenchError(f"{why} attacks every triplet, but {name}.skip_proven=true skips proven ones; drop one of the two")
+
+
+def check_out_dir(out: Path | None) -> None:
+    """A run folder that exists must be a folder: a file there fails now, not after the first unit."""
+    if out is not None and out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file, not a folder; give a folder (it is created if missing)")
+
+
+def check_spec(spec: RunSpec) -> ResolvedRun:
+    """Every check a request gets before any work; the CLI and the Python API both end here."""
+    from lipsim_bench.datasets import parse_dataset_arg
+    from lipsim_bench.metrics import get_metric_spec
+
+    _check_request(spec)
+    for name in spec.metrics:
+        get_metric_spec(name)  # unknown names fail here, with the closest ones
+    family, _ = parse_dataset_arg(spec.dataset)
+    check_out_dir(spec.out)
+    return resolve(spec, family.name)
 
 
 def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> ResolvedRun:
@@ -186,6 +301,7 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     for name, cls in classes.items():
         values = {**cls.default_options(dataset, spec.seed), **spec.options.get(name, {})}
         if (spec.verify or verify_requested()) and "skip_proven" in {f.name for f in fields(cls.Options)}:
+            _check_verify_agrees(spec, name)
             values["skip_proven"] = False
         for combo in expand_sweeps(name, cls.sweeps, values):
             evaluations.append(cls(build_options(cls.Options, name, combo)))
