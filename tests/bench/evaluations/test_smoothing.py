@@ -81,9 +81,9 @@ def half_space_triplets(distances: Tensor, seed: int) -> tuple[Tensor, Tensor, T
     return ref, x0, x1
 
 
-def run_smoothing(metric: PerceptualMetric, items: list[EmbeddedBatch], seed: int = 0, **options: object) -> pd.DataFrame:
+def run_smoothing(metric: PerceptualMetric, items: list[EmbeddedBatch], seed: int = 0, name: str = "toy", **options: object) -> pd.DataFrame:
     evaluation = Smoothing(SmoothingOptions(**{"sigma": SIGMA, "alpha": ALPHA, **options}))  # type: ignore[arg-type]
-    return evaluation.run(metric, items, Context(torch.device("cpu"), seed, "toy"))
+    return evaluation.run(metric, items, Context(torch.device("cpu"), seed, name))
 
 
 def certify_half_spaces(distances: Tensor, seed: int, **options: object) -> pd.DataFrame:
@@ -198,13 +198,14 @@ def test_same_seed_same_rows_whatever_the_batching_and_the_same_noise_for_every_
     ref, x0, x1 = half_space_triplets(torch.tensor([0.05, -0.1, 0.3, 0.01]), seed=6)
     p = torch.tensor([1.0, 0.2, 0.7, 0.5])
     first, second, other = Recording(), Recording(), Recording(scale=3.0)
-    whole = run_smoothing(first, [embedded(first, ref, x0, x1, p)], n0=16, n=200, noise_batch=50)
+    # every metric has its own name, as in a run: noise seeded per metric (by name) would differ and fail here
+    whole = run_smoothing(first, [embedded(first, ref, x0, x1, p)], name="toy-a", n0=16, n=200, noise_batch=50)
     split = run_smoothing(second, [embedded(second, ref[i : i + 2], x0[i : i + 2], x1[i : i + 2], p[i : i + 2], [f"t{i}", f"t{i + 1}"])
-                                   for i in (0, 2)], n0=16, n=200, noise_batch=7)
+                                   for i in (0, 2)], name="toy-b", n0=16, n=200, noise_batch=7)
     columns = ["id", "eps", "agreement", "radius", "p_lower", "prediction", "n_a"]
     key = ["id", "eps"]
     pd.testing.assert_frame_equal(whole[columns].sort_values(key).reset_index(drop=True), split[columns].sort_values(key).reset_index(drop=True))
-    run_smoothing(other, [embedded(other, ref, x0, x1, p)], n0=16, n=200, noise_batch=200)
+    run_smoothing(other, [embedded(other, ref, x0, x1, p)], name="toy-c", n0=16, n=200, noise_batch=200)
     noisy = [torch.cat(m.seen[3:]) for m in (first, other)]  # drop the clean ref, x0, x1
     assert torch.equal(noisy[0], noisy[1])  # common random numbers
     reseeded = Recording()
