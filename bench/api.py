@@ -21,14 +21,14 @@ from typing import Any
 
 import pandas as pd
 
+from lipsim_bench.devices import resolve_device
+from lipsim_bench.errors import BenchError
 from lipsim_bench.report.collect import Entry, collect
 from lipsim_bench.report.outputs import write_outputs
 from lipsim_bench.report.tables import provenance_line, render_tables, scores_table
 from lipsim_bench.run.distributed import Shard
 from lipsim_bench.run.loop import RunOutcome, Store, run_units
 from lipsim_bench.run.records import MemoryStore
-from lipsim_bench.devices import resolve_device
-from lipsim_bench.errors import BenchError
 from lipsim_bench.run.spec import RunSpec, check_spec, default_attack_eps, parse_eps, radii_value
 
 NORMS = ("l2", "linf")

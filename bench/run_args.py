@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from lipsim_bench.datasets import parse_dataset_arg
 from lipsim_bench.devices import resolve_device
@@ -19,9 +20,9 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import get_evaluation
 from lipsim_bench.evaluations.options import coerce, option_fields, parse_set
 from lipsim_bench.locations import set_user_weights_dir
+from lipsim_bench.metrics import default_metrics, get_metric_spec
 from lipsim_bench.plugins import load_plugins
 from lipsim_bench.run.spec import RunSpec, check_out_dir, check_spec, parse_eps  # noqa: F401  (check_out_dir: public)
-from lipsim_bench.metrics import default_metrics, get_metric_spec
 
 
 def parse_threat(text: str) -> tuple[str, list[float]]:
@@ -70,7 +71,7 @@ def _out_dir(text: str) -> Path:
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are the project's one line (``error: ...``, exit 2), not a usage block."""
 
-    def error(self, message: str) -> "typing.NoReturn":  # type: ignore[override]
+    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
         raise BenchError(f"{message} (see `{self.prog} --help`)")
 
 

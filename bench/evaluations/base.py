@@ -13,7 +13,6 @@ and load the file with ``--plugin FILE.py`` (or an entry point in ``lipsim_bench
 from __future__ import annotations
 
 import enum
-import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.twoafc import is_correct, score_rows, twoafc_agreement
+from lipsim_bench.locations import env_number
 
 if TYPE_CHECKING:
     from lipsim_bench.attacks.base import ThreatModel
@@ -139,7 +139,7 @@ class EmbeddingCache:
 
     def __init__(self, budget_bytes: int | None = None) -> None:
         if budget_bytes is None:
-            budget_bytes = int(float(os.environ.get("LIPSIM_BENCH_EMBED_CACHE_MB", "2048")) * 2**20)
+            budget_bytes = int(env_number("LIPSIM_BENCH_EMBED_CACHE_MB", 2048, "megabytes") * 2**20)
         self.budget = budget_bytes
         self.used = 0
         self._owner: weakref.ref | None = None  # weak: the cache must not keep a finished metric alive

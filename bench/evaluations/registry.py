@@ -22,7 +22,7 @@ def _attack_evaluations() -> dict[str, type]:
     return {name: attack_evaluation(name, cls) for name, cls in ATTACKS.items()}
 
 
-EVALUATIONS: Registry[type["Evaluation"]] = Registry(
+EVALUATIONS: Registry[type[Evaluation]] = Registry(
     "evaluation",
     builtins=("lipsim_bench.evaluations.natural", "lipsim_bench.evaluations.certified", "lipsim_bench.evaluations.direct",
               "lipsim_bench.evaluations.smoothing", "lipsim_bench.evaluations.smoothing_embed",
@@ -54,7 +54,7 @@ def register_evaluation(cls: E) -> E:
     return cls
 
 
-def get_evaluation(name: str) -> type["Evaluation"]:
+def get_evaluation(name: str) -> type[Evaluation]:
     return EVALUATIONS.get(name)
 
 

@@ -13,7 +13,6 @@ code, and never imports the unit loop.
 from __future__ import annotations
 
 import inspect
-import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -23,11 +22,12 @@ import torch
 
 from lipsim_bench.attacks.base import ThreatModel
 from lipsim_bench.evaluations import Evaluation
-from lipsim_bench.run.records import Unit
-from lipsim_bench.run.spec import ResolvedRun, RunSpec
+from lipsim_bench.locations import env_switch
 from lipsim_bench.metrics import PerceptualMetric, create_metric, get_metric_spec
 from lipsim_bench.metrics.fingerprint import code_fingerprint
 from lipsim_bench.metrics.precision import with_precision
+from lipsim_bench.run.records import Unit
+from lipsim_bench.run.spec import ResolvedRun, RunSpec
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
 #: whole protocol runs offline on real architectures. Results say so in their key and records.
@@ -35,7 +35,7 @@ RANDOM_WEIGHTS_ENV = "LIPSIM_BENCH_RANDOM_WEIGHTS"
 
 
 def random_weights_requested() -> bool:
-    return os.environ.get(RANDOM_WEIGHTS_ENV, "").strip() not in ("", "0")
+    return env_switch(RANDOM_WEIGHTS_ENV)  # 1/0, true/false, yes/no, on/off; any other spelling is one error
 
 
 def _takes_pretrained(name: str) -> bool:

@@ -243,7 +243,7 @@ def _check_option_radii(evaluation: Evaluation, image_size: int | None) -> None:
     options = evaluation.options
     if not is_dataclass(options) or "eps" not in {f.name for f in fields(options)}:
         return
-    value = getattr(options, "eps")
+    value = options.eps
     radii = list(value) if isinstance(value, (tuple, list)) else [value]
     flag = {"certified": "--certify-eps or ", "direct": "--histogram-eps or "}.get(evaluation.name, "")
     where = f"{evaluation.name}.eps ({flag}--set {evaluation.name}.eps)"
