@@ -192,3 +192,53 @@ def test_png_writer_round_trips() -> None:
         with Image.open(BytesIO(data)) as decoded:
             assert decoded.mode == "RGB"
             assert np.array_equal(np.asarray(decoded), img)
+
+
+def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The set is checked against its manifest on every use (sha256 from the content-hash cache); it was built
+    here, so a deleted or altered file rebuilds it, and nothing asks for a download."""
+    import os
+
+    calls: list[Path] = []
+    real = sample.build_sample_dataset
+
+    def counted(root: str | Path, **kwargs: int) -> Path:
+        calls.append(Path(root))
+        return real(root, progress=False, **kwargs)
+
+    monkeypatch.setattr(sample, "build_sample_dataset", counted)
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 2, "n_test": 3, "size": 64, "seed": 0})
+    root = sample_dataset_root(tmp_path / "cache")
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert len(manifest["images"]) == 3 * 5 and len(calls) == 1
+    capsys.readouterr()
+    assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 1  # intact: reused, silently
+    assert capsys.readouterr().err == ""
+
+    deleted = root / "distort" / "000" / "000003_1.png"
+    original = deleted.read_bytes()
+    deleted.unlink()
+    assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(deleted) in err and "rebuilding" in err and "nothing to download" in err, err
+    assert deleted.read_bytes() == original
+
+    altered = root / "ref" / "000" / "000004.png"  # the same size, its modification time kept
+    stat = altered.stat()
+    blob = bytearray(altered.read_bytes())
+    blob[-20] ^= 0xFF
+    altered.write_bytes(bytes(blob))
+    os.utime(altered, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 3
+    assert "ref/000/000004.png was deleted or altered" in capsys.readouterr().err
+    assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 3
+
+
+def test_a_manifest_without_image_hashes_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 1, "n_test": 1, "size": 64, "seed": 0})
+    root = sample_dataset_root(tmp_path / "cache")
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["images"]  # written by an earlier version
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert sample_dataset_root(tmp_path / "cache") == root
+    assert "images" in json.loads((root / "manifest.json").read_text())
