@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -63,13 +64,16 @@ def print_error(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def describe_os_error(exc: OSError) -> str:
+RERUN = "then rerun the same command (finished units are kept)"
+
+
+def describe_os_error(exc: OSError, then: str = RERUN) -> str:
     """A machine fault (disk full, read-only, a file where a folder should be) in one line, with the fix."""
     where = f"{exc.filename}: " if exc.filename else ""
     fix = {errno.ENOSPC: "free disk space", errno.EACCES: "fix the permissions or choose another folder",
            errno.EROFS: "choose a writable folder", errno.ENOTDIR: "a file is in the way of a folder: move it",
            errno.EEXIST: "a file is in the way of a folder: move it"}.get(exc.errno or 0, "fix that")
-    return f"{where}{exc.strerror or exc}; {fix}, then rerun the same command (finished units are kept)"
+    return f"{where}{exc.strerror or exc}; {fix}, {then}"
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -137,7 +141,10 @@ def cmd_report(argv: Sequence[str]) -> int:
                          "write a filtered report elsewhere (e.g. --out report)")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file; give a folder")
-    document = report_runs(list(args.runs), out, args.metrics, args.evaluations)
+    try:
+        document = report_runs(list(args.runs), out, args.metrics, args.evaluations)
+    except OSError as exc:  # the records are read-only input: nothing of a run is at stake
+        raise BenchError(describe_os_error(exc, "then rerun the report (or give another --out)")) from None
     print(document.markdown)
     print(f"\nwrote {out}/: {', '.join(document.files)}" if document.files else f"\nwrote nothing to {out}/")
     return 0
@@ -154,9 +161,15 @@ def cmd_plot(argv: Sequence[str]) -> int:
         raise BenchError(f"{args.run} has no scores.csv; run the benchmark (or `run_bench.py report {args.run}`) first")
     import pandas as pd
 
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise BenchError(f"--out {args.out} is a file; give a folder for the figures")
     try:
-        paths = plot_run(args.run, args.out)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError) as exc:  # numpy type errors are TypeErrors
+        with warnings.catch_warnings():  # numpy's and matplotlib's advice on odd numbers: check_frame names the cause
+            warnings.simplefilter("ignore")
+            paths = plot_run(args.run, args.out)
+    except OSError as exc:
+        raise BenchError(describe_os_error(exc, "then rerun the plot (or give another --out)")) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
         first = " ".join(str(exc).split()) or type(exc).__name__
         raise BenchError(f"cannot plot {args.run}: its CSVs are damaged or inconsistent ({first[:300]}); "
                          f"rebuild them with `run_bench.py report {args.run}`") from None

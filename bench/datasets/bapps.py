@@ -22,15 +22,38 @@ def _is_subset(folder: Path) -> bool:
     return all((folder / sub).is_dir() for sub in BAPPS_FOLDERS)
 
 
+#: A judgment is a number: floats or integers (BAPPS stores float64 arrays of shape (1,)); never text,
+#: booleans, complex numbers, records or pickled objects.
+NUMERIC_KINDS = "fiu"
+FIX = "re-download the dataset (each judge/*.npy holds one number in [0, 1]: the fraction that preferred p1)"
+
+
 def _read_judgment(path: Path) -> float:
+    """The fraction in one judge file, or one line naming the file; numpy's own advice (pickles,
+    ``allow_pickle``) never reaches the user, and a pickle is never loaded (it could run code)."""
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+        if head != b"\x93NUMPY":  # numpy would call any other file "pickled data" and advise loading it unsafely
+            what = "an .npz archive, not a .npy array" if head.startswith(b"PK") else ("empty" if not head else "not a .npy array")
+            raise DatasetError(f"judgment {path} is {what}; {FIX}")
         value = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"judgment unreadable: {path} ({exc}); re-download the dataset") from None
-    value = np.asarray(value, dtype=np.float64).reshape(-1)
-    if value.size != 1 or not np.isfinite(value[0]) or not 0.0 <= value[0] <= 1.0:
-        raise DatasetError(f"judgment {path} must hold one fraction in [0, 1], got {value.tolist()}")
-    return float(value[0])
+    except ValueError as exc:
+        pickled = "allow_pickle" in str(exc) or "pickled" in str(exc)
+        why = "is pickled data, not a numeric .npy array (pickles are never loaded)" if pickled else "is not a readable .npy array"
+        raise DatasetError(f"judgment {path} {why}; {FIX}") from None
+    except (OSError, EOFError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "empty or truncated"
+        raise DatasetError(f"judgment {path} cannot be read ({reason}); {FIX}") from None
+    if not isinstance(value, np.ndarray):
+        raise DatasetError(f"judgment {path} is not a .npy array; {FIX}")
+    if value.dtype.kind not in NUMERIC_KINDS:
+        raise DatasetError(f"judgment {path} holds {value.dtype} values, not numbers; {FIX}")
+    flat = value.astype(np.float64).reshape(-1)
+    if flat.size != 1 or not np.isfinite(flat[0]) or not 0.0 <= flat[0] <= 1.0:
+        shown = flat[:4].tolist() + (["..."] if flat.size > 4 else [])
+        raise DatasetError(f"judgment {path} must hold one fraction in [0, 1], got {shown} (shape {value.shape}); {FIX}")
+    return float(flat[0])
 
 
 def bapps_subset(folder: Path, group: str, root: Path | None = None) -> list[TripletRecord]:

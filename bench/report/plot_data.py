@@ -22,8 +22,42 @@ SCORE_TOLERANCE = 1e-6
 
 
 def read_optional(path: Path) -> pd.DataFrame | None:
-    """A CSV that a run may or may not have written (histogram.csv needs --histogram)."""
-    return pd.read_csv(path) if path.is_file() else None
+    """A CSV that a run may or may not have written (histogram.csv needs --histogram), checked (see check_frame)."""
+    return check_frame(pd.read_csv(path), path.name) if path.is_file() else None
+
+
+#: What each CSV must hold for the figures (the report writes more); ranges of the numbers they are drawn from.
+REQUIRED = {"scores.csv": ("metric", "split", "evaluation", "eps", "score", "n"),
+            "triplets.csv": ("metric", "split", "evaluation", "id", "p", "d0", "d1")}
+RANGES = {"score": (0.0, 100.0), "p": (0.0, 1.0), "d0": (None, None), "d1": (None, None), "radius": (0.0, None),
+          "delta_norm": (0.0, None)}
+
+
+def check_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Refuse a CSV the figures would draw wrongly: missing columns, no rows, or numbers that are not
+    numbers, not finite or out of range (a NaN p would draw a curve without a word). Empty cells are
+    kept where a column is optional for some rows (radius on attack rows)."""
+    missing = [c for c in REQUIRED.get(name, ()) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the column(s) {', '.join(missing)}")
+    if frame.empty and name in REQUIRED:
+        raise ValueError(f"{name} has a header but no rows")
+    for column, (low, high) in RANGES.items():
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & ~np.isfinite(values.fillna(np.inf))  # given, but not a finite number
+        if column in REQUIRED.get(name, ()):
+            bad |= frame[column].isna()
+        if low is not None:
+            bad |= values < low
+        if high is not None:
+            bad |= values > high
+        if bad.any():
+            first = frame[column][bad].iloc[0]
+            span = f" in [{low:g}, {high:g}]" if low is not None and high is not None else (f" >= {low:g}" if low is not None else "")
+            raise ValueError(f"{name}: {int(bad.sum())} value(s) of {column} are not finite numbers{span} (e.g. {first})")
+    return frame
 
 
 def as_bool(values: pd.Series) -> pd.Series:

@@ -253,3 +253,45 @@ def test_the_histogram_draws_certified_bounds_beside_found_distances_and_old_fol
     for name, frame in (("new", with_bound), ("old", rows)):
         run = write_run(tmp_path / name, histogram=frame)
         assert written(plot_run(run, formats=("png",))) == {"histograms.png"}
+
+
+def _damage(frame: pd.DataFrame, column: str, value: object) -> pd.DataFrame:
+    damaged = frame.copy()
+    damaged[column] = damaged[column].astype(object)
+    damaged.loc[damaged.index[0], column] = value
+    return damaged
+
+
+@pytest.mark.parametrize("what, damage, words", [
+    ("scores", lambda s, t: (s.iloc[:0], t), "scores.csv has a header but no rows"),
+    ("scores", lambda s, t: (s.drop(columns=["evaluation"]), t), "scores.csv lacks the column(s) evaluation"),
+    ("scores", lambda s, t: (_damage(s, "score", 150.0), t), "1 value(s) of score are not finite numbers in [0, 100] (e.g. 150.0)"),
+    ("scores", lambda s, t: (_damage(s, "score", "abc"), t), "of score are not finite numbers"),
+    ("triplets", lambda s, t: (s, _damage(t, "p", float("nan"))), "1 value(s) of p are not finite numbers in [0, 1] (e.g. nan)"),
+    ("triplets", lambda s, t: (s, _damage(t, "d0", float("inf"))), "of d0 are not finite numbers"),
+    ("triplets", lambda s, t: (s, _damage(t, "radius", -1.0)), "of radius are not finite numbers >= 0"),
+    ("triplets", lambda s, t: (s, t.iloc[:0]), "triplets.csv has a header but no rows"),
+])
+def test_plot_refuses_csvs_it_would_draw_wrongly_in_one_line(triplets: pd.DataFrame, tmp_path: Path, capsys, what: str,
+                                                              damage, words: str) -> None:
+    """A NaN p, a score of 150, an empty table or a missing column: one line and exit 2, never a traceback,
+    never a figure drawn from them (a NaN p used to draw a curve without a word)."""
+    from lipsim_bench.cli import main
+
+    scores, rows = damage(scores_from(triplets), triplets)
+    run = write_run(tmp_path / "run", triplets=rows, scores=scores)
+    assert main(["plot", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (run / "plots").exists()
+
+
+@pytest.mark.parametrize("out", ["file", "under-a-file"])
+def test_plot_into_a_file_is_one_line_that_does_not_talk_of_units(triplets: pd.DataFrame, tmp_path: Path, capsys, out: str) -> None:
+    run = write_run(tmp_path / "run", triplets=triplets, scores=scores_from(triplets))
+    (tmp_path / "file").write_text("x")
+    from lipsim_bench.cli import main
+
+    assert main(["plot", str(run), "--out", str(tmp_path / "file" / ("x" if out == "under-a-file" else ""))]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "units" not in err and "Traceback" not in err
