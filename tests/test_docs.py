@@ -92,4 +92,6 @@ def test_docs_are_found() -> None:
 @pytest.mark.parametrize("name", ["my_metrics.py", "my_attack.py", "my_evaluation.py"])
 def test_plugin_guide_shows_the_example_files_verbatim(name: str) -> None:
     """docs/plugins.md's 'adding a metric / an attack / an evaluation' are these files, byte for byte."""
-    assert (EXAMPLES / name).read_text().strip() in PLUGIN_GUIDE.read_text(), f"docs/plugins.md does not show examples/{name} verbatim"
+    assert (EXAMPLES / name).read_text().strip() in PLUGIN_GUIDE.read_text(), (
+        f"docs/plugins.md does not show examples/{name} verbatim"
+    )
