@@ -3,7 +3,7 @@
 A metric the profile names is timed from its measured rates (forward images/s for clean passes,
 forward + backward images/s for attack steps) instead of FLOPs over an assumed GPU throughput.
 The file is ``results/device_profile.json`` (under ``$LIPSIM_BENCH_RESULTS``) or the one
-``$LIPSIM_BENCH_DEVICE_PROFILE`` names (``none``: use no profile). A missing default file means
+``$LIPSIM_BENCH_DEVICE_PROFILE`` names (``none``, or 0/false/no/off: use no profile). A missing default file means
 "not measured"; a named file that is missing, or any malformed file, is one line saying to rerun
 the profiler.
 """
@@ -21,6 +21,8 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.locations import results_root
 
 PROFILE_ENV = "LIPSIM_BENCH_DEVICE_PROFILE"
+#: What the variable may say to use no profile (case-insensitive); anything else is a file's path.
+PROFILE_OFF = ("none", "0", "false", "no", "off")
 PROFILE_NAME = "device_profile.json"
 FORMAT = 1
 RERUN = "rerun `python benchmarks/profile_device.py` on the GPU machine"
@@ -60,7 +62,7 @@ class DeviceProfile:
 def profile_path() -> Path | None:
     """The profile file to read: the variable's, else the results folder's; None when switched off."""
     named = os.environ.get(PROFILE_ENV, "").strip()
-    if named.lower() == "none":
+    if named.lower() in PROFILE_OFF:
         return None
     return Path(named).expanduser() if named else results_root() / PROFILE_NAME
 
@@ -112,7 +114,8 @@ def load_device_profile(path: Path | None = None) -> DeviceProfile | None:
         return None
     if not path.exists():
         if named:
-            raise BenchError(f"device profile {path} does not exist; {RERUN} with --out {path}, or unset {PROFILE_ENV}")
+            raise BenchError(f"device profile {path} does not exist; {RERUN} with --out {path}, set {PROFILE_ENV}=none "
+                             "for no profile, or unset it")
         return None
     if not path.is_file():
         raise BenchError(f"device profile {path} is not a file; remove it and {RERUN}")

@@ -156,3 +156,82 @@ def test_an_error_mid_bar_starts_on_a_fresh_line(capsys, night_tree: Path, tmp_p
     monkeypatch.setattr(natural.Natural, "run", broken)
     line = _fails(capsys, BASE + ["--dataset", f"night:{night_tree}", "--out", str(tmp_path / "run")], "not finite")
     assert line.startswith("error:")
+
+
+# -- contradicting options: a shorthand flag and --set for the same option must agree ---------------------------
+
+ATTACKING = ["--metrics", "pixel-l2", "--n", "2", "--eps", "0.5"]
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--evaluations", "natural,apgd", "--steps", "20", "--set", "apgd.steps=100"], ("--steps 20 and --set apgd.steps=100 disagree",)),
+    (["--evaluations", "natural,pgd", "--steps", "20", "--set", "pgd.steps=10"], ("--steps 20 and --set pgd.steps=10 disagree",)),
+    (["--evaluations", "natural,smoothing-attack", "--steps", "20", "--set", "smoothing-attack.steps=5"], ("--steps 20 and --set smoothing-attack.steps=5",)),
+    (["--evaluations", "natural,direct", "--steps", "5", "--set", "direct.steps=6"], ("--steps 5 and --set direct.steps=6 disagree",)),
+    (["--evaluations", "natural,apgd", "--restarts", "2", "--set", "apgd.restarts=1"], ("--restarts 2 and --set apgd.restarts=1",)),
+    (["--evaluations", "natural,certified", "--certify-eps", "0.5", "--set", "certified.eps=1"], ("--certify-eps 0.5 and --set certified.eps=1",)),
+    (["--histogram", "--no-certify", "--attacks", "none", "--histogram-eps", "0.5", "--set", "direct.eps=1"], ("--histogram-eps 0.5 and --set direct.eps=1",)),
+    (["--evaluations", "natural,apgd", "--verify", "--set", "apgd.skip_proven=true"], ("--verify", "apgd.skip_proven=true", "drop one")),
+])
+def test_a_shorthand_and_a_set_that_disagree_are_refused(capsys, tmp_path: Path, extra: list[str], words: tuple[str, ...]) -> None:
+    _fails(capsys, ATTACKING + extra + ["--out", str(tmp_path / "run")], *words, "disagree" if "--verify" not in extra else "")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra", [
+    ["--evaluations", "natural,apgd", "--steps", "20", "--set", "apgd.steps=20"],
+    ["--evaluations", "natural,certified", "--certify-eps", "0.5,1", "--set", "certified.eps=1/2,1"],
+    ["--evaluations", "natural,certified", "--set", "certified.eps=0.25"],  # --eps is the certified radii only by default
+])
+def test_a_shorthand_and_a_set_that_agree_run(capsys, tmp_path: Path, extra: list[str]) -> None:
+    assert main(ATTACKING + extra + ["--out", str(tmp_path / "run"), "--dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_verification_mode_from_the_environment_contradicts_skip_proven(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIPSIM_BENCH_VERIFY", "yes")
+    _fails(capsys, ATTACKING + ["--evaluations", "natural,apgd", "--set", "apgd.skip_proven=true", "--out", str(tmp_path / "r")],
+           "LIPSIM_BENCH_VERIFY=yes attacks every triplet, but apgd.skip_proven=true")
+
+
+# -- environment switches: the documented spellings only -------------------------------------------------------
+
+SWITCH_NAMES = ["LIPSIM_BENCH_VERIFY", "LIPSIM_BENCH_RANDOM_WEIGHTS"]
+
+
+@pytest.mark.parametrize("name", SWITCH_NAMES)
+@pytest.mark.parametrize("value", ["2", "maybe", "ture", "enabled", "-1"])
+def test_a_switch_with_an_odd_spelling_is_one_line_naming_it(capsys, tmp_path: Path, monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    _fails(capsys, BASE + ["--n", "2", "--out", str(tmp_path / "r")], f"{name}={value!r} is not an on/off value", "set it to 1 or 0")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("TRUE", True), (" yes ", True), ("On", True),
+                                           ("0", False), ("false", False), ("No", False), ("OFF", False), ("", False)])
+def test_the_documented_spellings_switch(monkeypatch, value: str, on: bool) -> None:
+    from lipsim_bench.locations import env_switch
+    from lipsim_bench.run.plan import random_weights_requested
+    from lipsim_bench.run.spec import verify_requested
+
+    for name in SWITCH_NAMES:
+        monkeypatch.setenv(name, value)
+    assert env_switch("LIPSIM_BENCH_VERIFY") is on and verify_requested() is on and random_weights_requested() is on
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+def test_an_odd_embedding_cache_budget_is_one_line(capsys, tmp_path: Path, monkeypatch, value: str) -> None:
+    monkeypatch.setenv("LIPSIM_BENCH_EMBED_CACHE_MB", value)
+    _fails(capsys, BASE + ["--n", "2", "--out", str(tmp_path / "r")], f"LIPSIM_BENCH_EMBED_CACHE_MB={value!r} is not a number of megabytes")
+
+
+@pytest.mark.parametrize("value", ["none", "NONE", "off", "0", "false", "No"])
+def test_the_device_profile_switches_off_with_the_documented_words(monkeypatch, value: str) -> None:
+    from lipsim_bench.protocol.device_profile import PROFILE_ENV, load_device_profile
+
+    monkeypatch.setenv(PROFILE_ENV, value)
+    assert load_device_profile() is None
+
+
+def test_a_missing_device_profile_says_how_to_switch_it_off(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", str(tmp_path / "nope.json"))
+    _fails(capsys, BASE + ["--n", "2", "--dry-run", "--out", str(tmp_path / "r")], "LIPSIM_BENCH_DEVICE_PROFILE=none for no profile")
