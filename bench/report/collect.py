@@ -8,6 +8,7 @@ eps) are resolved by bench/report/variants.py: one setting per cell, another set
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,9 +193,11 @@ def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluat
     A record that fails its checks is skipped: one line names it and why (console and the run's run.log),
     and the table's footer counts it, so a damaged file never becomes a number.
     """
+    run_dirs = list({d.resolve(): d for d in reversed(run_dirs)}.values())[::-1]  # a folder named twice is read once
     folders = [_records_dir(d) for d in run_dirs]
     entries: list[Entry] = []
     skipped = 0
+    seen: set[tuple[str, str]] = set()
     order: list[str] = []  # the runs' own --metrics order, so merged tables read like the runs'
     for run_dir, folder in zip(run_dirs, folders):
         for path in sorted(folder.glob("*.json")):
@@ -204,6 +207,10 @@ def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluat
                 RunLog(run_dir / "run.log").warn(f"report: skipped record {path}: {checked}")
                 continue
             record, rows = checked
+            same = (path.name, json.dumps(record.get("provenance"), sort_keys=True, default=str))
+            if same in seen:  # a copy of a record already read (a folder and its copy): one computation, one cell
+                continue
+            seen.add(same)
             entries.append(Entry(record, rows=rows, path=path))
     if not entries:
         raise BenchError(f"no usable records in {', '.join(map(str, run_dirs))}; run the benchmark first")

@@ -172,3 +172,16 @@ def test_resolution_on_records_alone() -> None:
     assert "b apgd t1" not in got.notes and "b apgd t3" in got.notes  # the replaced record's note is gone
     assert "apgd(steps=20): a apgd t2" in got.notes
     assert any("1 older cell(s) replaced" in n for n in got.notes)
+
+
+def test_a_folder_named_twice_or_copied_is_one_computation(capsys, tmp_path: Path) -> None:
+    """Its records are the same computations: nothing is 'replaced', every cell appears once."""
+    import shutil
+
+    run = tmp_path / "run"
+    _run(capsys, run, "pixel-l2", "--attacks", "none", "--no-certify")
+    shutil.copytree(run, tmp_path / "copy")
+    assert main(["report", str(run), str(run), str(tmp_path / "copy"), "--out", str(tmp_path / "merged")]) == 0
+    out = capsys.readouterr().out
+    assert "replaced" not in out and _header(out) == ["metric", "natural"] and _rows(out) == ["pixel-l2"]
+    assert len(pd.read_csv(tmp_path / "merged" / "scores.csv")) == 1
