@@ -157,8 +157,10 @@ def cmd_plot(argv: Sequence[str]) -> int:
     parser.add_argument("run", type=Path, help="a run folder")
     parser.add_argument("--out", type=Path, default=None, help="where to write the figures (default: RUN/plots)")
     args = parser.parse_args(argv)
-    if not (args.run / "scores.csv").is_file():
-        raise BenchError(f"{args.run} has no scores.csv; run the benchmark (or `run_bench.py report {args.run}`) first")
+    if not any((args.run / name).is_file() for name in ("scores.csv", "triplets.csv", "histogram.csv")):
+        hint = (f"`run_bench.py report {args.run}` writes them from its records" if (args.run / "records").is_dir()
+                else "run the benchmark first")
+        raise BenchError(f"{args.run} has no scores.csv, triplets.csv or histogram.csv to plot; {hint}")
     import pandas as pd
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():

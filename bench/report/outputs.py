@@ -63,9 +63,10 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         for name in TABLE_FILES + ("certificates.md",):
             if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables
                 (out_dir / name).unlink()
-        why = "; ".join(collected.notes) or "the records hold no scores"
-        what = "diagnostics only" if written else "nothing to tabulate"
-        return TablesDocument(pd.DataFrame(), f"no scores ({what}): {why}", "", written)
+        why = "; ".join(collected.notes)
+        text = (f"no scores (diagnostics only: {', '.join(written)})" + (f"; {why}" if why else "") if written
+                else f"no scores (nothing to tabulate): {why or 'the records hold no scores'}")
+        return TablesDocument(pd.DataFrame(), text, "", written)
     scores = collected.scores
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     triplets = collected.triplets

@@ -185,3 +185,13 @@ def test_a_folder_named_twice_or_copied_is_one_computation(capsys, tmp_path: Pat
     out = capsys.readouterr().out
     assert "replaced" not in out and _header(out) == ["metric", "natural"] and _rows(out) == ["pixel-l2"]
     assert len(pd.read_csv(tmp_path / "merged" / "scores.csv")) == 1
+
+
+def test_a_diagnostics_only_run_names_what_it_wrote_and_plots(capsys, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    printed = _run(capsys, run, "pixel-l2", "--evaluations", "direct", "--n", "3")
+    assert "no scores (diagnostics only: histogram.csv, histogram.png, histogram.pdf)" in printed
+    assert f"wrote {run}/ (histogram.csv, histogram.png, histogram.pdf, records/, run.log)" in printed
+    assert not (run / "scores.csv").exists()
+    assert main(["plot", str(run)]) == 0  # the histogram alone is a figure (no "has no scores.csv")
+    assert (run / "plots" / "histograms.png").is_file()
