@@ -19,7 +19,7 @@ import pandas as pd
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
 from lipsim_bench.report.mixing import unit_settings
-from lipsim_bench.report.variants import resolve
+from lipsim_bench.report.variants import resolve, stamp
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
 from lipsim_bench.run.runlog import RunLog
@@ -217,8 +217,7 @@ def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluat
     entries = select(entries, metrics, evaluations)
 
     def when(entry: Entry) -> tuple[str, int]:
-        prov = entry.record.get("provenance") or {}
-        return str(prov.get("time", "")), int(prov.get("time_ns") or 0)
+        return stamp(entry.record)
 
     for entry in sorted(entries, key=when):  # the earliest run's order first: a later run never reorders the table
         metrics_of_run = (entry.record.get("config") or {}).get("metrics", [])

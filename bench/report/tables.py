@@ -223,8 +223,14 @@ def _json_or_none(path: Path) -> object:
         return None
 
 
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def provenance_line(records_dir: Path) -> str:
-    """One line from the records' provenance: versions and commit(s) that produced the numbers."""
+    """One line from the records' provenance: versions and commit(s) that produced the numbers.
+
+    Reads every record file, usable or not (a damaged one is named elsewhere): any field may be odd."""
     records = [_json_or_none(p) for p in sorted(records_dir.glob("*.json"))] if records_dir.is_dir() else []
     prov = [r.get("provenance") for r in records if isinstance(r, dict) and isinstance(r.get("provenance"), dict)]
     if not prov:
@@ -234,12 +240,16 @@ def provenance_line(records_dir: Path) -> str:
         found = sorted({str(v) for v in map(get, prov) if v})
         return ", ".join(found) or "unknown"
 
-    commits = values(lambda p: ((p.get("git") or {}).get("commit") or "")[:10] + ("+dirty" if (p.get("git") or {}).get("dirty") else ""))
-    times = sorted(p.get("time", "") for p in prov if p.get("time"))
+    def commit(p: dict) -> str:
+        git = _dict(p.get("git"))
+        return str(git.get("commit") or "")[:10] + ("+dirty" if git.get("dirty") else "")
+
+    commits = values(commit)
+    times = sorted(str(p["time"]) for p in prov if p.get("time"))
     span = f"{times[0]} to {times[-1]}" if times else "unknown"
     return (
         f"provenance: lipsim-bench {values(lambda p: p.get('lipsim_bench'))}, commit {commits}; "
-        f"torch {values(lambda p: (p.get('packages') or {}).get('torch'))}, python {values(lambda p: p.get('python'))}; "
+        f"torch {values(lambda p: _dict(p.get('packages')).get('torch'))}, python {values(lambda p: p.get('python'))}; "
         f"{len(prov)} records computed {span}"
     )
 

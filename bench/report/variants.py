@@ -64,9 +64,11 @@ class Resolution:
     names: dict[int, str] = field(default_factory=dict)  # record -> its evaluation's column name where it differs
 
 
-def _stamp(record: dict[str, Any]) -> tuple[str, int]:
-    prov = record.get("provenance") or {}
-    return str(prov.get("time", "")), int(prov.get("time_ns") or 0)
+def stamp(record: dict[str, Any]) -> tuple[str, int]:
+    """When a record was computed, for "newer": its ISO time, then nanoseconds (0 where unreadable)."""
+    prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
+    ns = prov.get("time_ns")
+    return str(prov.get("time", "")), ns if isinstance(ns, int) and not isinstance(ns, bool) else 0
 
 
 def _slot(record: dict[str, Any]) -> tuple:
@@ -81,7 +83,7 @@ def _kind(record: dict[str, Any]) -> str:
 def resolve(records: list[dict[str, Any]], rows: list[tuple[int, tuple]]) -> Resolution:
     """``rows``: (record index, cell) per score row, in order. Newest per (cell, setting); other settings named apart."""
     keys = [setting_key(r) for r in records]
-    stamps = [_stamp(r) for r in records]
+    stamps = [stamp(r) for r in records]
     out = Resolution()
     newest: dict[tuple, int] = {}
     for position, (i, cell) in enumerate(rows):
