@@ -118,8 +118,8 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
             new = [f"{resolved.names[i]}: {line}" for line in new if line]
         notes += [n for n in new if n and n not in notes]
     if replaced:
-        notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed: the code, "
-                     "data or weights changed)")
+        why = f"after a change of {', '.join(sorted(resolved.changed))}" if resolved.changed else "with the same key"
+        notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed {why})")
     triplets, diagnostics = [], {}
     for i, entry in enumerate(entries):
         if i in resolved.dropped_records:

@@ -38,9 +38,18 @@ def setting(record: dict[str, Any]) -> dict[str, str]:
                               "seed": settings.get("seed"), "precision": settings.get("precision", "fp32")}
     if settings.get("batch_size") is not None:
         chosen["batch size"] = settings["batch_size"]
-    options = settings.get("options") or {}
-    chosen.update({k: v for k, v in sorted(options.items()) if k not in NOT_OPTIONS} if isinstance(options, dict) else {})
+    options = settings.get("options") if isinstance(settings.get("options"), dict) else {}
+    owner = str((record.get("evaluation") or {}).get("name", "")).split("(", 1)[0]
+    for key, value in sorted(options.items()):
+        if key not in NOT_OPTIONS:  # an option named like a run setting (smoothing's n) says whose it is
+            chosen[f"{owner}.{key}" if key in chosen else key] = value
     return {k: _text(v) for k, v in chosen.items()}
+
+
+def why_recomputed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What changed between two records of the same setting (the adapter's source, the data, torch, the device...)."""
+    before, after = (r.get("unit", {}).get("settings") or {} for r in (old, new))
+    return sorted(k for k in set(before) | set(after) if k not in ("options", "seed") and before.get(k) != after.get(k))
 
 
 def setting_key(record: dict[str, Any]) -> str:
@@ -62,6 +71,7 @@ class Resolution:
     dropped_rows: set[int] = field(default_factory=set)  # row positions replaced by a newer row of the same setting
     dropped_records: set[int] = field(default_factory=set)  # records all of whose cells (or whose note) were replaced
     names: dict[int, str] = field(default_factory=dict)  # record -> its evaluation's column name where it differs
+    changed: set[str] = field(default_factory=set)  # what changed where a newer record replaced an older one
 
 
 def stamp(record: dict[str, Any]) -> tuple[str, int]:
@@ -88,11 +98,11 @@ def resolve(records: list[dict[str, Any]], rows: list[tuple[int, tuple]]) -> Res
     newest: dict[tuple, int] = {}
     for position, (i, cell) in enumerate(rows):
         slot = (cell, keys[i])
-        if slot in newest and stamps[rows[newest[slot]][0]] > stamps[i]:
-            out.dropped_rows.add(position)
-            continue
         if slot in newest:
-            out.dropped_rows.add(newest[slot])
+            older, newer = sorted((newest[slot], position), key=lambda p: stamps[rows[p][0]])
+            out.dropped_rows.add(older)
+            out.changed.update(why_recomputed(records[rows[older][0]], records[rows[newer][0]]))
+            position = newer
         newest[slot] = position
     # a record without scores that does not apply is replaced by any newer record of its metric and evaluation,
     # and replaces older cells of its setting: its note and those cells never stand side by side
@@ -108,6 +118,8 @@ def resolve(records: list[dict[str, Any]], rows: list[tuple[int, tuple]]) -> Res
         else:
             older = {j for j in same if stamps[j] < stamps[i] and keys[j] == keys[i]}
             out.dropped_rows |= {p for p, (j, _) in enumerate(rows) if j in older}
+            for j in older:
+                out.changed.update(why_recomputed(records[j], record))
     live = [p for p in range(len(rows)) if p not in out.dropped_rows]
     with_rows = {rows[p][0] for p in live}
     out.dropped_records |= {i for i, r in enumerate(records) if r.get("scores") and i not in with_rows}

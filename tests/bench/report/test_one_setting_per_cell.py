@@ -101,7 +101,7 @@ def test_the_same_setting_recomputed_replaces_the_older_cell_and_says_so(capsys,
     assert len(list((run / "records").glob("*.json"))) == 2
     markdown = (run / "scores.md").read_text()
     assert _header(markdown) == ["metric", "natural"] and _rows(markdown) == ["toy"]
-    assert "1 older cell(s) replaced by newer records of the same settings" in markdown
+    assert "1 older cell(s) replaced by newer records of the same settings (recomputed after a change of source)" in markdown
 
 
 def test_a_stale_does_not_apply_note_is_dropped(capsys, tmp_path: Path) -> None:
@@ -195,3 +195,14 @@ def test_a_diagnostics_only_run_names_what_it_wrote_and_plots(capsys, tmp_path: 
     assert not (run / "scores.csv").exists()
     assert main(["plot", str(run)]) == 0  # the histogram alone is a figure (no "has no scores.csv")
     assert (run / "plots" / "histograms.png").is_file()
+
+
+def test_an_option_named_like_a_run_setting_says_whose_it_is() -> None:
+    """smoothing's n (noise samples) is not the run's n (triplets): both are in the setting, apart."""
+    from lipsim_bench.report.variants import setting, variant_name
+
+    record = {"unit": {"n": 6, "settings": {"seed": 0, "options": {"n": 1000, "sigma": 0.25, "eps": [0.5]}}},
+              "evaluation": {"name": "smoothing(sigma=0.25)"}, "config": {"every": 1}}
+    chosen = setting(record)
+    assert (chosen["n"], chosen["smoothing.n"], chosen["sigma"]) == ("6", "1000", "0.25") and "eps" not in chosen
+    assert variant_name("smoothing(sigma=0.25)", {"smoothing.n": "100"}) == "smoothing(sigma=0.25, smoothing.n=100)"
