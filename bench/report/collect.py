@@ -177,6 +177,8 @@ def select(entries: list[Entry], metrics: list[str] | None, evaluations: list[st
                               (evaluations, "evaluation", lambda e: [e.name, _base(e.name)])):
         if names is None:
             continue
+        if not names:
+            raise BenchError(f"--{what}s names no {what}; give comma-separated names, or leave the option out for all")
         found = list(dict.fromkeys(n for e in entries for n in held(e)))
         unknown = [n for n in names if n not in found]
         if unknown:

@@ -142,6 +142,7 @@ def test_report_filters_by_metric_and_evaluation(capsys, tmp_path: Path) -> None
 @pytest.mark.parametrize("argv, words", [
     (["--metrics", "nope", "--out", "OUT"], "no metric 'nope' in these records; they hold: pixel-l2"),
     (["--evaluations", "pgd", "--out", "OUT"], "no evaluation 'pgd' in these records; they hold: apgd, certified, natural"),
+    (["--metrics", ",", "--out", "OUT"], "--metrics names no metric; give comma-separated names"),
     (["--metrics", "pixel-l2"], "--out report is a run folder"),
     (["--metrics", "pixel-l2", "--out", "RUN"], "is a run folder given to report"),
 ])
