@@ -21,7 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Options that are the cell's column (eps) or part of the setting under their own name (seed).
+#: Options that are the cell's column (eps; not for a diagnostic, which has no columns) or part of the
+#: setting under their own name (seed).
 NOT_OPTIONS = ("eps", "seed")
 
 
@@ -40,8 +41,9 @@ def setting(record: dict[str, Any]) -> dict[str, str]:
         chosen["batch size"] = settings["batch_size"]
     options = settings.get("options") if isinstance(settings.get("options"), dict) else {}
     owner = str((record.get("evaluation") or {}).get("name", "")).split("(", 1)[0]
+    skip = {"seed"} if _kind(record) == "diagnostic" else set(NOT_OPTIONS)  # a diagnostic has no eps column: eps is its setting
     for key, value in sorted(options.items()):
-        if key not in NOT_OPTIONS:  # an option named like a run setting (smoothing's n) says whose it is
+        if key not in skip:  # an option named like a run setting (smoothing's n) says whose it is
             chosen[f"{owner}.{key}" if key in chosen else key] = value
     return {k: _text(v) for k, v in chosen.items()}
 

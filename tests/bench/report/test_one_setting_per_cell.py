@@ -207,3 +207,12 @@ def test_an_option_named_like_a_run_setting_says_whose_it_is() -> None:
     chosen = setting(record)
     assert (chosen["n"], chosen["smoothing.n"], chosen["sigma"]) == ("6", "1000", "0.25") and "eps" not in chosen
     assert variant_name("smoothing(sigma=0.25)", {"smoothing.n": "100"}) == "smoothing(sigma=0.25, smoothing.n=100)"
+
+
+def test_diagnostics_at_two_settings_are_both_kept_and_named(capsys, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _run(capsys, run, "pixel-l2", "--evaluations", "direct", "--n", "3")
+    _run(capsys, run, "pixel-l2", "--evaluations", "direct", "--n", "3", "--set", "direct.eps=1")
+    labels = pd.read_csv(run / "histogram.csv").groupby("metric").size().to_dict()
+    assert len(labels) == 2 and labels["pixel-l2"] == 3
+    assert any(label.startswith("pixel-l2 [direct(eps=1.0") for label in labels)
