@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,8 +97,6 @@ NOT_COMPUTING = ("errors", "registry", "extras", "fingerprint")
 def _user_code(module: object) -> bool:
     """Whether a module is the project's or a plugin's code: ``lipsim_bench.*``, or a file outside the
     Python installation and its site-packages (a ``--plugin`` file, a user's helper module)."""
-    import sysconfig
-
     name = getattr(module, "__name__", "") or ""
     if name.rsplit(".", 1)[-1] in NOT_COMPUTING:
         return False
@@ -106,9 +105,17 @@ def _user_code(module: object) -> bool:
     file = getattr(module, "__file__", None)
     if not file or name.split(".")[0] in ("torch", "numpy", "pandas", "scipy", "PIL"):
         return False
-    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     resolved = str(Path(file).resolve())
-    return not any(resolved.startswith(str(Path(p).resolve())) for p in installed)
+    return not any(resolved.startswith(folder) for folder in _installed_folders())
+
+
+@lru_cache(maxsize=1)
+def _installed_folders() -> tuple[str, ...]:
+    """The Python installation's library folders (stdlib and site-packages), resolved."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(str(Path(paths[k]).resolve()) + os.sep for k in ("stdlib", "platstdlib", "purelib", "platlib"))
 
 
 def code_files(*classes: type) -> list[Path]:

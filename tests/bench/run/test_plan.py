@@ -31,6 +31,10 @@ def test_defaults_are_resolved_into_the_key(night_tree: Path) -> None:
     assert {"loss", "rho", "momentum", "early_stop", "steps", "restarts", "seed"} <= set(apgd)
     assert units["apgd"].settings["batch_size"] == 100 and "batch_size" not in units["certified"].settings
     assert units["apgd"].settings["source"].startswith("src:") and units["apgd"].settings["version"] == 1
+    import torch
+
+    assert units["apgd"].settings["code"].startswith("src:") and units["apgd"].settings["code"] != units["certified"].settings["code"]
+    assert units["apgd"].settings["torch"] == torch.__version__ and units["apgd"].settings["device"] == "cpu"
 
 
 def test_every_attack_option_changes_the_key(night_tree: Path) -> None:
