@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -85,6 +86,13 @@ def _trainable_metric(name: str, option: str) -> nn.Module:
     return metric.train()
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are the project's one line (``error: ...``, exit 2), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:  # type: ignore[override]
+        raise BenchError(f"{message} (see `{self.prog} --help`)")
+
+
 def _betas(text: str) -> tuple[float, float]:
     try:
         b1, b2 = (float(t) for t in text.split(","))
@@ -126,7 +134,7 @@ def _add_common(parser: argparse.ArgumentParser, config_cls: type) -> None:
 
 
 def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog=prog,
         description="Train a perceptual metric the LipSim way: distil a teacher's embeddings, then fine-tune on 2AFC judgments.",
         epilog=(
@@ -191,6 +199,8 @@ def _common_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_set(args: argparse.Namespace):
+    if args.eval_n is not None and args.eval_n < 1:
+        raise BenchError(f"--eval-n must be a positive number of triplets, got {args.eval_n}")
     if args.eval_dataset is None:
         if args.eval_split is not None or args.eval_n is not None:
             raise BenchError("--eval-split/--eval-n need --eval-dataset")
@@ -223,9 +233,33 @@ def _teacher(name: str) -> nn.Module | str:
     return model.requires_grad_(False).eval()
 
 
+def warn_if_test_split(dataset: str, split: str | None, option: str) -> str | None:
+    """Training on the split the benchmark scores by default: allowed (a user may mean it), said in one line."""
+    from lipsim_bench.datasets import parse_dataset_arg
+
+    family, _ = parse_dataset_arg(dataset)
+    if (split or family.default_split) != family.default_split:
+        return None
+    line = (f"warning: {option} trains on {family.name}'s {family.default_split} split, the one the benchmark scores: "
+            f"this model's scores there will not measure generalisation; train on another split (e.g. train)")
+    print(line, file=sys.stderr)
+    return line
+
+
+def _images_split(images: str) -> None:
+    """``--images dataset:NAME[:ROOT]:SPLIT``: the same warning for distillation's images."""
+    from lipsim_bench.training.distill import DATASET_PREFIX
+
+    if images.startswith(DATASET_PREFIX):
+        name_root, sep, split = images[len(DATASET_PREFIX):].rpartition(":")
+        if sep and name_root and split:
+            warn_if_test_split(name_root, split, "distill (--images)")
+
+
 def run_distill(args: argparse.Namespace) -> int:
     config = DistillConfig(**_common_config(args), target_scale=args.target_scale, image_size=args.image_size)
     config.validate()
+    _images_split(args.images)
     seed_everything(args.seed)  # the student's initialisation follows the seed
     student, arch = build_model(args.student, option="--student", init=args.init)
     result = distill(student, _teacher(args.teacher), args.images, config, eval_set=_eval_set(args), meta=_meta(args, arch))
@@ -238,7 +272,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     config = FinetuneConfig(**_common_config(args), margin=args.margin, flip=not args.no_flip, rot90=args.rot90,
                             color_jitter=args.color_jitter)
     config.validate()
+    if args.n is not None and args.n < 1:
+        raise BenchError(f"--n must be a positive number of triplets, got {args.n}")
     dataset = create_dataset(args.dataset, args.split).head(args.n)
+    warn_if_test_split(args.dataset, args.split, "finetune")
     seed_everything(args.seed)
     metric, arch = build_model(args.metric, option="--metric", init=args.init)
     result = finetune(metric, dataset, config, eval_set=_eval_set(args), meta=_meta(args, arch))

@@ -59,8 +59,8 @@ class DistillConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not (self.target_scale > 0):
-            raise BenchError(f"--target-scale must be positive, got {self.target_scale}")
+        if not (0 < self.target_scale < float("inf")):
+            raise BenchError(f"--target-scale must be a positive finite number, got {self.target_scale}")
         if self.image_size is not None and self.image_size < 1:
             raise BenchError(f"--image-size must be positive, got {self.image_size}")
 

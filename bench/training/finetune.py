@@ -49,8 +49,8 @@ class FinetuneConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not (self.margin >= 0):
-            raise BenchError(f"--margin must be >= 0, got {self.margin}")
+        if not (0 <= self.margin < float("inf")):
+            raise BenchError(f"--margin must be a finite number >= 0, got {self.margin}")
 
 
 def decided_triplets(dataset: TwoAFCDataset) -> tuple[TwoAFCDataset, int]:

@@ -313,7 +313,7 @@ def test_cli_distill_then_finetune(tmp_path: Path, image_folder: Path, toy_regis
                                 f"dataset:night:{night}:train", "--max-steps", "1", "--out", str(tmp_path / "d2"), *common]) == 0
     assert json.loads((tmp_path / "d2" / "train_config.json").read_text())["identity"]["n_images"] == 18
 
-    with pytest.raises(BenchError, match="--student 'nope' is neither a student preset \\(known: toy\\)"):
+    with pytest.raises(BenchError, match=r"--student 'nope' is neither a student preset \(known: [^)]*\btoy\b"):  # other files may register presets
         train_cli.cmd_train(["distill", "--student", "nope", "--teacher", "toy-teacher", "--images", str(image_folder),
                              "--out", str(tmp_path / "x"), *common])
     with pytest.raises(BenchError, match="checkpoint not found"):
