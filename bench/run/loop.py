@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from lipsim_bench.datasets import TwoAFCDataset, create_dataset
-from lipsim_bench.evaluations.base import Context, EmbeddingCache, embedded_batches
+from lipsim_bench.evaluations.base import Context, EmbeddingCache, Evaluation, embedded_batches
 from lipsim_bench.locations import results_root
 from lipsim_bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
 from lipsim_bench.errors import BenchError
@@ -26,7 +26,7 @@ from lipsim_bench.run.plan import (DataIdentity, PlannedUnit, build_metric, exec
                             random_weights_apply, random_weights_note, seed_everything)
 from lipsim_bench.run.records import RecordStore, Unit
 from lipsim_bench.run.runlog import RunLog
-from lipsim_bench.run.scorecheck import score_problem
+from lipsim_bench.run.scorecheck import rows_problem, score_problem
 from lipsim_bench.run.spec import RunSpec, check_subsample, resolve
 from lipsim_bench.metrics import PerceptualMetric
 
@@ -188,10 +188,7 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     split, label = planned.unit.split, planned.unit.metric
     seconds = round(time.perf_counter() - started, 3)
     marked = [random_weights_note(planned.metric)] if random_weights_apply(planned.metric) else []
-    scores = evaluation.score(frame, split) if applies else []
-    if problem := score_problem(scores, frame, split, evaluation.kind.value, applies):
-        raise BenchError(f"evaluation {evaluation.name!r} on metric {label!r}: {problem}; fix the evaluation "
-                         "(a score is 100 x the mean 'agreement' of its per-triplet rows, one row per triplet)")
+    scores = checked_scores(evaluation, frame, split, label, applies)
     body = {
         **planned.describe(),
         "applies": applies,
@@ -203,3 +200,22 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     record = store.save(planned.unit, body, frame)
     log.unit("computed", planned.unit, record, seconds)
     return UnitResult(record, frame, computed=True)
+
+
+def checked_scores(evaluation: Evaluation, frame: pd.DataFrame, split: str, label: str, applies: bool) -> list[dict[str, Any]]:
+    """The unit's score rows, refused in one line naming the evaluation unless they are what its rows give, in 0..100."""
+    kind = evaluation.kind.value
+    problem = rows_problem(frame, kind, applies)
+    scores: list[dict[str, Any]] = []
+    if applies and problem is None:
+        try:
+            scores = evaluation.score(frame, split)
+        except BenchError:
+            raise
+        except Exception as exc:
+            problem = f"its score() raised {type(exc).__name__}: {exc}"
+    problem = problem or score_problem(scores, frame, split, kind, applies)
+    if problem:
+        raise BenchError(f"evaluation {evaluation.name!r} on metric {label!r}: {problem}; fix the evaluation "
+                         "(a score is 100 x the mean 'agreement' of its per-triplet rows, one row per triplet)")
+    return scores

@@ -32,6 +32,26 @@ def _where(row: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p) + f" on {row.get('split')}"
 
 
+#: What a scored evaluation's per-triplet rows must hold (:func:`lipsim_bench.evaluations.twoafc.score_rows`).
+ROW_COLUMNS = ("evaluation", "norm", "eps", "group", "agreement")
+
+
+def rows_problem(rows: pd.DataFrame, kind: str, applies: bool) -> str | None:
+    """Why a scored evaluation's rows cannot be scored (none, a column missing, agreement outside [0, 1]), or None."""
+    if not applies or kind == "diagnostic":
+        return None
+    if not len(rows):
+        return "it returned no per-triplet rows (no score), so its column would vanish"
+    missing = [c for c in ROW_COLUMNS if c not in rows.columns]
+    if missing:
+        return f"its rows have no {missing[0]!r} column (build them with EmbeddedBatch.rows)"
+    agreement = pd.to_numeric(rows["agreement"], errors="coerce")
+    bad = agreement.isna() | (agreement < 0) | (agreement > 1)
+    if bad.any():
+        return f"a row's agreement is {rows['agreement'][bad].iloc[0]!r}; agreement must be in [0, 1] (its score would be outside 0..100)"
+    return None
+
+
 def score_problem(scores: list[dict[str, Any]], rows: pd.DataFrame, split: str, kind: str, applies: bool) -> str | None:
     """Why ``scores`` are not what ``rows`` give (range, NaN, mismatch, missing, empty), or None."""
     for row in scores:
@@ -40,12 +60,8 @@ def score_problem(scores: list[dict[str, Any]], rows: pd.DataFrame, split: str, 
             return f"its score {value!r} for {_where(row)} is not a number from 0 to 100"
     if not applies or kind == "diagnostic":
         return f"it has {len(scores)} score(s) but {'does not apply' if not applies else 'is a diagnostic'}" if scores else None
-    if not len(rows) or "agreement" not in rows.columns:
-        return "it returned no per-triplet rows (no score), so its column would vanish"
-    agreement = pd.to_numeric(rows["agreement"], errors="coerce")
-    if agreement.isna().any() or ((agreement < 0) | (agreement > 1)).any():
-        bad = agreement[agreement.isna() | (agreement < 0) | (agreement > 1)].iloc[0]
-        return f"a row's agreement is {bad!r}; agreement must be in [0, 1] (its score would be outside 0..100)"
+    if problem := rows_problem(rows, kind, applies):
+        return problem
     expected = {_key(r): r for r in score_rows(rows, split=split)}
     given = {_key(r): r for r in scores}
     for key, want in expected.items():

@@ -34,9 +34,11 @@ class Odd(Evaluation):
 '''
 
 CASES = {
-    "too-high": ("1.5 * natural_agreement(item) + 1.5", "pd.concat(parts, ignore_index=True)", "is not a number from 0 to 100"),
-    "not-a-number": ("torch.full_like(item.d0, float('nan'))", "pd.concat(parts, ignore_index=True)", "is not a number from 0 to 100"),
+    "too-high": ("1.5 * natural_agreement(item) + 1.5", "pd.concat(parts, ignore_index=True)", "outside 0..100"),
+    "not-a-number": ("torch.full_like(item.d0, float('nan'))", "pd.concat(parts, ignore_index=True)", "outside 0..100"),
     "nothing": ("natural_agreement(item)", "pd.DataFrame()", "returned no per-triplet rows"),
+    "no-agreement": ("natural_agreement(item)", "pd.concat(parts, ignore_index=True).drop(columns=['agreement'])",
+                     "its rows have no 'agreement' column"),
 }
 
 
