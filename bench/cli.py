@@ -136,9 +136,10 @@ def cmd_report(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     filtered = args.metrics is not None or args.evaluations is not None
     out = args.out or (args.runs[0] if len(args.runs) == 1 and not filtered else Path("report"))
-    if filtered and any(_same_folder(out, run) for run in args.runs):
-        raise BenchError(f"--out {out} is a run folder given to report: its tables show every cell it holds; "
-                         "write a filtered report elsewhere (e.g. --out report)")
+    own = len(args.runs) == 1 and _same_folder(out, args.runs[0]) and not filtered
+    if not own and (any(_same_folder(out, run) for run in args.runs) or (out / "records").is_dir()):
+        raise BenchError(f"--out {out} is a run folder: its tables show every cell of its own records; write a "
+                         f"{'filtered' if filtered else 'merged'} report elsewhere (e.g. --out report)")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file; give a folder")
     try:

@@ -5,6 +5,7 @@ a note never outlives the record it describes, and ``report`` filters by metric 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,14 +144,16 @@ def test_report_filters_by_metric_and_evaluation(capsys, tmp_path: Path) -> None
     (["--metrics", "nope", "--out", "OUT"], "no metric 'nope' in these records; they hold: pixel-l2"),
     (["--evaluations", "pgd", "--out", "OUT"], "no evaluation 'pgd' in these records; they hold: apgd, certified, natural"),
     (["--metrics", ",", "--out", "OUT"], "--metrics names no metric; give comma-separated names"),
-    (["--metrics", "pixel-l2"], "--out report is a run folder"),
-    (["--metrics", "pixel-l2", "--out", "RUN"], "is a run folder given to report"),
+    (["--metrics", "pixel-l2"], "--out report is a run folder: its tables show every cell of its own records; write a filtered"),
+    (["--metrics", "pixel-l2", "--out", "RUN"], "is a run folder: its tables show every cell of its own records"),
+    (["OTHER", "--out", "RUN"], "is a run folder: its tables show every cell of its own records; write a merged report"),
 ])
 def test_a_bad_filter_is_one_line(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], words: str) -> None:
     run = tmp_path / "report"  # also the filtered report's default --out, from tmp_path
     _run(capsys, run, "pixel-l2")
     monkeypatch.chdir(tmp_path)
-    swap = {"RUN": str(run), "OUT": str(tmp_path / "f")}
+    shutil.copytree(run, tmp_path / "other")
+    swap = {"RUN": str(run), "OUT": str(tmp_path / "f"), "OTHER": str(tmp_path / "other")}
     assert main(["report", str(run), *[swap.get(a, a) for a in argv]]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -177,8 +180,6 @@ def test_resolution_on_records_alone() -> None:
 
 def test_a_folder_named_twice_or_copied_is_one_computation(capsys, tmp_path: Path) -> None:
     """Its records are the same computations: nothing is 'replaced', every cell appears once."""
-    import shutil
-
     run = tmp_path / "run"
     _run(capsys, run, "pixel-l2", "--attacks", "none", "--no-certify")
     shutil.copytree(run, tmp_path / "copy")
