@@ -33,10 +33,23 @@ def _source(entry: object) -> object:
 
 
 def origin(entry: object) -> str:
-    """The module an entry's code comes from ('' when it has none, e.g. a preset)."""
+    """The module an entry's code comes from; for an entry without code (a preset), the module that
+    registered it (recorded by :meth:`Registry.add`)."""
     source = _source(entry)
     module = getattr(source, "__module__", None) if isinstance(source, type) or callable(source) else None
-    return module if isinstance(module, str) else ""
+    return module if isinstance(module, str) else _REGISTERED_BY.get(id(entry), "")
+
+
+#: id(entry) -> the module that registered an entry that has no code of its own.
+_REGISTERED_BY: dict[int, str] = {}
+
+
+def _registering_module() -> str:
+    """The first caller outside this module and the ``register_*`` helpers: the project's module or a plugin."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals.get("__name__") == __name__ or frame.f_code.co_name.startswith("register")):
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def is_project(entry: object) -> bool:
@@ -94,6 +107,8 @@ class Registry(Generic[T]):
         """
         if not name or not isinstance(name, str):
             raise self.error(f"a {self.kind} needs a non-empty name, got {name!r}")
+        if not origin(entry):
+            _REGISTERED_BY[id(entry)] = _registering_module()
         if not is_project(entry):
             self.load()
         old = self._entries.get(name)

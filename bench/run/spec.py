@@ -230,8 +230,9 @@ def _check_request(spec: RunSpec) -> None:
     twice = sorted({m for m in spec.metrics if spec.metrics.count(m) > 1})
     if twice:
         raise BenchError(f"metric {twice[0]!r} is named twice in --metrics; name each once")
-    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"seed (--seed) must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
+    spec.seed = int(spec.seed)  # numpy integers are integers
     if spec.precision not in PRECISIONS:
         raise BenchError(f"precision (--precision) {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):

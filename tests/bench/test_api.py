@@ -159,3 +159,10 @@ def test_friendly_forms_mean_what_the_cli_means(capsys, tmp_path: Path) -> None:
     capsys.readouterr()
     cli = pd.read_csv(tmp_path / "cli" / "scores.csv")
     assert sorted(api.scores["eps"].dropna()) == sorted(cli["eps"].dropna()) == [0.5, 1.0]  # --eps: also the certified radii
+
+
+def test_numpy_integers_are_integers() -> None:
+    import numpy as np
+
+    result = bench.evaluate(metric="pixel-l2", n=np.int64(2), seed=np.int64(3), batch_size=np.int32(2), every=np.int16(1))
+    assert list(result.table.columns) == ["natural"] and result.records[0]["config"]["seed"] == 3

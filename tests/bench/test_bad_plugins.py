@@ -195,3 +195,19 @@ def test_a_plugin_under_a_new_name_still_registers(tmp_path: Path) -> None:
         assert "test-new-name" in list_evaluations()
     finally:
         EVALUATIONS.remove("test-new-name")
+
+
+@pytest.mark.parametrize(("kind", "source"), [
+    ("metric", "from lipsim_bench.metrics import PerceptualMetric, register_metric\n"
+               "@register_metric('lipsim-tiny')\nclass Mine(PerceptualMetric):\n    def embed(self, x):\n        return x.mean(dim=(2, 3))\n"),
+    ("dataset", "from lipsim_bench.datasets import register_dataset\n"
+                "@register_dataset('sample', splits=('test',), default_split='test', needs_root=False, description='mine')\n"
+                "def build(root, split):\n    raise SystemExit\n"),
+    ("preset", "from lipsim_bench.protocol.presets import Preset, register_preset\nregister_preset(Preset('paper', 'mine', {}))\n"),
+])
+def test_every_other_registry_refuses_a_builtin_name_naming_the_plugin(capsys, tmp_path: Path, kind: str, source: str) -> None:
+    plugin = tmp_path / f"takes_{kind}.py"
+    plugin.write_text(source)
+    code = main(["--plugin", str(plugin), "--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural", "--out", str(tmp_path / "r")])
+    line = _one_line(code, capsys.readouterr().err)
+    assert line.startswith(f"error: {kind} ") and "is built in (" in line and f"({plugin}) cannot replace it" in line, line
