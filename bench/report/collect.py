@@ -19,7 +19,7 @@ import pandas as pd
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
 from lipsim_bench.report.mixing import unit_settings
-from lipsim_bench.report.variants import resolve, stamp
+from lipsim_bench.report.variants import resolve, stamp, variant_name
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
 from lipsim_bench.run.runlog import RunLog
@@ -100,7 +100,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     kept_rows = [row for position, row in enumerate(raw) if position not in resolved.dropped_rows]
     for row in kept_rows:
         if row["_entry"] in resolved.names:
-            row["evaluation"] = resolved.names[row["_entry"]]
+            row["evaluation"] = variant_name(str(row["evaluation"]), resolved.differs[row["_entry"]])
     metric_rank = {m: r for r, m in enumerate(dict.fromkeys(row["metric"] for row in kept_rows))}
     kept_rows.sort(key=lambda row: (metric_rank[row["metric"]], row["_entry"] in resolved.names))  # a column after its variants' main one
     scores = pd.DataFrame(kept_rows, columns=SCORE_COLUMNS + ["_entry"])
@@ -135,7 +135,9 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         elif i in kept:
             frame = _kept_triplets(frame, scores[scores["_entry"] == i])
             if i in resolved.names:
-                frame = frame.assign(evaluation=resolved.names[i])
+                differs = resolved.differs[i]
+                own = frame["evaluation"] if "evaluation" in frame.columns else pd.Series(entry.name, index=frame.index)
+                frame = frame.assign(evaluation=[variant_name(str(e), differs) for e in own])
             triplets.append(frame.assign(**meta, kind=entry.kind))
     return Collected(
         scores=scores[SCORE_COLUMNS].reset_index(drop=True),

@@ -73,6 +73,7 @@ class Resolution:
     dropped_rows: set[int] = field(default_factory=set)  # row positions replaced by a newer row of the same setting
     dropped_records: set[int] = field(default_factory=set)  # records all of whose cells (or whose note) were replaced
     names: dict[int, str] = field(default_factory=dict)  # record -> its evaluation's column name where it differs
+    differs: dict[int, dict[str, str]] = field(default_factory=dict)  # record -> how its setting differs (names its rows)
     changed: set[str] = field(default_factory=set)  # what changed where a newer record replaced an older one
 
 
@@ -170,6 +171,7 @@ def _name_variants(records: list[dict[str, Any]], rows: list[tuple[int, tuple]],
             main, own = json.loads(rank[group][0]), json.loads(keys[i])
             differs = {k: v for k, v in own.items() if main.get(k) != v}
             out.names[i] = variant_name(str(name), differs)
+            out.differs[i] = differs
 
 
 def _name_diagnostics(records: list[dict[str, Any]], keys: list[str], stamps: list[tuple[str, int]], out: Resolution) -> None:
@@ -184,4 +186,5 @@ def _name_diagnostics(records: list[dict[str, Any]], keys: list[str], stamps: li
         for i in members[1:]:
             if keys[i] != keys[members[0]]:
                 own = json.loads(keys[i])
-                out.names[i] = variant_name(str(name), {k: v for k, v in own.items() if main.get(k) != v})
+                out.differs[i] = {k: v for k, v in own.items() if main.get(k) != v}
+                out.names[i] = variant_name(str(name), out.differs[i])

@@ -217,3 +217,15 @@ def test_diagnostics_at_two_settings_are_both_kept_and_named(capsys, tmp_path: P
     labels = pd.read_csv(run / "histogram.csv").groupby("metric").size().to_dict()
     assert len(labels) == 2 and labels["pixel-l2"] == 3
     assert any(label.startswith("pixel-l2 [direct(eps=1.0") for label in labels)
+
+
+def test_a_record_whose_rows_name_several_columns_keeps_them_apart_at_another_setting() -> None:
+    """A plugin may score rows under names other than its own: each is renamed on its own, never merged."""
+    from lipsim_bench.report.tables import render_tables
+
+    records = [_record("a", "two", 50.0, "t1", steps=100), _record("a", "two", 60.0, "t2", steps=20)]
+    for record, score in zip(records, (40.0, 30.0)):
+        record["scores"].append({**record["scores"][0], "evaluation": "two-b", "score": score})
+    got = collect([Entry(r) for r in records])
+    assert sorted(got.scores["evaluation"]) == ["two", "two(steps=20)", "two-b", "two-b(steps=20)"]
+    assert "| a | 50.00 | 40.00 | 60.00 | 30.00 |" in render_tables(got.scores, "sample", "test", [], "p").markdown
