@@ -57,7 +57,7 @@ class ContentHashes:
             return None
         return (stat.st_size, stat.st_mtime_ns, stat.st_ino) if stat else None
 
-    def refresh(self) -> "ContentHashes":
+    def refresh(self) -> ContentHashes:
         """Read the cache file again if another process wrote it since (entries stay checked by stamp)."""
         if self._file_stamp() != self.seen:
             self.seen = self._file_stamp()
