@@ -6,10 +6,11 @@ each registered attack becomes an evaluation (``--evaluations NAME``) with no ot
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, TypeVar, overload
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.registry import Registry
+from lipsim_bench.registry import Registry, describe
 
 T = TypeVar("T", bound=type)
 
@@ -41,6 +42,13 @@ def register_attack(arg: Any = None) -> Any:
         own = cls.__dict__.get("name")
         if own is not None and isinstance(arg, str) and own != arg:
             raise AttackRegistryError(f"attack class {cls.__name__} has name {own!r} but is registered as {arg!r}")
+        from lipsim_bench.attacks.base import Attack
+
+        if not (isinstance(cls, type) and issubclass(cls, Attack)):
+            raise AttackRegistryError(f"@register_attack takes an Attack subclass (lipsim_bench.attacks.Attack), got {cls!r}")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+            raise AttackRegistryError(f"attack class {describe(cls)} does not define {missing}; implement it")
         if own is None:
             cls.name = name  # type: ignore[attr-defined]
         ATTACKS.add(name, cls)

@@ -128,6 +128,9 @@ class Mine(Evaluation):
     name = "{name}"
     kind = Kind.CLEAN
     description = "a plugin evaluation that takes a built-in's name"
+
+    def run(self, metric, batches, ctx):
+        return None
 '''
 
 ATTACK_ON_NAME = '''
@@ -211,3 +214,32 @@ def test_every_other_registry_refuses_a_builtin_name_naming_the_plugin(capsys, t
     code = main(["--plugin", str(plugin), "--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural", "--out", str(tmp_path / "r")])
     line = _one_line(code, capsys.readouterr().err)
     assert line.startswith(f"error: {kind} ") and "is built in (" in line and f"({plugin}) cannot replace it" in line, line
+
+
+NO_RUN = "from lipsim_bench.evaluations import Evaluation, Kind, register_evaluation\n@register_evaluation\nclass NoRun(Evaluation):\n" \
+         "    name = 'test-no-run'\n    kind = Kind.CLEAN\n"
+WITH_OPTIONS = ("from dataclasses import dataclass\nfrom lipsim_bench.evaluations import Evaluation, Kind, register_evaluation\n"
+                "@register_evaluation\nclass Opt(Evaluation):\n    name = 'test-options'\n    kind = Kind.CLEAN\n    sweeps = {sweeps}\n"
+                "{options}\n    def run(self, metric, batches, ctx):\n        return None\n")
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    (NO_RUN, "does not define run(metric, batches, ctx)"),
+    (WITH_OPTIONS.format(sweeps="()", options="    @dataclass(frozen=True)\n    class Options:\n        level: int"),
+     "option 'level' has no default; give every option a default"),
+    (WITH_OPTIONS.format(sweeps="()", options="    class Options:\n        level = 1"), "Options must be a dataclass"),
+    (WITH_OPTIONS.format(sweeps="('sigma',)", options="    @dataclass(frozen=True)\n    class Options:\n        level: int = 1"),
+     "sweeps names 'sigma', which is not one of its options (level)"),
+    ("from lipsim_bench.attacks import Attack, register_attack\n@register_attack\nclass NoPerturb(Attack):\n    name = 'test-no-perturb'\n",
+     "does not define perturb; implement it"),
+    ("from lipsim_bench.attacks import register_attack\n@register_attack\nclass NotAnAttack:\n    name = 'test-not-attack'\n",
+     "@register_attack takes an Attack subclass"),
+], ids=["no-run", "option-without-default", "options-not-dataclass", "sweep-not-an-option", "attack-without-perturb", "not-an-attack"])
+def test_a_plugin_that_would_fail_later_is_refused_when_it_registers(capsys, tmp_path: Path, source: str, message: str) -> None:
+    """`list`, a run without --set, or the first batch would have raised a traceback; now the plugin's import is one line."""
+    plugin = tmp_path / "half_done.py"
+    plugin.write_text(source)
+    code = main(["list", "--plugin", str(plugin)])
+    line = _one_line(code, capsys.readouterr().err)
+    assert message in line and str(plugin) in line or message in line and "half_done" in line, line
+    assert not any(n.startswith("test-") for n in list_evaluations())
