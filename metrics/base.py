@@ -72,11 +72,15 @@ _PROVEN_BY_PROJECT: frozenset[tuple[str, str]] = frozenset({
 })
 
 
-def bound_proven_by_project(metric: PerceptualMetric) -> bool:
-    """Whether ``metric``'s bound is the project's own: its exact class is one of the project's (a class
-    that merely claims the name, or a subclass, is not), and it has a bound."""
-    cls = type(metric)
+def class_proven_by_project(cls: type) -> bool:
+    """Whether ``cls`` is exactly one of the project's own proven classes (not a subclass, not a namesake)."""
     if (cls.__module__, cls.__qualname__) not in _PROVEN_BY_PROJECT:
         return False
     module = sys.modules.get(cls.__module__)
-    return module is not None and getattr(module, cls.__qualname__, None) is cls and metric.lipschitz is not None
+    return module is not None and getattr(module, cls.__qualname__, None) is cls
+
+
+def bound_proven_by_project(metric: PerceptualMetric) -> bool:
+    """Whether ``metric``'s bound is the project's own: its exact class is one of the project's (a class
+    that merely claims the name, or a subclass, is not), and it has a bound."""
+    return class_proven_by_project(type(metric)) and metric.lipschitz is not None

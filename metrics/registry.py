@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 
 from lipsim_bench.extras import require
 from lipsim_bench.registry import Registry
-from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.base import PerceptualMetric, class_proven_by_project
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.fingerprint import source_fingerprint
 
@@ -56,14 +56,9 @@ class MetricSpec:
         except OSError as exc:
             raise MetricError(f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}") from None
 
-    def certifiable(self) -> bool | None:
-        """Whether the metric declares a Lipschitz bound, known without building it (None: unknown).
-
-        Read from the factory itself when it is a class, else from its return annotation: True when
-        the class sets ``lipschitz`` or overrides ``lipschitz_for``; False only for the project's own
-        classes without either. A plugin's class may still set ``self.lipschitz`` in ``__init__``,
-        so there the built metric decides (None), exactly as for a bound set on the class.
-        """
+    def metric_class(self) -> type[PerceptualMetric] | None:
+        """The class a build returns, known without building: the factory itself when it is a class,
+        else its return annotation (None when neither names a PerceptualMetric)."""
         factory = self.factory
         cls = factory if isinstance(factory, type) else None
         if cls is None:
@@ -71,11 +66,26 @@ class MetricSpec:
                 cls = typing.get_type_hints(factory).get("return")
             except Exception:  # unresolvable annotations: simply unknown
                 return None
-        if not (isinstance(cls, type) and issubclass(cls, PerceptualMetric)):
+        return cls if isinstance(cls, type) and issubclass(cls, PerceptualMetric) else None
+
+    def certifiable(self) -> bool | None:
+        """Whether the metric declares a Lipschitz bound, known without building it (None: unknown).
+
+        True when the class sets ``lipschitz`` or overrides ``lipschitz_for``; False only for the
+        project's own classes without either. A plugin's class may still set ``self.lipschitz`` in
+        ``__init__``, so there the built metric decides (None), exactly as for a bound set on the class.
+        """
+        cls = self.metric_class()
+        if cls is None:
             return None
         if getattr(cls, "lipschitz", None) is not None or cls.lipschitz_for is not PerceptualMetric.lipschitz_for:
             return True
         return False if cls.__module__.startswith(_PROJECT_PACKAGE) else None
+
+    def skips_proven(self) -> bool:
+        """Whether runs may skip attacking this metric's certified triplets: only the project's own proofs."""
+        cls = self.metric_class()
+        return cls is not None and class_proven_by_project(cls) and bool(self.certifiable())
 
     def source_id(self) -> str:
         """A hash of the adapter's source code: editing ``embed`` makes new result keys."""

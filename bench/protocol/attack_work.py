@@ -40,8 +40,9 @@ LABEL = "estimate: attack steps scaled by the fractions measured on the bundled 
 
 
 def metric_class(metric: str) -> str:
-    """``certifiable`` when the metric's class declares a Lipschitz bound (known without building it)."""
-    return "certifiable" if get_metric_spec(metric).certifiable() else "uncertifiable"
+    """``certifiable`` when runs may skip the metric's certified triplets: only bounds the project proves
+    itself (a plugin's declared bound is attacked everywhere, so its work is that of an uncertifiable one)."""
+    return "certifiable" if get_metric_spec(metric).skips_proven() else "uncertifiable"
 
 
 def work_mode(options: Any, smallest_radius: bool) -> str | None:

@@ -140,3 +140,21 @@ def test_the_script_refuses_a_run_without_the_work_columns(tmp_path: Path) -> No
     result = run_script(str(folder), "--out", str(tmp_path / "w.json"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "lacks the columns attacked, carried, proven" in result.stderr and not (tmp_path / "w.json").exists()
+
+
+def test_only_the_projects_own_proofs_count_as_skipping_work() -> None:
+    """A plugin's declared bound is attacked everywhere, so the dry run must not scale its attack work down."""
+    from lipsim_bench.metrics import register_metric, unregister_metric
+    from lipsim_bench.metrics.pixel import PixelL2
+
+    class DeclaredPixel(PixelL2):  # a subclass may change embed: its bound is declared, not proven
+        lipschitz = 1.0
+
+    register_metric("declared-pixel", description="test")(DeclaredPixel)
+    try:
+        assert attack_work.metric_class("declared-pixel") == "uncertifiable"
+        assert attack_work.metric_class("pixel-l2") == "certifiable"
+        assert attack_work.metric_class("lipsim-tiny") == "certifiable"
+        assert attack_work.metric_class("convsim-tiny") == "uncertifiable"
+    finally:
+        unregister_metric("declared-pixel")
