@@ -258,6 +258,20 @@ def _threats(args: argparse.Namespace) -> list[tuple[str, list[float]]] | None:
     return None
 
 
+def _warn_unused(args: argparse.Namespace, evaluations: list[str]) -> None:
+    """A flag the user wrote that no evaluation of the run reads: one warning line, not silence."""
+    import sys
+
+    argv = getattr(args, "_argv", [])
+    used = {option for name in evaluations for option in option_fields(get_evaluation(name).Options)}
+    radii = any(get_evaluation(name).per_threat for name in evaluations) or "certified" in evaluations
+    for flag, needs in (("--steps", "steps" in used), ("--restarts", "restarts" in used),
+                        ("--eps", radii), ("--norm", radii), ("--threat", radii)):
+        if _given(argv, flag) and not needs:
+            print(f"warning: {flag} is given but no evaluation of this run ({', '.join(evaluations)}) uses it; it changes nothing",
+                  file=sys.stderr)
+
+
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """The run spec of parsed options, resolved once here so that a bad request fails before any work."""
     if args.weights_dir is not None:
@@ -292,6 +306,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         precision=args.precision,
     )
     check_spec(spec)  # every value checked now, as for the Python API
+    _warn_unused(args, evaluations)  # after the checks: a bad request is one error line, nothing else
     return spec
 
 

@@ -235,3 +235,21 @@ def test_the_device_profile_switches_off_with_the_documented_words(monkeypatch, 
 def test_a_missing_device_profile_says_how_to_switch_it_off(capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", str(tmp_path / "nope.json"))
     _fails(capsys, BASE + ["--n", "2", "--dry-run", "--out", str(tmp_path / "r")], "LIPSIM_BENCH_DEVICE_PROFILE=none for no profile")
+
+
+@pytest.mark.parametrize(("extra", "flag"), [
+    (["--evaluations", "natural,certified", "--steps", "20"], "--steps"),
+    (["--evaluations", "natural,direct", "--restarts", "2"], "--restarts"),
+    (["--evaluations", "natural", "--eps", "0.5"], "--eps"),
+    (["--evaluations", "natural", "--threat", "l2:0.5"], "--threat"),
+])
+def test_a_flag_no_evaluation_uses_warns_in_one_line(capsys, tmp_path: Path, extra: list[str], flag: str) -> None:
+    assert main(["--metrics", "pixel-l2", "--n", "2", *extra, "--out", str(tmp_path / "r"), "--dry-run"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {flag} is given but no evaluation of this run"), warnings
+
+
+def test_a_flag_an_evaluation_uses_does_not_warn(capsys, tmp_path: Path) -> None:
+    argv = ["--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural,certified,apgd", "--eps", "0.5", "--steps", "3",
+            "--restarts", "1", "--out", str(tmp_path / "r"), "--dry-run"]
+    assert main(argv) == 0 and "warning:" not in capsys.readouterr().err

@@ -158,3 +158,42 @@ def test_plot_over_damaged_csvs_is_one_line(capsys, tmp_path: Path, damage: str)
         frame.loc[0, "score"] = "abc"
         frame.to_csv(scores, index=False)
     assert "cannot plot" in _one_error(capsys, ["plot", str(out), "--out", str(tmp_path / "p")])
+
+
+# -- the Python API refuses what the CLI refuses, with the same line ---------------------------------------------
+
+SAME_REQUEST = [  # (CLI options, evaluate() keywords, the words both lines hold)
+    (["--evaluations", "natural,apgd", "--eps", ""], dict(evaluations=["natural", "apgd"], eps=[]), "eps is empty"),
+    (["--device", "gpu"], dict(device="gpu"), "'gpu' is not a device; use cpu, cuda or cuda:K"),
+    (["--device", "meta"], dict(device="meta"), "the benchmark runs on cpu or cuda (cuda:K), not meta"),
+    (["--metrics", "pixel-l2,pixel-l2"], dict(metric=["pixel-l2", "pixel-l2"]), "metric 'pixel-l2' is named twice"),
+    (["--seed", "-1"], dict(seed=-1), "seed (--seed) must be an integer from 0"),
+    (["--split", ""], dict(split=""), "split (--split) must be a split's name"),
+    (["--evaluations", "natural,apgd", "--norm", "linf", "--eps", "2"], dict(evaluations=["natural", "apgd"], norm="linf", eps=[2]),
+     "linf radius 2 is larger than 1"),
+    (["--evaluations", "natural,apgd", "--eps", "0.5,0.5"], dict(evaluations=["natural", "apgd"], eps=[0.5, 0.5]), "eps 0.5 is given twice"),
+    (["--evaluations", "natural,apgd", "--verify", "--set", "apgd.skip_proven=true"],
+     dict(evaluations=["natural", "apgd"], verify=True, apgd={"skip_proven": True}), "attacks every triplet, but apgd.skip_proven=true"),
+    (["--evaluations", "natural,apgd", "--set", "apgd.steps=0"], dict(evaluations=["natural", "apgd"], apgd={"steps": 0}),
+     "attack 'apgd' rejects its options"),
+    (["--evaluations", "natural,apgd", "--set", "apgd.stepz=1"], dict(evaluations=["natural", "apgd"], apgd={"stepz": 1}),
+     "evaluation 'apgd' has no option 'stepz'"),
+    (["--evaluations", "natural", "--precision", "fp16"], dict(evaluations=["natural"], precision="fp16"), "--precision fp16 needs a CUDA device"),
+]
+
+
+@pytest.mark.parametrize(("argv", "kwargs", "words"), SAME_REQUEST, ids=[w[:30] for _, _, w in SAME_REQUEST])
+def test_the_api_refuses_what_the_cli_refuses(capsys, tmp_path: Path, monkeypatch, argv: list[str], kwargs: dict, words: str) -> None:
+    import torch
+
+    import lipsim_bench as bench
+    from lipsim_bench.errors import BenchError
+
+    if "fp16" in argv and torch.cuda.is_available():
+        pytest.skip("fp16 runs where CUDA is")
+    monkeypatch.chdir(tmp_path)
+    cli = _one_error(capsys, ["--metrics", "pixel-l2", "--n", "2", *argv, "--out", str(tmp_path / "cli")])
+    with pytest.raises(BenchError) as caught:
+        bench.evaluate(**{"metric": "pixel-l2", "n": 2, **kwargs})
+    assert words in cli and words in str(caught.value), (cli, str(caught.value))
+    assert list(tmp_path.iterdir()) == []
