@@ -63,3 +63,28 @@ def test_every_builtin_declares_its_kind() -> None:
     kinds = {name: get_evaluation(name).kind for name in ("natural", "certified", "direct", "apgd", "pgd", "fmn")}
     assert kinds == {"natural": Kind.CLEAN, "certified": Kind.CERTIFICATE, "direct": Kind.DIAGNOSTIC,
                      "apgd": Kind.ATTACK, "pgd": Kind.ATTACK, "fmn": Kind.ATTACK}
+
+
+@dataclass(frozen=True)
+class Several:
+    radii: tuple[float, ...] | None = None
+    steps: int = 3
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"steps": None}, "toy.steps: None is not an integer"),
+    ({"steps": [1, 2]}, "toy.steps: [1, 2] is several values, but it takes one"),
+    ({"rate": (0.1, 0.2)}, "toy.rate: (0.1, 0.2) is several values, but it takes one"),
+    ({"flag": [True]}, "toy.flag: [True] is several values"),
+])
+def test_python_values_of_the_wrong_shape_are_one_line(values: dict, message: str) -> None:
+    """The Python API hands typed values: None or a list where one number goes was a bare TypeError."""
+    with pytest.raises(BenchError) as caught:
+        build_options(Toy, "toy", values)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value), str(caught.value)
+
+
+def test_a_tuple_option_still_takes_a_list_also_inside_optional() -> None:
+    assert build_options(Toy, "toy", {"eps": [0.25, 0.5]}).eps == (0.25, 0.5)
+    assert build_options(Several, "several", {"radii": [1, 2]}).radii == (1.0, 2.0)
+    assert build_options(Several, "several", {"radii": None}).radii is None
