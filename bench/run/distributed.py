@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import torch
 from torch.utils.data import Sampler
 
+from lipsim_bench.errors import BenchError
+
 
 @dataclass
 class Shard:
@@ -76,9 +78,19 @@ class Shard:
                 dist.destroy_process_group()
 
 
+def _torchrun_number(name: str, default: int) -> int:
+    """WORLD_SIZE / LOCAL_RANK as torchrun sets them; anything else is one line naming the variable."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise BenchError(f"{name}={value!r} is not a whole number >= 0; torchrun sets it: unset it to run in one process")
+    return int(value)
+
+
 def init_shard(device: str) -> Shard:
     """Join the process group torchrun describes (WORLD_SIZE > 1), or run alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = _torchrun_number("WORLD_SIZE", 1)
     if world_size <= 1:
         return Shard()
     import torch.distributed as dist
@@ -87,7 +99,7 @@ def init_shard(device: str) -> Shard:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     group = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
-    return Shard(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), _group=group)
+    return Shard(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=_torchrun_number("LOCAL_RANK", 0), _group=group)
 
 
 class ShardedBatchSampler(Sampler[list[int]]):

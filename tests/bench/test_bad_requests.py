@@ -253,3 +253,9 @@ def test_a_flag_an_evaluation_uses_does_not_warn(capsys, tmp_path: Path) -> None
     argv = ["--metrics", "pixel-l2", "--n", "2", "--evaluations", "natural,certified,apgd", "--eps", "0.5", "--steps", "3",
             "--restarts", "1", "--out", str(tmp_path / "r"), "--dry-run"]
     assert main(argv) == 0 and "warning:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "value"), [("WORLD_SIZE", "abc"), ("WORLD_SIZE", "-2"), ("WORLD_SIZE", "1.5")])
+def test_an_odd_torchrun_variable_is_one_line(capsys, tmp_path: Path, monkeypatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    _fails(capsys, BASE + ["--n", "2", "--out", str(tmp_path / "r")], f"{name}={value!r} is not a whole number", "unset it")
