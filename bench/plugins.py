@@ -19,6 +19,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.locations import PLUGINS_ENV, plugin_sources
 
 _LOADED: dict[str, ModuleType] = {}
+_CONTENT: dict[str, str] = {}  # resolved path -> sha256 of the file as loaded
 
 
 def load_plugin_file(path: str | Path) -> ModuleType:
@@ -31,7 +32,11 @@ def load_plugin_file(path: str | Path) -> ModuleType:
     if file.suffix != ".py":
         raise BenchError(f"--plugin {path}: not a .py file")
     key = str(file.resolve())
+    content = hashlib.sha256(file.read_bytes()).hexdigest()
     if key in _LOADED:
+        if _CONTENT.get(key) != content:  # the old classes would run while the keys hash the new source
+            raise BenchError(f"--plugin {path} changed since this Python session loaded it; restart the session "
+                             "(or the notebook's kernel) so that its new code runs")
         return _LOADED[key]
     name = f"lipsim_bench_plugin_{file.stem}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, file)
@@ -47,6 +52,7 @@ def load_plugin_file(path: str | Path) -> ModuleType:
         sys.modules.pop(name, None)
         raise BenchError(f"--plugin {path} failed to import ({type(exc).__name__}: {exc}); fix the file") from None
     _LOADED[key] = module
+    _CONTENT[key] = content
     return module
 
 

@@ -52,6 +52,12 @@ def _registering_module() -> str:
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
+def _reimported(old: object, new: object) -> bool:
+    """The same plugin file imported again (after its first import failed halfway): the same module and name."""
+    return (not is_project(old) and origin(old) != "" and origin(old) == origin(new)
+            and getattr(_source(old), "__qualname__", None) == getattr(_source(new), "__qualname__", None))
+
+
 def is_project(entry: object) -> bool:
     """Whether the project itself registered ``entry`` (its code lives in lipsim_bench)."""
     return origin(entry).startswith("lipsim_bench.")  # plugin files load as lipsim_bench_plugin_*, without the dot
@@ -112,7 +118,7 @@ class Registry(Generic[T]):
         if not is_project(entry):
             self.load()
         old = self._entries.get(name)
-        if old is not None and old is not entry and not (same and same(old, entry)):
+        if old is not None and old is not entry and not (same and same(old, entry)) and not _reimported(old, entry):
             raise self.error(self._collision(name, old, entry))
         if old is None and self._derived is not None and not is_project(entry):
             taken = self._derived().get(name)

@@ -244,3 +244,25 @@ def test_a_plugin_that_would_fail_later_is_refused_when_it_registers(capsys, tmp
     line = _one_line(code, capsys.readouterr().err)
     assert message in line and str(plugin) in line or message in line and "half_done" in line, line
     assert not any(n.startswith("test-") for n in list_evaluations())
+
+
+def test_a_plugin_fixed_after_a_failed_import_loads_and_an_edited_one_asks_for_a_restart(tmp_path: Path) -> None:
+    """In one Python session (a notebook): a re-import of the same file replaces its own half-registered
+    entries; a file edited after it loaded would run its old code under its new source hash, so it is refused."""
+    import lipsim_bench as bench
+    from lipsim_bench.errors import BenchError
+
+    plugin = tmp_path / "half_metric.py"
+    good = ("from lipsim_bench.metrics import PerceptualMetric, register_metric\n@register_metric('test-half')\n"
+            "class Half(PerceptualMetric):\n    def embed(self, x):\n        return x.mean(dim=(2, 3))\n")
+    plugin.write_text(good + "raise RuntimeError('oops at the end')\n")
+    try:
+        with pytest.raises(BenchError, match="failed to import .*oops at the end"):
+            bench.evaluate("test-half", n=2, plugins=[str(plugin)])
+        plugin.write_text(good)
+        assert list(bench.evaluate("test-half", n=2, plugins=[str(plugin)]).table.columns) == ["natural"]
+        plugin.write_text(good.replace("x.mean(dim=(2, 3))", "2 * x.mean(dim=(2, 3))"))
+        with pytest.raises(BenchError, match="changed since this Python session loaded it; restart the session"):
+            bench.evaluate("test-half", n=2, plugins=[str(plugin)])
+    finally:
+        unregister_metric("test-half")
