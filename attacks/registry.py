@@ -7,7 +7,8 @@ each registered attack becomes an evaluation (``--evaluations NAME``) with no ot
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.registry import Registry, describe

@@ -55,7 +55,7 @@ def register_evaluation(cls: E) -> E:
     return cls
 
 
-def _check_evaluation_class(cls: type["Evaluation"]) -> None:
+def _check_evaluation_class(cls: type[Evaluation]) -> None:
     """What a run would trip over later (``list``, a run without ``--set``, the first batch), refused at registration."""
     import dataclasses
 

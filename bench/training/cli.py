@@ -13,16 +13,17 @@ import argparse
 import json
 import sys
 import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from torch import nn
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.training.checkpoints import load_weights
-from lipsim_bench.training.loop import seed_everything
 from lipsim_bench.training.distill import DistillConfig, distill
 from lipsim_bench.training.finetune import FinetuneConfig, finetune
+from lipsim_bench.training.loop import seed_everything
 
 #: Trainable student presets by name, each a zero-argument factory of a module with ``embed``
 #: (ideally a PerceptualMetric with an ``input_size`` attribute). Filled by the project's wiring.
