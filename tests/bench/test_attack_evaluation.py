@@ -35,18 +35,34 @@ def test_apgd_rows_per_eps_and_consistency(capsys, night_tree: Path, tmp_path: P
     assert all(cert[i] <= e * (1 + 1e-6) for i, e in zip(flipped.id, flipped.eps))
 
 
-def test_overclaimed_lipschitz_bound_is_caught(capsys, night_tree: Path, tmp_path: Path) -> None:
-    """A metric claiming a 100x too small Lipschitz constant gets 100x too large radii: the run must refuse."""
-
+def _run_overclaim(night_tree: Path, tmp_path: Path) -> int:
     @register_metric("test-overclaim")
     class Overclaim(PixelL2):
         lipschitz = 0.01
 
     try:
-        code = main(["--metrics", "test-overclaim", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"),
+        return main(["--metrics", "test-overclaim", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"),
                      "--attacks", "apgd", "--eps", "16", "--steps", "20", "--no-certify"])
     finally:
         unregister_metric("test-overclaim")
+
+
+def test_overclaimed_lipschitz_bound_is_refused_by_the_probe(capsys, night_tree: Path, tmp_path: Path) -> None:
+    """A metric claiming a 100x too small Lipschitz constant gets 100x too large radii: the run must refuse,
+    first by the bound probe on the first batch."""
+    code = _run_overclaim(night_tree, tmp_path)
+    err = capsys.readouterr().err
+    assert code == 2 and "'test-overclaim' declares a Lipschitz bound of 0.01" in err and "the bound is false" in err
+
+
+def test_overclaimed_bound_past_the_probe_is_caught_by_the_attack(capsys, night_tree: Path, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """The attack's own certificate check stands behind the probe: with the probe blind, a flip inside a
+    claimed radius still stops the run."""
+    import lipsim_bench.evaluations.bound_checks as bound_checks
+
+    monkeypatch.setattr(bound_checks, "check_declared_bound", lambda *args, **kwargs: None)
+    code = _run_overclaim(night_tree, tmp_path)
     err = capsys.readouterr().err
     assert code == 2 and "certificate violated" in err
 
