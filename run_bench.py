@@ -12,8 +12,10 @@ try:
 except ModuleNotFoundError as error:
     if error.name != "lipsim_bench":
         raise
-    print("error: the package lipsim_bench is not installed: run `python -m pip install -e .` in this folder first",
-          file=sys.stderr)
+    print(
+        "error: the package lipsim_bench is not installed: run `python -m pip install -e .` in this folder first",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Attacks on 2AFC decisions (perturbing the reference) and on embeddings."""
 
-from lipsim_bench.attacks.registry import ATTACKS, get_attack, list_attacks, register_attack
-from lipsim_bench.attacks.base import Attack, AttackError, ThreatModel, check_adversarial, clamp_to_image, project
 from lipsim_bench.attacks.apgd import APGD
-from lipsim_bench.attacks.pgd import PGD
+from lipsim_bench.attacks.base import Attack, AttackError, ThreatModel, check_adversarial, clamp_to_image, project
 from lipsim_bench.attacks.external import FoolboxMinNorm, TorchattacksAPGD
+from lipsim_bench.attacks.pgd import PGD
+from lipsim_bench.attacks.registry import ATTACKS, get_attack, list_attacks, register_attack
 
 __all__ = [
     "ATTACKS",

@@ -71,7 +71,9 @@ def _per_example(value: float, x: torch.Tensor) -> torch.Tensor:
     return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), value, dtype=x.dtype, device=x.device)
 
 
-def _random_start(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None) -> torch.Tensor:
+def _random_start(
+    x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None
+) -> torch.Tensor:
     """AutoAttack's start: a point at distance eps (linf: scaled to the box's surface), clamped.
 
     ``noise(sample, shape)`` draws the random numbers (default: ``sample(shape, generator=gen)``)."""
@@ -147,7 +149,15 @@ class APGD(Attack):
         if not (0.0 < rho < 1.0) or not (0.0 <= momentum <= 1.0):
             raise ValueError(f"rho must be in (0, 1) and momentum in [0, 1], got rho={rho}, momentum={momentum}")
         super().__init__(
-            norm, eps, steps=steps, restarts=restarts, loss=loss, rho=rho, seed=seed, momentum=momentum, early_stop=early_stop
+            norm,
+            eps,
+            steps=steps,
+            restarts=restarts,
+            loss=loss,
+            rho=rho,
+            seed=seed,
+            momentum=momentum,
+            early_stop=early_stop,
         )
         self.steps, self.restarts, self.loss = steps, restarts, loss
         self.rho, self.seed, self.momentum = rho, seed, momentum
@@ -168,8 +178,9 @@ class APGD(Attack):
             robust[idx[fooled]] = False
         return x_adv
 
-    def single_run(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-                   subset: torch.Tensor | None = None) -> APGDState:
+    def single_run(
+        self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, subset: torch.Tensor | None = None
+    ) -> APGDState:
         """One APGD run on all of ``x`` from a random start drawn from ``gen``; its final state.
 
         Public so tests can compare every per-example quantity (best point, best loss, ...) with
@@ -187,7 +198,9 @@ class APGD(Attack):
                 self._checkpoint(run, i, checkpoints[i])
         return run
 
-    def _run_until_fooled(self, full: APGDState, model: Model, x: torch.Tensor, y: torch.Tensor, checkpoints: dict[int, int]) -> APGDState:
+    def _run_until_fooled(
+        self, full: APGDState, model: Model, x: torch.Tensor, y: torch.Tensor, checkpoints: dict[int, int]
+    ) -> APGDState:
         """The same iterations, dropping each example from the batch once it is fooled.
 
         Every APGD quantity is per-example (step size, checkpoints, best points) and the only
@@ -217,8 +230,9 @@ class APGD(Attack):
             full.x_best_adv[active] = run.x_best_adv
         return full
 
-    def _start(self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-               subset: torch.Tensor | None = None) -> APGDState:
+    def _start(
+        self, model: Model, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, subset: torch.Tensor | None = None
+    ) -> APGDState:
         x_adv = _random_start(x, self.norm, self.eps, gen, lambda sample, shape: self.noise(sample, shape, gen, subset))
         logits, loss, grad = input_gradient(model, x_adv, y, self.loss)
         history = torch.zeros((self.steps + 1, x.shape[0]), dtype=loss.dtype, device=x.device)

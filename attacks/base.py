@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -216,8 +217,9 @@ class Attack(ABC):
         check_adversarial(x, x_adv, self.threat)
         return x_adv
 
-    def noise(self, sample: Sampler, shape: tuple[int, ...], gen: torch.Generator,
-              subset: torch.Tensor | None = None) -> torch.Tensor:
+    def noise(
+        self, sample: Sampler, shape: tuple[int, ...], gen: torch.Generator, subset: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """A random draw for the examples ``subset`` of this call (all when None), aligned by ``DrawRows``
         when the caller gave them: rows of the draw for the whole set, else a draw of ``shape``."""
         rows: DrawRows | None = getattr(self, "_rows", None)

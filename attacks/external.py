@@ -17,14 +17,14 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from lipsim_bench.extras import require
 from lipsim_bench.attacks.base import Attack, Model, Norm, clamp_to_image, flat_norms, predict, project, restrict
 from lipsim_bench.attacks.registry import register_attack
+from lipsim_bench.extras import require
 
 
 class CallableModule(nn.Module):
@@ -118,7 +118,9 @@ class FoolboxMinNorm(Attack):
         if (method, norm) not in _FOOLBOX_ATTACKS:
             raise ValueError(f"unsupported (method, norm) {(method, norm)}; choose from {sorted(_FOOLBOX_ATTACKS)}")
         if (method, norm) == ("fmn", "l2"):
-            warnings.warn("foolbox 3.3.4's l2 FMN does not project (radii are loose upper bounds); prefer 'ddn'")
+            warnings.warn(
+                "foolbox 3.3.4's l2 FMN does not project (radii are loose upper bounds); prefer 'ddn'", stacklevel=2
+            )
         super().__init__(norm, eps, method=method, steps=steps)
         self.method, self.steps = method, steps
 

@@ -12,11 +12,25 @@ import math
 
 import torch
 
-from lipsim_bench.attacks.base import LOSSES, MAX_STEPS, Attack, Model, Noise, Norm, clamp_to_image, input_gradient, predict, project, restrict
+from lipsim_bench.attacks.base import (
+    LOSSES,
+    MAX_STEPS,
+    Attack,
+    Model,
+    Noise,
+    Norm,
+    clamp_to_image,
+    input_gradient,
+    predict,
+    project,
+    restrict,
+)
 from lipsim_bench.attacks.registry import register_attack
 
 
-def _random_delta(x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None) -> torch.Tensor:
+def _random_delta(
+    x: torch.Tensor, norm: Norm, eps: float, gen: torch.Generator, noise: Noise | None = None
+) -> torch.Tensor:
     """Uniform in the linf box, or uniform in the l2 ball (gaussian direction, radius eps * U^(1/d)).
 
     ``noise(sample, shape)`` draws the random numbers (default: ``sample(shape, generator=gen)``)."""

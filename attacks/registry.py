@@ -20,7 +20,11 @@ class AttackRegistryError(BenchError):
     """An unknown or doubly registered attack."""
 
 
-ATTACKS: Registry[type] = Registry("attack", builtins=("lipsim_bench.attacks.apgd", "lipsim_bench.attacks.pgd", "lipsim_bench.attacks.external"), error=AttackRegistryError)
+ATTACKS: Registry[type] = Registry(
+    "attack",
+    builtins=("lipsim_bench.attacks.apgd", "lipsim_bench.attacks.pgd", "lipsim_bench.attacks.external"),
+    error=AttackRegistryError,
+)
 
 
 @overload
@@ -39,14 +43,18 @@ def register_attack(arg: Any = None) -> Any:
     def decorator(cls: T) -> T:
         name = arg if isinstance(arg, str) else getattr(cls, "name", None)
         if not isinstance(name, str) or not name or name == "attack":
-            raise AttackRegistryError(f"attack class {cls.__name__} needs a `name` class attribute (the name --attacks and --evaluations use)")
+            raise AttackRegistryError(
+                f"attack class {cls.__name__} needs a `name` class attribute (the name --attacks and --evaluations use)"
+            )
         own = cls.__dict__.get("name")
         if own is not None and isinstance(arg, str) and own != arg:
             raise AttackRegistryError(f"attack class {cls.__name__} has name {own!r} but is registered as {arg!r}")
         from lipsim_bench.attacks.base import Attack
 
         if not (isinstance(cls, type) and issubclass(cls, Attack)):
-            raise AttackRegistryError(f"@register_attack takes an Attack subclass (lipsim_bench.attacks.Attack), got {cls!r}")
+            raise AttackRegistryError(
+                f"@register_attack takes an Attack subclass (lipsim_bench.attacks.Attack), got {cls!r}"
+            )
         if inspect.isabstract(cls):
             missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
             raise AttackRegistryError(f"attack class {describe(cls)} does not define {missing}; implement it")

@@ -63,14 +63,29 @@ def _evaluated(outcome: RunOutcome) -> Evaluated:
     split = outcome.split
     files: list[str] = []
     if outcome.out_dir is not None:  # the folder's tables: every cell its records hold, this run's and earlier ones'
-        document = write_outputs(outcome.out_dir, outcome.dataset, split, collected, provenance_line(outcome.out_dir / "records"))
+        document = write_outputs(
+            outcome.out_dir, outcome.dataset, split, collected, provenance_line(outcome.out_dir / "records")
+        )
         markdown, files = document.markdown, document.files
     else:
-        markdown = render_tables(collected.scores, outcome.dataset, split, collected.notes, "provenance: in memory").markdown if len(collected.scores) else ""
+        markdown = (
+            render_tables(collected.scores, outcome.dataset, split, collected.notes, "provenance: in memory").markdown
+            if len(collected.scores)
+            else ""
+        )
     table = scores_table(collected.scores, split) if len(collected.scores) else pd.DataFrame()
     reused = [str((r.record.get("provenance") or {}).get("time", "")) for r in outcome.reused]
-    return Evaluated(collected.scores, table, collected.triplets, markdown, outcome.out_dir, collected.diagnostics,
-                     [r.record for r in outcome.results], reused, files)
+    return Evaluated(
+        collected.scores,
+        table,
+        collected.triplets,
+        markdown,
+        outcome.out_dir,
+        collected.diagnostics,
+        [r.record for r in outcome.results],
+        reused,
+        files,
+    )
 
 
 def run_and_report(spec: RunSpec, shard: Shard | None = None, store: Store | None = None) -> Evaluated | None:
@@ -125,10 +140,22 @@ def evaluate(
         values.setdefault("certified", {})["eps"] = pairs[0][1] if pairs else None  # as --eps: also the certified radii
     if not isinstance(verify, bool):
         raise BenchError(f"verify={verify!r}: give True or False")
-    spec = RunSpec(metrics=metrics, dataset=dataset, split=split, n=n, every=every, evaluations=names,
-                   options=values, threats=pairs, batch_size=batch_size,
-                   device=str(resolve_device(device, "device")), seed=seed, out=_out(out), verify=verify,
-                   precision=precision)
+    spec = RunSpec(
+        metrics=metrics,
+        dataset=dataset,
+        split=split,
+        n=n,
+        every=every,
+        evaluations=names,
+        options=values,
+        threats=pairs,
+        batch_size=batch_size,
+        device=str(resolve_device(device, "device")),
+        seed=seed,
+        out=_out(out),
+        verify=verify,
+        precision=precision,
+    )
     check_spec(spec)  # the CLI's checks, all of them, before any work
     store = None if out is not None else MemoryStore()
     result = run_and_report(spec, None, store)
@@ -138,8 +165,11 @@ def evaluate(
 
 def _name_list(argument: str, value: Any, *, commas: bool = True, empty_ok: bool = False) -> list[str]:
     """A name, a list of names, or the CLI's comma-separated text; anything else is one line naming ``argument``."""
-    example = {"metric": "'lipsim-tiny' or ['pixel-l2', 'lipsim-tiny']", "evaluations": "['natural', 'apgd']",
-               "plugins": "['my_metric.py', 'my_package.plugins']"}[argument]
+    example = {
+        "metric": "'lipsim-tiny' or ['pixel-l2', 'lipsim-tiny']",
+        "evaluations": "['natural', 'apgd']",
+        "plugins": "['my_metric.py', 'my_package.plugins']",
+    }[argument]
     if isinstance(value, str):
         items = [t.strip() for t in value.split(",")] if commas else [value.strip()]
         items = [t for t in items if t]
@@ -150,13 +180,19 @@ def _name_list(argument: str, value: Any, *, commas: bool = True, empty_ok: bool
     else:
         objects = list(value) if isinstance(value, (list, tuple)) else [value]
         bad = next(v for v in objects if not isinstance(v, (str, Path))) if objects else value
-        what = f"{type(value).__name__} holding {type(bad).__name__}" if isinstance(value, (list, tuple)) else type(value).__name__
+        what = (
+            f"{type(value).__name__} holding {type(bad).__name__}"
+            if isinstance(value, (list, tuple))
+            else type(value).__name__
+        )
         hint = ""
         if argument == "metric" and hasattr(bad, "embed"):
             hint = " (a metric object: register its class with lipsim_bench.metrics.register_metric('my-metric') and pass the name)"
         raise BenchError(f"{argument}= takes a name or a list of names, e.g. {example}, not a {what}{hint}")
     if not items and not empty_ok:
-        raise BenchError(f"{argument}={value!r} is empty; give at least one name, e.g. {example} (see `python run_bench.py list`)")
+        raise BenchError(
+            f"{argument}={value!r} is empty; give at least one name, e.g. {example} (see `python run_bench.py list`)"
+        )
     return items
 
 
@@ -167,22 +203,44 @@ def _check_options(options: dict[str, Any], evaluations: list[str]) -> None:
     for name, value in options.items():
         if name not in evaluations:
             if name in list_evaluations():
-                raise BenchError(f"{name}={value!r} sets options of {name!r}, which is not in evaluations={evaluations!r}; "
-                                 f"add it there or drop {name}=")
+                raise BenchError(
+                    f"{name}={value!r} sets options of {name!r}, which is not in evaluations={evaluations!r}; "
+                    f"add it there or drop {name}="
+                )
             close = difflib.get_close_matches(name, [*_PARAMETERS, *list_evaluations()], n=1, cutoff=0.6)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
-            raise BenchError(f"evaluate() has no argument {name!r}{guess}; its arguments: {', '.join(_PARAMETERS)}, "
-                             "and NAME={...} for the options of an evaluation NAME of this run")
+            raise BenchError(
+                f"evaluate() has no argument {name!r}{guess}; its arguments: {', '.join(_PARAMETERS)}, "
+                "and NAME={...} for the options of an evaluation NAME of this run"
+            )
         if not isinstance(value, Mapping):
-            raise BenchError(f"{name}={value!r}: give the options as a dict, e.g. {name}={{'steps': 10}} "
-                             "(see `python run_bench.py list` for its options)")
+            raise BenchError(
+                f"{name}={value!r}: give the options as a dict, e.g. {name}={{'steps': 10}} "
+                "(see `python run_bench.py list` for its options)"
+            )
         for option in value:
             if not isinstance(option, str):
                 raise BenchError(f"{name}={value!r}: option names are strings, e.g. {name}={{'steps': 10}}")
 
 
-_PARAMETERS = ("metric", "dataset", "evaluations", "split", "n", "every", "eps", "norm", "threats", "seed", "batch_size",
-               "device", "out", "plugins", "verify", "precision")
+_PARAMETERS = (
+    "metric",
+    "dataset",
+    "evaluations",
+    "split",
+    "n",
+    "every",
+    "eps",
+    "norm",
+    "threats",
+    "seed",
+    "batch_size",
+    "device",
+    "out",
+    "plugins",
+    "verify",
+    "precision",
+)
 
 
 def _threats(eps: Any, norm: Any, threats: Any, dataset: Any) -> list[tuple[str, list[float]]] | None:
@@ -191,10 +249,14 @@ def _threats(eps: Any, norm: Any, threats: Any, dataset: Any) -> list[tuple[str,
         raise BenchError(f"norm={norm!r}: give 'l2' or 'linf'")
     if threats is not None:
         if eps is not None or norm is not None:
-            raise BenchError("give either threats= or eps=/norm=, not both (threats=[('l2', [0.5, 1]), ('linf', [4/255])] holds both norms)")
+            raise BenchError(
+                "give either threats= or eps=/norm=, not both (threats=[('l2', [0.5, 1]), ('linf', [4/255])] holds both norms)"
+            )
         items = [threats] if isinstance(threats, str) else threats
         if not isinstance(items, (list, tuple)) or not items:
-            raise BenchError(f"threats={threats!r}: give a list of (norm, radii) pairs or 'NORM:EPS,...' texts, e.g. [('l2', [0.5, 1]), 'linf:4/255']")
+            raise BenchError(
+                f"threats={threats!r}: give a list of (norm, radii) pairs or 'NORM:EPS,...' texts, e.g. [('l2', [0.5, 1]), 'linf:4/255']"
+            )
         return [_threat(item) for item in items]
     if eps is None and norm is None:
         return None
@@ -209,10 +271,14 @@ def _threat(item: Any) -> tuple[str, list[float]]:
     if isinstance(item, str):
         norm, sep, radii = item.partition(":")
         if not sep or norm.strip() not in NORMS:
-            raise BenchError(f"threats: {item!r}: write NORM:EPS[,EPS...] with NORM l2 or linf, e.g. 'l2:0.5,1' or 'linf:4/255'")
+            raise BenchError(
+                f"threats: {item!r}: write NORM:EPS[,EPS...] with NORM l2 or linf, e.g. 'l2:0.5,1' or 'linf:4/255'"
+            )
         return norm.strip(), parse_eps(radii, f"threats: {item!r}")
     if not isinstance(item, (list, tuple)) or len(item) != 2 or item[0] not in NORMS:
-        raise BenchError(f"threats: {item!r} is not a threat model; give (norm, radii) with norm 'l2' or 'linf', e.g. ('l2', [0.5, 1])")
+        raise BenchError(
+            f"threats: {item!r} is not a threat model; give (norm, radii) with norm 'l2' or 'linf', e.g. ('l2', [0.5, 1])"
+        )
     return item[0], radii_value(item[1], f"threats: {item[0]} radii")
 
 
@@ -220,7 +286,11 @@ def _out(out: Any) -> Path | None:
     if out is None:
         return None
     if isinstance(out, bool) or not isinstance(out, (str, os.PathLike)):
-        raise BenchError(f"out={out!r}: give a folder path, e.g. out='results/my-run', or leave it out (nothing is written)")
+        raise BenchError(
+            f"out={out!r}: give a folder path, e.g. out='results/my-run', or leave it out (nothing is written)"
+        )
     if not str(out).strip():
-        raise BenchError("out='' is empty; give a folder, e.g. out='results/my-run', or leave it out (nothing is written)")
+        raise BenchError(
+            "out='' is empty; give a folder, e.g. out='results/my-run', or leave it out (nothing is written)"
+        )
     return Path(out).expanduser()

@@ -5,7 +5,6 @@ Bad input ends in one line on stderr naming the thing and the fix, and exit code
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import signal
@@ -13,11 +12,13 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.run_args import OneLineParser, _positive_int, config_from_args, parse_eps, parse_run_args, spec_from_args  # noqa: F401  (public)
+from lipsim_bench.run_args import OneLineParser, _positive_int, parse_run_args
+from lipsim_bench.run_request import spec_from_args
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,9 +71,13 @@ RERUN = "then rerun the same command (finished units are kept)"
 def describe_os_error(exc: OSError, then: str = RERUN) -> str:
     """A machine fault (disk full, read-only, a file where a folder should be) in one line, with the fix."""
     where = f"{exc.filename}: " if exc.filename else ""
-    fix = {errno.ENOSPC: "free disk space", errno.EACCES: "fix the permissions or choose another folder",
-           errno.EROFS: "choose a writable folder", errno.ENOTDIR: "a file is in the way of a folder: move it",
-           errno.EEXIST: "a file is in the way of a folder: move it"}.get(exc.errno or 0, "fix that")
+    fix = {
+        errno.ENOSPC: "free disk space",
+        errno.EACCES: "fix the permissions or choose another folder",
+        errno.EROFS: "choose a writable folder",
+        errno.ENOTDIR: "a file is in the way of a folder: move it",
+        errno.EEXIST: "a file is in the way of a folder: move it",
+    }.get(exc.errno or 0, "fix that")
     return f"{where}{exc.strerror or exc}; {fix}, {then}"
 
 
@@ -104,8 +109,21 @@ def cmd_run(argv: Sequence[str]) -> int:
 
 def cmd_list(argv: Sequence[str]) -> int:
     parser = OneLineParser(prog="run_bench.py list", description="List metrics, datasets, evaluations and presets.")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help="load a plugin file first (also $LIPSIM_BENCH_PLUGINS)")
-    parser.add_argument("--import", dest="import_modules", action="append", default=[], metavar="MODULE", help="import a plugin module first")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="load a plugin file first (also $LIPSIM_BENCH_PLUGINS)",
+    )
+    parser.add_argument(
+        "--import",
+        dest="import_modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a plugin module first",
+    )
     args = parser.parse_args(argv)
     from lipsim_bench.listing import listing
     from lipsim_bench.plugins import load_plugins
@@ -127,19 +145,33 @@ def cmd_report(argv: Sequence[str]) -> int:
     from lipsim_bench.report.outputs import report_runs
     from lipsim_bench.run_args import _names
 
-    parser = OneLineParser(prog="run_bench.py report", description="One table (scores.csv/.md/.tex) from the records of one or more run folders.")
+    parser = OneLineParser(
+        prog="run_bench.py report",
+        description="One table (scores.csv/.md/.tex) from the records of one or more run folders.",
+    )
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (each with a records/ folder)")
-    parser.add_argument("--metrics", type=_names, default=None, help="only these metrics (comma-separated, the names the run used)")
-    parser.add_argument("--evaluations", type=_names, default=None, help="only these evaluations (comma-separated, e.g. natural,apgd)")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the tables (default: the run folder when one is given "
-                        "and nothing is filtered, else ./report)")
+    parser.add_argument(
+        "--metrics", type=_names, default=None, help="only these metrics (comma-separated, the names the run used)"
+    )
+    parser.add_argument(
+        "--evaluations", type=_names, default=None, help="only these evaluations (comma-separated, e.g. natural,apgd)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the tables (default: the run folder when one is given "
+        "and nothing is filtered, else ./report)",
+    )
     args = parser.parse_args(argv)
     filtered = args.metrics is not None or args.evaluations is not None
     out = args.out or (args.runs[0] if len(args.runs) == 1 and not filtered else Path("report"))
     own = len(args.runs) == 1 and _same_folder(out, args.runs[0]) and not filtered
     if not own and (any(_same_folder(out, run) for run in args.runs) or (out / "records").is_dir()):
-        raise BenchError(f"--out {out} is a run folder: its tables show every cell of its own records; write a "
-                         f"{'filtered' if filtered else 'merged'} report elsewhere (e.g. --out report)")
+        raise BenchError(
+            f"--out {out} is a run folder: its tables show every cell of its own records; write a "
+            f"{'filtered' if filtered else 'merged'} report elsewhere (e.g. --out report)"
+        )
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file; give a folder")
     try:
@@ -154,13 +186,19 @@ def cmd_report(argv: Sequence[str]) -> int:
 def cmd_plot(argv: Sequence[str]) -> int:
     from lipsim_bench.report.plots import plot_run
 
-    parser = OneLineParser(prog="run_bench.py plot", description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.")
+    parser = OneLineParser(
+        prog="run_bench.py plot",
+        description="Figures (PNG and PDF) from a run folder's scores.csv, triplets.csv and histogram.csv.",
+    )
     parser.add_argument("run", type=Path, help="a run folder")
     parser.add_argument("--out", type=Path, default=None, help="where to write the figures (default: RUN/plots)")
     args = parser.parse_args(argv)
     if not any((args.run / name).is_file() for name in ("scores.csv", "triplets.csv", "histogram.csv")):
-        hint = (f"`run_bench.py report {args.run}` writes them from its records" if (args.run / "records").is_dir()
-                else "run the benchmark first")
+        hint = (
+            f"`run_bench.py report {args.run}` writes them from its records"
+            if (args.run / "records").is_dir()
+            else "run the benchmark first"
+        )
         raise BenchError(f"{args.run} has no scores.csv, triplets.csv or histogram.csv to plot; {hint}")
     import pandas as pd
 
@@ -172,10 +210,20 @@ def cmd_plot(argv: Sequence[str]) -> int:
             paths = plot_run(args.run, args.out)
     except OSError as exc:
         raise BenchError(describe_os_error(exc, "then rerun the plot (or give another --out)")) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError) as exc:
+    except (
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        UnicodeDecodeError,
+    ) as exc:
         first = " ".join(str(exc).split()) or type(exc).__name__
-        raise BenchError(f"cannot plot {args.run}: its CSVs are damaged or inconsistent ({first[:300]}); "
-                         f"rebuild them with `run_bench.py report {args.run}`") from None
+        raise BenchError(
+            f"cannot plot {args.run}: its CSVs are damaged or inconsistent ({first[:300]}); "
+            f"rebuild them with `run_bench.py report {args.run}`"
+        ) from None
     print("\n".join(f"wrote {p}" for p in paths) or "nothing to plot")
     return 0
 
@@ -190,8 +238,18 @@ def cmd_fetch(argv: Sequence[str]) -> int:
     parser.add_argument("what", nargs="+", help="night, or metric names (see `list`)")
     parser.add_argument("--split", default="test", help="NIGHT split to fetch (default: test)")
     parser.add_argument("--n", type=_positive_int("--n"), default=None, help="only the first N triplets of the split")
-    parser.add_argument("--root", type=Path, default=None, help="where NIGHT goes (default: $LIPSIM_BENCH_DATA/nights or ~/.cache/lipsim_bench/nights)")
-    parser.add_argument("--pins", type=Path, default=None, help="JSON of sha256 pins {archive path: sha256} (e.g. another machine's ROOT/.fetch/manifest.json)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="where NIGHT goes (default: $LIPSIM_BENCH_DATA/nights or ~/.cache/lipsim_bench/nights)",
+    )
+    parser.add_argument(
+        "--pins",
+        type=Path,
+        default=None,
+        help="JSON of sha256 pins {archive path: sha256} (e.g. another machine's ROOT/.fetch/manifest.json)",
+    )
     args = parser.parse_args(argv)
     for item in args.what:
         if item == "night":
@@ -213,7 +271,12 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "run": cmd_run, "list": cmd_list, "train": cmd_train, "report": cmd_report, "plot": cmd_plot, "fetch": cmd_fetch,
+    "run": cmd_run,
+    "list": cmd_list,
+    "train": cmd_train,
+    "report": cmd_report,
+    "plot": cmd_plot,
+    "fetch": cmd_fetch,
 }
 
 

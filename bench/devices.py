@@ -18,7 +18,9 @@ def resolve_device(device: str | torch.device | None, where: str = "--device") -
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
-        raise BenchError(f"{where} {device!r} is not a device name; use cpu, cuda or cuda:K (or leave it out: cuda when available)")
+        raise BenchError(
+            f"{where} {device!r} is not a device name; use cpu, cuda or cuda:K (or leave it out: cuda when available)"
+        )
     name = str(device).strip()
     if not name:
         raise BenchError(f"{where} is empty; use cpu, cuda or cuda:K (or leave it out: cuda when available)")
@@ -27,7 +29,9 @@ def resolve_device(device: str | torch.device | None, where: str = "--device") -
     except (RuntimeError, ValueError):
         raise BenchError(f"{where} {name!r} is not a device; use cpu, cuda or cuda:K") from None
     if parsed.type not in SUPPORTED:
-        raise BenchError(f"{where} {name!r}: the benchmark runs on cpu or cuda (cuda:K), not {parsed.type}; use one of those")
+        raise BenchError(
+            f"{where} {name!r}: the benchmark runs on cpu or cuda (cuda:K), not {parsed.type}; use one of those"
+        )
     if parsed.type == "cpu" and parsed.index not in (None, 0):
         raise BenchError(f"{where} {name!r}: there is one cpu device; use cpu")
     if parsed.type == "cuda":
@@ -35,5 +39,7 @@ def resolve_device(device: str | torch.device | None, where: str = "--device") -
             raise BenchError(f"{where} {name}: CUDA is not available on this machine; use cpu")
         count = torch.cuda.device_count()
         if parsed.index is not None and parsed.index >= count:
-            raise BenchError(f"{where} {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}; pick one of them")
+            raise BenchError(
+                f"{where} {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}; pick one of them"
+            )
     return parsed

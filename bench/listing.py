@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
-from lipsim_bench.extras import missing_extras
 from lipsim_bench.evaluations.options import option_fields
-from lipsim_bench.protocol.presets import list_presets
+from lipsim_bench.extras import missing_extras
 from lipsim_bench.metrics import get_metric_spec, list_metrics
+from lipsim_bench.protocol.presets import list_presets
 
 
 def _metric_lines() -> list[str]:
@@ -36,7 +36,9 @@ def _evaluation_lines() -> list[str]:
         if options:
             lines.append(f"  {'':<18} options: {options}")
         if cls.sweeps:
-            lines.append(f"  {'':<18} several values run one unit each: {', '.join(cls.sweeps)} (e.g. --set {name}.{cls.sweeps[0]}=0.12,0.25,0.5)")
+            lines.append(
+                f"  {'':<18} several values run one unit each: {', '.join(cls.sweeps)} (e.g. --set {name}.{cls.sweeps[0]}=0.12,0.25,0.5)"
+            )
     return lines
 
 
@@ -50,5 +52,7 @@ def listing() -> str:
     lines.append("  " + (", ".join(n for n, c in EVALUATIONS.items() if c.kind.value == "attack") or "(none)"))
     lines += ["", "presets (--preset NAME; add --dry-run to see what it needs):"]
     for preset in list_presets():
-        lines.append(f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(preset.options.get('metrics', []))}")
+        lines.append(
+            f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(preset.options.get('metrics', []))}"
+        )
     return "\n".join(lines)

@@ -30,8 +30,10 @@ PLUGINS_ENV = "LIPSIM_BENCH_PLUGINS"
 def _folder(path: Path, name: str) -> Path:
     """``path`` if it is a folder or absent (created later); a file there fails now, naming the variable."""
     if path.exists() and not path.is_dir():
-        raise BenchError(f"{name} is {path}, which is a file, not a folder; point {name} at a folder "
-                         "(it is created if missing) or move the file")
+        raise BenchError(
+            f"{name} is {path}, which is a file, not a folder; point {name} at a folder "
+            "(it is created if missing) or move the file"
+        )
     return path
 
 
@@ -88,7 +90,9 @@ def env_switch(name: str) -> bool:
         return True
     if value.lower() in SWITCH_OFF or not value:
         return False
-    raise BenchError(f"{name}={value!r} is not an on/off value; set it to 1 or 0 (true/false, yes/no, on/off also work) or unset it")
+    raise BenchError(
+        f"{name}={value!r} is not an on/off value; set it to 1 or 0 (true/false, yes/no, on/off also work) or unset it"
+    )
 
 
 def env_number(name: str, default: float, unit: str) -> float:

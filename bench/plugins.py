@@ -26,17 +26,23 @@ def load_plugin_file(path: str | Path) -> ModuleType:
     """Import a Python file as a module (once per resolved path)."""
     file = Path(path).expanduser()
     if file.is_dir():
-        raise BenchError(f"--plugin {path}: is a folder; give the path of one .py file in it (repeat --plugin for several)")
+        raise BenchError(
+            f"--plugin {path}: is a folder; give the path of one .py file in it (repeat --plugin for several)"
+        )
     if not file.is_file():
-        raise BenchError(f"--plugin {path}: no such file; give the path of a .py file that registers metrics, attacks or evaluations")
+        raise BenchError(
+            f"--plugin {path}: no such file; give the path of a .py file that registers metrics, attacks or evaluations"
+        )
     if file.suffix != ".py":
         raise BenchError(f"--plugin {path}: not a .py file")
     key = str(file.resolve())
     content = hashlib.sha256(file.read_bytes()).hexdigest()
     if key in _LOADED:
         if _CONTENT.get(key) != content:  # the old classes would run while the keys hash the new source
-            raise BenchError(f"--plugin {path} changed since this Python session loaded it; restart the session "
-                             "(or the notebook's kernel) so that its new code runs")
+            raise BenchError(
+                f"--plugin {path} changed since this Python session loaded it; restart the session "
+                "(or the notebook's kernel) so that its new code runs"
+            )
         return _LOADED[key]
     name = f"lipsim_bench_plugin_{file.stem}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(name, file)
@@ -63,7 +69,9 @@ def import_plugin_module(name: str) -> ModuleType:
     except BenchError:
         raise
     except (Exception, SystemExit) as exc:
-        raise BenchError(f"--import {name} failed ({type(exc).__name__}: {exc}); check the module name and that it is importable") from None
+        raise BenchError(
+            f"--import {name} failed ({type(exc).__name__}: {exc}); check the module name and that it is importable"
+        ) from None
 
 
 def load_plugins(files: list[str] | None = None, modules: list[str] | None = None) -> list[ModuleType]:

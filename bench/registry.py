@@ -47,15 +47,21 @@ _REGISTERED_BY: dict[int, str] = {}
 def _registering_module() -> str:
     """The first caller outside this module and the ``register_*`` helpers: the project's module or a plugin."""
     frame = sys._getframe(1)
-    while frame is not None and (frame.f_globals.get("__name__") == __name__ or frame.f_code.co_name.startswith("register")):
+    while frame is not None and (
+        frame.f_globals.get("__name__") == __name__ or frame.f_code.co_name.startswith("register")
+    ):
         frame = frame.f_back
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def _reimported(old: object, new: object) -> bool:
     """The same plugin file imported again (after its first import failed halfway): the same module and name."""
-    return (not is_project(old) and origin(old) != "" and origin(old) == origin(new)
-            and getattr(_source(old), "__qualname__", None) == getattr(_source(new), "__qualname__", None))
+    return (
+        not is_project(old)
+        and origin(old) != ""
+        and origin(old) == origin(new)
+        and getattr(_source(old), "__qualname__", None) == getattr(_source(new), "__qualname__", None)
+    )
 
 
 def is_project(entry: object) -> bool:
@@ -123,24 +129,32 @@ class Registry(Generic[T]):
         if old is None and self._derived is not None and not is_project(entry):
             taken = self._derived().get(name)
             if taken is not None:
-                raise self.error(f"{self.kind} {name!r} from {describe(entry)} has the name of the {self._derived_kind} "
-                                 f"{describe(taken)}, whose {self.kind} it would replace; give yours another name")
+                raise self.error(
+                    f"{self.kind} {name!r} from {describe(entry)} has the name of the {self._derived_kind} "
+                    f"{describe(taken)}, whose {self.kind} it would replace; give yours another name"
+                )
         for kind, reserved in self._reserved if not is_project(entry) else ():
             other = reserved().get(name)
             if other is not None:
-                raise self.error(f"{self.kind} {name!r} from {describe(entry)} has the name of the {kind} {describe(other)} "
-                                 f"and would be hidden by it; give the {self.kind} another name")
+                raise self.error(
+                    f"{self.kind} {name!r} from {describe(entry)} has the name of the {kind} {describe(other)} "
+                    f"and would be hidden by it; give the {self.kind} another name"
+                )
         self._entries[name] = entry
         return entry
 
     def _collision(self, name: str, old: T, new: T) -> str:
         """One line: which two entries want ``name``, and which one must move."""
         if is_project(old) and not is_project(new):
-            return (f"{self.kind} {name!r} is built in ({describe(old)}); {describe(new)} cannot replace it: "
-                    f"give yours another name, e.g. {name + '-mine'!r}")
+            return (
+                f"{self.kind} {name!r} is built in ({describe(old)}); {describe(new)} cannot replace it: "
+                f"give yours another name, e.g. {name + '-mine'!r}"
+            )
         if is_project(new) and not is_project(old):
-            return (f"{self.kind} {name!r} is built in ({describe(new)}); {describe(old)} cannot replace it: "
-                    f"give yours another name, e.g. {name + '-mine'!r}")
+            return (
+                f"{self.kind} {name!r} is built in ({describe(new)}); {describe(old)} cannot replace it: "
+                f"give yours another name, e.g. {name + '-mine'!r}"
+            )
         return f"{self.kind} {name!r} is registered twice ({describe(old)} and {describe(new)}); rename one"
 
     def remove(self, name: str) -> None:
@@ -167,8 +181,10 @@ class Registry(Generic[T]):
         derived = self._derived() if self._derived else {}
         for name in sorted(set(derived) & set(self._entries)):  # an attack registered after an evaluation of its name
             own, other = self._entries[name], derived[name]
-            raise self.error(f"{self._derived_kind} {name!r} from {describe(other)} has the name of the {self.kind} "
-                             f"{describe(own)} and would be hidden by it; give the {self._derived_kind} another name")
+            raise self.error(
+                f"{self._derived_kind} {name!r} from {describe(other)} has the name of the {self.kind} "
+                f"{describe(own)} and would be hidden by it; give the {self._derived_kind} another name"
+            )
         return {**derived, **self._entries}
 
     def own(self) -> dict[str, T]:

@@ -25,8 +25,17 @@ import torch  # noqa: E402
 
 #: One name per architecture (the rclip FARE variants share their TeCoA twin's architecture).
 DEFAULT_METRICS = (
-    "lpips", "clip", "open-clip", "rclip-tecoa-vitb32", "dino", "rclip-tecoa-vitb16", "rclip",
-    "dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim",
+    "lpips",
+    "clip",
+    "open-clip",
+    "rclip-tecoa-vitb32",
+    "dino",
+    "rclip-tecoa-vitb16",
+    "rclip",
+    "dreamsim-clip",
+    "dreamsim-open-clip",
+    "dreamsim-dino",
+    "dreamsim",
 )
 
 
@@ -65,7 +74,13 @@ def measure(name: str, batch: int, size: int, repeats: int, threads: int) -> dic
     fwd = _timed(forward, repeats)
     fwd_bwd = _timed(forward_backward, repeats)
     params = sum(p.numel() for p in metric.parameters())
-    return {"build_s": build_s, "fwd_s": fwd, "fwd_bwd_s": fwd_bwd, "params_m": params / 1e6, "dim": int(target[0].numel())}
+    return {
+        "build_s": build_s,
+        "fwd_s": fwd,
+        "fwd_bwd_s": fwd_bwd,
+        "params_m": params / 1e6,
+        "dim": int(target[0].numel()),
+    }
 
 
 def main() -> None:
@@ -80,13 +95,33 @@ def main() -> None:
     if args.child:  # one measurement, printed as JSON on the last line
         print(json.dumps(measure(args.metric[0], args.batch, args.size, args.repeats, args.threads)))
         return
-    print(f"batch {args.batch} x 3x{args.size}x{args.size}, {args.threads} threads, random weights, one process per row, median of {args.repeats}")
-    print(f"{'metric':<20} {'params':>8} {'dim':>7} {'build s':>8} {'fwd s':>7} {'fwd img/s':>10} {'fwd+bwd s':>10} {'fwd+bwd img/s':>14}")
+    print(
+        f"batch {args.batch} x 3x{args.size}x{args.size}, {args.threads} threads, random weights, one process per row, median of {args.repeats}"
+    )
+    print(
+        f"{'metric':<20} {'params':>8} {'dim':>7} {'build s':>8} {'fwd s':>7} {'fwd img/s':>10} {'fwd+bwd s':>10} {'fwd+bwd img/s':>14}"
+    )
     for name in args.metric or DEFAULT_METRICS:
-        command = [sys.executable, __file__, "--child", "--metric", name, "--batch", str(args.batch), "--size", str(args.size), "--repeats", str(args.repeats), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--metric",
+            name,
+            "--batch",
+            str(args.batch),
+            "--size",
+            str(args.size),
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            print(f"{name:<20} failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+            print(
+                f"{name:<20} failed: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}"
+            )
             continue
         r = json.loads(result.stdout.strip().splitlines()[-1])
         print(

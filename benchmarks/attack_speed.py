@@ -35,7 +35,7 @@ class RecomputingClassifier(torch.nn.Module):
         super().__init__()
         self.metric, self.x0, self.x1 = metric, x0, x1
 
-    def restrict(self, index: torch.Tensor) -> "RecomputingClassifier":
+    def restrict(self, index: torch.Tensor) -> RecomputingClassifier:
         return RecomputingClassifier(self.metric, self.x0[index], self.x1[index])
 
     def forward(self, x_ref: torch.Tensor) -> torch.Tensor:
@@ -51,7 +51,9 @@ def measure(name: str, mode: str, n: int, steps: int) -> float:
     torch.manual_seed(0)
     metric = build(name)
     ref, x0, x1 = (torch.rand(n, 3, 64, 64) for _ in range(3))
-    classifier = TwoAFCClassifier.from_images(metric, x0, x1) if mode == "cached" else RecomputingClassifier(metric, x0, x1)
+    classifier = (
+        TwoAFCClassifier.from_images(metric, x0, x1) if mode == "cached" else RecomputingClassifier(metric, x0, x1)
+    )
     with torch.no_grad():
         y = classifier(ref).argmax(dim=1)  # every triplet starts "correct", so all n are attacked
     attack = APGD("l2", eps=1.0, steps=steps)
@@ -74,10 +76,27 @@ def main() -> None:
     print(f"{'metric':<14} {'x0/x1 embeddings':<18} {'triplets/s':>10}")
     for name in args.metric or ["convsim-tiny", "lipsim-tiny"]:
         for mode in MODES:
-            out = subprocess.run(
-                [sys.executable, __file__, "--metric", name, "--mode", mode, "--n", str(args.n), "--steps", str(args.steps)],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--metric",
+                        name,
+                        "--mode",
+                        mode,
+                        "--n",
+                        str(args.n),
+                        "--steps",
+                        str(args.steps),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             print(f"{name:<14} {mode:<18} {float(out):>10.2f}")
 
 

@@ -48,8 +48,10 @@ def read_attack_rows(folder: Path) -> pd.DataFrame:
     rows = pd.read_csv(path, low_memory=False)
     missing = [c for c in NEEDED if c not in rows.columns]
     if missing:
-        raise InputError(f"{path} lacks the columns {', '.join(missing)}; rerun the benchmark with this version "
-                         "(attack rows record attacked / carried / proven)")
+        raise InputError(
+            f"{path} lacks the columns {', '.join(missing)}; rerun the benchmark with this version "
+            "(attack rows record attacked / carried / proven)"
+        )
     rows = rows[rows["kind"] == "attack"].copy()
     if rows.empty:
         raise InputError(f"{path} has no attack rows; run the benchmark with an attack (the default does)")
@@ -61,8 +63,11 @@ def read_attack_rows(folder: Path) -> pd.DataFrame:
 
 def fractions(correct: int, attacked: int, carried: int, proven: int) -> dict[str, float]:
     """The three fractions of bench/protocol/attack_work.py, of the initially correct triplets."""
-    return {"carry_and_skip": round(attacked / correct, 4), "carry": round((attacked + proven) / correct, 4),
-            "skip_proven": round((attacked + carried) / correct, 4)}
+    return {
+        "carry_and_skip": round(attacked / correct, 4),
+        "carry": round((attacked + proven) / correct, 4),
+        "skip_proven": round((attacked + carried) / correct, 4),
+    }
 
 
 def per_metric(rows: pd.DataFrame) -> dict[str, dict[str, list[dict[str, float]]]]:
@@ -90,8 +95,13 @@ def per_class(metrics: dict[str, dict[str, list[dict[str, float]]]], classes: di
             points = [p for m in names for p in metrics[m].get(norm, [])]
             for eps in sorted({p["eps"] for p in points}):
                 at = [p for p in points if p["eps"] == eps]
-                norms.setdefault(norm, []).append({"eps": eps, **{mode: round(sum(p[mode] for p in at) / len(at), 4) for mode in MODES},
-                                                   "metrics": len(at)})
+                norms.setdefault(norm, []).append(
+                    {
+                        "eps": eps,
+                        **{mode: round(sum(p[mode] for p in at) / len(at), 4) for mode in MODES},
+                        "metrics": len(at),
+                    }
+                )
         result[cls] = {"metrics": names, "norms": norms}
     return result
 
@@ -111,9 +121,9 @@ def _run_commits(folder: Path) -> list[str]:
 
 
 def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
+    from lipsim_bench.metrics import MetricError
     from lipsim_bench.protocol.attack_work import FORMAT, metric_class
     from lipsim_bench.run.records import git_commit
-    from lipsim_bench.metrics import MetricError
 
     rows = read_attack_rows(folder)
     if only:
@@ -126,16 +136,19 @@ def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
         try:
             classes[name] = metric_class(name)
         except MetricError as exc:
-            raise InputError(f"{exc} (load its plugin with LIPSIM_BENCH_PLUGINS, or leave it out with --metrics)") from None
+            raise InputError(
+                f"{exc} (load its plugin with LIPSIM_BENCH_PLUGINS, or leave it out with --metrics)"
+            ) from None
     git = git_commit()
     return {
         "format": FORMAT,
         "what": "fraction of the initially correct triplets an attack unit attacks, per class of metric, norm and eps; "
-                "carry_and_skip = attacked / correct, carry = (attacked + proven) / correct, skip_proven = (attacked + carried) / correct",
+        "carry_and_skip = attacked / correct, carry = (attacked + proven) / correct, skip_proven = (attacked + carried) / correct",
         "source": {
             "command": "python benchmarks/attack_work.py " + " ".join(argv),
             "commit": f"{git['commit']}{' (dirty)' if git['dirty'] else ''}",
-            "run_folder": str(folder), "run_commits": _run_commits(folder),
+            "run_folder": str(folder),
+            "run_commits": _run_commits(folder),
             "dataset": sorted(map(str, rows["dataset"].unique())) if "dataset" in rows else None,
             "evaluations": sorted(map(str, rows["evaluation"].unique())) if "evaluation" in rows else None,
             "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -150,12 +163,16 @@ def _print(work: dict) -> None:
     for cls, entry in work["classes"].items():
         for norm, points in entry["norms"].items():
             for p in points:
-                print(f"{cls:<28} {norm:<5} {p['eps']:>7.4g} {'':>7} {p['carry_and_skip']:>10.3f} {p['carry']:>7.3f} {p['skip_proven']:>7.3f}")
+                print(
+                    f"{cls:<28} {norm:<5} {p['eps']:>7.4g} {'':>7} {p['carry_and_skip']:>10.3f} {p['carry']:>7.3f} {p['skip_proven']:>7.3f}"
+                )
         for name in entry["metrics"]:
             for norm, points in work["per_metric"][name]["norms"].items():
                 for p in points:
-                    print(f"  {name:<26} {norm:<5} {p['eps']:>7.4g} {p['correct']:>7d} {p['carry_and_skip']:>10.3f} "
-                          f"{p['carry']:>7.3f} {p['skip_proven']:>7.3f}")
+                    print(
+                        f"  {name:<26} {norm:<5} {p['eps']:>7.4g} {p['correct']:>7d} {p['carry_and_skip']:>10.3f} "
+                        f"{p['carry']:>7.3f} {p['skip_proven']:>7.3f}"
+                    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_folder", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default: bench/protocol/attack_work.json")
-    parser.add_argument("--metrics", default=None, help="comma-separated metrics to use (default: every metric of the run)")
+    parser.add_argument(
+        "--metrics", default=None, help="comma-separated metrics to use (default: every metric of the run)"
+    )
     args = parser.parse_args(argv)
     from lipsim_bench.protocol.attack_work import ATTACK_WORK
 

@@ -28,11 +28,17 @@ def build(root: Path, triplets: int, size: int) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for i in range(triplets):
-        paths = {"ref_path": f"ref/000/{i:03d}.png", "left_path": f"distort/000/{i:03d}_0.png", "right_path": f"distort/000/{i:03d}_1.png"}
+        paths = {
+            "ref_path": f"ref/000/{i:03d}.png",
+            "left_path": f"distort/000/{i:03d}_0.png",
+            "right_path": f"distort/000/{i:03d}_1.png",
+        }
         for rel in paths.values():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / rel)
-        rows.append({"id": i, "left_vote": 0.0, "right_vote": 1.0, "votes": 6, **paths, "split": "test", "is_imagenet": False})
+        rows.append(
+            {"id": i, "left_vote": 0.0, "right_vote": 1.0, "votes": 6, **paths, "split": "test", "is_imagenet": False}
+        )
     pd.DataFrame(rows).to_csv(root / "data.csv", index=False)
 
 

@@ -29,8 +29,9 @@ def checkout(commit: str, into: Path) -> Path:
     if commit == WORK:
         return ROOT
     path = into / commit.replace("/", "_")
-    subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), commit], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-f", str(path), commit], cwd=ROOT, check=True, capture_output=True
+    )
     return path
 
 
@@ -38,8 +39,14 @@ def timed_run(tree: Path, out: Path, extra: list[str]) -> float:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(tree)}
     env.pop("LIPSIM_BENCH_VERIFY", None)  # the user's default run, not verification mode
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "run_bench.py", "--out", str(out), *extra], cwd=tree, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, "run_bench.py", "--out", str(out), *extra],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"run at {tree} failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - started
@@ -63,16 +70,21 @@ def main() -> None:
                     seconds[c].append(timed_run(trees[c], tmpdir / f"out-{c}-{r}", extra))
                     print(f"round {r + 1}: {c:<12} {seconds[c][-1]:7.1f} s", flush=True)
             base = statistics.median(seconds[commits[0]])
-            print(f"\n{'commit':<12} " + " ".join(f"{'run ' + str(i + 1):>8}" for i in range(args.rounds))
-                  + f" {'median':>8} {'vs ' + commits[0][:8]:>12}")
+            print(
+                f"\n{'commit':<12} "
+                + " ".join(f"{'run ' + str(i + 1):>8}" for i in range(args.rounds))
+                + f" {'median':>8} {'vs ' + commits[0][:8]:>12}"
+            )
             for c in commits:
                 median = statistics.median(seconds[c])
-                print(f"{c:<12} " + " ".join(f"{s:8.1f}" for s in seconds[c]) + f" {median:8.1f} {base / median:11.2f}x")
+                print(
+                    f"{c:<12} " + " ".join(f"{s:8.1f}" for s in seconds[c]) + f" {median:8.1f} {base / median:11.2f}x"
+                )
             for c in commits:
                 scores = tmpdir / f"out-{c}-{args.rounds - 1}" / "scores.md"
                 print(f"\n## scores at {c}\n" + (scores.read_text() if scores.exists() else "(no scores.md)"))
         finally:
-            for c, tree in trees.items():
+            for tree in trees.values():
                 if tree != ROOT:
                     subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
             subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True)

@@ -30,9 +30,22 @@ sys.path.insert(0, str(ROOT))
 from lipsim_bench.protocol.cost import COST_TABLE, count_flops  # noqa: E402
 
 DEFAULT_METRICS = (
-    "clip", "open-clip", "dino", "lpips", "rclip", "rclip-tecoa-vitb16", "rclip-tecoa-vitb32",
-    "dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim",
-    "lipsim", "lipsim-tiny", "convsim-tiny", "convsim-tiny-noise", "pixel-l2",
+    "clip",
+    "open-clip",
+    "dino",
+    "lpips",
+    "rclip",
+    "rclip-tecoa-vitb16",
+    "rclip-tecoa-vitb32",
+    "dreamsim-clip",
+    "dreamsim-open-clip",
+    "dreamsim-dino",
+    "dreamsim",
+    "lipsim",
+    "lipsim-tiny",
+    "convsim-tiny",
+    "convsim-tiny-noise",
+    "pixel-l2",
 )
 #: Metrics whose factory takes no ``pretrained`` argument (their weights ship with the project).
 BUNDLED = ("lipsim-tiny", "convsim-tiny", "convsim-tiny-noise", "pixel-l2")
@@ -113,14 +126,20 @@ def main() -> None:
         row = run_child(name, args.size, args.threads)
         if row is None:
             continue
-        print(f"{name:<20} {row['forward_gflops']:>11.3f} {row['forward_backward_gflops']:>15.3f} {row['params_m']:>8.1f}M "
-              f"{row['cpu_forward_s_per_image']:>10.3f} {row.pop('build_s'):>8.1f}", flush=True)
+        print(
+            f"{name:<20} {row['forward_gflops']:>11.3f} {row['forward_backward_gflops']:>15.3f} {row['params_m']:>8.1f}M "
+            f"{row['cpu_forward_s_per_image']:>10.3f} {row.pop('build_s'):>8.1f}",
+            flush=True,
+        )
         rows[name] = row
     if args.metric and args.output.is_file():  # named metrics update their rows; the others' stay
         rows = {**json.loads(args.output.read_text()).get("metrics", {}), **rows}
     table = {
-        "generated_by": "python benchmarks/flops.py", "torch": torch.__version__,
-        "input": f"1x3x{args.size}x{args.size}", "note": NOTE, "metrics": rows,
+        "generated_by": "python benchmarks/flops.py",
+        "torch": torch.__version__,
+        "input": f"1x3x{args.size}x{args.size}",
+        "note": NOTE,
+        "metrics": rows,
     }
     args.output.write_text(json.dumps(table, indent=2) + "\n")
     print(f"wrote {args.output}")

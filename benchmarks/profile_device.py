@@ -57,8 +57,8 @@ def _median_seconds(fn, device: torch.device, warmup: int, repeats: int) -> floa
 def measure(name: str, device_name: str, batch: int, precision: str, warmup: int, repeats: int) -> dict[str, object]:
     """One metric's rates, in this process (the parent runs it in a fresh one per metric)."""
     from lipsim_bench.devices import resolve_device
-    from lipsim_bench.run.plan import build_metric
     from lipsim_bench.metrics.precision import precision_applies, with_precision
+    from lipsim_bench.run.plan import build_metric
 
     device = resolve_device(device_name)
     metric = build_metric(name, device, seed=0)
@@ -80,8 +80,12 @@ def measure(name: str, device_name: str, batch: int, precision: str, warmup: int
 
     fwd = _median_seconds(forward, device, warmup, repeats)
     fwd_bwd = _median_seconds(forward_backward, device, warmup, repeats)
-    return {"forward_images_per_s": batch / fwd, "forward_backward_images_per_s": batch / fwd_bwd,
-            "input_size": size, "precision": used}
+    return {
+        "forward_images_per_s": batch / fwd,
+        "forward_backward_images_per_s": batch / fwd_bwd,
+        "input_size": size,
+        "precision": used,
+    }
 
 
 def _device_name(device_name: str) -> str:
@@ -124,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("metrics", nargs="*", help="registry names (default: the paper preset's metrics)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda when available)")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--precision", default="fp32", help="fp32, tf32, bf16 or fp16 (metrics without a Lipschitz bound)")
-    parser.add_argument("--random-weights", action="store_true", help="build with random weights (same cost, no download)")
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, tf32, bf16 or fp16 (metrics without a Lipschitz bound)"
+    )
+    parser.add_argument(
+        "--random-weights", action="store_true", help="build with random weights (same cost, no download)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default=None, help="JSON file to write (default: results/device_profile.json)")
@@ -150,14 +158,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     names = args.metrics or _default_metrics()
-    print(f"device {device}, torch {torch.__version__}, batch {args.batch}, precision {args.precision}, "
-          f"median of {args.repeats} after {args.warmup} warm-up, one process per metric"
-          + (", random weights" if args.random_weights else ""))
+    print(
+        f"device {device}, torch {torch.__version__}, batch {args.batch}, precision {args.precision}, "
+        f"median of {args.repeats} after {args.warmup} warm-up, one process per metric"
+        + (", random weights" if args.random_weights else "")
+    )
     print(f"{'metric':<20} {'input':>5} {'precision':>9} {'forward img/s':>14} {'fwd+bwd img/s':>14}")
     measured: dict[str, dict[str, object]] = {}
     for name in names:
-        command = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--precision", args.precision,
-                   "--warmup", str(args.warmup), "--repeats", str(args.repeats)] + (["--device", args.device] if args.device else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--batch",
+            str(args.batch),
+            "--precision",
+            args.precision,
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+        ] + (["--device", args.device] if args.device else [])
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not result.stdout.strip():
             lines = result.stderr.strip().splitlines()
@@ -165,16 +187,24 @@ def main(argv: list[str] | None = None) -> int:
             continue
         row = json.loads(result.stdout.strip().splitlines()[-1])
         measured[name] = row
-        print(f"{name:<20} {row['input_size']:>5} {row['precision']:>9} {row['forward_images_per_s']:>14.1f} "
-              f"{row['forward_backward_images_per_s']:>14.1f}", flush=True)
+        print(
+            f"{name:<20} {row['input_size']:>5} {row['precision']:>9} {row['forward_images_per_s']:>14.1f} "
+            f"{row['forward_backward_images_per_s']:>14.1f}",
+            flush=True,
+        )
     if not measured:
         print("error: no metric could be measured; nothing written", file=sys.stderr)
         return 1
     out = _output_path(args.out)
     profile = {
-        "format": FORMAT, "device": device, "torch": torch.__version__,
+        "format": FORMAT,
+        "device": device,
+        "torch": torch.__version__,
         "measured_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "precision": args.precision, "batch": args.batch, "random_weights": bool(args.random_weights), "metrics": measured,
+        "precision": args.precision,
+        "batch": args.batch,
+        "random_weights": bool(args.random_weights),
+        "metrics": measured,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(profile, indent=2) + "\n")

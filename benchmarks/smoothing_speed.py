@@ -45,8 +45,13 @@ def measure(args: argparse.Namespace, name: str) -> dict[str, float]:
         return out
 
     Smoothing.certify_batch = timed_certify  # the certificate alone: not the shared clean pass, not the scoring
-    bench.evaluate(metric=name, n=args.triplets, evaluations=["natural", "smoothing"], device=args.device,
-                   smoothing={"n": args.n, "n0": args.n0, "sigma": args.sigma, "noise_batch": args.noise_batch})
+    bench.evaluate(
+        metric=name,
+        n=args.triplets,
+        evaluations=["natural", "smoothing"],
+        device=args.device,
+        smoothing={"n": args.n, "n0": args.n0, "sigma": args.sigma, "noise_batch": args.noise_batch},
+    )
     seconds = sum(timed) / args.triplets
     return {"s_per_triplet": seconds, "ms_per_forward": 1000 * seconds / (args.n0 + args.n)}
 
@@ -66,12 +71,15 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args, args.metric[0])))
         return
-    print(f"smoothing CERTIFY, n0 {args.n0} + n {args.n} references per triplet, sigma {args.sigma:g}, noise batch "
-          f"{args.noise_batch}, {args.triplets} triplets, {args.device}, {args.threads} threads")
+    print(
+        f"smoothing CERTIFY, n0 {args.n0} + n {args.n} references per triplet, sigma {args.sigma:g}, noise batch "
+        f"{args.noise_batch}, {args.triplets} triplets, {args.device}, {args.threads} threads"
+    )
     print(f"{'metric':<20} {'s/triplet':>10} {'ms/forward':>11}")
     for name in args.metric or DEFAULT_METRICS:
         command = [sys.executable, __file__, "--child", "--metric", name] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("metric", "child")]
+            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("metric", "child")
+        ]
         result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
         if result.returncode != 0:
             print(f"{name:<20} failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")

@@ -78,13 +78,20 @@ def measure(mode: str, metric_name: str, n: int) -> dict:
     settings = MODES[mode]
     os.environ.pop("LIPSIM_BENCH_VERIFY", None)
     floor = bare_pass_seconds(metric_name)
-    result = bench.evaluate(metric_name, "sample", ["apgd"], n=n, eps=EPS, apgd=settings["apgd"], verify=settings["verify"])
+    result = bench.evaluate(
+        metric_name, "sample", ["apgd"], n=n, eps=EPS, apgd=settings["apgd"], verify=settings["verify"]
+    )
     units = []
     for record in result.records:
         eps = record["threat"]["eps"]
         score = next(s["score"] for s in record["scores"] if s["eps"] == eps)
         units.append({"eps": eps, "passes": per_eps[eps], "seconds": record["config"]["seconds"], "score": score})
-    return {"mode": mode, "metric": metric_name, "floor_s_per_pass": floor, "units": sorted(units, key=lambda u: u["eps"])}
+    return {
+        "mode": mode,
+        "metric": metric_name,
+        "floor_s_per_pass": floor,
+        "units": sorted(units, key=lambda u: u["eps"]),
+    }
 
 
 def main() -> None:
@@ -99,12 +106,21 @@ def main() -> None:
     results = []
     for metric_name in args.metrics.split(","):
         for mode in MODES:
-            done = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--one", mode, metric_name],
-                                  capture_output=True, text=True, check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--n", str(args.n), "--one", mode, metric_name],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"l2 APGD-CE 100 steps on the first {args.n} sample test triplets; passes = reference images through forward+backward")
-    print(f"{'metric':<14} {'eps':>5} " + " ".join(f"{m + ' passes':>20}" for m in MODES)
-          + f" {'saved':>7} {'score indep':>11} {'score default':>13} {'unit s':>7} {'s/floor':>8}")
+    print(
+        f"l2 APGD-CE 100 steps on the first {args.n} sample test triplets; passes = reference images through forward+backward"
+    )
+    print(
+        f"{'metric':<14} {'eps':>5} "
+        + " ".join(f"{m + ' passes':>20}" for m in MODES)
+        + f" {'saved':>7} {'score indep':>11} {'score default':>13} {'unit s':>7} {'s/floor':>8}"
+    )
     for metric_name in args.metrics.split(","):
         by_mode = {r["mode"]: r for r in results if r["metric"] == metric_name}
         default = by_mode["carry+skip"]
@@ -114,11 +130,16 @@ def main() -> None:
             floor = unit["passes"] * default["floor_s_per_pass"]
             saved = 1 - counts[-1] / counts[0] if counts[0] else 0.0
             ratio = f"{unit['seconds'] / floor:8.2f}" if floor > 0 else f"{'-':>8}"
-            print(f"{metric_name:<14} {eps:5g} " + " ".join(f"{c:20d}" for c in counts) + f" {saved:7.1%}"
-                  f" {by_mode['independent']['units'][i]['score']:11.2f} {unit['score']:13.2f} {unit['seconds']:7.1f} {ratio}")
+            print(
+                f"{metric_name:<14} {eps:5g} " + " ".join(f"{c:20d}" for c in counts) + f" {saved:7.1%}"
+                f" {by_mode['independent']['units'][i]['score']:11.2f} {unit['score']:13.2f} {unit['seconds']:7.1f} {ratio}"
+            )
         totals = [sum(u["passes"] for u in by_mode[m]["units"]) for m in MODES]
-        print(f"{metric_name:<14} {'all':>5} " + " ".join(f"{c:20d}" for c in totals)
-              + f" {1 - totals[-1] / totals[0] if totals[0] else 0:7.1%}")
+        print(
+            f"{metric_name:<14} {'all':>5} "
+            + " ".join(f"{c:20d}" for c in totals)
+            + f" {1 - totals[-1] / totals[0] if totals[0] else 0:7.1%}"
+        )
 
 
 if __name__ == "__main__":

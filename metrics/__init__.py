@@ -1,7 +1,7 @@
 """Perceptual metric adapters and their registry.
 
-    >>> from metrics import create_metric, list_metrics
-    >>> metric = create_metric("pixel-l2")
+>>> from metrics import create_metric, list_metrics
+>>> metric = create_metric("pixel-l2")
 """
 
 from lipsim_bench.metrics.base import PerceptualMetric, bound_proven_by_project, declares_bound

@@ -66,10 +66,12 @@ def declares_bound(metric: PerceptualMetric) -> bool:
 #: or exact in closed form), by module and qualified name. Fixed here, with no way in from outside: only
 #: these may let a run skip attacking a triplet inside its certified radius. A bound a plugin declares
 #: (a subclass of one of these included: it may change ``embed``) is checked by every attack instead.
-_PROVEN_BY_PROJECT: frozenset[tuple[str, str]] = frozenset({
-    ("lipsim_bench.metrics.pixel", "PixelL2"),  # the identity map: exactly 1-Lipschitz
-    ("lipsim_bench.metrics.lipsim.metric", "LipSim"),  # network_lipschitz_bound, recomputed on every weight change
-})
+_PROVEN_BY_PROJECT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("lipsim_bench.metrics.pixel", "PixelL2"),  # the identity map: exactly 1-Lipschitz
+        ("lipsim_bench.metrics.lipsim.metric", "LipSim"),  # network_lipschitz_bound, recomputed on every weight change
+    }
+)
 
 
 def class_proven_by_project(cls: type) -> bool:

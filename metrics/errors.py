@@ -1,6 +1,5 @@
 """Errors a user can fix: the CLI prints their message on one line and exits with code 2."""
 
-
 from lipsim_bench.errors import BenchError
 
 

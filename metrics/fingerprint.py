@@ -63,7 +63,9 @@ def _source_files(factory: object) -> list[Path]:
         except Exception:
             cls = None
     if isinstance(cls, type):
-        objects += [base for base in cls.__mro__ if not base.__module__.startswith(("torch", "builtins", "abc", "typing"))]
+        objects += [
+            base for base in cls.__mro__ if not base.__module__.startswith(("torch", "builtins", "abc", "typing"))
+        ]
     files: set[Path] = set()
     for obj in objects:
         try:
@@ -144,7 +146,11 @@ def code_files(*classes: type) -> list[Path]:
             pass
         for value in list(vars(module).values()):
             used = value if inspect.ismodule(value) else sys.modules.get(getattr(value, "__module__", None) or "")
-            if used is not None and getattr(used, "__name__", None) not in seen and (inspect.ismodule(value) or callable(value)):
+            if (
+                used is not None
+                and getattr(used, "__name__", None) not in seen
+                and (inspect.ismodule(value) or callable(value))
+            ):
                 todo.append(used)
     return sorted(files)
 

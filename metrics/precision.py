@@ -79,8 +79,10 @@ class ReducedPrecisionMetric(PerceptualMetric):
 
     def __init__(self, metric: PerceptualMetric, precision: str) -> None:
         if not precision_applies(metric):
-            raise MetricError(f"metric {type(metric).__name__} has a Lipschitz bound: its certificates need fp32, "
-                              "so it cannot run in reduced precision; use with_precision, which leaves it fp32")
+            raise MetricError(
+                f"metric {type(metric).__name__} has a Lipschitz bound: its certificates need fp32, "
+                "so it cannot run in reduced precision; use with_precision, which leaves it fp32"
+            )
         super().__init__()
         self.inner = metric
         self.precision = check_precision(precision)
@@ -95,8 +97,10 @@ class ReducedPrecisionMetric(PerceptualMetric):
             with _tf32(device_type):
                 return self.inner.embed(x)
         if self.precision == "fp16" and device_type != "cuda":
-            raise MetricError(f"precision fp16: float16 autocast needs a CUDA device, and the images are on {device_type}; "
-                              "use --device cuda, or bf16 / fp32 here")
+            raise MetricError(
+                f"precision fp16: float16 autocast needs a CUDA device, and the images are on {device_type}; "
+                "use --device cuda, or bf16 / fp32 here"
+            )
         with torch.autocast(device_type, dtype=_AUTOCAST_DTYPES[self.precision]):
             embedding = self.inner.embed(x)
         return embedding.float() if isinstance(embedding, Tensor) else embedding

@@ -8,21 +8,27 @@ imported the first time the registry is queried, and its ``@register_metric`` ca
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from lipsim_bench.extras import require
-from lipsim_bench.registry import Registry
 from lipsim_bench.metrics.base import PerceptualMetric, class_proven_by_project
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.fingerprint import source_fingerprint
+from lipsim_bench.registry import Registry
 
 ENTRY_POINT_GROUP = "lipsim_bench.metrics"
 #: Classes defined under this package never set a bound on the instance only (``certifiable`` knows them).
 _PROJECT_PACKAGE = "lipsim_bench."
 
 #: Modules of built-in adapters; imported lazily so that ``import metrics`` stays cheap.
-BUILTIN_MODULES: tuple[str, ...] = ("lipsim_bench.metrics.pixel", "lipsim_bench.metrics.convsim", "lipsim_bench.metrics.lipsim.metric", "lipsim_bench.metrics.foundation")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "lipsim_bench.metrics.pixel",
+    "lipsim_bench.metrics.convsim",
+    "lipsim_bench.metrics.lipsim.metric",
+    "lipsim_bench.metrics.foundation",
+)
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
 
@@ -54,7 +60,9 @@ class MetricSpec:
         try:
             return str(self.fingerprint())
         except OSError as exc:
-            raise MetricError(f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}") from None
+            raise MetricError(
+                f"cannot read the weights of metric {self.name!r} ({exc}); {self.how_to_get or 'see `python run_bench.py list`'}"
+            ) from None
 
     def metric_class(self) -> type[PerceptualMetric] | None:
         """The class a build returns, known without building: the factory itself when it is a class,
@@ -100,7 +108,11 @@ class MetricSpec:
 
 
 METRICS: Registry[MetricSpec] = Registry(
-    "metric", builtins=BUILTIN_MODULES, group=ENTRY_POINT_GROUP, error=MetricError, hint="see `python run_bench.py list`"
+    "metric",
+    builtins=BUILTIN_MODULES,
+    group=ENTRY_POINT_GROUP,
+    error=MetricError,
+    hint="see `python run_bench.py list`",
 )
 
 

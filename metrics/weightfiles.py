@@ -18,8 +18,8 @@ import hashlib
 import json
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import Tensor

@@ -10,10 +10,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 pytest.importorskip("importlinter.cli")
 
@@ -40,8 +40,13 @@ def stage_installed_layout(target: Path) -> Path:
 
 def _lint(config: Path, staged: Path) -> int:
     code = "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(config_filename=sys.argv[1], no_cache=True))"
-    done = subprocess.run([sys.executable, "-c", code, str(config)], cwd=staged, env={"PYTHONPATH": str(staged),
-                          "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(config)],
+        cwd=staged,
+        env={"PYTHONPATH": str(staged), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
     print(done.stdout[-3000:], done.stderr[-3000:])
     return done.returncode
 

@@ -7,14 +7,14 @@ must never collide with them, and the default benchmark must run without any opt
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from lipsim_bench.extras import EXTRA_OF, MissingExtraError, require
 
@@ -30,7 +30,9 @@ def test_every_subpackage_is_declared_for_the_wheel() -> None:
     for name, folder in CONFIG["tool"]["setuptools"]["package-dir"].items():
         for init in (ROOT / folder).rglob("__init__.py"):
             found.add(".".join((name, *init.parent.relative_to(ROOT / folder).parts)))
-    assert found == declared, f"add to pyproject's packages: {sorted(found - declared)}; remove: {sorted(declared - found)}"
+    assert found == declared, (
+        f"add to pyproject's packages: {sorted(found - declared)}; remove: {sorted(declared - found)}"
+    )
 
 
 def test_the_default_install_holds_no_optional_library() -> None:
@@ -74,16 +76,20 @@ def _block_optional_libraries(tmp_path: Path) -> Path:
     return blocked
 
 
-def test_the_api_runs_from_a_folder_with_its_own_metrics_attacks_and_bench(tmp_path: Path) -> None:
+def readme_api_example() -> str:
+    """The README's Python API example, as a user would paste it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    examples = [block for block in blocks if "lipsim_bench.evaluate(" in block]
+    assert examples, "README.md shows no lipsim_bench.evaluate example"
+    return examples[0]
+
+
+def test_the_readme_api_example_runs_from_a_folder_with_its_own_metrics_attacks_and_bench(tmp_path: Path) -> None:
     folder = _colliding_folder(tmp_path)
-    code = textwrap.dedent("""
-        import lipsim_bench
-        result = lipsim_bench.evaluate(metric="pixel-l2", dataset="sample", n=6, evaluations=["natural"])
-        print(result.scores.to_string())
-    """)
-    done = _run(["-c", code], folder)
+    done = _run(["-c", readme_api_example()], folder)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "pixel-l2" in done.stdout
+    assert "lipsim-tiny" in done.stdout
 
 
 def test_the_cli_runs_bare_from_a_folder_with_its_own_modules(tmp_path: Path) -> None:
@@ -91,8 +97,11 @@ def test_the_cli_runs_bare_from_a_folder_with_its_own_modules(tmp_path: Path) ->
     optional library can be imported; the default protocol still runs (on a few triplets, to stay quick)."""
     folder = _colliding_folder(tmp_path)
     shutil.copy(ROOT / "run_bench.py", folder / "run_bench.py")
-    done = _run(["run_bench.py", "--n", "6", "--eps", "0.25", "--out", str(folder / "run")], folder,
-                extra_path=_block_optional_libraries(tmp_path))
+    done = _run(
+        ["run_bench.py", "--n", "6", "--eps", "0.25", "--out", str(folder / "run")],
+        folder,
+        extra_path=_block_optional_libraries(tmp_path),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (folder / "run" / "scores.csv").is_file()
 
@@ -105,8 +114,21 @@ def test_the_collision_check_fails_when_a_user_module_is_imported(tmp_path: Path
 
 
 def test_a_missing_extra_reaches_the_cli_as_one_line(tmp_path: Path) -> None:
-    done = _run([str(ROOT / "run_bench.py"), "--metrics", "lpips", "--n", "4", "--evaluations", "natural",
-                 "--out", str(tmp_path / "run")], tmp_path, extra_path=_block_optional_libraries(tmp_path))
+    done = _run(
+        [
+            str(ROOT / "run_bench.py"),
+            "--metrics",
+            "lpips",
+            "--n",
+            "4",
+            "--evaluations",
+            "natural",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+        extra_path=_block_optional_libraries(tmp_path),
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "lipsim-bench[lpips]" in lines[0], done.stderr

@@ -35,12 +35,20 @@ def _read_judgment(path: Path) -> float:
         with open(path, "rb") as handle:
             head = handle.read(6)
         if head != b"\x93NUMPY":  # numpy would call any other file "pickled data" and advise loading it unsafely
-            what = "an .npz archive, not a .npy array" if head.startswith(b"PK") else ("empty" if not head else "not a .npy array")
+            what = (
+                "an .npz archive, not a .npy array"
+                if head.startswith(b"PK")
+                else ("empty" if not head else "not a .npy array")
+            )
             raise DatasetError(f"judgment {path} is {what}; {FIX}")
         value = np.load(path, allow_pickle=False)
     except ValueError as exc:
         pickled = "allow_pickle" in str(exc) or "pickled" in str(exc)
-        why = "is pickled data, not a numeric .npy array (pickles are never loaded)" if pickled else "is not a readable .npy array"
+        why = (
+            "is pickled data, not a numeric .npy array (pickles are never loaded)"
+            if pickled
+            else "is not a readable .npy array"
+        )
         raise DatasetError(f"judgment {path} {why}; {FIX}") from None
     except (OSError, EOFError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "empty or truncated"
@@ -52,7 +60,9 @@ def _read_judgment(path: Path) -> float:
     flat = value.astype(np.float64).reshape(-1)
     if flat.size != 1 or not np.isfinite(flat[0]) or not 0.0 <= flat[0] <= 1.0:
         shown = flat[:4].tolist() + (["..."] if flat.size > 4 else [])
-        raise DatasetError(f"judgment {path} must hold one fraction in [0, 1], got {shown} (shape {value.shape}); {FIX}")
+        raise DatasetError(
+            f"judgment {path} must hold one fraction in [0, 1], got {shown} (shape {value.shape}); {FIX}"
+        )
     return float(flat[0])
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -103,7 +103,7 @@ class TwoAFCDataset(Dataset):
         """Group names in order of first appearance."""
         return list(dict.fromkeys(r.group for r in self.records))
 
-    def head(self, n: int | None) -> "TwoAFCDataset":
+    def head(self, n: int | None) -> TwoAFCDataset:
         """The first ``n`` triplets in file order (all of them when ``n`` is None)."""
         if n is None:
             return self
@@ -111,7 +111,7 @@ class TwoAFCDataset(Dataset):
             raise DatasetError(f"--n must be a positive number of triplets, got {n}")
         return TwoAFCDataset(self.name, self.split, self.records[:n], self.image_size)
 
-    def every(self, k: int) -> "TwoAFCDataset":
+    def every(self, k: int) -> TwoAFCDataset:
         """Every ``k``-th triplet (the 1st, the (k+1)-th, ...): a subsample spread over the whole split, so an
         expensive evaluation (smoothing) sees every part of it, not only its first triplets."""
         if k <= 0:
@@ -164,7 +164,9 @@ class DatasetSpec:
     needs_root: bool
     description: str
     fetch: Callable[[Path | None, str, int | None], object] | None = None  # downloads what (root, split, n) needs
-    fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = None  # offline: what fetch would do
+    fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = (
+        None  # offline: what fetch would do
+    )
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", error=DatasetError, hint="see `python run_bench.py list`")
@@ -187,8 +189,11 @@ def register_dataset(
     """
 
     def decorator(builder: DatasetBuilder) -> DatasetBuilder:
-        DATASETS.add(name, DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan),
-                     same=lambda old, new: old.builder is new.builder)
+        DATASETS.add(
+            name,
+            DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan),
+            same=lambda old, new: old.builder is new.builder,
+        )
         return builder
 
     return decorator
@@ -215,7 +220,9 @@ def create_dataset(spec: str, split: str | None = None) -> TwoAFCDataset:
     family, root = parse_dataset_arg(spec)
     split = split or family.default_split
     if family.splits and split not in family.splits:
-        raise DatasetError(f"unknown split {split!r} for dataset {family.name}; choose one of: {', '.join(family.splits)}")
+        raise DatasetError(
+            f"unknown split {split!r} for dataset {family.name}; choose one of: {', '.join(family.splits)}"
+        )
     if root is not None and not root.exists():
         raise DatasetError(f"dataset root not found: {root} (from --dataset {spec}); check the path")
     return family.builder(root, split)

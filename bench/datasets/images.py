@@ -57,5 +57,7 @@ def load_image_uint8(path: Path, size: int | None) -> torch.Tensor:
     except UnsupportedImage as exc:
         raise DatasetError(f"image unsupported: {path} ({_one_line(exc)})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DatasetError(f"image unreadable: {path} ({_one_line(exc)}); the file is corrupt: re-download it") from None
+        raise DatasetError(
+            f"image unreadable: {path} ({_one_line(exc)}); the file is corrupt: re-download it"
+        ) from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()

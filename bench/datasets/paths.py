@@ -13,7 +13,9 @@ from pathlib import Path
 from lipsim_bench.errors import DatasetError
 
 #: The end of every refusal: what to do about it.
-OUTSIDE_FIX = "image paths must be relative paths inside the dataset root (no '..', no absolute path, no symlink out of it)"
+OUTSIDE_FIX = (
+    "image paths must be relative paths inside the dataset root (no '..', no absolute path, no symlink out of it)"
+)
 
 
 class RootGuard:
@@ -54,5 +56,7 @@ class RootGuard:
     def check(self, path: Path, what: str) -> Path:
         """``path`` (already under the root by construction) if it resolves inside it; else a DatasetError."""
         if not self.inside(path):
-            raise DatasetError(f"{what} {path} leads outside the dataset root {self.root} (a symlink or '..'); {OUTSIDE_FIX}")
+            raise DatasetError(
+                f"{what} {path} leads outside the dataset root {self.root} (a symlink or '..'); {OUTSIDE_FIX}"
+            )
         return path

@@ -1,8 +1,8 @@
 """Evaluations: one file per kind (natural, certified, one per attack, direct), all behind one protocol.
 
-    >>> from lipsim_bench.evaluations import get_evaluation, list_evaluations
-    >>> get_evaluation("certified").kind
-    <Kind.CERTIFICATE: 'certificate'>
+>>> from lipsim_bench.evaluations import get_evaluation, list_evaluations
+>>> get_evaluation("certified").kind
+<Kind.CERTIFICATE: 'certificate'>
 """
 
 from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost

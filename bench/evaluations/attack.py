@@ -18,7 +18,7 @@ import dataclasses
 import inspect
 import typing
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -28,11 +28,17 @@ from torch import Tensor
 from lipsim_bench.attacks.base import Attack, DrawRows, ThreatModel
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
 from lipsim_bench.evaluations.options import options_dict
-from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.radii import certified_radius
-from lipsim_bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, is_correct, twoafc_agreement, twoafc_labels
+from lipsim_bench.evaluations.twoafc import (
+    TwoAFCClassifier,
+    distances_from_logits,
+    is_correct,
+    twoafc_agreement,
+    twoafc_labels,
+)
 from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, declares_bound
 
 #: Set by the run, not an option: the seed of the run, and the threat model of the unit.
@@ -60,7 +66,9 @@ def _options_class(name: str, attack_cls: type[Attack]) -> type:
             continue  # a required argument other than norm/eps: the attack cannot be built generically
         fields.append((param.name, hints.get(param.name, Any), dataclasses.field(default=default)))
     taken = {f[0] for f in fields}
-    fields += [(name, kind, dataclasses.field(default=default)) for name, kind, default in BENCH_OPTIONS if name not in taken]
+    fields += [
+        (name, kind, dataclasses.field(default=default)) for name, kind, default in BENCH_OPTIONS if name not in taken
+    ]
     return dataclasses.make_dataclass(f"{attack_cls.__name__}Options", fields, frozen=True)
 
 
@@ -74,7 +82,9 @@ class AttackEvaluation(Evaluation):
 
     def attack_options(self) -> dict[str, Any]:
         """The options that are the attack's keyword arguments (not carry / skip_proven)."""
-        bench_only = {name for name, _, _ in BENCH_OPTIONS} - set(inspect.signature(self.attack_cls.__init__).parameters)
+        bench_only = {name for name, _, _ in BENCH_OPTIONS} - set(
+            inspect.signature(self.attack_cls.__init__).parameters
+        )
         return {k: v for k, v in options_dict(self.options).items() if k not in bench_only}
 
     def build(self, threat: ThreatModel, seed: int) -> Attack:
@@ -84,7 +94,9 @@ class AttackEvaluation(Evaluation):
         try:
             return self.attack_cls(norm=threat.norm, eps=threat.eps, **values)
         except (TypeError, ValueError) as exc:
-            raise BenchError(f"attack {self.name!r} rejects its options ({exc}); see `python run_bench.py list`") from None
+            raise BenchError(
+                f"attack {self.name!r} rejects its options ({exc}); see `python run_bench.py list`"
+            ) from None
 
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
         own = {name: getattr(self.options, name) for name, _, _ in BENCH_OPTIONS}
@@ -116,8 +128,15 @@ class AttackEvaluation(Evaluation):
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
         return work_notes(metric_name, self.name, rows)
 
-    def _batch(self, metric: PerceptualMetric, attack: Attack, item: EmbeddedBatch, ctx: Context,
-               carried_flips: "CarriedFlips | None", prove: bool) -> pd.DataFrame:
+    def _batch(
+        self,
+        metric: PerceptualMetric,
+        attack: Attack,
+        item: EmbeddedBatch,
+        ctx: Context,
+        carried_flips: CarriedFlips | None,
+        prove: bool,
+    ) -> pd.DataFrame:
         """Attack the correct triplets of one batch that are not decided yet; rows carry the adversarial distances."""
         norm, device, p = attack.norm, ctx.device, item.p
         correct = item.correct  # p == 0.5 is never "correct": nothing to flip
@@ -126,7 +145,11 @@ class AttackEvaluation(Evaluation):
         carried = torch.zeros(len(p), dtype=torch.bool)
         if carried_flips is not None:
             carried = correct & carried_flips.apply(item, d0, d1, delta_norm)
-        proven = ~carried & correct & proven_robust(metric, item, norm, attack.eps, ctx.metric_name) if prove else torch.zeros_like(carried)
+        proven = (
+            ~carried & correct & proven_robust(metric, item, norm, attack.eps, ctx.metric_name)
+            if prove
+            else torch.zeros_like(carried)
+        )
         attacked = correct & ~carried & ~proven
         idx = attacked.nonzero().flatten()
         if idx.numel():
@@ -142,12 +165,27 @@ class AttackEvaluation(Evaluation):
             delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
         flipped = correct & ~is_correct(d0, d1, p)
         check_certificate(metric, item, flipped, norm, delta_norm, ctx.metric_name)
-        rows = item.rows(self.name, norm, attack.eps, twoafc_agreement(d0, d1, p), d0=d0, d1=d1, delta_norm=delta_norm, flipped=flipped)
+        rows = item.rows(
+            self.name,
+            norm,
+            attack.eps,
+            twoafc_agreement(d0, d1, p),
+            d0=d0,
+            d1=d1,
+            delta_norm=delta_norm,
+            flipped=flipped,
+        )
         return rows.assign(attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy())
 
 
-def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels: Tensor, metric_name: str,
-               rows: DrawRows | None = None) -> Tensor:
+def run_attack(
+    attack: Attack,
+    classifier: TwoAFCClassifier,
+    ref: Tensor,
+    labels: Tensor,
+    metric_name: str,
+    rows: DrawRows | None = None,
+) -> Tensor:
     """``attack(classifier, ref, labels)``, its output checked (||delta|| <= eps, [0, 1], finite, shape);
     whatever an attack plugin raises or returns wrong is one line naming the attack. ``rows`` aligns the
     attack's random draws with the whole set (for attacks whose call takes them)."""
@@ -160,7 +198,9 @@ def run_attack(attack: Attack, classifier: TwoAFCClassifier, ref: Tensor, labels
     except (RuntimeError, ValueError, TypeError, AttributeError, IndexError) as exc:
         if "out of memory" in str(exc):
             raise
-        raise BenchError(f"attack {attack.name!r} on metric {metric_name!r} failed ({type(exc).__name__}: {exc}); fix the attack") from None
+        raise BenchError(
+            f"attack {attack.name!r} on metric {metric_name!r} failed ({type(exc).__name__}: {exc}); fix the attack"
+        ) from None
 
 
 def _takes_rows(attack: Attack) -> bool:
@@ -170,8 +210,9 @@ def _takes_rows(attack: Attack) -> bool:
         return False
 
 
-def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor,
-                      metric_name: str = "") -> None:
+def check_certificate(
+    metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor, metric_name: str = ""
+) -> None:
     """Every flip is an empirical radius (||delta||) that must not be below the certified one.
 
     A flip inside a certified l2 radius means a broken certificate or attack: never a number.
@@ -189,13 +230,18 @@ def check_certificate(metric: PerceptualMetric, item: EmbeddedBatch, flipped: Te
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def attack_evaluation(name: str, attack_cls: type[Attack]) -> type[AttackEvaluation]:
     """The evaluation class of a registered attack (one class per attack, made once)."""
     doc = (attack_cls.__doc__ or "").strip().splitlines()
     return type(
         f"{attack_cls.__name__}Evaluation",
         (AttackEvaluation,),
-        {"name": name, "attack_cls": attack_cls, "Options": _options_class(name, attack_cls),
-         "description": f"robust 2AFC score under {name}" + (f": {doc[0]}" if doc else ""), "__module__": __name__},
+        {
+            "name": name,
+            "attack_cls": attack_cls,
+            "Options": _options_class(name, attack_cls),
+            "description": f"robust 2AFC score under {name}" + (f": {doc[0]}" if doc else ""),
+            "__module__": __name__,
+        },
     )

@@ -70,8 +70,10 @@ class Context:
     device: torch.device
     seed: int
     metric_name: str
-    threat: "ThreatModel | None" = None
-    prior: pd.DataFrame | None = None  # rows of the unit this one builds on (``Evaluation.builds_on``), in dataset order
+    threat: ThreatModel | None = None
+    prior: pd.DataFrame | None = (
+        None  # rows of the unit this one builds on (``Evaluation.builds_on``), in dataset order
+    )
 
 
 @dataclass
@@ -93,8 +95,17 @@ class EmbeddedBatch:
     def correct(self) -> Tensor:
         return is_correct(self.d0, self.d1, self.p)
 
-    def rows(self, evaluation: str, norm: str | None, eps: float, agreement: Tensor, *,
-             d0: Tensor | None = None, d1: Tensor | None = None, **extra: Tensor) -> pd.DataFrame:
+    def rows(
+        self,
+        evaluation: str,
+        norm: str | None,
+        eps: float,
+        agreement: Tensor,
+        *,
+        d0: Tensor | None = None,
+        d1: Tensor | None = None,
+        **extra: Tensor,
+    ) -> pd.DataFrame:
         """Per-triplet rows of this batch (``d0``/``d1`` default to the clean distances)."""
         return pd.DataFrame(
             {
@@ -168,8 +179,14 @@ class EmbeddingCache:
             self.used += size
 
 
-def embedded_batches(metric: "PerceptualMetric", loader: DataLoader, device: torch.device, desc: str,
-                     metric_name: str, cache: EmbeddingCache | None = None) -> Iterator[EmbeddedBatch]:
+def embedded_batches(
+    metric: PerceptualMetric,
+    loader: DataLoader,
+    device: torch.device,
+    desc: str,
+    metric_name: str,
+    cache: EmbeddingCache | None = None,
+) -> Iterator[EmbeddedBatch]:
     """Embed ref, x0, x1 in one forward pass per batch (or read them from ``cache``); distances checked finite."""
     if cache is not None:
         cache.bind(metric)
@@ -183,7 +200,7 @@ def embedded_batches(metric: "PerceptualMetric", loader: DataLoader, device: tor
         yield EmbeddedBatch(batch, *stored)
 
 
-def _embed_batch(metric: "PerceptualMetric", batch: dict, device: torch.device, metric_name: str) -> tuple[Tensor, ...]:
+def _embed_batch(metric: PerceptualMetric, batch: dict, device: torch.device, metric_name: str) -> tuple[Tensor, ...]:
     ref, x0, x1 = (batch[k].to(device) for k in ("ref", "x0", "x1"))
     with torch.no_grad():
         images = torch.cat([ref, x0, x1])
@@ -193,7 +210,9 @@ def _embed_batch(metric: "PerceptualMetric", batch: dict, device: torch.device, 
     bad = ~(torch.isfinite(d0) & torch.isfinite(d1))
     if bad.any():
         first = batch["id"][int(bad.nonzero()[0])]
-        raise BenchError(f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights")
+        raise BenchError(
+            f"metric {metric_name!r} gave a non-finite distance (NaN/inf) on triplet {first}; check its weights"
+        )
     return e_ref.cpu(), e0.cpu(), e1.cpu(), d0, d1
 
 
@@ -207,13 +226,19 @@ def checked_call(metric_name: str, what: str, call: Callable[[], Any], size: int
     except (BenchError, torch.cuda.OutOfMemoryError):
         raise  # already one clear line, or a machine fault the runner explains
     except Exception as exc:
-        raise BenchError(f"metric {metric_name!r}: {what} raised {type(exc).__name__}: {exc}; fix the metric's {what}") from None
+        raise BenchError(
+            f"metric {metric_name!r}: {what} raised {type(exc).__name__}: {exc}; fix the metric's {what}"
+        ) from None
     per_pair = what == "distance"
     unit, expected = ("pairs", "(N,)") if per_pair else ("images", "(N, D)")
     if not isinstance(out, Tensor):
-        raise BenchError(f"metric {metric_name!r}: {what} returned {type(out).__name__} for a batch of {size} {unit}; it must return a tensor {expected}")
+        raise BenchError(
+            f"metric {metric_name!r}: {what} returned {type(out).__name__} for a batch of {size} {unit}; it must return a tensor {expected}"
+        )
     if out.dim() == 0 or out.shape[0] != size or (out.dim() != 1 if per_pair else out.dim() < 2):
-        raise BenchError(f"metric {metric_name!r}: {what} returned shape {tuple(out.shape)} for a batch of {size} {unit}; it must return {expected}")
+        raise BenchError(
+            f"metric {metric_name!r}: {what} returned shape {tuple(out.shape)} for a batch of {size} {unit}; it must return {expected}"
+        )
     return out
 
 
@@ -245,7 +270,7 @@ class Evaluation:
     # -- before anything is built ------------------------------------------------------------------
 
     @classmethod
-    def applies_to(cls, spec: "MetricSpec") -> bool | None:
+    def applies_to(cls, spec: MetricSpec) -> bool | None:
         """Whether the metric of ``spec`` can be evaluated (None: only known once it is built)."""
         return True
 
@@ -254,11 +279,11 @@ class Evaluation:
         """Run-dependent defaults (e.g. radii by dataset), applied before the user's values."""
         return {}
 
-    def resolved(self, threat: "ThreatModel | None", seed: int) -> dict[str, Any]:
+    def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
         """Every value that changes this unit's numbers (its part of the unit key)."""
         return options_dict(self.options)
 
-    def builds_on(self, threat: "ThreatModel | None", threats: "tuple[ThreatModel, ...]") -> "ThreatModel | None":
+    def builds_on(self, threat: ThreatModel | None, threats: tuple[ThreatModel, ...]) -> ThreatModel | None:
         """The threat model of the unit (same metric, same evaluation) whose rows this unit reuses.
 
         None: the unit is independent. The planner runs that unit first, puts its key into this
@@ -266,18 +291,18 @@ class Evaluation:
         """
         return None
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None", attacked: float = 1.0) -> float:
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         """FLOPs of one unit on ``n_triplets`` (the dry run sums them); ``attacked``: the fraction of
         triplets an attack still runs on (after flips carried and triplets proven robust)."""
         return 3 * n_triplets * cost.forward
 
     # -- computing --------------------------------------------------------------------------------
 
-    def applies(self, metric: "PerceptualMetric") -> bool:
+    def applies(self, metric: PerceptualMetric) -> bool:
         """The built metric's answer, where ``applies_to`` could not tell."""
         return True
 
-    def run(self, metric: "PerceptualMetric", batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
+    def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
         raise NotImplementedError
 
     def score(self, rows: pd.DataFrame, split: str) -> list[dict[str, Any]]:
@@ -288,7 +313,7 @@ class Evaluation:
         """Table footer lines this unit contributes."""
         return []
 
-    def label(self, threat: "ThreatModel | None") -> str:
+    def label(self, threat: ThreatModel | None) -> str:
         from lipsim_bench.formatting import format_eps
 
         return self.name + (f" {threat.norm} {format_eps(threat.eps)}" if threat else "")
@@ -309,4 +334,3 @@ def natural_agreement(item: EmbeddedBatch) -> Tensor:
 
 def empty_rows() -> pd.DataFrame:
     return pd.DataFrame({POSITION: np.array([], dtype=np.int64)})
-

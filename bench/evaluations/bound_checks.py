@@ -33,7 +33,7 @@ PROBE_STEP = 0.5
 #: float32 embeddings: a ratio or distance within this relative slack of the claim is no disproof.
 RTOL, ATOL = 1e-3, 1e-5
 
-_CHECKED: "weakref.WeakKeyDictionary[PerceptualMetric, set[tuple]]" = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakKeyDictionary[PerceptualMetric, set[tuple]] = weakref.WeakKeyDictionary()
 
 
 def checked_bound(metric: PerceptualMetric, item: EmbeddedBatch, metric_name: str) -> float:
@@ -60,8 +60,10 @@ def check_distance_kind(metric: PerceptualMetric, item: EmbeddedBatch, metric_na
     """``distance_kind`` must name what ``distance`` computes (the batch's d0, d1 against each formula)."""
     kind = metric.distance_kind
     if kind not in RADIUS_BY_DISTANCE:
-        raise BenchError(f"metric {metric_name!r}: distance_kind {kind!r} has no certificate (known: {', '.join(RADIUS_BY_DISTANCE)}); "
-                         "declare the kind its distance() computes, or no Lipschitz bound")
+        raise BenchError(
+            f"metric {metric_name!r}: distance_kind {kind!r} has no certificate (known: {', '.join(RADIUS_BY_DISTANCE)}); "
+            "declare the kind its distance() computes, or no Lipschitz bound"
+        )
     k = min(PROBE_ROWS, len(item.d0))
     e_ref = torch.cat([item.e_ref[:k], item.e_ref[:k]])
     actual = torch.cat([item.d0[:k], item.d1[:k]]).double().cpu()
@@ -74,9 +76,15 @@ def check_distance_kind(metric: PerceptualMetric, item: EmbeddedBatch, metric_na
         return
     other = next((name for name in expected if name != kind and matches(name)), None)
     computes = {"cosine": "1 - cos(e_a, e_b)", "l2": "the Euclidean distance ||e_a - e_b||"}
-    found = f"it computes {computes[other]}: set distance_kind = {other!r}" if other else "it computes neither formula: override distance() to match"
-    raise BenchError(f"metric {metric_name!r} declares distance_kind {kind!r}, but its distance() is not {computes[kind]} on a probe "
-                     f"batch ({found}), or the certificate would use the wrong radius")
+    found = (
+        f"it computes {computes[other]}: set distance_kind = {other!r}"
+        if other
+        else "it computes neither formula: override distance() to match"
+    )
+    raise BenchError(
+        f"metric {metric_name!r} declares distance_kind {kind!r}, but its distance() is not {computes[kind]} on a probe "
+        f"batch ({found}), or the certificate would use the wrong radius"
+    )
 
 
 def check_declared_bound(metric: PerceptualMetric, item: EmbeddedBatch, bound: float, metric_name: str) -> None:
@@ -125,5 +133,7 @@ def _nearby_ratios(metric: PerceptualMetric, item: EmbeddedBatch, metric_name: s
         with torch.no_grad():
             moved = metric.embed(nearby.to(device)).cpu()
     except Exception as exc:  # a metric that embeds the batch but not these points: one line, never a traceback
-        raise BenchError(f"metric {metric_name!r}: embed raised {type(exc).__name__} on the bound probe ({exc}); fix the metric's embed") from None
+        raise BenchError(
+            f"metric {metric_name!r}: embed raised {type(exc).__name__} on the bound probe ({exc}); fix the metric's embed"
+        ) from None
     return _largest(_ratio(moved, item.e_ref[: len(ref)].cpu(), nearby, ref), "random nearby points")

@@ -41,7 +41,10 @@ def from_declared_bound(rows: pd.DataFrame) -> bool:
     return BOUND_COLUMN in rows.columns and bool((rows[BOUND_COLUMN] == DECLARED).any())
 
 
-_NOTE_HEAD, _NOTE_TAIL = f"({DECLARED_MARK}) bound declared by ", ", not verified by the project; run an attack or --verify"
+_NOTE_HEAD, _NOTE_TAIL = (
+    f"({DECLARED_MARK}) bound declared by ",
+    ", not verified by the project; run an attack or --verify",
+)
 
 
 def declared_bound_note(metric_name: str) -> str:
@@ -55,7 +58,7 @@ def declared_bound_metrics(notes: list[str]) -> set[str]:
     for line in notes:
         head, tail = line.find(_NOTE_HEAD), line.rfind(_NOTE_TAIL)
         if 0 <= head < tail:
-            found.add(line[head + len(_NOTE_HEAD):tail])
+            found.add(line[head + len(_NOTE_HEAD) : tail])
     return found
 
 
@@ -88,7 +91,9 @@ class Certified(Evaluation):
                 extra["radius_paper"] = paper_radius(item.d0, item.d1, item.e0, item.e1, lipschitz)
             agreement = natural_agreement(item)
             for eps in self.options.eps:
-                parts.append(item.rows(self.name, "l2", eps, certified_agreement(agreement, item.p, radius, eps), **extra))
+                parts.append(
+                    item.rows(self.name, "l2", eps, certified_agreement(agreement, item.p, radius, eps), **extra)
+                )
         rows = pd.concat(parts, ignore_index=True) if parts else empty_rows()
         return rows.assign(**{BOUND_COLUMN: DECLARED}) if declared and parts else rows
 

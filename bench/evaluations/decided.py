@@ -42,21 +42,31 @@ class CarriedFlips:
     delta_norm: np.ndarray
 
     @classmethod
-    def from_rows(cls, rows: pd.DataFrame, metric_name: str) -> "CarriedFlips":
+    def from_rows(cls, rows: pd.DataFrame, metric_name: str) -> CarriedFlips:
         missing = [c for c in ("id", "flipped", "d0", "d1", "delta_norm") if c not in rows.columns]
         if missing:
-            raise BenchError(f"metric {metric_name!r}: the smaller radius's stored rows lack {', '.join(missing)}; "
-                             "delete that record (or the run folder) and rerun")
+            raise BenchError(
+                f"metric {metric_name!r}: the smaller radius's stored rows lack {', '.join(missing)}; "
+                "delete that record (or the run folder) and rerun"
+            )
         flipped = as_bool(rows["flipped"])
-        return cls(rows["id"].astype(str).to_numpy(), flipped, rows["d0"].to_numpy(np.float64),
-                   rows["d1"].to_numpy(np.float64), rows["delta_norm"].fillna(0.0).to_numpy(np.float64))
+        return cls(
+            rows["id"].astype(str).to_numpy(),
+            flipped,
+            rows["d0"].to_numpy(np.float64),
+            rows["d1"].to_numpy(np.float64),
+            rows["delta_norm"].fillna(0.0).to_numpy(np.float64),
+        )
 
     def apply(self, item: EmbeddedBatch, d0: Tensor, d1: Tensor, delta_norm: Tensor) -> Tensor:
         """Write the carried flips' adversarial distances into ``d0``, ``d1``, ``delta_norm``; return the mask."""
         positions = item.batch["index"].numpy()
-        if positions.size and (positions.max() >= len(self.ids)
-                               or list(self.ids[positions]) != [str(i) for i in item.batch["id"]]):
-            raise BenchError("the smaller radius's stored rows are for other triplets; delete the run folder's records and rerun")
+        if positions.size and (
+            positions.max() >= len(self.ids) or list(self.ids[positions]) != [str(i) for i in item.batch["id"]]
+        ):
+            raise BenchError(
+                "the smaller radius's stored rows are for other triplets; delete the run folder's records and rerun"
+            )
         mask = torch.from_numpy(self.flipped[positions].copy())
         if mask.any():
             d0[mask] = torch.from_numpy(self.d0[positions][mask.numpy()]).to(d0.dtype)

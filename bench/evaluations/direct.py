@@ -26,8 +26,8 @@ from torch import Tensor
 from lipsim_bench.attacks.base import ThreatModel, check_adversarial, clamp_to_image, project
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
-from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.bound_checks import checked_bound
+from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.twoafc import check_differentiable
 from lipsim_bench.metrics import PerceptualMetric, declares_bound
@@ -102,7 +102,9 @@ class Direct(Evaluation):
         if not 1 <= o.steps <= 100_000:
             raise BenchError(f"direct.steps must be between 1 and 100000, got {o.steps}")
         if o.step_size is not None and not (math.isfinite(o.step_size) and o.step_size > 0):
-            raise BenchError(f"direct.step_size must be a positive number (or none for 2.5 eps / steps), got {o.step_size}")
+            raise BenchError(
+                f"direct.step_size must be a positive number (or none for 2.5 eps / steps), got {o.step_size}"
+            )
         return DirectAttack(eps=self.options.eps, steps=self.options.steps, step_size=self.options.step_size, seed=seed)
 
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
@@ -123,8 +125,18 @@ class Direct(Evaluation):
             distance = distance.double().cpu()
             bound = batch_bound(metric, item, attack.eps, ctx.metric_name)
             check_bound(distance, bound, batch["id"], ctx.metric_name)
-            parts.append(pd.DataFrame({POSITION: batch["index"].numpy(), "id": list(batch["id"]), "group": list(batch["group"]),
-                                       "eps": attack.eps, "distance": distance.numpy(), "bound": bound.numpy()}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        POSITION: batch["index"].numpy(),
+                        "id": list(batch["id"]),
+                        "group": list(batch["group"]),
+                        "eps": attack.eps,
+                        "distance": distance.numpy(),
+                        "bound": bound.numpy(),
+                    }
+                )
+            )
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
     def score(self, rows: pd.DataFrame, split: str) -> list[dict[str, Any]]:
@@ -143,7 +155,7 @@ def distance_bound(distance_kind: str, ref_norm: Tensor, lipschitz: float, eps: 
         return torch.full_like(ref_norm, rho, dtype=torch.float64)
     if distance_kind == "cosine":
         ratio = rho / ref_norm.double().clamp_min(1e-300)
-        return torch.where(ratio < 1, 1.0 - torch.sqrt((1.0 - ratio.clamp(max=1.0) ** 2)), torch.full_like(ratio, 2.0))
+        return torch.where(ratio < 1, 1.0 - torch.sqrt(1.0 - ratio.clamp(max=1.0) ** 2), torch.full_like(ratio, 2.0))
     return torch.full_like(ref_norm, math.nan, dtype=torch.float64)
 
 

@@ -113,13 +113,19 @@ def build_options(options_cls: type, evaluation: str, values: dict[str, Any]) ->
     typed = {}
     for name, value in values.items():
         if isinstance(value, (list, tuple)) and not _takes_several(fields[name]):
-            raise BenchError(f"{evaluation}.{name}: {value!r} is several values, but it takes one "
-                             "(`run_bench.py list` says which options take several)")
+            raise BenchError(
+                f"{evaluation}.{name}: {value!r} is several values, but it takes one "
+                "(`run_bench.py list` says which options take several)"
+            )
         try:
             typed[name] = coerce(fields[name], value, f"{evaluation}.{name}")
         except BenchError as exc:
             several = isinstance(value, str) and "," in value and typing.get_origin(fields[name]) is not tuple
-            raise BenchError(f"{exc} (it takes one value; `run_bench.py list` says which options take several)" if several else str(exc)) from None
+            raise BenchError(
+                f"{exc} (it takes one value; `run_bench.py list` says which options take several)"
+                if several
+                else str(exc)
+            ) from None
     return options_cls(**typed)
 
 

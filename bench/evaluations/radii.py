@@ -67,7 +67,7 @@ def certified_radius(distance_kind: str, e_ref: Tensor, e0: Tensor, e1: Tensor, 
     return RADIUS_BY_DISTANCE[distance_kind](e_ref, e0, e1, lipschitz)
 
 
-def lipschitz_bound(metric: "PerceptualMetric", height: int, width: int, metric_name: str) -> float:
+def lipschitz_bound(metric: PerceptualMetric, height: int, width: int, metric_name: str) -> float:
     """The metric's bound for these images, checked: a zero, negative, infinite or NaN bound would certify nonsense
     (:func:`lipsim_bench.evaluations.bound_checks.checked_bound` also checks it against the metric itself)."""
     value = metric.lipschitz_for(height, width)

@@ -24,9 +24,14 @@ def _attack_evaluations() -> dict[str, type]:
 
 EVALUATIONS: Registry[type[Evaluation]] = Registry(
     "evaluation",
-    builtins=("lipsim_bench.evaluations.natural", "lipsim_bench.evaluations.certified", "lipsim_bench.evaluations.direct",
-              "lipsim_bench.evaluations.smoothing", "lipsim_bench.evaluations.smoothing_embed",
-              "lipsim_bench.evaluations.smoothing_attack"),
+    builtins=(
+        "lipsim_bench.evaluations.natural",
+        "lipsim_bench.evaluations.certified",
+        "lipsim_bench.evaluations.direct",
+        "lipsim_bench.evaluations.smoothing",
+        "lipsim_bench.evaluations.smoothing_embed",
+        "lipsim_bench.evaluations.smoothing_attack",
+    ),
     error=BenchError,
     derived=_attack_evaluations,
 )
@@ -49,7 +54,9 @@ def register_evaluation(cls: E) -> E:
     if not (isinstance(cls, type) and issubclass(cls, Evaluation)):
         raise BenchError(f"@register_evaluation takes an Evaluation subclass, got {cls!r}")
     if not isinstance(getattr(cls, "name", None), str) or not isinstance(getattr(cls, "kind", None), Kind):
-        raise BenchError(f"evaluation class {cls.__name__} needs a `name` (str) and a `kind` (lipsim_bench.evaluations.Kind)")
+        raise BenchError(
+            f"evaluation class {cls.__name__} needs a `name` (str) and a `kind` (lipsim_bench.evaluations.Kind)"
+        )
     _check_evaluation_class(cls)
     EVALUATIONS.add(cls.name, cls)
     return cls
@@ -67,18 +74,29 @@ def _check_evaluation_class(cls: type[Evaluation]) -> None:
         raise BenchError(f"{where} does not define run(metric, batches, ctx); implement it (see docs/plugins.md)")
     options = cls.Options
     if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
-        raise BenchError(f"{where}: Options must be a dataclass, e.g. @dataclass(frozen=True) class Options: steps: int = 10")
-    missing = [f.name for f in dataclasses.fields(options)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        raise BenchError(
+            f"{where}: Options must be a dataclass, e.g. @dataclass(frozen=True) class Options: steps: int = 10"
+        )
+    missing = [
+        f.name
+        for f in dataclasses.fields(options)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
-        raise BenchError(f"{where}: option {missing[0]!r} has no default; give every option a default (used when --set does not give it)")
+        raise BenchError(
+            f"{where}: option {missing[0]!r} has no default; give every option a default (used when --set does not give it)"
+        )
     try:
         known = option_fields(options)
     except Exception as exc:  # an annotation that does not resolve
-        raise BenchError(f"{where}: its Options' type hints do not resolve ({type(exc).__name__}: {exc}); fix them") from None
+        raise BenchError(
+            f"{where}: its Options' type hints do not resolve ({type(exc).__name__}: {exc}); fix them"
+        ) from None
     stray = [name for name in cls.sweeps if name not in known]
     if stray:
-        raise BenchError(f"{where}: sweeps names {stray[0]!r}, which is not one of its options ({', '.join(known) or 'none'})")
+        raise BenchError(
+            f"{where}: sweeps names {stray[0]!r}, which is not one of its options ({', '.join(known) or 'none'})"
+        )
 
 
 def get_evaluation(name: str) -> type[Evaluation]:

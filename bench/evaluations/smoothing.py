@@ -62,26 +62,46 @@ class SmoothingOptions:
     n: int = 1000  # estimation samples (the paper's 100,000: --set smoothing.n=100000)
     alpha: float = 0.001  # failure probability of each certificate
     noise_batch: int = 200  # noisy references per forward pass
-    eps: tuple[float, ...] = FALLBACK_SMOOTHING_EPS  # l2 radii of the scores (eps 0, the smoothed natural score, is always there)
+    eps: tuple[float, ...] = (
+        FALLBACK_SMOOTHING_EPS  # l2 radii of the scores (eps 0, the smoothed natural score, is always there)
+    )
 
     def __post_init__(self) -> None:
-        check_options("smoothing", self, [("sigma", self.sigma > 0), ("n0", self.n0 >= 1), ("n", self.n >= 1),
-                                          ("alpha", 0 < self.alpha < 1), ("noise_batch", self.noise_batch >= 1)])
+        check_options(
+            "smoothing",
+            self,
+            [
+                ("sigma", self.sigma > 0),
+                ("n0", self.n0 >= 1),
+                ("n", self.n >= 1),
+                ("alpha", 0 < self.alpha < 1),
+                ("noise_batch", self.noise_batch >= 1),
+            ],
+        )
 
 
 #: What each option must be, for the one-line error.
-OPTION_FIXES = {"sigma": "a positive number, e.g. 0.25", "n0": "a positive integer, e.g. 100", "n": "a positive integer, e.g. 1000",
-                "alpha": "a probability strictly between 0 and 1, e.g. 0.001", "noise_batch": "a positive integer, e.g. 200",
-                "m": "a positive integer, e.g. 16", "steps": "an integer from 1 to 100000, e.g. 20",
-                "step_size": "a positive number, or none for 2.5 eps / steps", "eps": "positive l2 radii, e.g. 0.25,0.5"}
+OPTION_FIXES = {
+    "sigma": "a positive number, e.g. 0.25",
+    "n0": "a positive integer, e.g. 100",
+    "n": "a positive integer, e.g. 1000",
+    "alpha": "a probability strictly between 0 and 1, e.g. 0.001",
+    "noise_batch": "a positive integer, e.g. 200",
+    "m": "a positive integer, e.g. 16",
+    "steps": "an integer from 1 to 100000, e.g. 20",
+    "step_size": "a positive number, or none for 2.5 eps / steps",
+    "eps": "positive l2 radii, e.g. 0.25,0.5",
+}
 
 
 def check_options(evaluation: str, options: object, checks: list[tuple[str, bool]]) -> None:
     """The first failed check as one line naming the option and the fix."""
     for option, ok in checks:
         if not ok:
-            raise BenchError(f"{evaluation}.{option}={getattr(options, option)!r} is invalid; give {OPTION_FIXES[option]} "
-                             f"(--set {evaluation}.{option}=...)")
+            raise BenchError(
+                f"{evaluation}.{option}={getattr(options, option)!r} is invalid; give {OPTION_FIXES[option]} "
+                f"(--set {evaluation}.{option}=...)"
+            )
 
 
 @register_evaluation
@@ -98,16 +118,18 @@ class Smoothing(Evaluation):
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
         return {"eps": DEFAULT_SMOOTHING_EPS.get(dataset, FALLBACK_SMOOTHING_EPS)}
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None", attacked: float = 1.0) -> float:
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         # x0 and x1 once, then n0 + n noisy references
         return n_triplets * (2 + self.options.n0 + self.options.n) * cost.forward
 
-    def label(self, threat: "ThreatModel | None") -> str:
+    def label(self, threat: ThreatModel | None) -> str:
         return f"{self.name} sigma {self.options.sigma:g} n {self.options.n}"
 
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
-        parts = [smoothed_rows(item, self.column, smoothing_radii(self.options.eps), **self.certify_batch(metric, item, ctx))
-                 for item in batches]
+        parts = [
+            smoothed_rows(item, self.column, smoothing_radii(self.options.eps), **self.certify_batch(metric, item, ctx))
+            for item in batches
+        ]
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
     def certify_batch(self, metric: PerceptualMetric, item: EmbeddedBatch, ctx: Context) -> dict[str, Tensor]:
@@ -117,21 +139,53 @@ class Smoothing(Evaluation):
         for i, triplet_id in enumerate(item.batch["id"]):
             ref = item.batch["ref"][i].to(ctx.device)
             e0, e1 = item.e0[i : i + 1].to(ctx.device), item.e1[i : i + 1].to(ctx.device)
-            select = decision_counts(metric, ctx.metric_name, ref, e0, e1, o.n0, o.sigma, triplet_seed(ctx.seed, triplet_id, "select"), o.noise_batch)
+            select = decision_counts(
+                metric,
+                ctx.metric_name,
+                ref,
+                e0,
+                e1,
+                o.n0,
+                o.sigma,
+                triplet_seed(ctx.seed, triplet_id, "select"),
+                o.noise_batch,
+            )
             guesses.append(int(select_class(select[None])[0]))
-            estimates.append(decision_counts(metric, ctx.metric_name, ref, e0, e1, o.n, o.sigma, triplet_seed(ctx.seed, triplet_id, "estimate"), o.noise_batch))
+            estimates.append(
+                decision_counts(
+                    metric,
+                    ctx.metric_name,
+                    ref,
+                    e0,
+                    e1,
+                    o.n,
+                    o.sigma,
+                    triplet_seed(ctx.seed, triplet_id, "estimate"),
+                    o.noise_batch,
+                )
+            )
         counts = np.array(estimates).reshape(-1, 2)
         n_a = counts[np.arange(len(guesses)), guesses]
         cert = certify_counts(np.array(guesses), n_a, o.n, o.sigma, o.alpha)
-        smoothed = torch.from_numpy(1.0 - counts / o.n)  # 1 - P_hat[the metric picks x_i]: the smoothed decision picks the smaller
-        return {"prediction": torch.from_numpy(cert.prediction), "radius": torch.from_numpy(cert.radius), "d0": smoothed[:, 0],
-                "d1": smoothed[:, 1], "p_lower": torch.from_numpy(cert.p_lower), "n_a": torch.from_numpy(n_a)}
+        smoothed = torch.from_numpy(
+            1.0 - counts / o.n
+        )  # 1 - P_hat[the metric picks x_i]: the smoothed decision picks the smaller
+        return {
+            "prediction": torch.from_numpy(cert.prediction),
+            "radius": torch.from_numpy(cert.radius),
+            "d0": smoothed[:, 0],
+            "d1": smoothed[:, 1],
+            "p_lower": torch.from_numpy(cert.p_lower),
+            "n_a": torch.from_numpy(n_a),
+        }
 
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
         """The abstention rate and the settings that bound every radius."""
         o = self.options
-        return [f"{metric_name}: smoothing (sigma {o.sigma:g}, n0 {o.n0}, n {o.n}, alpha {o.alpha:g}) {abstentions(rows)}; "
-                f"no radius above {max_radius(o.n, o.sigma, o.alpha):.3f} can be certified with these settings"]
+        return [
+            f"{metric_name}: smoothing (sigma {o.sigma:g}, n0 {o.n0}, n {o.n}, alpha {o.alpha:g}) {abstentions(rows)}; "
+            f"no radius above {max_radius(o.n, o.sigma, o.alpha):.3f} can be certified with these settings"
+        ]
 
 
 def smoothing_radii(eps: tuple[float, ...]) -> tuple[float, ...]:
@@ -143,12 +197,22 @@ def abstentions(rows: pd.DataFrame) -> str:
     """How often a smoothed decision abstained, and what eps 0 means, for the table's footer."""
     part = rows.drop_duplicates("id")
     count = int(part["abstain"].sum())
-    return (f"abstains on {count}/{len(part)} triplets ({100 * count / max(len(part), 1):.1f}%); eps 0 is the smoothed metric's "
-            "natural score (abstentions count as the worst case)")
+    return (
+        f"abstains on {count}/{len(part)} triplets ({100 * count / max(len(part), 1):.1f}%); eps 0 is the smoothed metric's "
+        "natural score (abstentions count as the worst case)"
+    )
 
 
-def smoothed_rows(item: EmbeddedBatch, name: str, radii: tuple[float, ...], prediction: Tensor, radius: Tensor, d0: Tensor, d1: Tensor,
-                  **extra: Tensor) -> pd.DataFrame:
+def smoothed_rows(
+    item: EmbeddedBatch,
+    name: str,
+    radii: tuple[float, ...],
+    prediction: Tensor,
+    radius: Tensor,
+    d0: Tensor,
+    d1: Tensor,
+    **extra: Tensor,
+) -> pd.DataFrame:
     """Rows per radius: the smoothed decision's agreement where it is certified beyond eps, the worst case elsewhere.
 
     ``prediction`` is 1 (x1), 0 (x0) or ABSTAIN (radius 0: the worst case at every eps, 0 included). ``d0``, ``d1``
@@ -160,8 +224,17 @@ def smoothed_rows(item: EmbeddedBatch, name: str, radii: tuple[float, ...], pred
     agreement = torch.where(prediction == 1, p, torch.where(prediction == 0, 1.0 - p, torch.minimum(p, 1.0 - p)))
     parts = []
     for eps in radii:
-        rows = item.rows(name, "l2", eps, certified_agreement(agreement, item.p, radius, eps), d0=d0, d1=d1, radius=radius,
-                         prediction=prediction, **extra)
+        rows = item.rows(
+            name,
+            "l2",
+            eps,
+            certified_agreement(agreement, item.p, radius, eps),
+            d0=d0,
+            d1=d1,
+            radius=radius,
+            prediction=prediction,
+            **extra,
+        )
         for column, values in {"prediction": prediction, **extra}.items():
             if not values.is_floating_point():  # rows() writes doubles; counts and classes stay integers
                 rows[column] = rows[column].astype(np.int64)
@@ -171,8 +244,17 @@ def smoothed_rows(item: EmbeddedBatch, name: str, radii: tuple[float, ...], pred
     return pd.concat(parts, ignore_index=True)
 
 
-def decision_counts(metric: PerceptualMetric, metric_name: str, ref: Tensor, e0: Tensor, e1: Tensor, count: int, sigma: float,
-                    seed: int, batch: int) -> np.ndarray:
+def decision_counts(
+    metric: PerceptualMetric,
+    metric_name: str,
+    ref: Tensor,
+    e0: Tensor,
+    e1: Tensor,
+    count: int,
+    sigma: float,
+    seed: int,
+    batch: int,
+) -> np.ndarray:
     """How often the metric picks x0 and x1 (``[c0, c1]``; ties count for neither) on ``count`` noisy references."""
     counts = np.zeros(2, dtype=np.int64)
     with torch.no_grad():

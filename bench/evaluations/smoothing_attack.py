@@ -39,8 +39,14 @@ from torch import Tensor
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.registry import register_evaluation
-from lipsim_bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, Smoothing, SmoothingOptions, check_options,
-                                         decision_counts)
+from lipsim_bench.evaluations.smoothing import (
+    DEFAULT_SMOOTHING_EPS,
+    FALLBACK_SMOOTHING_EPS,
+    Smoothing,
+    SmoothingOptions,
+    check_options,
+    decision_counts,
+)
 from lipsim_bench.evaluations.smoothing_noise import triplet_seed
 from lipsim_bench.evaluations.smoothing_pgd import SmoothedPGD
 from lipsim_bench.evaluations.smoothing_stats import ABSTAIN, allowed_violations, predict_counts
@@ -69,15 +75,27 @@ class SmoothingAttackOptions:
 
     def __post_init__(self) -> None:
         step_ok = self.step_size is None or (math.isfinite(self.step_size) and self.step_size > 0)
-        check_options("smoothing-attack", self, [
-            ("sigma", self.sigma > 0), ("n0", self.n0 >= 1), ("n", self.n >= 1), ("alpha", 0 < self.alpha < 1),
-            ("noise_batch", self.noise_batch >= 1), ("m", self.m >= 1), ("steps", 1 <= self.steps <= 100_000),
-            ("step_size", step_ok), ("eps", all(math.isfinite(e) and e > 0 for e in self.eps)),
-        ])
+        check_options(
+            "smoothing-attack",
+            self,
+            [
+                ("sigma", self.sigma > 0),
+                ("n0", self.n0 >= 1),
+                ("n", self.n >= 1),
+                ("alpha", 0 < self.alpha < 1),
+                ("noise_batch", self.noise_batch >= 1),
+                ("m", self.m >= 1),
+                ("steps", 1 <= self.steps <= 100_000),
+                ("step_size", step_ok),
+                ("eps", all(math.isfinite(e) and e > 0 for e in self.eps)),
+            ],
+        )
 
     def certificate(self) -> SmoothingOptions:
         """The options of the ``smoothing`` certificate this attack checks."""
-        return SmoothingOptions(sigma=self.sigma, n0=self.n0, n=self.n, alpha=self.alpha, noise_batch=self.noise_batch, eps=self.eps)
+        return SmoothingOptions(
+            sigma=self.sigma, n0=self.n0, n=self.n, alpha=self.alpha, noise_batch=self.noise_batch, eps=self.eps
+        )
 
 
 @dataclass
@@ -103,12 +121,12 @@ class SmoothingAttack(Evaluation):
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
         return {"eps": DEFAULT_SMOOTHING_EPS.get(dataset, FALLBACK_SMOOTHING_EPS)}
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None", attacked: float = 1.0) -> float:
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         o = self.options
         per_eps = o.steps * o.m * cost.forward_backward + o.n * cost.forward
         return n_triplets * ((2 + o.n0 + o.n) * cost.forward + len(o.eps) * per_eps)
 
-    def label(self, threat: "ThreatModel | None") -> str:
+    def label(self, threat: ThreatModel | None) -> str:
         o = self.options
         return f"{self.name} sigma {o.sigma:g} n {o.n} m {o.m} steps {o.steps}"
 
@@ -125,8 +143,12 @@ class SmoothingAttack(Evaluation):
         prediction, radius = cert["prediction"], cert["radius"].double()
         clean = class_agreement(prediction, item.p)
         certified = prediction != ABSTAIN
-        state = {"adv_prediction": prediction.clone(), "d0": cert["d0"].double().clone(), "d1": cert["d1"].double().clone(),
-                 "delta_norm": torch.zeros(len(prediction), dtype=torch.float64)}
+        state = {
+            "adv_prediction": prediction.clone(),
+            "d0": cert["d0"].double().clone(),
+            "d1": cert["d1"].double().clone(),
+            "delta_norm": torch.zeros(len(prediction), dtype=torch.float64),
+        }
         changed, violated = torch.zeros_like(certified), torch.zeros_like(certified)
         classifier = TwoAFCClassifier(metric, item.e0.to(ctx.device), item.e1.to(ctx.device), ctx.metric_name)
         parts = []
@@ -134,23 +156,50 @@ class SmoothingAttack(Evaluation):
             carried = changed.clone()
             todo = (certified & ~changed).nonzero().flatten()
             if todo.numel():
-                moved, norms = self.attack_and_predict(metric, classifier, item, ctx, todo, prediction, float(eps), state)
+                moved, norms = self.attack_and_predict(
+                    metric, classifier, item, ctx, todo, prediction, float(eps), state
+                )
                 changed[todo] = moved
                 violated[todo] |= moved & (radius[todo] > norms * (1 + 1e-6) + 1e-9)
             agreement = torch.where(changed, torch.minimum(clean, class_agreement(1 - prediction, item.p)), clean)
-            rows = item.rows(self.column, "l2", float(eps), agreement, d0=state["d0"], d1=state["d1"], radius=radius,
-                             prediction=prediction, adv_prediction=state["adv_prediction"], delta_norm=state["delta_norm"],
-                             changed=changed, carried=carried, violated=violated, attacked=certified & ~carried, abstain=~certified,
-                             p_lower=cert["p_lower"])
+            rows = item.rows(
+                self.column,
+                "l2",
+                float(eps),
+                agreement,
+                d0=state["d0"],
+                d1=state["d1"],
+                radius=radius,
+                prediction=prediction,
+                adv_prediction=state["adv_prediction"],
+                delta_norm=state["delta_norm"],
+                changed=changed,
+                carried=carried,
+                violated=violated,
+                attacked=certified & ~carried,
+                abstain=~certified,
+                p_lower=cert["p_lower"],
+            )
             parts.append(typed(rows))
         tally.certified += int(certified.sum())
         tally.violations += int(violated.sum())
-        tally.first += [f"triplet {item.batch['id'][i]} (radius {float(radius[i]):.4g}, ||delta|| {float(state['delta_norm'][i]):.4g})"
-                        for i in violated.nonzero().flatten().tolist()]
+        tally.first += [
+            f"triplet {item.batch['id'][i]} (radius {float(radius[i]):.4g}, ||delta|| {float(state['delta_norm'][i]):.4g})"
+            for i in violated.nonzero().flatten().tolist()
+        ]
         return pd.concat(parts, ignore_index=True)
 
-    def attack_and_predict(self, metric: PerceptualMetric, classifier: TwoAFCClassifier, item: EmbeddedBatch, ctx: Context,
-                           todo: Tensor, prediction: Tensor, eps: float, state: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    def attack_and_predict(
+        self,
+        metric: PerceptualMetric,
+        classifier: TwoAFCClassifier,
+        item: EmbeddedBatch,
+        ctx: Context,
+        todo: Tensor,
+        prediction: Tensor,
+        eps: float,
+        state: dict[str, Tensor],
+    ) -> tuple[Tensor, Tensor]:
         """PGD-EOT on triplets ``todo``, PREDICT at x + delta with fresh noise; updates ``state`` and returns
         (confidently changed, ||delta||) of those triplets."""
         o = self.options
@@ -159,9 +208,22 @@ class SmoothingAttack(Evaluation):
         attack = SmoothedPGD(eps, o.sigma, o.m, o.steps, o.step_size, o.noise_batch)
         seeds = [triplet_seed(ctx.seed, t, f"attack {eps!r}") for t in ids]
         x_adv = attack(classifier.restrict(todo.to(ctx.device)), ref, prediction[todo].to(ctx.device), seeds)
-        counts = np.stack([decision_counts(metric, ctx.metric_name, x_adv[j], classifier.e0[i : i + 1], classifier.e1[i : i + 1], o.n, o.sigma,
-                                           triplet_seed(ctx.seed, t, f"predict {eps!r}"), o.noise_batch)
-                           for j, (i, t) in enumerate(zip(todo.tolist(), ids))])
+        counts = np.stack(
+            [
+                decision_counts(
+                    metric,
+                    ctx.metric_name,
+                    x_adv[j],
+                    classifier.e0[i : i + 1],
+                    classifier.e1[i : i + 1],
+                    o.n,
+                    o.sigma,
+                    triplet_seed(ctx.seed, t, f"predict {eps!r}"),
+                    o.noise_batch,
+                )
+                for j, (i, t) in enumerate(zip(todo.tolist(), ids))
+            ]
+        )
         new = torch.from_numpy(predict_counts(counts, o.alpha))
         norms = (x_adv - ref).flatten(1).double().norm(dim=1).cpu()
         state["adv_prediction"][todo] = new
@@ -174,14 +236,18 @@ class SmoothingAttack(Evaluation):
         if not len(rows):
             return []
         o = self.options
-        compared = "; ".join(f"eps {eps:.3g}: {empirical:.1f} vs {certified:.1f}" for eps, empirical, certified in score_pairs(rows))
+        compared = "; ".join(
+            f"eps {eps:.3g}: {empirical:.1f} vs {certified:.1f}" for eps, empirical, certified in score_pairs(rows)
+        )
         part = rows.drop_duplicates("id")
         certified = int((~part["abstain"].astype(bool)).sum())
         allowed = allowed_violations(certified, violation_rate(o), FALSE_ALARM)
         changed = int(rows.loc[rows["eps"] == rows["eps"].max(), "changed"].astype(bool).sum())
-        return [f"{metric_name}: smoothing-attack (sigma {o.sigma:g}; PGD-EOT, m {o.m}, {o.steps} steps; PREDICT, n {o.n}, alpha {o.alpha:g}) empirical vs "
-                f"certified smoothed score: {compared}; {changed}/{certified} certified triplets changed, "
-                f"{int(part['violated'].astype(bool).sum())} inside their radius ({allowed} allowed)"]
+        return [
+            f"{metric_name}: smoothing-attack (sigma {o.sigma:g}; PGD-EOT, m {o.m}, {o.steps} steps; PREDICT, n {o.n}, alpha {o.alpha:g}) empirical vs "
+            f"certified smoothed score: {compared}; {changed}/{certified} certified triplets changed, "
+            f"{int(part['violated'].astype(bool).sum())} inside their radius ({allowed} allowed)"
+        ]
 
 
 def class_agreement(prediction: Tensor, p: Tensor) -> Tensor:

@@ -28,8 +28,14 @@ from torch import Tensor
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
 from lipsim_bench.evaluations.registry import register_evaluation
-from lipsim_bench.evaluations.smoothing import (DEFAULT_SMOOTHING_EPS, FALLBACK_SMOOTHING_EPS, abstentions, check_options, smoothed_rows,
-                                         smoothing_radii)
+from lipsim_bench.evaluations.smoothing import (
+    DEFAULT_SMOOTHING_EPS,
+    FALLBACK_SMOOTHING_EPS,
+    abstentions,
+    check_options,
+    smoothed_rows,
+    smoothing_radii,
+)
 from lipsim_bench.evaluations.smoothing_noise import noisy_copies, triplet_seed
 from lipsim_bench.evaluations.smoothing_stats import hoeffding_slack, margin_certificate, smoothed_lipschitz
 from lipsim_bench.metrics import MetricSpec, PerceptualMetric
@@ -47,8 +53,16 @@ class SmoothingEmbedOptions:
     eps: tuple[float, ...] = FALLBACK_SMOOTHING_EPS  # l2 radii of the scores (eps 0 is always there)
 
     def __post_init__(self) -> None:
-        check_options("smoothing-embed", self, [("sigma", self.sigma > 0), ("n", self.n >= 1), ("alpha", 0 < self.alpha < 1),
-                                                ("noise_batch", self.noise_batch >= 1)])
+        check_options(
+            "smoothing-embed",
+            self,
+            [
+                ("sigma", self.sigma > 0),
+                ("n", self.n >= 1),
+                ("alpha", 0 < self.alpha < 1),
+                ("noise_batch", self.noise_batch >= 1),
+            ],
+        )
 
 
 @register_evaluation
@@ -59,7 +73,9 @@ class SmoothingEmbed(Evaluation):
     kind = Kind.CERTIFICATE
     Options = SmoothingEmbedOptions
     sweeps = ("sigma",)
-    description = "certified 2AFC score of the smoothed normalised embedding (Lipschitz sqrt(2/pi)/sigma; cosine metrics, l2)"
+    description = (
+        "certified 2AFC score of the smoothed normalised embedding (Lipschitz sqrt(2/pi)/sigma; cosine metrics, l2)"
+    )
 
     @classmethod
     def applies_to(cls, spec: MetricSpec) -> bool | None:
@@ -72,15 +88,17 @@ class SmoothingEmbed(Evaluation):
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
         return {"eps": DEFAULT_SMOOTHING_EPS.get(dataset, FALLBACK_SMOOTHING_EPS)}
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: "ThreatModel | None", attacked: float = 1.0) -> float:
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         return n_triplets * (2 + self.options.n) * cost.forward
 
-    def label(self, threat: "ThreatModel | None") -> str:
+    def label(self, threat: ThreatModel | None) -> str:
         return f"{self.name} sigma {self.options.sigma:g} n {self.options.n}"
 
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
         if not self.applies(metric):
-            raise BenchError(f"smoothing-embed needs a cosine-distance metric; {ctx.metric_name!r} uses {metric.distance_kind!r}")
+            raise BenchError(
+                f"smoothing-embed needs a cosine-distance metric; {ctx.metric_name!r} uses {metric.distance_kind!r}"
+            )
         o = self.options
         parts = []
         for item in batches:
@@ -88,12 +106,24 @@ class SmoothingEmbed(Evaluation):
             u_hat = torch.cat([self.mean_unit_embedding(metric, item, i, ctx) for i in range(len(item.p))])
             a = n0 - n1
             norm_a = a.norm(dim=1)
-            margin = torch.where(norm_a > 0, (u_hat * a).sum(dim=1) / norm_a.clamp_min(1e-300), torch.zeros_like(norm_a))
+            margin = torch.where(
+                norm_a > 0, (u_hat * a).sum(dim=1) / norm_a.clamp_min(1e-300), torch.zeros_like(norm_a)
+            )
             prediction, radius = margin_certificate(margin.numpy(), o.n, o.sigma, o.alpha)
             # the smoothed metric's distances 1 - <u_hat, n_i>: it picks x1 where margin < 0
             d0, d1 = 1.0 - (u_hat * n0).sum(dim=1), 1.0 - (u_hat * n1).sum(dim=1)
-            parts.append(smoothed_rows(item, self.column, smoothing_radii(o.eps), torch.from_numpy(prediction), torch.from_numpy(radius),
-                                       d0, d1, margin=margin))
+            parts.append(
+                smoothed_rows(
+                    item,
+                    self.column,
+                    smoothing_radii(o.eps),
+                    torch.from_numpy(prediction),
+                    torch.from_numpy(radius),
+                    d0,
+                    d1,
+                    margin=margin,
+                )
+            )
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
     def mean_unit_embedding(self, metric: PerceptualMetric, item: EmbeddedBatch, i: int, ctx: Context) -> Tensor:
@@ -103,7 +133,9 @@ class SmoothingEmbed(Evaluation):
         seed = triplet_seed(ctx.seed, item.batch["id"][i], "estimate")
         with torch.no_grad():
             for x in noisy_copies(item.batch["ref"][i].to(ctx.device), o.n, o.sigma, seed, o.noise_batch):
-                part = unit(checked_call(ctx.metric_name, "embed", lambda: metric.embed(x), len(x))).sum(dim=0, keepdim=True)
+                part = unit(checked_call(ctx.metric_name, "embed", lambda: metric.embed(x), len(x))).sum(
+                    dim=0, keepdim=True
+                )
                 total = part if total is None else total + part
         assert total is not None  # n >= 1
         return total.cpu() / o.n
@@ -111,8 +143,10 @@ class SmoothingEmbed(Evaluation):
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
         o = self.options
         largest = (1 - hoeffding_slack(o.n, o.alpha)) / smoothed_lipschitz(o.sigma)
-        return [f"{metric_name}: smoothing-embed (sigma {o.sigma:g}, n {o.n}, alpha {o.alpha:g}) {abstentions(rows)}; "
-                f"no radius above {max(largest, 0.0):.3f} can be certified with these settings"]
+        return [
+            f"{metric_name}: smoothing-embed (sigma {o.sigma:g}, n {o.n}, alpha {o.alpha:g}) {abstentions(rows)}; "
+            f"no radius above {max(largest, 0.0):.3f} can be certified with these settings"
+        ]
 
 
 def unit(e: Tensor) -> Tensor:

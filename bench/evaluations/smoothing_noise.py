@@ -30,6 +30,8 @@ def noisy_copies(image: Tensor, count: int, sigma: float, seed: int, batch: int)
     done = 0
     while done < count:
         size = min(batch, count - done)
-        noise = torch.stack([torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype) for _ in range(size)])
+        noise = torch.stack(
+            [torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype) for _ in range(size)]
+        )
         yield image.unsqueeze(0) + sigma * noise
         done += size

@@ -42,7 +42,9 @@ class SmoothedPGD:
         parts = []
         for start in range(0, len(ref), group):
             index = torch.arange(start, min(start + group, len(ref)), device=ref.device)
-            parts.append(self._attack(classifier.restrict(index), ref[index], target[index], seeds[start : start + group]))
+            parts.append(
+                self._attack(classifier.restrict(index), ref[index], target[index], seeds[start : start + group])
+            )
         x_adv = torch.cat(parts) if parts else ref.clone()
         check_adversarial(ref, x_adv, ThreatModel("l2", self.eps))
         return x_adv
@@ -54,14 +56,20 @@ class SmoothedPGD:
         delta = torch.zeros_like(ref)
         scale: Tensor | None = None
         for _ in range(self.steps):
-            noise = torch.stack([torch.randn((self.m, *ref.shape[1:]), generator=g, device=ref.device, dtype=ref.dtype) for g in gens])
+            noise = torch.stack(
+                [torch.randn((self.m, *ref.shape[1:]), generator=g, device=ref.device, dtype=ref.dtype) for g in gens]
+            )
             delta.requires_grad_(True)
             with torch.enable_grad():
                 x = ((ref + delta).unsqueeze(1) + self.sigma * noise).flatten(0, 1)
                 logits = repeated(x).view(len(ref), self.m, 2)  # [d1, d0] of each noisy copy
                 if scale is None:
                     margin = (logits[..., 1] - logits[..., 0]).detach()
-                    scale = margin.std(dim=1, keepdim=True).clamp_min(1e-12) if self.m > 1 else margin.abs().clamp_min(1e-12)
+                    scale = (
+                        margin.std(dim=1, keepdim=True).clamp_min(1e-12)
+                        if self.m > 1
+                        else margin.abs().clamp_min(1e-12)
+                    )
                 vote = torch.softmax(logits / scale.unsqueeze(-1), dim=-1).mean(dim=1)
                 loss = -torch.log(vote.gather(1, target[:, None]).clamp_min(1e-30)).sum()
                 (grad,) = torch.autograd.grad(loss, delta)

@@ -62,7 +62,7 @@ class TwoAFCClassifier(nn.Module):
     finished examples; :meth:`restrict` keeps the cached embeddings aligned with those left.
     """
 
-    def __init__(self, metric: "PerceptualMetric", e0: Tensor, e1: Tensor, name: str = "") -> None:
+    def __init__(self, metric: PerceptualMetric, e0: Tensor, e1: Tensor, name: str = "") -> None:
         super().__init__()
         self.metric = metric
         self.e0 = e0
@@ -70,17 +70,19 @@ class TwoAFCClassifier(nn.Module):
         self.name = name or type(metric).__name__  # the registered name, for error messages
 
     @classmethod
-    def from_images(cls, metric: "PerceptualMetric", x0: Tensor, x1: Tensor, name: str = "") -> "TwoAFCClassifier":
+    def from_images(cls, metric: PerceptualMetric, x0: Tensor, x1: Tensor, name: str = "") -> TwoAFCClassifier:
         with torch.no_grad():
             e0, e1 = metric.embed(torch.cat([x0, x1])).chunk(2)
         return cls(metric, e0, e1, name)
 
-    def restrict(self, index: Tensor) -> "TwoAFCClassifier":
+    def restrict(self, index: Tensor) -> TwoAFCClassifier:
         return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index], self.name)
 
     def forward(self, x_ref: Tensor) -> Tensor:
         if len(x_ref) != len(self.e0):
-            raise ValueError(f"batch of {len(x_ref)} references for {len(self.e0)} cached pairs: call restrict(index) first")
+            raise ValueError(
+                f"batch of {len(x_ref)} references for {len(self.e0)} cached pairs: call restrict(index) first"
+            )
         e_ref = self.metric.embed(x_ref)
         check_differentiable(self.name, x_ref, e_ref)
         return torch.stack([self.metric.distance(e_ref, self.e1), self.metric.distance(e_ref, self.e0)], dim=1)
@@ -103,7 +105,7 @@ def size_weighted_mean(scores: Sequence[float], sizes: Sequence[int]) -> float:
     return float((torch.tensor(scores, dtype=torch.float64) * weights).sum() / weights.sum())
 
 
-def score_rows(triplets: "pd.DataFrame", *, split: str) -> list[dict[str, object]]:
+def score_rows(triplets: pd.DataFrame, *, split: str) -> list[dict[str, object]]:
     """Score rows from per-triplet rows: one per (evaluation, norm, eps) and group, plus the split's.
 
     ``triplets`` needs columns evaluation, norm, eps, group, agreement. When a split has several
@@ -117,7 +119,11 @@ def score_rows(triplets: "pd.DataFrame", *, split: str) -> list[dict[str, object
     for (evaluation, norm, eps), part in triplets.groupby(keys, dropna=False, sort=False):
         groups = list(dict.fromkeys(part["group"]))
         per_group = {g: part.loc[part["group"] == g, "agreement"] for g in groups}
-        base = {"evaluation": evaluation, "norm": None if pd.isna(norm) else norm, "eps": None if pd.isna(eps) else float(eps)}
+        base = {
+            "evaluation": evaluation,
+            "norm": None if pd.isna(norm) else norm,
+            "eps": None if pd.isna(eps) else float(eps),
+        }
         if len(groups) > 1:
             for g, agreement in per_group.items():
                 rows.append({**base, "split": g, "score": 100.0 * float(agreement.mean()), "n": int(len(agreement))})

@@ -96,14 +96,17 @@ def pass_cost(metric: str) -> PassCost | None:
     return None if row is None else PassCost(row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9)
 
 
-def _flops(evaluation: Evaluation, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float) -> float:
+def _flops(
+    evaluation: Evaluation, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float
+) -> float:
     if attacked == 1.0:  # the whole unit: also for plugin evaluations whose flops() predates ``attacked``
         return evaluation.flops(cost, n_triplets, threat)
     return evaluation.flops(cost, n_triplets, threat, attacked=attacked)
 
 
-def evaluation_flops(metric: str, evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None,
-                     attacked: float = 1.0) -> float | None:
+def evaluation_flops(
+    metric: str, evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None, attacked: float = 1.0
+) -> float | None:
     """FLOPs of one unit by the evaluation's own cost model; None for an untabled metric.
 
     ``attacked``: the fraction of triplets an attack unit still attacks (``bench/protocol/attack_work.py``).
@@ -112,15 +115,18 @@ def evaluation_flops(metric: str, evaluation: Evaluation, n_triplets: int, threa
     return None if cost is None else _flops(evaluation, cost, n_triplets, threat, attacked)
 
 
-def pass_counts(evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None,
-                attacked: float = 1.0) -> tuple[float, float]:
+def pass_counts(
+    evaluation: Evaluation, n_triplets: int, threat: ThreatModel | None = None, attacked: float = 1.0
+) -> tuple[float, float]:
     """Images through a forward pass and through a forward + backward pass in one unit.
 
     Read off the evaluation's cost model, which is linear in the two per-image costs: with a
     forward costing 1 and a backward 0 it counts forward passes, and the other way round.
     """
-    return (_flops(evaluation, PassCost(1.0, 0.0), n_triplets, threat, attacked),
-            _flops(evaluation, PassCost(0.0, 1.0), n_triplets, threat, attacked))
+    return (
+        _flops(evaluation, PassCost(1.0, 0.0), n_triplets, threat, attacked),
+        _flops(evaluation, PassCost(0.0, 1.0), n_triplets, threat, attacked),
+    )
 
 
 def unit_flops(metric: str, evaluation: str, n_triplets: int, *, steps: int, restarts: int) -> float | None:

@@ -79,9 +79,11 @@ def _rate(name: str, row: Any) -> MeasuredRate:
     size = row.get("input_size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"metric {name!r}: input_size is {size!r}, not a positive integer")
-    return MeasuredRate(_positive(row.get("forward_images_per_s"), f"metric {name!r}: forward_images_per_s"),
-                        _positive(row.get("forward_backward_images_per_s"), f"metric {name!r}: forward_backward_images_per_s"),
-                        size)
+    return MeasuredRate(
+        _positive(row.get("forward_images_per_s"), f"metric {name!r}: forward_images_per_s"),
+        _positive(row.get("forward_backward_images_per_s"), f"metric {name!r}: forward_backward_images_per_s"),
+        size,
+    )
 
 
 def parse_profile(path: Path, data: Any) -> DeviceProfile:
@@ -114,8 +116,10 @@ def load_device_profile(path: Path | None = None) -> DeviceProfile | None:
         return None
     if not path.exists():
         if named:
-            raise BenchError(f"device profile {path} does not exist; {RERUN} with --out {path}, set {PROFILE_ENV}=none "
-                             "for no profile, or unset it")
+            raise BenchError(
+                f"device profile {path} does not exist; {RERUN} with --out {path}, set {PROFILE_ENV}=none "
+                "for no profile, or unset it"
+            )
         return None
     if not path.is_file():
         raise BenchError(f"device profile {path} is not a file; remove it and {RERUN}")

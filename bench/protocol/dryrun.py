@@ -13,6 +13,7 @@ from lipsim_bench.datasets import create_dataset, parse_dataset_arg
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import format_eps, subsample_phrase
 from lipsim_bench.locations import results_root
+from lipsim_bench.metrics import get_metric_spec
 from lipsim_bench.protocol.attack_work import LABEL as SCALED_LABEL
 from lipsim_bench.protocol.attack_work import load_attack_work
 from lipsim_bench.protocol.device_profile import load_device_profile
@@ -20,7 +21,6 @@ from lipsim_bench.protocol.estimate import Estimator
 from lipsim_bench.run.plan import DataIdentity, metric_identity, plan_units
 from lipsim_bench.run.records import RecordStore
 from lipsim_bench.run.spec import RunSpec, resolve
-from lipsim_bench.metrics import get_metric_spec
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
 ESTIMATE_PER = 1000
@@ -37,7 +37,11 @@ def format_seconds(seconds: float) -> str:
 def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, str | None]:
     """Lines on the data, the number of triplets (None when unknown) and the data's content id."""
     family, root = parse_dataset_arg(config.dataset)
-    lines = [f"data: {config.dataset} / {split}" + (f", first {config.n} triplets" if config.n else "") + subsample_phrase(config.every)]
+    lines = [
+        f"data: {config.dataset} / {split}"
+        + (f", first {config.n} triplets" if config.n else "")
+        + subsample_phrase(config.every)
+    ]
     try:
         dataset = create_dataset(config.dataset, config.split).head(config.n).every(config.every)
         dataset.check_files()
@@ -81,24 +85,42 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     lines += data_lines + _weights_lines(config)
 
     resolved = resolve(config, name)
-    lines.append("evaluations: " + ", ".join(f"{ev.column} ({ev.kind.value})" for ev in resolved.evaluations)
-                 + "; threat models: " + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in resolved.threats))
+    lines.append(
+        "evaluations: "
+        + ", ".join(f"{ev.column} ({ev.kind.value})" for ev in resolved.evaluations)
+        + "; threat models: "
+        + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in resolved.threats)
+    )
     lines.append(f"seed {config.seed}, batch {config.batch_size}")
 
     counted = n_triplets if n_triplets is not None else ESTIMATE_PER
-    per = "" if n_triplets is not None else f" per {ESTIMATE_PER} triplets (the dataset's size is known once data.csv is here)"
+    per = (
+        ""
+        if n_triplets is not None
+        else f" per {ESTIMATE_PER} triplets (the dataset's size is known once data.csv is here)"
+    )
     out_dir = config.out or results_root() / f"{name}-{split}"
     store = RecordStore(out_dir)
     data = DataIdentity(name, split, config.n, content or "unknown")
-    identities = {m: (metric_identity(m, config.seed, config.precision) if get_metric_spec(m).is_available() else {"weights": "missing"})
-                  for m in config.metrics}
+    identities = {
+        m: (
+            metric_identity(m, config.seed, config.precision)
+            if get_metric_spec(m).is_available()
+            else {"weights": "missing"}
+        )
+        for m in config.metrics
+    }
     lines.append(f"units (run folder {out_dir}; stored units are skipped):")
     total, unknown = 0.0, []
     estimator = Estimator(tuple(resolved.threats), load_device_profile(), load_attack_work())
     for planned in plan_units(config, resolved, data, identities):
         if planned.applies is False:
             continue  # e.g. no Lipschitz bound: the run records "does not apply" at no cost
-        stored = content is not None and identities[planned.metric]["weights"] != "missing" and store.load(planned.unit) is not None
+        stored = (
+            content is not None
+            and identities[planned.metric]["weights"] != "missing"
+            and store.load(planned.unit) is not None
+        )
         unit = None if stored else estimator.estimate(planned.metric, planned.evaluation, planned.threat, counted)
         estimate = None if unit is None else unit.seconds
         what = f"{planned.evaluation.label(planned.threat)} [{planned.evaluation.kind.value}]"
@@ -110,13 +132,17 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
             cost = "time unknown (metric not in bench/protocol/cost_table.json)"
             unknown.append(planned.metric)
         else:
-            scaled = "" if unit is None or unit.attacked is None else f" ({unit.attacked:.0%} of correct triplets attacked)"
+            scaled = (
+                "" if unit is None or unit.attacked is None else f" ({unit.attacked:.0%} of correct triplets attacked)"
+            )
             cost = format_seconds(estimate) + scaled
             total += estimate
         lines.append(f"  {planned.metric:<20} {what:<48} {cost}")
     lines += _total_lines(estimator, format_seconds(total) + per)
     if unknown:
-        lines.append(f"  not counted: {', '.join(sorted(set(unknown)))} (no FLOPs in the cost table; add them with benchmarks/flops.py)")
+        lines.append(
+            f"  not counted: {', '.join(sorted(set(unknown)))} (no FLOPs in the cost table; add them with benchmarks/flops.py)"
+        )
     return "\n".join(lines)
 
 
@@ -127,12 +153,17 @@ def _total_lines(estimator: Estimator, total: str) -> list[str]:
     if not estimator.measured or profile is None:
         lines = [f"estimated time on {assumed}: {total}; {torchrun}"]
     else:
-        lines = [f"estimated time: {total}; {torchrun}",
-                 f"  measured on {profile.describe()}: {', '.join(sorted(estimator.measured))}"]
+        lines = [
+            f"estimated time: {total}; {torchrun}",
+            f"  measured on {profile.describe()}: {', '.join(sorted(estimator.measured))}",
+        ]
         if estimator.assumed:
             lines.append(f"  assumed (FLOPs over {assumed}): {', '.join(sorted(estimator.assumed))}")
     sources = (["measured images/s of each pass"] if estimator.measured else []) + (
-        ["matmul/conv FLOPs of each pass (bench/protocol/cost_table.json) / assumed throughput"] if estimator.assumed else [])
+        ["matmul/conv FLOPs of each pass (bench/protocol/cost_table.json) / assumed throughput"]
+        if estimator.assumed
+        else []
+    )
     lines.append(f"  estimate = {' or '.join(sources) or 'nothing to compute'}; early stopping not counted")
     if estimator.scaled:
         lines.append(f"  {SCALED_LABEL}; every triplet counted as initially correct")

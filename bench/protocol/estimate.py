@@ -59,7 +59,9 @@ class Estimator:
         self.scaled = True
         return fraction
 
-    def estimate(self, metric: str, evaluation: Evaluation, threat: ThreatModel | None, n_triplets: int) -> UnitEstimate:
+    def estimate(
+        self, metric: str, evaluation: Evaluation, threat: ThreatModel | None, n_triplets: int
+    ) -> UnitEstimate:
         fraction = self.attacked_fraction(metric, evaluation, threat)
         attacked = 1.0 if fraction is None else fraction
         rate = self.profile.rate(metric, ALIASES) if self.profile is not None else None

@@ -56,47 +56,55 @@ _PAPER_PROTOCOL: dict[str, Any] = {
     "download": True,
 }
 
-register_preset(Preset(
-    "paper",
-    "LipSim paper, Table (NIGHT test, size-weighted halves): DreamSim's NIGHT-fine-tuned CLIP / OpenCLIP / "
-    "DINO branches, the DreamSim ensemble and LipSim; l2 APGD-CE 100 steps at 0.5, 1, 2, 3; certified at "
-    "36/255, 72/255, 108/255",
-    {**_PAPER_PROTOCOL, "metrics": ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]},
-))
+register_preset(
+    Preset(
+        "paper",
+        "LipSim paper, Table (NIGHT test, size-weighted halves): DreamSim's NIGHT-fine-tuned CLIP / OpenCLIP / "
+        "DINO branches, the DreamSim ensemble and LipSim; l2 APGD-CE 100 steps at 0.5, 1, 2, 3; certified at "
+        "36/255, 72/255, 108/255",
+        {**_PAPER_PROTOCOL, "metrics": ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]},
+    )
+)
 
-register_preset(Preset(
-    "paper-zero-shot",
-    "the paper's protocol with the zero-shot backbones (OpenAI CLIP, OpenCLIP LAION-400M, DINO) instead of "
-    "DreamSim's fine-tuned branches",
-    {**_PAPER_PROTOCOL, "metrics": ["clip", "open-clip", "dino", "dreamsim", "lipsim"]},
-))
+register_preset(
+    Preset(
+        "paper-zero-shot",
+        "the paper's protocol with the zero-shot backbones (OpenAI CLIP, OpenCLIP LAION-400M, DINO) instead of "
+        "DreamSim's fine-tuned branches",
+        {**_PAPER_PROTOCOL, "metrics": ["clip", "open-clip", "dino", "dreamsim", "lipsim"]},
+    )
+)
 
-register_preset(Preset(
-    "robust",
-    "the paper preset plus robust CLIP (Croce et al.: TeCoA and FARE ConvNeXt-B) and their l-inf threat "
-    "model, APGD-CE at 4/255",
-    {
-        **_PAPER_PROTOCOL,
-        "metrics": get_preset("paper").options["metrics"] + ["rclip", "rclip-fare-convnext"],
-        "threat": [PAPER_L2_EPS, "linf:4/255"],
-    },
-))
+register_preset(
+    Preset(
+        "robust",
+        "the paper preset plus robust CLIP (Croce et al.: TeCoA and FARE ConvNeXt-B) and their l-inf threat "
+        "model, APGD-CE at 4/255",
+        {
+            **_PAPER_PROTOCOL,
+            "metrics": get_preset("paper").options["metrics"] + ["rclip", "rclip-fare-convnext"],
+            "threat": [PAPER_L2_EPS, "linf:4/255"],
+        },
+    )
+)
 
 #: The noise levels of the smoothing comparison: Cohen et al.'s 0.12, 0.25 and 0.5.
 SMOOTHING_SIGMAS = "0.12,0.25,0.5"
 
-register_preset(Preset(
-    "smoothing",
-    "randomized smoothing of the 2AFC decision (Cohen et al. CERTIFY, n0 100, n 1000, alpha 0.001) at sigma "
-    "0.12, 0.25, 0.5, and the smoothed-embedding route at sigma 0.25, beside the Lipschitz certificate, on every "
-    "3rd triplet of the bundled sample test split (100 of 300): pixel-l2, convsim-tiny, its noise-trained twin "
-    "convsim-tiny-noise, lipsim-tiny",
-    {
-        "dataset": "sample",
-        "metrics": ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"],
-        "evaluations": ["natural", "certified", "smoothing", "smoothing-embed"],
-        "certify_eps": "36/255,0.25,72/255,108/255,0.5",  # the Lipschitz certificate at smoothing's radii too
-        "evaluation_options": {"smoothing": {"sigma": SMOOTHING_SIGMAS}},
-        "every": 3,
-    },
-))
+register_preset(
+    Preset(
+        "smoothing",
+        "randomized smoothing of the 2AFC decision (Cohen et al. CERTIFY, n0 100, n 1000, alpha 0.001) at sigma "
+        "0.12, 0.25, 0.5, and the smoothed-embedding route at sigma 0.25, beside the Lipschitz certificate, on every "
+        "3rd triplet of the bundled sample test split (100 of 300): pixel-l2, convsim-tiny, its noise-trained twin "
+        "convsim-tiny-noise, lipsim-tiny",
+        {
+            "dataset": "sample",
+            "metrics": ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"],
+            "evaluations": ["natural", "certified", "smoothing", "smoothing-embed"],
+            "certify_eps": "36/255,0.25,72/255,108/255,0.5",  # the Lipschitz certificate at smoothing's radii too
+            "evaluation_options": {"smoothing": {"sigma": SMOOTHING_SIGMAS}},
+            "every": 3,
+        },
+    )
+)

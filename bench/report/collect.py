@@ -76,14 +76,25 @@ def subsample_note(config: dict[str, Any]) -> str:
     if not isinstance(every, int) or every <= 1:
         return ""
     first = config.get("n")
-    return f"triplets: a subsample{subsample_phrase(every)} of the split" + (f"'s first {first}" if first else "") + f" (--every {every})"
+    return (
+        f"triplets: a subsample{subsample_phrase(every)} of the split"
+        + (f"'s first {first}" if first else "")
+        + f" (--every {every})"
+    )
 
 
 def _cell(meta: dict[str, Any], row: dict[str, Any]) -> tuple:
     """A score row's cell, hashable (NaN norm and eps read as None, eps rounded as the table rounds it)."""
     norm, eps = row.get("norm"), row.get("eps")
     eps = None if eps is None or (isinstance(eps, float) and math.isnan(eps)) else round(float(eps), 12)
-    return (meta["metric"], meta["dataset"], row.get("split"), row.get("evaluation"), norm if isinstance(norm, str) else None, eps)
+    return (
+        meta["metric"],
+        meta["dataset"],
+        row.get("split"),
+        row.get("evaluation"),
+        norm if isinstance(norm, str) else None,
+        eps,
+    )
 
 
 def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Collected:
@@ -102,7 +113,9 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         if row["_entry"] in resolved.names:
             row["evaluation"] = variant_name(str(row["evaluation"]), resolved.differs[row["_entry"]])
     metric_rank = {m: r for r, m in enumerate(dict.fromkeys(row["metric"] for row in kept_rows))}
-    kept_rows.sort(key=lambda row: (metric_rank[row["metric"]], row["_entry"] in resolved.names))  # a column after its variants' main one
+    kept_rows.sort(
+        key=lambda row: (metric_rank[row["metric"]], row["_entry"] in resolved.names)
+    )  # a column after its variants' main one
     scores = pd.DataFrame(kept_rows, columns=SCORE_COLUMNS + ["_entry"])
     scores["eps"] = scores["eps"].astype(float)
     kept = set(scores["_entry"])
@@ -112,7 +125,11 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         if i in resolved.dropped_records:
             continue  # its cells were replaced: its footer lines describe numbers the table does not show
         unit = entry.record["unit"]
-        new = [not_applicable_note(entry.name, unit["metric"])] if not entry.record.get("applies") else entry.record.get("notes", [])
+        new = (
+            [not_applicable_note(entry.name, unit["metric"])]
+            if not entry.record.get("applies")
+            else entry.record.get("notes", [])
+        )
         new = [subsample_note(entry.record.get("config") or {})] + new
         if i in resolved.names:  # a column of its own: its lines say which
             new = [f"{resolved.names[i]}: {line}" for line in new if line]
@@ -175,8 +192,10 @@ def _base(evaluation: str) -> str:
 
 def select(entries: list[Entry], metrics: list[str] | None, evaluations: list[str] | None) -> list[Entry]:
     """The entries of the named metrics and evaluations (the names the run uses); an unknown name is one line."""
-    for names, what, held in ((metrics, "metric", lambda e: [e.record["unit"]["metric"]]),
-                              (evaluations, "evaluation", lambda e: [e.name, _base(e.name)])):
+    for names, what, held in (
+        (metrics, "metric", lambda e: [e.record["unit"]["metric"]]),
+        (evaluations, "evaluation", lambda e: [e.name, _base(e.name)]),
+    ):
         if names is None:
             continue
         if not names:
@@ -184,13 +203,17 @@ def select(entries: list[Entry], metrics: list[str] | None, evaluations: list[st
         found = list(dict.fromkeys(n for e in entries for n in held(e)))
         unknown = [n for n in names if n not in found]
         if unknown:
-            raise BenchError(f"no {what} {', '.join(map(repr, unknown))} in these records; they hold: "
-                             f"{', '.join(dict.fromkeys(held(e)[-1] for e in entries))}")
+            raise BenchError(
+                f"no {what} {', '.join(map(repr, unknown))} in these records; they hold: "
+                f"{', '.join(dict.fromkeys(held(e)[-1] for e in entries))}"
+            )
         entries = [e for e in entries if set(held(e)) & set(names)]
     return entries
 
 
-def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluations: list[str] | None = None) -> Collected:
+def read_records(
+    run_dirs: list[Path], metrics: list[str] | None = None, evaluations: list[str] | None = None
+) -> Collected:
     """Every usable record of ``run_dirs`` (of ``metrics`` and ``evaluations`` when given), in the runs'
     metric order and unit order.
 
@@ -225,12 +248,18 @@ def read_records(run_dirs: list[Path], metrics: list[str] | None = None, evaluat
 
     for entry in sorted(entries, key=when):  # the earliest run's order first: a later run never reorders the table
         metrics_of_run = (entry.record.get("config") or {}).get("metrics", [])
-        order += [m for m in metrics_of_run if isinstance(m, str) and m not in order] if isinstance(metrics_of_run, list) else []
+        order += (
+            [m for m in metrics_of_run if isinstance(m, str) and m not in order]
+            if isinstance(metrics_of_run, list)
+            else []
+        )
     order += [m for m in dict.fromkeys(e.record["unit"]["metric"] for e in entries) if m not in order]
     entries.sort(key=lambda e: (order.index(e.record["unit"]["metric"]), e.record.get("position", 0), when(e)))
     collected = collect(entries)
     if skipped:
-        collected.notes.append(f"{skipped} unreadable, altered or old-format record(s) ignored (named in run.log); "
-                               "rerun the benchmark to recompute them")
+        collected.notes.append(
+            f"{skipped} unreadable, altered or old-format record(s) ignored (named in run.log); "
+            "rerun the benchmark to recompute them"
+        )
     collected.records_dirs = folders
     return collected

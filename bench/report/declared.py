@@ -22,8 +22,13 @@ def declared_cells(rows: pd.DataFrame, notes: list[str], label: Callable[[Any], 
     if not metrics or rows.empty:
         return set()
     kinds = rows["kind"] if "kind" in rows.columns else pd.Series("certificate", index=rows.index)
-    return {(row.metric, label(row)) for row, kind in zip(rows.itertuples(), kinds)
-            if row.metric in metrics and kind == "certificate" and re.split(r"[( \[]", str(row.evaluation), maxsplit=1)[0] == "certified"}
+    return {
+        (row.metric, label(row))
+        for row, kind in zip(rows.itertuples(), kinds)
+        if row.metric in metrics
+        and kind == "certificate"
+        and re.split(r"[( \[]", str(row.evaluation), maxsplit=1)[0] == "certified"
+    }
 
 
 def add_declared_marks(markers: pd.DataFrame, cells: set[tuple[str, str]]) -> pd.DataFrame:

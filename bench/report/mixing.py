@@ -26,7 +26,10 @@ def unit_settings(unit: dict[str, Any]) -> dict[str, Any]:
     settings = unit.get("settings") or {}
     options = {k: v for k, v in (settings.get("options") or {}).items() if k not in NOT_COMPARED}
     compared = {key: settings.get(key) for key in ("data", "weights", "source", "version", "batch_size")}
-    return {"seed": settings.get("seed"), "settings": json.dumps({**compared, "options": options}, sort_keys=True, default=str)}
+    return {
+        "seed": settings.get("seed"),
+        "settings": json.dumps({**compared, "options": options}, sort_keys=True, default=str),
+    }
 
 
 @dataclass
@@ -59,7 +62,9 @@ def _seed(row: Any) -> Any:
     return None if seed is None or pd.isna(seed) else int(seed)
 
 
-def _grouped_modes(rows: list[Any], parsed: list[dict], group: Callable[[Any], str], keys: Callable[[dict], dict]) -> dict:
+def _grouped_modes(
+    rows: list[Any], parsed: list[dict], group: Callable[[Any], str], keys: Callable[[dict], dict]
+) -> dict:
     """Per group (an evaluation, a metric): the most common value of every key among its cells."""
     values: dict[tuple[str, str], list[str]] = {}
     for row, settings in zip(rows, parsed):
@@ -69,7 +74,11 @@ def _grouped_modes(rows: list[Any], parsed: list[dict], group: Callable[[Any], s
 
 
 def _options(settings: dict) -> dict:
-    return {**(settings.get("options") or {}), "version": settings.get("version"), "batch size": settings.get("batch_size")}
+    return {
+        **(settings.get("options") or {}),
+        "version": settings.get("version"),
+        "batch size": settings.get("batch_size"),
+    }
 
 
 def _metric_keys(settings: dict) -> dict:
@@ -97,7 +106,9 @@ def differences(rows: pd.DataFrame) -> tuple[list[list[str]], int | None, Any]:
             diff.append(f"seed {_seed(row)} (the title's seed {seed_ref})")
         for key, value in _options(settings).items():
             if _text(value) != options_ref[(row.evaluation, key)]:
-                diff.append(f"{row.evaluation} {key} = {_text(value)} (its other cells: {options_ref[(row.evaluation, key)]})")
+                diff.append(
+                    f"{row.evaluation} {key} = {_text(value)} (its other cells: {options_ref[(row.evaluation, key)]})"
+                )
         for key, value in _metric_keys(settings).items():
             if _text(value) != metric_ref[(row.metric, key)]:
                 diff.append(f"{key} {_text(value)} ({row.metric}'s other cells: {metric_ref[(row.metric, key)]})")

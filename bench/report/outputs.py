@@ -9,10 +9,32 @@ import pandas as pd
 
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
-from lipsim_bench.report.tables import (TablesDocument, certificates_markdown, certificates_table, headline_split, legacy_kind,
-                                 provenance_line, render_tables)
+from lipsim_bench.report.tables import (
+    TablesDocument,
+    certificates_markdown,
+    certificates_table,
+    headline_split,
+    legacy_kind,
+    provenance_line,
+    render_tables,
+)
 
-TRIPLET_COLUMNS = ["metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps", "id", "p", "d0", "d1", "agreement", "correct"]
+TRIPLET_COLUMNS = [
+    "metric",
+    "dataset",
+    "split",
+    "group",
+    "evaluation",
+    "kind",
+    "norm",
+    "eps",
+    "id",
+    "p",
+    "d0",
+    "d1",
+    "agreement",
+    "correct",
+]
 
 
 def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
@@ -64,8 +86,11 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
             if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables
                 (out_dir / name).unlink()
         why = "; ".join(collected.notes)
-        text = (f"no scores (diagnostics only: {', '.join(written)})" + (f"; {why}" if why else "") if written
-                else f"no scores (nothing to tabulate): {why or 'the records hold no scores'}")
+        text = (
+            f"no scores (diagnostics only: {', '.join(written)})" + (f"; {why}" if why else "")
+            if written
+            else f"no scores (nothing to tabulate): {why or 'the records hold no scores'}"
+        )
         return TablesDocument(pd.DataFrame(), text, "", written)
     scores = collected.scores
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
@@ -76,9 +101,16 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
     elif (out_dir / "triplets.csv").is_file():
         (out_dir / "triplets.csv").unlink()
-    documents = [_document(scores, dataset, split, collected.notes, provenance, len(tables)) for dataset, split in tables]
-    document = documents[0] if len(documents) == 1 else TablesDocument(
-        documents[0].table, "\n\n".join(d.markdown for d in documents), "\n\n".join(d.latex for d in documents))
+    documents = [
+        _document(scores, dataset, split, collected.notes, provenance, len(tables)) for dataset, split in tables
+    ]
+    document = (
+        documents[0]
+        if len(documents) == 1
+        else TablesDocument(
+            documents[0].table, "\n\n".join(d.markdown for d in documents), "\n\n".join(d.latex for d in documents)
+        )
+    )
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
     written = ["scores.csv", "scores.md", "scores.tex"] + (["triplets.csv"] if len(triplets) else []) + written
@@ -98,11 +130,19 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
             continue
         shown = own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]
         sizes = ", ".join(str(n) for n in sorted({int(v) for v in shown["n"].dropna()}))
-        title = (f"Certified 2AFC score (%) on {dataset} / {split}, n = {sizes} triplets, by certificate: at radius r, a "
-                 "triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
-                 "smoothed metric's own score")
-        mixed = ([f"WARNING: these rows were computed on different numbers of triplets ({sizes}); compare only rows of the "
-                  "same n (scores.md marks which cells differ)"] if "," in sizes else [])
+        title = (
+            f"Certified 2AFC score (%) on {dataset} / {split}, n = {sizes} triplets, by certificate: at radius r, a "
+            "triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
+            "smoothed metric's own score"
+        )
+        mixed = (
+            [
+                f"WARNING: these rows were computed on different numbers of triplets ({sizes}); compare only rows of the "
+                "same n (scores.md marks which cells differ)"
+            ]
+            if "," in sizes
+            else []
+        )
         footer = mixed + [line for line in notes if line.startswith(("triplets:", "WARNING")) or "smoothing" in line]
         parts.append(certificates_markdown(table, title, footer))
     path = out_dir / "certificates.md"
@@ -113,13 +153,17 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
     return bool(parts)
 
 
-def _document(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int) -> TablesDocument:
+def _document(
+    scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int
+) -> TablesDocument:
     """One dataset's table; beside others, it says so (a table per dataset, never one mixing them)."""
     own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
     footer = notes + monotonicity_notes(own, split)
     if count > 1:
         footer.append(f"the records hold {count} datasets: one table each; this one is {dataset} only")
-    return render_tables(own, dataset, split, footer, provenance, label="tab:2afc" if count == 1 else f"tab:2afc-{dataset}")
+    return render_tables(
+        own, dataset, split, footer, provenance, label="tab:2afc" if count == 1 else f"tab:2afc-{dataset}"
+    )
 
 
 def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:
@@ -129,8 +173,9 @@ def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(d), headline_split(scores[scores["dataset"] == d])) for d in dict.fromkeys(scores["dataset"])]
 
 
-def report_runs(run_dirs: list[Path], out_dir: Path, metrics: list[str] | None = None,
-                evaluations: list[str] | None = None) -> TablesDocument:
+def report_runs(
+    run_dirs: list[Path], out_dir: Path, metrics: list[str] | None = None, evaluations: list[str] | None = None
+) -> TablesDocument:
     """Write the tables of the merged records of ``run_dirs`` (of ``metrics`` and ``evaluations`` when given)
     into ``out_dir``: one per dataset they hold."""
     collected = read_records(run_dirs, metrics, evaluations)

@@ -27,10 +27,18 @@ def read_optional(path: Path) -> pd.DataFrame | None:
 
 
 #: What each CSV must hold for the figures (the report writes more); ranges of the numbers they are drawn from.
-REQUIRED = {"scores.csv": ("metric", "split", "evaluation", "eps", "score", "n"),
-            "triplets.csv": ("metric", "split", "evaluation", "id", "p", "d0", "d1")}
-RANGES = {"score": (0.0, 100.0), "p": (0.0, 1.0), "d0": (None, None), "d1": (None, None), "radius": (0.0, None),
-          "delta_norm": (0.0, None)}
+REQUIRED = {
+    "scores.csv": ("metric", "split", "evaluation", "eps", "score", "n"),
+    "triplets.csv": ("metric", "split", "evaluation", "id", "p", "d0", "d1"),
+}
+RANGES = {
+    "score": (0.0, 100.0),
+    "p": (0.0, 1.0),
+    "d0": (None, None),
+    "d1": (None, None),
+    "radius": (0.0, None),
+    "delta_norm": (0.0, None),
+}
 
 
 def check_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -55,8 +63,14 @@ def check_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             bad |= values > high
         if bad.any():
             first = frame[column][bad].iloc[0]
-            span = f" in [{low:g}, {high:g}]" if low is not None and high is not None else (f" >= {low:g}" if low is not None else "")
-            raise ValueError(f"{name}: {int(bad.sum())} value(s) of {column} are not finite numbers{span} (e.g. {first})")
+            span = (
+                f" in [{low:g}, {high:g}]"
+                if low is not None and high is not None
+                else (f" >= {low:g}" if low is not None else "")
+            )
+            raise ValueError(
+                f"{name}: {int(bad.sum())} value(s) of {column} are not finite numbers{span} (e.g. {first})"
+            )
     return frame
 
 
@@ -128,7 +142,9 @@ def base_certificate(triplets: pd.DataFrame, metric: str) -> str | None:
     return str(rows["evaluation"].iloc[0]) if len(rows) else None
 
 
-def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray, evaluation: str | None = None) -> np.ndarray:
+def certified_curve(
+    triplets: pd.DataFrame, metric: str, radii: np.ndarray, evaluation: str | None = None
+) -> np.ndarray:
     """Certified 2AFC score (%) at each radius, exactly as the certificate evaluation scores it.
 
     Reuses lipsim_bench.evaluations.radii.certified_agreement on the per-triplet columns: the agreement of the
@@ -136,12 +152,21 @@ def certified_curve(triplets: pd.DataFrame, metric: str, radii: np.ndarray, eval
     """
     rows = certified_rows(triplets, metric, evaluation)
     if rows.empty:
-        raise ValueError(f"no certified rows for metric {metric!r}" + (f" and evaluation {evaluation!r}" if evaluation else ""))
+        raise ValueError(
+            f"no certified rows for metric {metric!r}" + (f" and evaluation {evaluation!r}" if evaluation else "")
+        )
     if rows["evaluation"].nunique() > 1:
-        raise ValueError(f"metric {metric!r} has several certificates ({', '.join(rows['evaluation'].unique())}); name one")
+        raise ValueError(
+            f"metric {metric!r} has several certificates ({', '.join(rows['evaluation'].unique())}); name one"
+        )
     d0, d1, p, radius = (torch.tensor(rows[c].to_numpy(dtype=np.float64)) for c in ("d0", "d1", "p", "radius"))
     agreement = twoafc_agreement(d0, d1, p)
-    return np.array([100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean()) for r in np.asarray(radii, dtype=np.float64)])
+    return np.array(
+        [
+            100.0 * float(certified_agreement(agreement, p, radius, float(r)).mean())
+            for r in np.asarray(radii, dtype=np.float64)
+        ]
+    )
 
 
 def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -150,7 +175,9 @@ def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     return rows[["metric", "evaluation", "eps", "score"]].sort_values(["metric", "evaluation", "eps"], kind="stable")
 
 
-def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE) -> list[str]:
+def certified_mismatches(
+    triplets: pd.DataFrame, scores: pd.DataFrame, split: str, tolerance: float = SCORE_TOLERANCE
+) -> list[str]:
     """Table points that are not on their recomputed certified curve, one line each."""
     problems = []
     for (metric, evaluation), part in certified_points(scores, split).groupby(["metric", "evaluation"], sort=False):
@@ -160,7 +187,9 @@ def certified_mismatches(triplets: pd.DataFrame, scores: pd.DataFrame, split: st
         curve = certified_curve(triplets, str(metric), part["eps"].to_numpy(), str(evaluation))
         for eps, table, recomputed in zip(part["eps"], part["score"], curve):
             if abs(table - recomputed) > tolerance:
-                problems.append(f"{metric} {evaluation} at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}")
+                problems.append(
+                    f"{metric} {evaluation} at eps {format_eps(float(eps))}: scores.csv has {table:.6g}, triplets.csv gives {recomputed:.6g}"
+                )
     return problems
 
 

@@ -14,17 +14,27 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.figure_style import (
+    LINE_STYLES,
+    ONE_COLUMN_IN,
+    STYLE,
+    eps_axis_label,
+    eps_tick_labels,
+    metric_styles,
+    norm_label,
+    panel_grid,
+    save_figure,
+    shared_legend,
+)
 from lipsim_bench.report.plot_data import (
     attacked_ids,
     base_certificate,
     certificate_curves,
     certified_curve,
-    certified_mismatches,
     certified_points,
     certified_rows,
     check_certified_points,
@@ -36,106 +46,6 @@ from lipsim_bench.report.plot_data import (
     triplets_of_split,
 )
 from lipsim_bench.report.tables import certificate_order, headline_split
-
-ONE_COLUMN_IN = 3.3
-TWO_COLUMNS_IN = 6.8
-PNG_DPI = 200
-MAX_PANELS_PER_ROW = 3
-STYLE = {
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "legend.fontsize": 7,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "figure.titlesize": 9,
-    "lines.linewidth": 1.2,
-    "lines.markersize": 4,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "pdf.fonttype": 42,  # embed TrueType: text stays editable and searchable in the PDF
-}
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
-LINE_STYLES = ("-", "--", ":", "-.")  # one per certificate evaluation in the certified figure
-
-
-def norm_label(norm: str) -> str:
-    """mathtext for a norm name: l2 -> l_2, linf -> l_inf."""
-    return {"l2": r"$\ell_2$", "linf": r"$\ell_\infty$"}.get(norm, norm)
-
-
-def eps_axis_label(norm: str) -> str:
-    return rf"$\epsilon$ ({norm_label(norm)}, images in [0, 1])"
-
-
-def eps_tick_labels(ticks: list[float], axis_width_in: float) -> list[str]:
-    """format_eps labels, blanking those that would overlap a neighbour (the tick and point stay).
-
-    Attack radii are often geometric (0.25, 0.5, 1, 2): near 0 the labels collide on a linear axis.
-    The last label is always kept, so the axis shows its range.
-    """
-    labels = ["0" if t == 0 else format_eps(t) for t in ticks]
-    span = (ticks[-1] - ticks[0]) or 1.0
-    char_in = 0.55 * STYLE["xtick.labelsize"] / 72  # average glyph width of the tick font
-
-    def clash(i: int, j: int) -> bool:
-        room = abs(ticks[j] - ticks[i]) / span * axis_width_in
-        return room < (len(labels[i]) + len(labels[j]) + 2) / 2 * char_in
-
-    kept = [0]
-    for i in range(1, len(ticks)):
-        if not clash(kept[-1], i):
-            kept.append(i)
-    last = len(ticks) - 1
-    if kept[-1] != last:
-        kept = [k for k in kept if not clash(k, last)] + [last]
-    return [label if i in kept else "" for i, label in enumerate(labels)]
-
-
-def panel_grid(count: int, height_in: float) -> tuple[Figure, list[Axes]]:
-    """One column wide for a single panel, two columns wide (up to 3 per row) for more."""
-    cols = min(count, MAX_PANELS_PER_ROW)
-    rows = -(-count // cols)
-    width = ONE_COLUMN_IN if count == 1 else TWO_COLUMNS_IN
-    fig = Figure(figsize=(width, height_in * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    flat = list(axes.flat)
-    for ax in flat[count:]:
-        ax.set_visible(False)
-    return fig, flat[:count]
-
-
-def metric_styles(metrics: list[str]) -> dict[str, dict[str, object]]:
-    """A fixed colour and marker per metric, so a metric looks the same in every figure."""
-    colours = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
-    return {m: {"color": colours[i % len(colours)], "marker": MARKERS[i % len(MARKERS)]} for i, m in enumerate(metrics)}
-
-
-def shared_legend(fig: Figure, axes: list[Axes]) -> None:
-    """One legend under the panels, outside them (never over data), as many columns as fit the width."""
-    entries: dict[str, object] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
-    if not entries:
-        return
-    char_in = 0.55 * STYLE["legend.fontsize"] / 72
-    entry_in = max(len(label) for label in entries) * char_in + 0.55  # text, handle and spacing
-    columns = max(1, min(len(entries), int(fig.get_figwidth() // entry_in)))
-    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=columns, frameon=False)
-
-
-def save_figure(fig: Figure, stem: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Write every format (PNG at PNG_DPI; PDF without a date, so reruns give the same file)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        metadata = {"CreationDate": None} if fmt == "pdf" else None
-        fig.savefig(path, dpi=PNG_DPI, metadata=metadata)
-        paths.append(path)
-    return paths
-
 
 # --- figures ----------------------------------------------------------------------------------
 
@@ -162,7 +72,12 @@ def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
             ticks = [0.0] + sorted(float(e) for e in part["eps"].unique())
             ax.set_xticks(ticks, eps_tick_labels(ticks, ax.get_position().width * fig.get_figwidth()))
             ax.axhline(50.0, color="gray", ls="--", lw=0.8, label="chance (50%)", zorder=1)
-            ax.set(ylim=(0, 100), xlabel=eps_axis_label(str(norm)), ylabel="2AFC score (%)", title=f"{attack}, {norm_label(str(norm))}")
+            ax.set(
+                ylim=(0, 100),
+                xlabel=eps_axis_label(str(norm)),
+                ylabel="2AFC score (%)",
+                title=f"{attack}, {norm_label(str(norm))}",
+            )
             ax.grid(alpha=0.3, lw=0.5)
         shared_legend(fig, axes)
     return fig
@@ -174,13 +89,19 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
     several sigmas beside the Lipschitz certificate) get a panel each, on one radius axis, so a metric keeps
     its colour and every panel stays readable."""
     order = metric_order(triplets)
-    curves = sorted(certificate_curves(triplets), key=lambda curve: order.index(curve[0]))  # stable: a metric's curves together
+    curves = sorted(
+        certificate_curves(triplets), key=lambda curve: order.index(curve[0])
+    )  # stable: a metric's curves together
     if not curves:
         return None
     styles = metric_styles(metric_order(scores, triplets))
     evaluations = sorted(dict.fromkeys(e for _, e in curves), key=certificate_order)
     dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
-    points = certified_points(scores, split) if scores is not None else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
+    points = (
+        certified_points(scores, split)
+        if scores is not None
+        else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
+    )
     panels = [evaluations] if len(evaluations) <= 2 else [[e] for e in evaluations]
     top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
     if len(panels) > 1 and len(points):  # one radius axis for every panel, where the table's radii are (a pixel
@@ -194,25 +115,59 @@ def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split:
         for ax, shown in zip(axes, panels):
             mine = points[points["evaluation"].isin(shown)]
             for metric, evaluation in [c for c in curves if c[1] in shown]:
-                _certified_curve(ax, triplets, points, metric, evaluation, top, styles[metric],
-                                 dashes[evaluation] if len(shown) > 1 else "-", metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}")
+                _certified_curve(
+                    ax,
+                    triplets,
+                    points,
+                    metric,
+                    evaluation,
+                    top,
+                    styles[metric],
+                    dashes[evaluation] if len(shown) > 1 else "-",
+                    metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}",
+                )
             for eps in sorted(mine["eps"].unique()):
                 ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
-            xlabel = r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])" if len(panels) == 1 else r"certified radius $\epsilon$ ($\ell_2$)"
+            xlabel = (
+                r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])"
+                if len(panels) == 1
+                else r"certified radius $\epsilon$ ($\ell_2$)"
+            )
             ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=xlabel, ylabel="certified 2AFC score (%)")
             if len(panels) > 1:
                 ax.set_title(shown[0])
             ax.grid(alpha=0.3, lw=0.5)
         if not points.empty:
-            axes[0].plot([], [], ls="none", marker="o", color="black", markerfacecolor="white", label="hollow markers: scores.csv")
+            axes[0].plot(
+                [],
+                [],
+                ls="none",
+                marker="o",
+                color="black",
+                markerfacecolor="white",
+                label="hollow markers: scores.csv",
+            )
         shared_legend(fig, axes)
     return fig
 
 
-def _certified_curve(ax: Axes, triplets: pd.DataFrame, points: pd.DataFrame, metric: str, evaluation: str, top: float,
-                     style: dict[str, object], dash: str, label: str) -> None:
+def _certified_curve(
+    ax: Axes,
+    triplets: pd.DataFrame,
+    points: pd.DataFrame,
+    metric: str,
+    evaluation: str,
+    top: float,
+    style: dict[str, object],
+    dash: str,
+    label: str,
+) -> None:
     """One metric's certified step curve for one certificate, its table points, and its legend entry."""
-    radii = np.unique(np.concatenate([np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]))
+    radii = np.unique(
+        np.concatenate(
+            [np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]
+        )
+    )
     line = {"color": style["color"], "ls": dash}
     ax.plot(radii, certified_curve(triplets, metric, radii, evaluation), drawstyle="steps-post", **line)
     mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
@@ -235,10 +190,19 @@ def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:
         for ax, (metric, frame) in zip(axes, frames.items()):
             bound = histogram_bounds(frame)
             top = max(float(frame["distance"].max()), float(bound.max()) if len(bound) else 0.0) or 1.0
-            ax.hist(frame["distance"], bins=30, range=(0.0, top), color="tab:blue", alpha=0.85, label="found (direct attack)")
+            ax.hist(
+                frame["distance"],
+                bins=30,
+                range=(0.0, top),
+                color="tab:blue",
+                alpha=0.85,
+                label="found (direct attack)",
+            )
             ax.axvline(float(frame["distance"].median()), color="black", lw=1, ls="--", label="median found")
             _draw_bound(ax, bound, top)
-            ax.set(title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top * 1.02))
+            ax.set(
+                title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top * 1.02)
+            )
         shared_legend(fig, axes)
         fig.suptitle(rf"direct attack, $\ell_2$ $\epsilon$ = {format_eps(eps)} (images in [0, 1])")
     return fig
@@ -288,9 +252,16 @@ def radius_panel(triplets: pd.DataFrame, metric: str) -> RadiusPanel | None:
         return None
     certified = rows.set_index("id")["radius"].astype(np.float64)
     empirical = empirical_radii(triplets, metric)
-    tried = certified.index.intersection(attacked_ids(triplets, metric)).union(certified.index.intersection(empirical.index))
-    return RadiusPanel(metric, certified[tried], empirical[empirical.index.intersection(tried)], tried.difference(empirical.index),
-                       float(attacks["eps"].max()))
+    tried = certified.index.intersection(attacked_ids(triplets, metric)).union(
+        certified.index.intersection(empirical.index)
+    )
+    return RadiusPanel(
+        metric,
+        certified[tried],
+        empirical[empirical.index.intersection(tried)],
+        tried.difference(empirical.index),
+        float(attacks["eps"].max()),
+    )
 
 
 def _axis_range(values: np.ndarray) -> tuple[bool, float, float]:
@@ -315,14 +286,39 @@ def _scatter_panel(ax: Axes, panel: RadiusPanel, colour: str) -> None:
     band, top = (high * 1.3, high * 1.7) if log else (high * 1.06, high * 1.12)
     ax.axhspan(high, top, color="0.92", lw=0, zorder=0)
     ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":", label="y = x")
-    ax.axhline(panel.largest_eps, color="gray", lw=0.8, ls="--", label=rf"largest attack $\epsilon$ = {format_eps(panel.largest_eps)}")
-    ax.plot(np.maximum(x, low), y, ls="none", marker="o", ms=3, alpha=0.7, color=colour, label=f"flipped (n = {len(x)})")
+    ax.axhline(
+        panel.largest_eps,
+        color="gray",
+        lw=0.8,
+        ls="--",
+        label=rf"largest attack $\epsilon$ = {format_eps(panel.largest_eps)}",
+    )
+    ax.plot(
+        np.maximum(x, low), y, ls="none", marker="o", ms=3, alpha=0.7, color=colour, label=f"flipped (n = {len(x)})"
+    )
     kept = np.maximum(panel.certified[panel.never_flipped].to_numpy(), low)
-    ax.plot(kept, np.full(len(kept), band), ls="none", marker="^", ms=4, alpha=0.7, color="gray", label=f"never flipped (n = {len(kept)}), top band")
+    ax.plot(
+        kept,
+        np.full(len(kept), band),
+        ls="none",
+        marker="^",
+        ms=4,
+        alpha=0.7,
+        color="gray",
+        label=f"never flipped (n = {len(kept)}), top band",
+    )
     if log:
         ax.set(xscale="log", yscale="log")
     ax.set(xlim=(low, high), ylim=(low, top))
-    ax.text(0.97, 0.03, f"below y = x: {below}", transform=ax.transAxes, ha="right", va="bottom", color="red" if below else "black")
+    ax.text(
+        0.97,
+        0.03,
+        f"below y = x: {below}",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        color="red" if below else "black",
+    )
 
 
 def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
@@ -335,7 +331,11 @@ def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
         fig, axes = panel_grid(len(panels), 3.3)
         for ax, panel in zip(axes, panels):
             _scatter_panel(ax, panel, str(styles[panel.metric]["color"]))
-            ax.set(title=panel.metric, xlabel=r"certified radius ($\ell_2$, images in [0, 1])", ylabel=r"empirical radius ($\ell_2$)")
+            ax.set(
+                title=panel.metric,
+                xlabel=r"certified radius ($\ell_2$, images in [0, 1])",
+                ylabel=r"empirical radius ($\ell_2$)",
+            )
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, columnspacing=1.0)
     return fig
 
@@ -343,7 +343,9 @@ def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
 # --- entry point ------------------------------------------------------------------------------
 
 
-def plot_run(run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, ...] = ("png", "pdf"), split: str | None = None) -> list[Path]:
+def plot_run(
+    run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, ...] = ("png", "pdf"), split: str | None = None
+) -> list[Path]:
     """Draw every figure whose data the run folder holds; returns the files written.
 
     Reads only scores.csv, triplets.csv and histogram.csv. ``split`` defaults to the headline split
@@ -351,7 +353,9 @@ def plot_run(run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, 
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
-    scores, triplets, histogram = (read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv"))
+    scores, triplets, histogram = (
+        read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv")
+    )
     if scores is None and triplets is None and histogram is None:
         raise FileNotFoundError(f"{run_dir}: no scores.csv, triplets.csv or histogram.csv; is this a run folder?")
     if split is None and scores is not None:

@@ -21,7 +21,9 @@ KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 
 
 def column_label(evaluation: str, norm: object, eps: object) -> str:
-    if (norm is None or (isinstance(norm, float) and math.isnan(norm))) and (eps is None or (isinstance(eps, float) and math.isnan(eps))):
+    if (norm is None or (isinstance(norm, float) and math.isnan(norm))) and (
+        eps is None or (isinstance(eps, float) and math.isnan(eps))
+    ):
         return evaluation
     parts = [evaluation]
     if isinstance(norm, str) and norm:
@@ -44,12 +46,23 @@ def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     for r in rows.itertuples():
         seen.setdefault((r.evaluation, r.norm if isinstance(r.norm, str) else None), len(seen))
     columns = sorted(
-        {(r.evaluation, r.norm if isinstance(r.norm, str) else None, None if pd.isna(r.eps) else float(r.eps), r.kind) for r in rows.itertuples()},
+        {
+            (
+                r.evaluation,
+                r.norm if isinstance(r.norm, str) else None,
+                None if pd.isna(r.eps) else float(r.eps),
+                r.kind,
+            )
+            for r in rows.itertuples()
+        },
         key=lambda c: (_kind_rank(c[3]), seen[(c[0], c[1])], -1.0 if c[2] is None else c[2]),
     )
     table = pd.DataFrame(index=list(dict.fromkeys(rows["metric"])))
     for evaluation, norm, eps, _ in columns:
-        match = rows[(rows["evaluation"] == evaluation) & (rows["eps"].isna() if eps is None else (rows["eps"] - eps).abs() < 1e-12)]
+        match = rows[
+            (rows["evaluation"] == evaluation)
+            & (rows["eps"].isna() if eps is None else (rows["eps"] - eps).abs() < 1e-12)
+        ]
         if norm is not None:
             match = match[match["norm"] == norm]
         table[column_label(evaluation, norm, eps)] = match.set_index("metric")["score"]
@@ -75,14 +88,23 @@ def certificates_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
     Lipschitz certificate and smoothing at each sigma on the same radii, one above the other."""
     rows = scores[scores["split"] == split]
     kinds = rows["kind"] if "kind" in rows.columns else rows["evaluation"].map(legacy_kind)
-    certified, natural = rows[kinds == "certificate"], rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"]
+    certified, natural = (
+        rows[kinds == "certificate"],
+        rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"],
+    )
     radii = sorted({float(e) for e in certified["eps"].dropna()})
     metrics = list(dict.fromkeys(certified["metric"]))
-    index = sorted(dict.fromkeys(zip(certified["metric"], certified["evaluation"])),
-                   key=lambda cell: (metrics.index(cell[0]), certificate_order(str(cell[1]))))
-    table = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"]) if index else
-                         pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
-                         columns=["natural"] + [format_eps(r) for r in radii], dtype=float)
+    index = sorted(
+        dict.fromkeys(zip(certified["metric"], certified["evaluation"])),
+        key=lambda cell: (metrics.index(cell[0]), certificate_order(str(cell[1]))),
+    )
+    table = pd.DataFrame(
+        index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"])
+        if index
+        else pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
+        columns=["natural"] + [format_eps(r) for r in radii],
+        dtype=float,
+    )
     for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):  # fills the sorted index
         table.loc[(metric, evaluation), "natural"] = natural.get(metric, float("nan"))
         for r in part.itertuples():
@@ -106,7 +128,9 @@ def legacy_kind(evaluation: str) -> str:
     return {"natural": "clean", "certified": "certificate", "direct": "diagnostic"}.get(evaluation, "attack")
 
 
-def _cells(table: pd.DataFrame, name: object, row: pd.Series, digits: int, markers: pd.DataFrame | None, mark: str) -> list[str]:
+def _cells(
+    table: pd.DataFrame, name: object, row: pd.Series, digits: int, markers: pd.DataFrame | None, mark: str
+) -> list[str]:
     """A row's numbers; a cell computed unlike the rest carries its marker (``mark`` formats it)."""
     cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
     if markers is None:
@@ -124,8 +148,15 @@ def to_markdown(table: pd.DataFrame, *, digits: int = 2, markers: pd.DataFrame |
     return "\n".join(lines)
 
 
-def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: str = "tab:2afc", footer: list[str] | None = None,
-             markers: pd.DataFrame | None = None) -> str:
+def to_latex(
+    table: pd.DataFrame,
+    *,
+    digits: int = 2,
+    caption: str = "",
+    label: str = "tab:2afc",
+    footer: list[str] | None = None,
+    markers: pd.DataFrame | None = None,
+) -> str:
     """A booktabs table in the paper's layout, with grouped headers (natural | attack eps | certified eps).
 
     Columns of one evaluation and norm share a header cell spanning their eps; the footer lines
@@ -152,7 +183,14 @@ def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: 
             second += [_tex(eps) for _, eps in cols]
             rules.append(rf"\cmidrule(lr){{{col}-{col + len(cols) - 1}}}")
         col += len(cols)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(top) + r" \\"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(top) + r" \\",
+    ]
     if rules:
         lines += [" ".join(rules), " & ".join(second) + r" \\"]
     lines.append(r"\midrule")
@@ -168,7 +206,18 @@ def to_latex(table: pd.DataFrame, *, digits: int = 2, caption: str = "", label: 
     return "\n".join(lines)
 
 
-_TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+}
 
 
 def _tex(text: str) -> str:
@@ -187,12 +236,13 @@ class TablesDocument:
 
 def _cell_label(row: object) -> str:
     """The column label of one score row, as :func:`scores_table` names it."""
-    norm, eps = getattr(row, "norm"), getattr(row, "eps")
-    return column_label(getattr(row, "evaluation"), norm if isinstance(norm, str) else None, None if pd.isna(eps) else float(eps))
+    norm, eps = row.norm, row.eps
+    return column_label(row.evaluation, norm if isinstance(norm, str) else None, None if pd.isna(eps) else float(eps))
 
 
-def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str,
-                  label: str = "tab:2afc") -> TablesDocument:
+def render_tables(
+    scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, label: str = "tab:2afc"
+) -> TablesDocument:
     """scores.md / scores.tex content: title with n and seed, the table, notes, then the provenance footer.
 
     The title states the settings most cells share; a cell computed otherwise (another n, seed,
@@ -206,8 +256,12 @@ def render_tables(scores: pd.DataFrame, dataset: str, split: str, notes: list[st
     table = scores_table(rows, split)
     marks = mark_cells(rows, _cell_label)
     seed = f", seed {marks.seed}" if marks.seed is not None else ""
-    flagged = f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
-    title = f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}{flagged}"
+    flagged = (
+        f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
+    )
+    title = (
+        f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}{flagged}"
+    )
     footer = marks.footer + notes + [provenance]
     markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
     markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)

@@ -35,13 +35,19 @@ def setting(record: dict[str, Any]) -> dict[str, str]:
     unit = record.get("unit") or {}
     settings = unit.get("settings") or {}
     config = record.get("config") or {}
-    chosen: dict[str, Any] = {"n": unit.get("n") if unit.get("n") is not None else "all", "every": config.get("every", 1),
-                              "seed": settings.get("seed"), "precision": settings.get("precision", "fp32")}
+    chosen: dict[str, Any] = {
+        "n": unit.get("n") if unit.get("n") is not None else "all",
+        "every": config.get("every", 1),
+        "seed": settings.get("seed"),
+        "precision": settings.get("precision", "fp32"),
+    }
     if settings.get("batch_size") is not None:
         chosen["batch size"] = settings["batch_size"]
     options = settings.get("options") if isinstance(settings.get("options"), dict) else {}
     owner = str((record.get("evaluation") or {}).get("name", "")).split("(", 1)[0]
-    skip = {"seed"} if _kind(record) == "diagnostic" else set(NOT_OPTIONS)  # a diagnostic has no eps column: eps is its setting
+    skip = (
+        {"seed"} if _kind(record) == "diagnostic" else set(NOT_OPTIONS)
+    )  # a diagnostic has no eps column: eps is its setting
     for key, value in sorted(options.items()):
         if key not in skip:  # an option named like a run setting (smoothing's n) says whose it is
             chosen[f"{owner}.{key}" if key in chosen else key] = value
@@ -73,7 +79,9 @@ class Resolution:
     dropped_rows: set[int] = field(default_factory=set)  # row positions replaced by a newer row of the same setting
     dropped_records: set[int] = field(default_factory=set)  # records all of whose cells (or whose note) were replaced
     names: dict[int, str] = field(default_factory=dict)  # record -> its evaluation's column name where it differs
-    differs: dict[int, dict[str, str]] = field(default_factory=dict)  # record -> how its setting differs (names its rows)
+    differs: dict[int, dict[str, str]] = field(
+        default_factory=dict
+    )  # record -> how its setting differs (names its rows)
     changed: set[str] = field(default_factory=set)  # what changed where a newer record replaced an older one
 
 
@@ -144,8 +152,13 @@ def _thoroughness(key: str) -> tuple[float, float]:
     return -number(chosen.get("n"), float("inf")), number(chosen.get("every"), 1.0)
 
 
-def _name_variants(records: list[dict[str, Any]], rows: list[tuple[int, tuple]], keys: list[str],
-                   stamps: list[tuple[str, int]], out: Resolution) -> None:
+def _name_variants(
+    records: list[dict[str, Any]],
+    rows: list[tuple[int, tuple]],
+    keys: list[str],
+    stamps: list[tuple[str, int]],
+    out: Resolution,
+) -> None:
     """Where one cell holds several settings, all but the evaluation's main one get their own column name."""
     by_cell: dict[tuple, set[str]] = {}
     count: dict[tuple, dict[str, int]] = {}
@@ -158,7 +171,9 @@ def _name_variants(records: list[dict[str, Any]], rows: list[tuple[int, tuple]],
         first[keys[i]] = min(first.get(keys[i], stamps[i]), stamps[i])
     # the main setting of an evaluation: the one most of its cells share; on a tie the one on more triplets
     # (as the title's n), then on every triplet rather than a subsample, then the earliest
-    rank = {group: sorted(found, key=lambda k: (-found[k], *_thoroughness(k), first[k])) for group, found in count.items()}
+    rank = {
+        group: sorted(found, key=lambda k: (-found[k], *_thoroughness(k), first[k])) for group, found in count.items()
+    }
     apart: set[tuple[tuple, str]] = set()
     for cell, found in by_cell.items():
         if len(found) > 1:
@@ -174,7 +189,9 @@ def _name_variants(records: list[dict[str, Any]], rows: list[tuple[int, tuple]],
             out.differs[i] = differs
 
 
-def _name_diagnostics(records: list[dict[str, Any]], keys: list[str], stamps: list[tuple[str, int]], out: Resolution) -> None:
+def _name_diagnostics(
+    records: list[dict[str, Any]], keys: list[str], stamps: list[tuple[str, int]], out: Resolution
+) -> None:
     """Diagnostics of one metric at several settings: the earliest keeps the metric's name, the others are named apart."""
     groups: dict[tuple, list[int]] = {}
     for i, record in enumerate(records):

@@ -11,8 +11,9 @@ Single process (no ``torchrun``): :class:`Shard` is rank 0 of 1 and every collec
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import Sampler
@@ -84,7 +85,9 @@ def _torchrun_number(name: str, default: int) -> int:
     if not value:
         return default
     if not value.isdigit():
-        raise BenchError(f"{name}={value!r} is not a whole number >= 0; torchrun sets it: unset it to run in one process")
+        raise BenchError(
+            f"{name}={value!r} is not a whole number >= 0; torchrun sets it: unset it to run in one process"
+        )
     return int(value)
 
 
@@ -99,7 +102,12 @@ def init_shard(device: str) -> Shard:
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     group = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
-    return Shard(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=_torchrun_number("LOCAL_RANK", 0), _group=group)
+    return Shard(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=_torchrun_number("LOCAL_RANK", 0),
+        _group=group,
+    )
 
 
 class ShardedBatchSampler(Sampler[list[int]]):
@@ -110,7 +118,11 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
     def _batches(self) -> list[list[int]]:
         starts = range(0, self.n, self.batch_size)
-        return [list(range(s, min(s + self.batch_size, self.n))) for k, s in enumerate(starts) if k % self.world_size == self.rank]
+        return [
+            list(range(s, min(s + self.batch_size, self.n)))
+            for k, s in enumerate(starts)
+            if k % self.world_size == self.rank
+        ]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())

@@ -21,14 +21,20 @@ def ensure_weights(name: str) -> None:
     if spec.is_available():
         return
     if spec.fetch is None:
-        raise BenchError(f"weights for metric {name!r} are missing and lipsim-bench cannot download them: {spec.how_to_get}")
+        raise BenchError(
+            f"weights for metric {name!r} are missing and lipsim-bench cannot download them: {spec.how_to_get}"
+        )
     print(f"downloading weights of {name} ...", flush=True)
     try:
         spec.fetch()
     except Exception as exc:  # any library's network error: one line, with the way out
-        raise BenchError(f"downloading the weights of {name!r} failed ({type(exc).__name__}: {exc}); {spec.how_to_get}") from None
+        raise BenchError(
+            f"downloading the weights of {name!r} failed ({type(exc).__name__}: {exc}); {spec.how_to_get}"
+        ) from None
     if not spec.is_available():
-        raise BenchError(f"weights of {name!r} were downloaded but are still not found where lipsim-bench looks; {spec.how_to_get}")
+        raise BenchError(
+            f"weights of {name!r} were downloaded but are still not found where lipsim-bench looks; {spec.how_to_get}"
+        )
 
 
 def ensure_dataset(dataset: str, split: str | None, n: int | None) -> None:

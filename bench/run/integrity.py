@@ -55,10 +55,14 @@ def _field_problem(record: dict[str, Any], name: str, ok: bool) -> str | None:
 def _score_row_problem(row: Any) -> str | None:
     if not isinstance(row, dict):
         return "a score row is not an object"
-    checks = {"split": _is(row.get("split"), str), "evaluation": _is(row.get("evaluation"), str),
-              "score": _number(row.get("score")), "n": _is(row.get("n"), int),
-              "norm": row.get("norm") is None or _is(row.get("norm"), str),
-              "eps": row.get("eps") is None or _number(row.get("eps"))}
+    checks = {
+        "split": _is(row.get("split"), str),
+        "evaluation": _is(row.get("evaluation"), str),
+        "score": _number(row.get("score")),
+        "n": _is(row.get("n"), int),
+        "norm": row.get("norm") is None or _is(row.get("norm"), str),
+        "eps": row.get("eps") is None or _number(row.get("eps")),
+    }
     bad = [k for k, ok in checks.items() if not ok]
     return f"score row field {bad[0]!r} is missing or has the wrong type" if bad else None
 
@@ -80,16 +84,30 @@ def record_problem(record: Any, format_version: int) -> str | None:
         return f"it was written by another version (format {record.get('format')!r}, expected {format_version})"
     ev, threat = record.get("evaluation"), record.get("threat")
     checks = [
-        ("key", _is(record.get("key"), str)), ("checksum", _is(record.get("checksum"), str)),
-        ("unit", isinstance(record.get("unit"), dict)), ("applies", isinstance(record.get("applies"), bool)),
-        ("evaluation", isinstance(ev, dict) and _is(ev.get("name"), str) and _is(ev.get("kind"), str)
-         and (ev.get("output_csv") is None or _is(ev.get("output_csv"), str))),
-        ("threat", threat is None or (isinstance(threat, dict) and _is(threat.get("norm"), str) and _number(threat.get("eps")))),
-        ("position", _is(record.get("position"), int)), ("rows", _is(record.get("rows"), int)),
+        ("key", _is(record.get("key"), str)),
+        ("checksum", _is(record.get("checksum"), str)),
+        ("unit", isinstance(record.get("unit"), dict)),
+        ("applies", isinstance(record.get("applies"), bool)),
+        (
+            "evaluation",
+            isinstance(ev, dict)
+            and _is(ev.get("name"), str)
+            and _is(ev.get("kind"), str)
+            and (ev.get("output_csv") is None or _is(ev.get("output_csv"), str)),
+        ),
+        (
+            "threat",
+            threat is None
+            or (isinstance(threat, dict) and _is(threat.get("norm"), str) and _number(threat.get("eps"))),
+        ),
+        ("position", _is(record.get("position"), int)),
+        ("rows", _is(record.get("rows"), int)),
         ("scores", isinstance(record.get("scores"), list)),
         ("notes", isinstance(record.get("notes"), list) and all(_is(n, str) for n in record.get("notes", []))),
-        ("config", isinstance(record.get("config"), dict)), ("provenance", isinstance(record.get("provenance"), dict)),
-        ("triplets_file", _is(record.get("triplets_file"), str)), ("triplets_rows", _is(record.get("triplets_rows"), int)),
+        ("config", isinstance(record.get("config"), dict)),
+        ("provenance", isinstance(record.get("provenance"), dict)),
+        ("triplets_file", _is(record.get("triplets_file"), str)),
+        ("triplets_rows", _is(record.get("triplets_rows"), int)),
         ("triplets_sha256", _is(record.get("triplets_sha256"), str)),
     ]
     for name, ok in checks:
@@ -137,5 +155,7 @@ def read_checked(json_path: Path, format_version: int) -> tuple[dict[str, Any], 
     frame = load_triplets_checked(record, json_path.parent)
     if isinstance(frame, str):
         return frame
-    problem = score_problem(record["scores"], frame, record["unit"]["split"], record["evaluation"]["kind"], record["applies"])
+    problem = score_problem(
+        record["scores"], frame, record["unit"]["split"], record["evaluation"]["kind"], record["applies"]
+    )
     return problem if problem else (record, frame)

@@ -17,18 +17,27 @@ import torch
 from torch.utils.data import DataLoader
 
 from lipsim_bench.datasets import TwoAFCDataset, create_dataset
-from lipsim_bench.evaluations.base import Context, EmbeddingCache, Evaluation, embedded_batches
-from lipsim_bench.locations import results_root
-from lipsim_bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.base import Context, EmbeddingCache, Evaluation, embedded_batches
 from lipsim_bench.io import atomic_write_text
-from lipsim_bench.run.plan import (DataIdentity, PlannedUnit, build_metric, execution_order, metric_label, plan_units,
-                            random_weights_apply, random_weights_note, seed_everything)
+from lipsim_bench.locations import results_root
+from lipsim_bench.metrics import PerceptualMetric
+from lipsim_bench.run.distributed import Shard, ShardedBatchSampler, merge_shards
+from lipsim_bench.run.plan import (
+    DataIdentity,
+    PlannedUnit,
+    build_metric,
+    execution_order,
+    metric_label,
+    plan_units,
+    random_weights_apply,
+    random_weights_note,
+    seed_everything,
+)
 from lipsim_bench.run.records import RecordStore, Unit
 from lipsim_bench.run.runlog import RunLog
 from lipsim_bench.run.scorecheck import rows_problem, score_problem
 from lipsim_bench.run.spec import RunSpec, check_subsample, resolve
-from lipsim_bench.metrics import PerceptualMetric
 
 
 class Store(Protocol):
@@ -76,8 +85,10 @@ def prepare_out_dir(out_dir: Path) -> None:
         atomic_write_text(probe, "ok\n")
         probe.unlink()
     except OSError as exc:
-        raise BenchError(f"cannot write to the run folder {out_dir} ({exc.strerror or exc}: {exc.filename or probe}); "
-                         "choose another --out, or fix its permissions or free space") from None
+        raise BenchError(
+            f"cannot write to the run folder {out_dir} ({exc.strerror or exc}: {exc.filename or probe}); "
+            "choose another --out, or fix its permissions or free space"
+        ) from None
 
 
 def make_loader(dataset: TwoAFCDataset, batch_size: int, workers: int = 0, shard: Shard | None = None) -> DataLoader:
@@ -159,8 +170,16 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     return outcome if shard.is_main else None
 
 
-def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: DataLoader, store: Store,
-             shard: Shard, log: RunLog, prior: UnitResult | None = None) -> UnitResult | None:
+def run_unit(
+    planned: PlannedUnit,
+    spec: RunSpec,
+    metrics: _Metrics,
+    loader: DataLoader,
+    store: Store,
+    shard: Shard,
+    log: RunLog,
+    prior: UnitResult | None = None,
+) -> UnitResult | None:
     """The record of one unit: stored, or computed (sharded), scored and stored now.
 
     ``prior`` is the unit it builds on (rank 0's copy; every rank gets its rows)."""
@@ -174,12 +193,20 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     evaluation, metric = planned.evaluation, None if planned.applies is False else metrics.get(planned.metric)
     applies = metric is not None and evaluation.applies(metric)
     rows = None
-    prior_rows = shard.broadcast(prior.rows if prior is not None and len(prior.rows) else None) if planned.builds_on else None
+    prior_rows = (
+        shard.broadcast(prior.rows if prior is not None and len(prior.rows) else None) if planned.builds_on else None
+    )
     if applies and len(loader):
         seed_everything(spec.seed)
         ctx = Context(metrics.device, spec.seed, planned.metric, planned.threat, prior_rows)
-        batches = embedded_batches(metric, loader, ctx.device, f"{planned.metric} {evaluation.label(planned.threat)}",
-                                   planned.metric, metrics.embeddings)
+        batches = embedded_batches(
+            metric,
+            loader,
+            ctx.device,
+            f"{planned.metric} {evaluation.label(planned.threat)}",
+            planned.metric,
+            metrics.embeddings,
+        )
         rows = evaluation.run(metric, batches, ctx)
     parts = shard.gather(rows)
     if not shard.is_main:
@@ -202,7 +229,9 @@ def run_unit(planned: PlannedUnit, spec: RunSpec, metrics: _Metrics, loader: Dat
     return UnitResult(record, frame, computed=True)
 
 
-def checked_scores(evaluation: Evaluation, frame: pd.DataFrame, split: str, label: str, applies: bool) -> list[dict[str, Any]]:
+def checked_scores(
+    evaluation: Evaluation, frame: pd.DataFrame, split: str, label: str, applies: bool
+) -> list[dict[str, Any]]:
     """The unit's score rows, refused in one line naming the evaluation unless they are what its rows give, in 0..100."""
     kind = evaluation.kind.value
     problem = rows_problem(frame, kind, applies)
@@ -216,6 +245,8 @@ def checked_scores(evaluation: Evaluation, frame: pd.DataFrame, split: str, labe
             problem = f"its score() raised {type(exc).__name__}: {exc}"
     problem = problem or score_problem(scores, frame, split, kind, applies)
     if problem:
-        raise BenchError(f"evaluation {evaluation.name!r} on metric {label!r}: {problem}; fix the evaluation "
-                         "(a score is 100 x the mean 'agreement' of its per-triplet rows, one row per triplet)")
+        raise BenchError(
+            f"evaluation {evaluation.name!r} on metric {label!r}: {problem}; fix the evaluation "
+            "(a score is 100 x the mean 'agreement' of its per-triplet rows, one row per triplet)"
+        )
     return scores

@@ -59,8 +59,10 @@ def metric_label(name: str) -> str:
 
 def random_weights_note(name: str) -> str:
     """The table footer's word on a randomly initialised metric."""
-    return (f"{metric_label(name)}: randomly initialised ({RANDOM_WEIGHTS_ENV}=1, a test switch), "
-            f"not the published {name}; its numbers say nothing about {name}")
+    return (
+        f"{metric_label(name)}: randomly initialised ({RANDOM_WEIGHTS_ENV}=1, a test switch), "
+        f"not the published {name}; its numbers say nothing about {name}"
+    )
 
 
 def metric_weights_id(name: str, seed: int) -> str:
@@ -149,8 +151,16 @@ def runtime_identity(spec: RunSpec) -> dict[str, str]:
     return {"torch": torch.__version__, "device": device_type(spec.device)}
 
 
-def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str, str], evaluation: Evaluation,
-             threat: ThreatModel | None, builds_on: Unit | None = None, code: str | None = None) -> Unit:
+def unit_key(
+    spec: RunSpec,
+    data: DataIdentity,
+    metric: str,
+    identity: dict[str, str],
+    evaluation: Evaluation,
+    threat: ThreatModel | None,
+    builds_on: Unit | None = None,
+    code: str | None = None,
+) -> Unit:
     settings: dict[str, Any] = {
         "seed": spec.seed,
         **identity,
@@ -166,11 +176,19 @@ def unit_key(spec: RunSpec, data: DataIdentity, metric: str, identity: dict[str,
         settings["batch_size"] = spec.batch_size
     if builds_on is not None:
         settings["builds_on"] = builds_on.key()  # its key holds its own predecessor's: the whole chain
-    return Unit(metric=metric_label(metric), dataset=data.family, split=data.split, n=data.n, evaluation=evaluation.name, settings=settings)
+    return Unit(
+        metric=metric_label(metric),
+        dataset=data.family,
+        split=data.split,
+        n=data.n,
+        evaluation=evaluation.name,
+        settings=settings,
+    )
 
 
-def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
-               identities: dict[str, dict[str, str]] | None = None) -> list[PlannedUnit]:
+def plan_units(
+    spec: RunSpec, resolved: ResolvedRun, data: DataIdentity, identities: dict[str, dict[str, str]] | None = None
+) -> list[PlannedUnit]:
     """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so)."""
     planned: list[PlannedUnit] = []
     codes = {id(ev): evaluation_source_id(ev) for ev in resolved.evaluations}
@@ -182,17 +200,35 @@ def plan_units(spec: RunSpec, resolved: ResolvedRun, data: DataIdentity,
             units: dict[ThreatModel | None, Unit] = {}
             for threat in _dependencies_first(evaluation, threats, resolved.threats):
                 base = evaluation.builds_on(threat, resolved.threats)
-                units[threat] = unit_key(spec, data, metric, identity, evaluation, threat, units.get(base) if base else None,
-                                         codes[id(evaluation)])
+                units[threat] = unit_key(
+                    spec,
+                    data,
+                    metric,
+                    identity,
+                    evaluation,
+                    threat,
+                    units.get(base) if base else None,
+                    codes[id(evaluation)],
+                )
             for threat in threats:
                 base = evaluation.builds_on(threat, resolved.threats)
-                planned.append(PlannedUnit(metric, evaluation, threat, units[threat], applies_before[evaluation.name],
-                                           len(planned), units[base] if base else None))
+                planned.append(
+                    PlannedUnit(
+                        metric,
+                        evaluation,
+                        threat,
+                        units[threat],
+                        applies_before[evaluation.name],
+                        len(planned),
+                        units[base] if base else None,
+                    )
+                )
     return planned
 
 
-def _dependencies_first(evaluation: Evaluation, threats: tuple[ThreatModel | None, ...],
-                        run_threats: tuple[ThreatModel, ...]) -> list[ThreatModel | None]:
+def _dependencies_first(
+    evaluation: Evaluation, threats: tuple[ThreatModel | None, ...], run_threats: tuple[ThreatModel, ...]
+) -> list[ThreatModel | None]:
     """``threats`` ordered so that every unit comes after the one it builds on."""
     ordered: list[ThreatModel | None] = []
 
@@ -204,7 +240,9 @@ def _dependencies_first(evaluation: Evaluation, threats: tuple[ThreatModel | Non
         base = evaluation.builds_on(threat, run_threats)
         if base is not None:
             if base not in threats:
-                raise ValueError(f"evaluation {evaluation.name!r}: builds_on returned {base}, not a threat model of the run")
+                raise ValueError(
+                    f"evaluation {evaluation.name!r}: builds_on returned {base}, not a threat model of the run"
+                )
             visit(base, chain + (threat,))
         ordered.append(threat)
 

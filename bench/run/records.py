@@ -13,12 +13,13 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -72,7 +73,11 @@ def git_commit() -> dict[str, Any]:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10, check=True,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         return {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
@@ -86,7 +91,9 @@ def provenance() -> dict[str, Any]:
         "git": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {d: _version(d) for d in ("torch", "torchvision", "numpy", "pandas", "open_clip_torch", "dreamsim")},
+        "packages": {
+            d: _version(d) for d in ("torch", "torchvision", "numpy", "pandas", "open_clip_torch", "dreamsim")
+        },
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "time_ns": time.time_ns(),  # orders records computed within one second (newest wins a cell)
     }
@@ -126,8 +133,10 @@ class RecordStore:
             atomic_write_bytes(csv_path, data)
             atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
         except OSError as exc:
-            raise BenchError(f"could not write {exc.filename or json_path}: {exc.strerror or exc}; fix that (free "
-                             "space, permissions), then rerun the same command: finished units are kept") from None
+            raise BenchError(
+                f"could not write {exc.filename or json_path}: {exc.strerror or exc}; fix that (free "
+                "space, permissions), then rerun the same command: finished units are kept"
+            ) from None
         return record
 
 
@@ -141,12 +150,21 @@ class MemoryStore:
         return make_record(unit, body, None)
 
 
-def make_record(unit: Unit, body: dict[str, Any], triplets_file: str | None, *, rows: int | None = None,
-                sha256: str | None = None) -> dict[str, Any]:
+def make_record(
+    unit: Unit, body: dict[str, Any], triplets_file: str | None, *, rows: int | None = None, sha256: str | None = None
+) -> dict[str, Any]:
     """The JSON of one unit: its key, the unit, what the evaluation produced, config and provenance,
     and what verifies its per-triplet CSV (row count, sha256 of its bytes)."""
-    return {"format": RECORD_FORMAT, "key": unit.key(), "unit": asdict(unit), **body,
-            "triplets_file": triplets_file, "triplets_rows": rows, "triplets_sha256": sha256, "provenance": provenance()}
+    return {
+        "format": RECORD_FORMAT,
+        "key": unit.key(),
+        "unit": asdict(unit),
+        **body,
+        "triplets_file": triplets_file,
+        "triplets_rows": rows,
+        "triplets_sha256": sha256,
+        "provenance": provenance(),
+    }
 
 
 def read_triplets(path: Path) -> pd.DataFrame:

@@ -49,9 +49,13 @@ class RunLog:
         threat = record.get("threat")
         where = f" {threat['norm']} eps {format_eps(threat['eps'])}" if threat else ""
         headline = next((r for r in record.get("scores", []) if r.get("split") == unit.split), None)
-        score = f" score {headline['score']:.2f}" if headline else ("" if record.get("applies") else " (does not apply)")
+        score = (
+            f" score {headline['score']:.2f}" if headline else ("" if record.get("applies") else " (does not apply)")
+        )
         took = f" in {seconds:.1f} s" if seconds is not None else f" (computed {computed_at(record)})"
-        name = str(headline.get("evaluation") or unit.evaluation) if headline else unit.evaluation  # smoothing(sigma=0.25)
+        name = (
+            str(headline.get("evaluation") or unit.evaluation) if headline else unit.evaluation
+        )  # smoothing(sigma=0.25)
         self.write(f"{action}: {unit.metric} {name}{where}{score}{took} [{unit.stem()}]")
 
     def finish(self, out_dir: Path, reused: int, total: int) -> None:

@@ -56,10 +56,19 @@ def score_problem(scores: list[dict[str, Any]], rows: pd.DataFrame, split: str, 
     """Why ``scores`` are not what ``rows`` give (range, NaN, mismatch, missing, empty), or None."""
     for row in scores:
         value = row.get("score")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 100:
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or not 0 <= value <= 100
+        ):
             return f"its score {value!r} for {_where(row)} is not a number from 0 to 100"
     if not applies or kind == "diagnostic":
-        return f"it has {len(scores)} score(s) but {'does not apply' if not applies else 'is a diagnostic'}" if scores else None
+        return (
+            f"it has {len(scores)} score(s) but {'does not apply' if not applies else 'is a diagnostic'}"
+            if scores
+            else None
+        )
     if problem := rows_problem(rows, kind, applies):
         return problem
     expected = {_key(r): r for r in score_rows(rows, split=split)}
@@ -69,7 +78,9 @@ def score_problem(scores: list[dict[str, Any]], rows: pd.DataFrame, split: str, 
         if got is None:
             return f"it has no score for {_where(want)}, which its rows give ({want['score']:.4f})"
         if abs(float(got["score"]) - float(want["score"])) > TOLERANCE or got.get("n") != want["n"]:
-            return (f"its score {float(got['score']):.4f} (n {got.get('n')}) for {_where(want)} is not what its rows give "
-                    f"({float(want['score']):.4f}, n {want['n']})")
+            return (
+                f"its score {float(got['score']):.4f} (n {got.get('n')}) for {_where(want)} is not what its rows give "
+                f"({float(want['score']):.4f}, n {want['n']})"
+            )
     extra = [given[k] for k in given if k not in expected]
     return f"its score for {_where(extra[0])} has no rows behind it" if extra else None

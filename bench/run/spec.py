@@ -158,8 +158,10 @@ def check_radius(eps: float, norm: str, where: str, image_size: int | None = Non
     if eps > bound:
         size = f"{image_size}x{image_size}" if image_size else f"up to {MAX_SIDE}x{MAX_SIDE}"
         why = "pixels are in [0, 1]" if norm == "linf" else f"the diagonal of [0, 1] images {size}"
-        raise BenchError(f"{where}: {norm} radius {eps:g} is larger than {bound:.4g} ({why}), so it allows every "
-                         "image and measures nothing; give a smaller radius")
+        raise BenchError(
+            f"{where}: {norm} radius {eps:g} is larger than {bound:.4g} ({why}), so it allows every "
+            "image and measures nothing; give a smaller radius"
+        )
 
 
 def resolve_threats(spec: RunSpec, dataset: str, image_size: int | None = None) -> tuple[ThreatModel, ...]:
@@ -173,15 +175,19 @@ def resolve_threats(spec: RunSpec, dataset: str, image_size: int | None = None) 
     for threat in threats:
         check_radius(threat.eps, threat.norm, f"threat model {threat.norm} (--threat/--eps)", image_size)
         if (threat.norm, threat.eps) in seen:
-            raise BenchError(f"threat model {threat.norm} eps {threat.eps:g} is given twice (--eps/--threat); give each radius once")
+            raise BenchError(
+                f"threat model {threat.norm} eps {threat.eps:g} is given twice (--eps/--threat); give each radius once"
+            )
         seen.add((threat.norm, threat.eps))
     return threats
 
 
 def check_subsample(spec: RunSpec) -> None:
     """``n`` and ``every`` (checked before any data is read; numpy integers are integers)."""
-    for name, value, fix in (("n", spec.n, "a positive number of triplets, or None for all"),
-                             ("every", spec.every, "a positive integer (1: every triplet)")):
+    for name, value, fix in (
+        ("n", spec.n, "a positive number of triplets, or None for all"),
+        ("every", spec.every, "a positive integer (1: every triplet)"),
+    ):
         if value is None and name == "n":
             continue
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -190,7 +196,11 @@ def check_subsample(spec: RunSpec) -> None:
 
 
 def _names(value: Any, what: str, flag: str) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
         raise BenchError(f"{what} ({flag}) must be a list of names, got {value!r}; see `python run_bench.py list`")
     return list(value)
 
@@ -200,9 +210,13 @@ def _check_values(spec: RunSpec) -> None:
     spec.metrics = _names(spec.metrics, "metrics", "--metrics")
     spec.evaluations = _names(spec.evaluations, "evaluations", "--evaluations")
     if not isinstance(spec.dataset, str) or not spec.dataset.strip():
-        raise BenchError(f"dataset (--dataset) must be NAME[:ROOT], e.g. sample or night:/data/nights, got {spec.dataset!r}")
+        raise BenchError(
+            f"dataset (--dataset) must be NAME[:ROOT], e.g. sample or night:/data/nights, got {spec.dataset!r}"
+        )
     if spec.split is not None and (not isinstance(spec.split, str) or not spec.split.strip()):
-        raise BenchError(f"split (--split) must be a split's name, e.g. test, or None for the dataset's test split; got {spec.split!r}")
+        raise BenchError(
+            f"split (--split) must be a split's name, e.g. test, or None for the dataset's test split; got {spec.split!r}"
+        )
     for name, value, least in (("batch_size", spec.batch_size, 1), ("workers", spec.workers, 0)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
             flag = name.replace("_", "-")
@@ -217,7 +231,9 @@ def _check_values(spec: RunSpec) -> None:
         raise BenchError(f"device (--device) must be a device name (cpu, cuda or cuda:K), got {spec.device!r}")
     resolve_device(spec.device)
     if not isinstance(spec.options, Mapping) or not all(isinstance(v, Mapping) for v in spec.options.values()):
-        raise BenchError(f"options must map an evaluation's name to its options, e.g. {{'apgd': {{'steps': 50}}}}; got {spec.options!r}")
+        raise BenchError(
+            f"options must map an evaluation's name to its options, e.g. {{'apgd': {{'steps': 50}}}}; got {spec.options!r}"
+        )
 
 
 def _check_request(spec: RunSpec) -> None:
@@ -236,7 +252,9 @@ def _check_request(spec: RunSpec) -> None:
     if spec.precision not in PRECISIONS:
         raise BenchError(f"precision (--precision) {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
-        raise BenchError(f"--precision fp16 needs a CUDA device (float16 autocast), not {spec.device}; use bf16 or fp32 here")
+        raise BenchError(
+            f"--precision fp16 needs a CUDA device (float16 autocast), not {spec.device}; use bf16 or fp32 here"
+        )
 
 
 def _check_option_radii(evaluation: Evaluation, image_size: int | None) -> None:
@@ -259,7 +277,9 @@ def _check_verify_agrees(spec: RunSpec, name: str) -> None:
     given = spec.options.get(name, {}).get("skip_proven")
     if given is not None and coerce(bool, given, f"{name}.skip_proven") is True:
         why = "--verify (verify=True)" if spec.verify else f"{VERIFY_ENV}={os.environ.get(VERIFY_ENV, '')}"
-        raise BenchError(f"{why} attacks every triplet, but {name}.skip_proven=true skips proven ones; drop one of the two")
+        raise BenchError(
+            f"{why} attacks every triplet, but {name}.skip_proven=true skips proven ones; drop one of the two"
+        )
 
 
 def check_out_dir(out: Path | None) -> None:
@@ -295,8 +315,10 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     classes = {name: get_evaluation(name) for name in spec.evaluations}
     stray = sorted(set(spec.options) - set(classes))
     if stray:
-        raise BenchError(f"options were given for {stray[0]!r}, which is not among this run's evaluations "
-                         f"({', '.join(spec.evaluations)}); add it with --evaluations or drop its --set")
+        raise BenchError(
+            f"options were given for {stray[0]!r}, which is not among this run's evaluations "
+            f"({', '.join(spec.evaluations)}); add it with --evaluations or drop its --set"
+        )
     threats = resolve_threats(spec, dataset, image_size)  # first: --eps also sets the certified radii
     evaluations = []
     for name, cls in classes.items():
@@ -310,5 +332,7 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     columns = [ev.column for ev in evaluations]
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
-        raise BenchError(f"{twice[0]} is asked for twice (a swept option lists one value twice, e.g. 0.25 and 1/4); give each value once")
+        raise BenchError(
+            f"{twice[0]} is asked for twice (a swept option lists one value twice, e.g. 0.25 and 1/4); give each value once"
+        )
     return ResolvedRun(tuple(evaluations), threats)

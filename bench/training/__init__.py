@@ -8,8 +8,8 @@ The command line is :func:`lipsim_bench.training.cli.cmd_train` (``run_bench.py 
 
 from lipsim_bench.training.checkpoints import load_weights
 from lipsim_bench.training.config import TrainConfig, TrainResult
-from lipsim_bench.training.evaluate import evaluate_2afc
 from lipsim_bench.training.distill import DistillConfig, distill
+from lipsim_bench.training.evaluate import evaluate_2afc
 from lipsim_bench.training.finetune import FinetuneConfig, finetune, hinge_loss
 
 __all__ = [

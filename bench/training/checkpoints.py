@@ -26,9 +26,15 @@ from torch import Tensor, nn
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.io import atomic_write, atomic_write_text
+from lipsim_bench.metrics.weightfiles import (
+    SAFETENSORS_SUFFIX,
+    WeightsFileError,
+    load_state_file,
+    save_safetensors,
+    torch_load,
+)
 from lipsim_bench.run.records import provenance
 from lipsim_bench.training.config import TrainConfig, TrainTask
-from lipsim_bench.metrics.weightfiles import SAFETENSORS_SUFFIX, WeightsFileError, load_state_file, save_safetensors, torch_load
 
 CHECKPOINT_FORMAT = 1
 FINAL_WEIGHTS = "final.safetensors"
@@ -75,7 +81,9 @@ def load_state_dict_file(path: Path) -> dict[str, Tensor]:
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise BenchError(f"checkpoint {path} holds no state dict (expected final.safetensors or last.pt of a training run)")
+        raise BenchError(
+            f"checkpoint {path} holds no state dict (expected final.safetensors or last.pt of a training run)"
+        )
     return obj
 
 
@@ -110,7 +118,9 @@ def check_out_dir(config: TrainConfig) -> None:
         return
     for name in RUN_FILES:
         if (out / name).exists():
-            raise BenchError(f"--out {out} already holds a training run ({name}); pass --resume to continue it, or choose another --out")
+            raise BenchError(
+                f"--out {out} already holds a training run ({name}); pass --resume to continue it, or choose another --out"
+            )
 
 
 def write_train_config(task: TrainTask, *, steps: int, history: list[dict[str, Any]], wall_s: float) -> None:

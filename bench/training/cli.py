@@ -110,20 +110,45 @@ def _add_common(parser: argparse.ArgumentParser, config_cls: type) -> None:
     opt.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr}; the paper: 0.01)")
     opt.add_argument("--betas", type=_betas, default=d.betas, help="Adam betas (default: 0.5,0.9 as in the paper)")
     opt.add_argument("--weight-decay", type=float, default=d.weight_decay, help="(default: 0)")
-    opt.add_argument("--warmup", type=float, default=d.warmup, help=f"linear warmup, as a fraction of all steps (default: {d.warmup})")
-    opt.add_argument("--decay", choices=("cosine", "linear", "none"), default=d.decay, help="lr decay after warmup (default: cosine)")
+    opt.add_argument(
+        "--warmup",
+        type=float,
+        default=d.warmup,
+        help=f"linear warmup, as a fraction of all steps (default: {d.warmup})",
+    )
+    opt.add_argument(
+        "--decay", choices=("cosine", "linear", "none"), default=d.decay, help="lr decay after warmup (default: cosine)"
+    )
     opt.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="final lr / lr (default: 0)")
     opt.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps (smoke tests)")
-    opt.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and augmentation (default: 0)")
-    opt.add_argument("--noise-sigma", type=float, default=d.noise_sigma, metavar="S",
-                     help="add N(0, S^2) noise per pixel, unclamped, to the reference (finetune) or the student's views (distill): "
-                          "training for randomized smoothing at sigma S (default: 0, off)")
+    opt.add_argument(
+        "--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and augmentation (default: 0)"
+    )
+    opt.add_argument(
+        "--noise-sigma",
+        type=float,
+        default=d.noise_sigma,
+        metavar="S",
+        help="add N(0, S^2) noise per pixel, unclamped, to the reference (finetune) or the student's views (distill): "
+        "training for randomized smoothing at sigma S (default: 0, off)",
+    )
 
     run = parser.add_argument_group("running")
-    run.add_argument("--out", type=Path, required=True, help="run folder: last.pt, log.csv, final.safetensors, train_config.json")
+    run.add_argument(
+        "--out", type=Path, required=True, help="run folder: last.pt, log.csv, final.safetensors, train_config.json"
+    )
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    run.add_argument("--stop-after-epochs", type=int, default=None, help="end this invocation after N epochs (continue with --resume)")
-    run.add_argument("--init", default=None, help="load this checkpoint (final.safetensors or last.pt) into the model before training")
+    run.add_argument(
+        "--stop-after-epochs",
+        type=int,
+        default=None,
+        help="end this invocation after N epochs (continue with --resume)",
+    )
+    run.add_argument(
+        "--init",
+        default=None,
+        help="load this checkpoint (final.safetensors or last.pt) into the model before training",
+    )
     run.add_argument("--eval-dataset", default=None, help="2AFC set scored after each epoch: NAME[:ROOT], e.g. sample")
     run.add_argument("--eval-split", default=None, help="its split (default: the dataset's test split)")
     run.add_argument("--eval-n", type=int, default=None, help="score only its first N triplets")
@@ -151,11 +176,19 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
     dist = steps.add_parser("distill", help="student learns the teacher's centred, scaled embeddings")
     what = dist.add_argument_group("what to train")
     what.add_argument("--student", required=True, help="student preset, registered metric, or checkpoint")
-    what.add_argument("--teacher", required=True, help="registered metric (or a training run's final.safetensors) giving the targets")
+    what.add_argument(
+        "--teacher", required=True, help="registered metric (or a training run's final.safetensors) giving the targets"
+    )
     what.add_argument("--images", required=True, help="image FOLDER (recursive .png/.jpg) or dataset:NAME[:ROOT]:SPLIT")
-    what.add_argument("--image-size", type=int, default=None, help="resize + centre-crop side (default: the student's input_size)")
-    what.add_argument("--target-scale", type=float, default=DistillConfig(out=Path(".")).target_scale,
-                      help="targets = SCALE x (unit teacher embedding - its mean over the images) (default: 20; sets the scale of certified radii)")
+    what.add_argument(
+        "--image-size", type=int, default=None, help="resize + centre-crop side (default: the student's input_size)"
+    )
+    what.add_argument(
+        "--target-scale",
+        type=float,
+        default=DistillConfig(out=Path(".")).target_scale,
+        help="targets = SCALE x (unit teacher embedding - its mean over the images) (default: 20; sets the scale of certified radii)",
+    )
     _add_common(dist, DistillConfig)
     dist.set_defaults(func=run_distill)
 
@@ -168,8 +201,11 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
     what.add_argument("--margin", type=float, default=0.5, help="hinge margin m (default: 0.5; the paper: 0.2 and 0.5)")
     what.add_argument("--rot90", action="store_true", help="also turn each triplet by a random multiple of 90 degrees")
     what.add_argument("--no-flip", action="store_true", help="no random horizontal flip of triplets")
-    what.add_argument("--color-jitter", action="store_true",
-                      help="colour jitter (p 0.8) + grayscale (p 0.2) on each image of a triplet independently")
+    what.add_argument(
+        "--color-jitter",
+        action="store_true",
+        help="colour jitter (p 0.8) + grayscale (p 0.2) on each image of a triplet independently",
+    )
     _add_common(fine, FinetuneConfig)
     fine.set_defaults(func=run_finetune)
     return parser
@@ -220,7 +256,9 @@ def _meta(args: argparse.Namespace, arch: str) -> dict[str, Any]:
 
 def _report(result, verb: str) -> int:
     if result.finished:
-        print(f"{verb}: {result.steps} steps; wrote {result.out_dir}/final.safetensors, train_config.json, log.csv ({result.wall_s:.1f} s)")
+        print(
+            f"{verb}: {result.steps} steps; wrote {result.out_dir}/final.safetensors, train_config.json, log.csv ({result.wall_s:.1f} s)"
+        )
     else:
         print(f"{verb}: stopped after epoch {len(result.history)}; continue with the same command plus --resume")
     return 0
@@ -241,8 +279,10 @@ def warn_if_test_split(dataset: str, split: str | None, option: str) -> str | No
     family, _ = parse_dataset_arg(dataset)
     if (split or family.default_split) != family.default_split:
         return None
-    line = (f"warning: {option} trains on {family.name}'s {family.default_split} split, the one the benchmark scores: "
-            f"this model's scores there will not measure generalisation; train on another split (e.g. train)")
+    line = (
+        f"warning: {option} trains on {family.name}'s {family.default_split} split, the one the benchmark scores: "
+        f"this model's scores there will not measure generalisation; train on another split (e.g. train)"
+    )
     print(line, file=sys.stderr)
     return line
 
@@ -252,7 +292,7 @@ def _images_split(images: str) -> None:
     from lipsim_bench.training.distill import DATASET_PREFIX
 
     if images.startswith(DATASET_PREFIX):
-        name_root, sep, split = images[len(DATASET_PREFIX):].rpartition(":")
+        name_root, sep, split = images[len(DATASET_PREFIX) :].rpartition(":")
         if sep and name_root and split:
             warn_if_test_split(name_root, split, "distill (--images)")
 
@@ -263,15 +303,22 @@ def run_distill(args: argparse.Namespace) -> int:
     _images_split(args.images)
     seed_everything(args.seed)  # the student's initialisation follows the seed
     student, arch = build_model(args.student, option="--student", init=args.init)
-    result = distill(student, _teacher(args.teacher), args.images, config, eval_set=_eval_set(args), meta=_meta(args, arch))
+    result = distill(
+        student, _teacher(args.teacher), args.images, config, eval_set=_eval_set(args), meta=_meta(args, arch)
+    )
     return _report(result, "distill")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
     from lipsim_bench.datasets import create_dataset
 
-    config = FinetuneConfig(**_common_config(args), margin=args.margin, flip=not args.no_flip, rot90=args.rot90,
-                            color_jitter=args.color_jitter)
+    config = FinetuneConfig(
+        **_common_config(args),
+        margin=args.margin,
+        flip=not args.no_flip,
+        rot90=args.rot90,
+        color_jitter=args.color_jitter,
+    )
     config.validate()
     if args.n is not None and args.n < 1:
         raise BenchError(f"--n must be a positive number of triplets, got {args.n}")
@@ -289,5 +336,8 @@ def cmd_train(argv: Sequence[str]) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print(f"interrupted: {args.out}/last.pt holds the last finished epoch; rerun with --resume to continue", file=sys.stderr)
+        print(
+            f"interrupted: {args.out}/last.pt holds the last finished epoch; rerun with --resume to continue",
+            file=sys.stderr,
+        )
         return 130

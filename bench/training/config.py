@@ -31,7 +31,9 @@ MAX_NOISE_SIGMA = 1.0
 MAX_SEED = 2**32 - 1
 
 #: Options that may change between an interrupted run and its resumption (they do not alter the weights).
-RESUME_FREE = frozenset({"out", "resume", "stop_after_epochs", "device", "workers", "progress", "quiet", "eval_batch_size"})
+RESUME_FREE = frozenset(
+    {"out", "resume", "stop_after_epochs", "device", "workers", "progress", "quiet", "eval_batch_size"}
+)
 
 
 @dataclass(kw_only=True)
@@ -74,20 +76,40 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
-            (all(0 <= b < 1 for b in self.betas) and len(self.betas) == 2, f"--betas must be two numbers in [0, 1), got {self.betas}"),
-            (_finite_nonnegative(self.weight_decay), f"--weight-decay must be a finite number >= 0, got {self.weight_decay}"),
+            (
+                all(0 <= b < 1 for b in self.betas) and len(self.betas) == 2,
+                f"--betas must be two numbers in [0, 1), got {self.betas}",
+            ),
+            (
+                _finite_nonnegative(self.weight_decay),
+                f"--weight-decay must be a finite number >= 0, got {self.weight_decay}",
+            ),
             (0 <= self.warmup < 1, f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}"),
             (self.decay in DECAYS, f"--decay must be one of {', '.join(DECAYS)}, got {self.decay!r}"),
             (0 <= self.min_lr_ratio <= 1, f"--min-lr-ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (self.max_steps is None or self.max_steps >= 1, f"--max-steps must be >= 1, got {self.max_steps}"),
-            (self.stop_after_epochs is None or self.stop_after_epochs >= 1, f"--stop-after-epochs must be >= 1, got {self.stop_after_epochs}"),
+            (
+                self.stop_after_epochs is None or self.stop_after_epochs >= 1,
+                f"--stop-after-epochs must be >= 1, got {self.stop_after_epochs}",
+            ),
             (self.workers >= 0, f"--workers must be >= 0, got {self.workers}"),
-            (_finite_nonnegative(self.noise_sigma), f"--noise-sigma must be a finite number >= 0 (0: no noise), got {self.noise_sigma}"),
-            (not _finite_nonnegative(self.noise_sigma) or float(self.noise_sigma) <= MAX_NOISE_SIGMA,
-             f"--noise-sigma {self.noise_sigma} is above {MAX_NOISE_SIGMA:g}: on [0, 1] images the noise would swamp the image "
-             "(randomized smoothing trains at 0.12 to 1); give a sigma in [0, 1]"),
-            (_is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}"),
-            (self.eval_batch_size is None or self.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {self.eval_batch_size}"),
+            (
+                _finite_nonnegative(self.noise_sigma),
+                f"--noise-sigma must be a finite number >= 0 (0: no noise), got {self.noise_sigma}",
+            ),
+            (
+                not _finite_nonnegative(self.noise_sigma) or float(self.noise_sigma) <= MAX_NOISE_SIGMA,
+                f"--noise-sigma {self.noise_sigma} is above {MAX_NOISE_SIGMA:g}: on [0, 1] images the noise would swamp the image "
+                "(randomized smoothing trains at 0.12 to 1); give a sigma in [0, 1]",
+            ),
+            (
+                _is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+                f"--seed must be an integer from 0 to {MAX_SEED}, got {self.seed}",
+            ),
+            (
+                self.eval_batch_size is None or self.eval_batch_size >= 1,
+                f"--eval-batch-size must be >= 1, got {self.eval_batch_size}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -17,10 +17,10 @@ The student's embedding dimension must equal the teacher's (build it with that o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -32,11 +32,11 @@ from tqdm.auto import tqdm
 from lipsim_bench.datasets import TwoAFCDataset, create_dataset
 from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError, DatasetError
+from lipsim_bench.metrics.weightfiles import load_safetensors, save_safetensors
 from lipsim_bench.training.augment import distill_views, gaussian_noise
 from lipsim_bench.training.checkpoints import check_out_dir
 from lipsim_bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from lipsim_bench.training.loop import build_module, require_embed, train, trainable_parameters
-from lipsim_bench.metrics.weightfiles import load_safetensors, save_safetensors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATASET_PREFIX = "dataset:"
@@ -171,7 +171,13 @@ def teacher_key(teacher: nn.Module, paths: Sequence[Path], size: int) -> str:
 
 @torch.no_grad()
 def unit_teacher_embeddings(
-    teacher: nn.Module, dataset: ImageListDataset, *, batch_size: int, device: torch.device, workers: int = 0, progress: bool = True
+    teacher: nn.Module,
+    dataset: ImageListDataset,
+    *,
+    batch_size: int,
+    device: torch.device,
+    workers: int = 0,
+    progress: bool = True,
 ) -> Tensor:
     """Teacher embeddings of the clean images, flattened and scaled to unit norm, ``(N, k)`` on the CPU."""
     teacher = teacher.to(device).eval()
@@ -205,8 +211,12 @@ def cached_unit_embeddings(
         if meta.get("key") == key and "unit" in saved:
             return saved["unit"]
     unit = unit_teacher_embeddings(
-        teacher, dataset, batch_size=config.eval_batch_size or config.batch_size, device=device,
-        workers=config.workers, progress=config.progress,
+        teacher,
+        dataset,
+        batch_size=config.eval_batch_size or config.batch_size,
+        device=device,
+        workers=config.workers,
+        progress=config.progress,
     )
     save_safetensors({"unit": unit}, cache, {"key": key})
     return unit
@@ -224,7 +234,9 @@ def student_image_size(student: nn.Module, config: DistillConfig) -> int:
     if isinstance(size, (tuple, list)):
         size = size[-1]
     if size is None:
-        raise BenchError(f"cannot tell the input size of {type(student).__name__}; set --image-size (or an input_size attribute)")
+        raise BenchError(
+            f"cannot tell the input size of {type(student).__name__}; set --image-size (or an input_size attribute)"
+        )
     return int(size)
 
 
@@ -250,7 +262,9 @@ class DistillStep:
     def __init__(self, targets: Tensor, noise_sigma: float = 0.0) -> None:
         self.targets, self.noise_sigma = targets, noise_sigma
 
-    def __call__(self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device) -> tuple[Tensor, int]:
+    def __call__(
+        self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, int]:
         index, images = batch
         images = images.to(device, non_blocking=True)
         target = self.targets[index].to(device, non_blocking=True)

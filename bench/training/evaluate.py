@@ -19,7 +19,9 @@ def metric_distance(model: nn.Module, e_a: Tensor, e_b: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_2afc(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, device: torch.device | str = "cpu", workers: int = 0) -> float:
+def evaluate_2afc(
+    model: nn.Module, dataset: Dataset, *, batch_size: int = 64, device: torch.device | str = "cpu", workers: int = 0
+) -> float:
     """2AFC score (%) of ``model`` on a 2AFC dataset, in eval mode; the model's mode is restored."""
     was_training = model.training
     model.eval()

@@ -18,8 +18,9 @@ that is the input distribution a metric for smoothing must learn to judge.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -57,7 +58,9 @@ def decided_triplets(dataset: TwoAFCDataset) -> tuple[TwoAFCDataset, int]:
     """The split without its p == 0.5 triplets, and how many were dropped."""
     kept = [r for r in dataset.records if r.p != 0.5]
     if not kept:
-        raise BenchError(f"{dataset.name}/{dataset.split}: every triplet has p = 0.5; nothing to learn a preference from")
+        raise BenchError(
+            f"{dataset.name}/{dataset.split}: every triplet has p = 0.5; nothing to learn a preference from"
+        )
     return TwoAFCDataset(dataset.name, dataset.split, kept, dataset.image_size), len(dataset.records) - len(kept)
 
 
@@ -70,10 +73,20 @@ def hinge_loss(d0: Tensor, d1: Tensor, p: Tensor, margin: float) -> Tensor:
 class FinetuneStep:
     """Loss of one batch of triplets: augment, embed all three images in one pass, hinge."""
 
-    def __init__(self, margin: float, flip: bool, rot90: bool, noise_sigma: float = 0.0, color_jitter: bool = False) -> None:
-        self.margin, self.flip, self.rot90, self.noise_sigma, self.color_jitter = margin, flip, rot90, noise_sigma, color_jitter
+    def __init__(
+        self, margin: float, flip: bool, rot90: bool, noise_sigma: float = 0.0, color_jitter: bool = False
+    ) -> None:
+        self.margin, self.flip, self.rot90, self.noise_sigma, self.color_jitter = (
+            margin,
+            flip,
+            rot90,
+            noise_sigma,
+            color_jitter,
+        )
 
-    def __call__(self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device) -> tuple[Tensor, int]:
+    def __call__(
+        self, model: nn.Module, batch: Any, generator: torch.Generator, device: torch.device
+    ) -> tuple[Tensor, int]:
         ref, x0, x1 = (batch[k].to(device, non_blocking=True) for k in ("ref", "x0", "x1"))
         ref, x0, x1 = triplet_flip(ref, x0, x1, generator, flip=self.flip, rot90=self.rot90)
         n = ref.shape[0]

@@ -12,8 +12,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -100,10 +101,14 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.opt
     return torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, config: TrainConfig
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step schedule over ``total_steps``; the warmup never takes every step."""
     warmup_steps = min(round(config.warmup * total_steps), max(0, total_steps - 1))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupDecay(total_steps, warmup_steps, config.decay, config.min_lr_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupDecay(total_steps, warmup_steps, config.decay, config.min_lr_ratio)
+    )
 
 
 def format_epoch(row: Mapping[str, Any], epochs: int) -> str:
@@ -168,10 +173,14 @@ def train(task: TrainTask) -> TrainResult:
         try:
             saved = json.loads(ckpt["fingerprint"])
         except (TypeError, ValueError) as exc:
-            raise BenchError(f"--resume: {last_path} is unreadable ({type(exc).__name__}); delete it to start over, or choose another --out") from None
+            raise BenchError(
+                f"--resume: {last_path} is unreadable ({type(exc).__name__}); delete it to start over, or choose another --out"
+            ) from None
         diff = _mismatch(saved, fingerprint)
         if diff:
-            raise BenchError(f"--resume: {last_path} was made with other settings ({'; '.join(diff)}); use the same options, or another --out")
+            raise BenchError(
+                f"--resume: {last_path} was made with other settings ({'; '.join(diff)}); use the same options, or another --out"
+            )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -192,7 +201,13 @@ def train(task: TrainTask) -> TrainResult:
         batches = [order[i : i + cfg.batch_size] for i in range(0, n, cfg.batch_size)][: total - step]
         loader = DataLoader(task.dataset, batch_sampler=batches, num_workers=cfg.workers, collate_fn=task.collate_fn)
         loss_sum, count, lr = 0.0, 0, optimizer.param_groups[0]["lr"]
-        bar = tqdm(loader, total=len(batches), desc=f"{task.kind} epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        bar = tqdm(
+            loader,
+            total=len(batches),
+            desc=f"{task.kind} epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not cfg.progress,
+        )
         for batch in bar:
             loss, k = task.step_loss(model, batch, generator, device)
             if not torch.isfinite(loss):
@@ -210,7 +225,11 @@ def train(task: TrainTask) -> TrainResult:
         eval_score = None
         if task.eval_set is not None:
             eval_score = evaluate_2afc(
-                model, task.eval_set, batch_size=cfg.eval_batch_size or cfg.batch_size, device=device, workers=cfg.workers
+                model,
+                task.eval_set,
+                batch_size=cfg.eval_batch_size or cfg.batch_size,
+                device=device,
+                workers=cfg.workers,
             )
         row = {
             "epoch": epoch + 1,
@@ -245,4 +264,6 @@ def train(task: TrainTask) -> TrainResult:
     if finished:
         final_path = save_final_weights(model, out)
         write_train_config(task, steps=step, history=history, wall_s=wall_s)
-    return TrainResult(model=model, out_dir=out, history=history, steps=step, finished=finished, final_path=final_path, wall_s=wall_s)
+    return TrainResult(
+        model=model, out_dir=out, history=history, steps=step, finished=finished, final_path=final_path, wall_s=wall_s
+    )

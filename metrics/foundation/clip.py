@@ -39,9 +39,9 @@ best zero-shot robust perceptual metric of that paper (R-CLIP_T).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +80,13 @@ class Normalize(nn.Module):
 class OpenClipMetric(PerceptualMetric):
     """The image tower of an open_clip model; embedding = ``encode_image`` of the preprocessed input."""
 
-    def __init__(self, visual: nn.Module, image_size: int = INPUT_SIZE, mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD) -> None:
+    def __init__(
+        self,
+        visual: nn.Module,
+        image_size: int = INPUT_SIZE,
+        mean: Sequence[float] = OPENAI_CLIP_MEAN,
+        std: Sequence[float] = OPENAI_CLIP_STD,
+    ) -> None:
         super().__init__()
         self.visual = visual  # CLIP.encode_image(x, normalize=False) is exactly self.visual(x)
         self.normalize = Normalize(mean, std)
@@ -120,7 +126,9 @@ def create_open_clip_metric(
     if local_dir is not None:
         model = open_clip.create_model(f"local-dir:{local_dir}", device="cpu", require_pretrained=True)
     else:
-        model = open_clip.create_model(model_name, pretrained=checkpoint, device="cpu", require_pretrained=checkpoint is not None)
+        model = open_clip.create_model(
+            model_name, pretrained=checkpoint, device="cpu", require_pretrained=checkpoint is not None
+        )
     return OpenClipMetric(model.visual, image_size=image_size, mean=mean, std=std)
 
 
@@ -144,7 +152,9 @@ class OpenClipTag:
         return self.local_file() is not None
 
     def how_to_get(self, metric: str) -> str:
-        return W.how_to_get(metric, f"open_clip.create_model('{self.arch}-quickgelu', pretrained='{self.tag}'), HF repo {self.hf_repo}")
+        return W.how_to_get(
+            metric, f"open_clip.create_model('{self.arch}-quickgelu', pretrained='{self.tag}'), HF repo {self.hf_repo}"
+        )
 
     def fetch(self) -> None:
         _open_clip().create_model(self.model_name("quickgelu"), pretrained=self.tag, cache_dir=str(W.hf_caches()[0]))
@@ -154,7 +164,9 @@ class OpenClipTag:
         if pretrained:
             path = self.local_file()
             if path is None:
-                raise WeightsUnavailableError(f"{self.arch} '{self.tag}' weights are not on this machine; {self.how_to_get(name)}")
+                raise WeightsUnavailableError(
+                    f"{self.arch} '{self.tag}' weights are not on this machine; {self.how_to_get(name)}"
+                )
             checkpoint = str(path)
         return create_open_clip_metric(self.model_name(activation), checkpoint=checkpoint, image_size=image_size)
 
@@ -182,8 +194,6 @@ def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetr
     return CLIP_OPENAI.build(pretrained, activation, name="clip")
 
 
-
-
 @register_metric(
     "open-clip",
     description="OpenCLIP ViT-B/32 LAION-400M (laion400m_e32, QuickGELU) image embedding, 1 - cos",
@@ -194,13 +204,13 @@ def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetr
     requires=("open_clip",),
     how_to_get=OPENCLIP_LAION400M["laion400m_e32"].how_to_get("open-clip"),
 )
-def open_clip_laion400m(pretrained: bool = True, tag: str = "laion400m_e32", activation: str = "quickgelu") -> OpenClipMetric:
+def open_clip_laion400m(
+    pretrained: bool = True, tag: str = "laion400m_e32", activation: str = "quickgelu"
+) -> OpenClipMetric:
     """OpenCLIP ViT-B/32 LAION-400M; ``activation="gelu"`` reproduces DreamSim's (mismatched) baseline."""
     if tag not in OPENCLIP_LAION400M:
         raise MetricError(f"tag must be one of {sorted(OPENCLIP_LAION400M)}, got {tag!r}")
     return OPENCLIP_LAION400M[tag].build(pretrained, activation, name="open-clip")
-
-
 
 
 # --------------------------------------------------------------------------- robust CLIP (Croce et al.)
@@ -236,12 +246,28 @@ class RobustClip:
 
 
 RCLIP = {
-    "rclip-tecoa-convnext": RobustClip("chs20/TeCoA4-convnext_base_w-laion2B-s13B-b82K-augreg", "convnext_base_w", "TeCoA eps=4/255 ConvNeXt-B (LAION-2B) CLIP"),
-    "rclip-fare-convnext": RobustClip("chs20/FARE4-convnext_base_w-laion2B-s13B-b82K-augreg", "convnext_base_w", "FARE eps=4/255 ConvNeXt-B (LAION-2B) CLIP"),
-    "rclip-tecoa-vitb16": RobustClip("chs20/TeCoA4-ViT-B-16-laion2B-s34B-b88K", "ViT-B-16", "TeCoA eps=4/255 ViT-B/16 (LAION-2B) CLIP"),
-    "rclip-fare-vitb16": RobustClip("chs20/FARE4-ViT-B-16-laion2B-s34B-b88K", "ViT-B-16", "FARE eps=4/255 ViT-B/16 (LAION-2B) CLIP"),
-    "rclip-tecoa-vitb32": RobustClip("chs20/TeCoA4-ViT-B-32-laion2B-s34B-b79K", "ViT-B-32", "TeCoA eps=4/255 ViT-B/32 (LAION-2B) CLIP"),
-    "rclip-fare-vitb32": RobustClip("chs20/FARE4-ViT-B-32-laion2B-s34B-b79K", "ViT-B-32", "FARE eps=4/255 ViT-B/32 (LAION-2B) CLIP"),
+    "rclip-tecoa-convnext": RobustClip(
+        "chs20/TeCoA4-convnext_base_w-laion2B-s13B-b82K-augreg",
+        "convnext_base_w",
+        "TeCoA eps=4/255 ConvNeXt-B (LAION-2B) CLIP",
+    ),
+    "rclip-fare-convnext": RobustClip(
+        "chs20/FARE4-convnext_base_w-laion2B-s13B-b82K-augreg",
+        "convnext_base_w",
+        "FARE eps=4/255 ConvNeXt-B (LAION-2B) CLIP",
+    ),
+    "rclip-tecoa-vitb16": RobustClip(
+        "chs20/TeCoA4-ViT-B-16-laion2B-s34B-b88K", "ViT-B-16", "TeCoA eps=4/255 ViT-B/16 (LAION-2B) CLIP"
+    ),
+    "rclip-fare-vitb16": RobustClip(
+        "chs20/FARE4-ViT-B-16-laion2B-s34B-b88K", "ViT-B-16", "FARE eps=4/255 ViT-B/16 (LAION-2B) CLIP"
+    ),
+    "rclip-tecoa-vitb32": RobustClip(
+        "chs20/TeCoA4-ViT-B-32-laion2B-s34B-b79K", "ViT-B-32", "TeCoA eps=4/255 ViT-B/32 (LAION-2B) CLIP"
+    ),
+    "rclip-fare-vitb32": RobustClip(
+        "chs20/FARE4-ViT-B-32-laion2B-s34B-b79K", "ViT-B-32", "FARE eps=4/255 ViT-B/32 (LAION-2B) CLIP"
+    ),
 }
 RCLIP["rclip"] = RCLIP["rclip-tecoa-convnext"]  # R-CLIP_T ConvNeXt-B: the paper's best robust zero-shot metric
 

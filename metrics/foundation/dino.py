@@ -20,7 +20,7 @@ Feature (``feature=`` option):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -43,7 +43,14 @@ FEATURES = ("cls_prenorm", "cls")
 class DinoMetric(PerceptualMetric):
     """CLS token of a timm VisionTransformer, before (``cls_prenorm``) or after (``cls``) the final norm."""
 
-    def __init__(self, model: nn.Module, feature: str = "cls_prenorm", image_size: int = INPUT_SIZE, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        feature: str = "cls_prenorm",
+        image_size: int = INPUT_SIZE,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         if feature not in FEATURES:
             raise MetricError(f"feature must be one of {FEATURES}, got {feature!r}")
@@ -59,7 +66,7 @@ class DinoMetric(PerceptualMetric):
         x = self.preprocess(x)
         if self.feature == "cls":
             return self.model.forward_features(x)[:, 0]
-        (_, prefix), = self.model.forward_intermediates(
+        ((_, prefix),) = self.model.forward_intermediates(
             x, indices=1, return_prefix_tokens=True, norm=False, output_fmt="NLC", intermediates_only=True
         )
         return prefix[:, 0]

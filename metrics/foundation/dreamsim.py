@@ -25,8 +25,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -54,12 +54,18 @@ DINO_HUB_CHECKPOINT = "checkpoints/dino_vitbase16_pretrain.pth"  # what its hubc
 #: checkpoint (fetched on first use into the same folder, since DreamSim points torch.hub there).
 REQUIRED_FILES: dict[str, list[str]] = {
     "ensemble": [
-        "dino_vitb16_pretrain.pth", "open_clip_vitb16_pretrain.pth.tar", "clip_vitb16_pretrain.pth.tar",
-        "ensemble_lora/adapter_config.json", f"{DINO_HUB_REPO}/hubconf.py", DINO_HUB_CHECKPOINT,
+        "dino_vitb16_pretrain.pth",
+        "open_clip_vitb16_pretrain.pth.tar",
+        "clip_vitb16_pretrain.pth.tar",
+        "ensemble_lora/adapter_config.json",
+        f"{DINO_HUB_REPO}/hubconf.py",
+        DINO_HUB_CHECKPOINT,
     ],
     "dino_vitb16": [
-        "dino_vitb16_pretrain.pth", "dino_vitb16_single_lora/adapter_config.json",
-        f"{DINO_HUB_REPO}/hubconf.py", DINO_HUB_CHECKPOINT,
+        "dino_vitb16_pretrain.pth",
+        "dino_vitb16_single_lora/adapter_config.json",
+        f"{DINO_HUB_REPO}/hubconf.py",
+        DINO_HUB_CHECKPOINT,
     ],
     "clip_vitb32": ["clip_vitb32_pretrain.pth.tar", "clip_vitb32_single_lora/adapter_config.json"],
     "open_clip_vitb32": ["open_clip_vitb32_pretrain.pth.tar", "open_clip_vitb32_single_lora/adapter_config.json"],
@@ -172,7 +178,12 @@ def build_random_dreamsim(dreamsim_type: str, device: str = "cpu") -> nn.Module:
     ViTExtractor.create_model = staticmethod(lambda model_type, load_dir="./models": random_backbone(model_type))
     try:
         with _quiet():
-            model = PerceptualModel(**dreamsim_args["model_config"][dreamsim_type], device=device, load_dir="/nonexistent", normalize_embeds=True)
+            model = PerceptualModel(
+                **dreamsim_args["model_config"][dreamsim_type],
+                device=device,
+                load_dir="/nonexistent",
+                normalize_embeds=True,
+            )
     finally:
         ViTExtractor.create_model = original
     # DreamSim's released adapters: r=16, alpha=0.5, dropout=0.3 on every attention qkv.

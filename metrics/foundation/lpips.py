@@ -84,7 +84,10 @@ def alexnet_state_for_lpips(state: dict[str, Tensor], trunk: torch.nn.Module) ->
     return mapped
 
 
-HOW_TO_GET = W.how_to_get("lpips", f"torchvision.models.alexnet(weights='IMAGENET1K_V1') -> torch hub checkpoints/{ALEXNET_FILE}; the LPIPS heads ship with the lpips package")
+HOW_TO_GET = W.how_to_get(
+    "lpips",
+    f"torchvision.models.alexnet(weights='IMAGENET1K_V1') -> torch hub checkpoints/{ALEXNET_FILE}; the LPIPS heads ship with the lpips package",
+)
 
 
 @register_metric(
@@ -103,7 +106,9 @@ def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
 
     # pnet_rand=True: build the trunk without torchvision's download; the heads (pretrained=True) come from the wheel.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(pretrained|weights).*deprecated", category=UserWarning)  # lpips calls tv.alexnet(pretrained=...)
+        warnings.filterwarnings(
+            "ignore", message=".*(pretrained|weights).*deprecated", category=UserWarning
+        )  # lpips calls tv.alexnet(pretrained=...)
         model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     if pretrained:
         path = W.find_torch_checkpoint(ALEXNET_FILE)

@@ -24,9 +24,9 @@ then copy the folder to the offline machine.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from lipsim_bench.locations import WEIGHTS_ENV, user_weights_dir
 from lipsim_bench.metrics.fingerprint import cache_file_fingerprint  # noqa: F401  (re-exported for the adapters)
@@ -165,6 +165,7 @@ def preserve_torch_hub_dir() -> Iterator[None]:
 
 # --------------------------------------------------------------------------- fetch (needs network)
 
+
 def _fetch(name: str, root: Path | None) -> None:
     """Download what metric ``name`` needs into ``root`` (or the default caches). Network required."""
     if root is not None:
@@ -187,7 +188,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     fetch = sub.add_parser("fetch", help="download the weights of one or more metrics")
     fetch.add_argument("metrics", nargs="+")
-    fetch.add_argument("--dir", type=Path, default=weights_dir(), help="weights dir (default: $%s or the standard caches)" % ENV_WEIGHTS_DIR)
+    fetch.add_argument(
+        "--dir",
+        type=Path,
+        default=weights_dir(),
+        help=f"weights dir (default: ${ENV_WEIGHTS_DIR} or the standard caches)",
+    )
     args = parser.parse_args(argv)
     for name in args.metrics:
         _fetch(name, args.dir)

@@ -48,9 +48,21 @@ class OfficialCheckpoint:
 OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
     c.variant: c
     for c in (
-        OfficialCheckpoint("pretrained", "lipsim_pretrained.pth", "1Y39Wnpxq3ZS8JMRe6j-Yx7x3E_nardbv", "distilled from DreamSim only"),
-        OfficialCheckpoint("margin0.2", "lipsim_margin0.2.pth", "1OHRP0uwFrRJ6zXsPrCUDxlTjALa_690c", "fine-tuned on NIGHT, hinge margin 0.2"),
-        OfficialCheckpoint("margin0.5", "lipsim_margin0.5.pth", "11JoY5jrm4qmk0QmncQ5eVqXQpXQNLG1X", "fine-tuned on NIGHT, hinge margin 0.5"),
+        OfficialCheckpoint(
+            "pretrained", "lipsim_pretrained.pth", "1Y39Wnpxq3ZS8JMRe6j-Yx7x3E_nardbv", "distilled from DreamSim only"
+        ),
+        OfficialCheckpoint(
+            "margin0.2",
+            "lipsim_margin0.2.pth",
+            "1OHRP0uwFrRJ6zXsPrCUDxlTjALa_690c",
+            "fine-tuned on NIGHT, hinge margin 0.2",
+        ),
+        OfficialCheckpoint(
+            "margin0.5",
+            "lipsim_margin0.5.pth",
+            "11JoY5jrm4qmk0QmncQ5eVqXQpXQNLG1X",
+            "fine-tuned on NIGHT, hinge margin 0.5",
+        ),
     )
 }
 
@@ -122,7 +134,7 @@ def official_to_local(state: dict[str, Tensor], path: Path | str = "checkpoint")
     for key, value in state.items():
         for prefix in PREFIXES:
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         stripped[key] = value
     local: dict[str, Tensor] = {}
     duplicates: dict[str, Tensor] = {}
@@ -131,7 +143,7 @@ def official_to_local(state: dict[str, Tensor], path: Path | str = "checkpoint")
         if alias is None:
             local[key] = value
         else:
-            duplicates[BASE_ALIASES[alias] + key[len(alias):]] = value
+            duplicates[BASE_ALIASES[alias] + key[len(alias) :]] = value
     for key, value in duplicates.items():
         twin = local.get(key)
         if twin is None:
@@ -175,7 +187,9 @@ def load_official(network: nn.Module, path: Path, expected_sha256: str | None = 
     wrong = [k for k in expected if expected[k].shape != local[k].shape]
     if wrong:
         k = wrong[0]
-        raise MetricError(f"{path}: {k} has shape {tuple(local[k].shape)}, the network expects {tuple(expected[k].shape)}")
+        raise MetricError(
+            f"{path}: {k} has shape {tuple(local[k].shape)}, the network expects {tuple(expected[k].shape)}"
+        )
     network.load_state_dict(local, strict=True)
     print(f"loaded {path} (sha256 {digest})", file=sys.stderr)
     return digest

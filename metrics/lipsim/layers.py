@@ -108,7 +108,7 @@ class _RescaleCache(nn.Module):
         self._cache = None
         self._cache_key = None
 
-    def train(self, mode: bool = True) -> "_RescaleCache":
+    def train(self, mode: bool = True) -> _RescaleCache:
         """Switching train/eval drops the cache: training changes weights, eval rebuilds it lazily."""
         self.invalidate_cache()
         return super().train(mode)

@@ -186,9 +186,7 @@ def network_lipschitz_bound(net: nn.Module) -> float:
     return bound
 
 
-def jacobian_norm_lower_bound(
-    fn: Callable[[Tensor], Tensor], x: Tensor, iters: int = 30, seed: int = 0
-) -> float:
+def jacobian_norm_lower_bound(fn: Callable[[Tensor], Tensor], x: Tensor, iters: int = 30, seed: int = 0) -> float:
     """Largest ``||J v||`` (``||v|| = 1``) over power iterations on ``J^T J``, J the Jacobian of fn at x.
 
     Every iterate gives a valid LOWER bound on ``||J(x)||`` and hence on the Lipschitz constant; it is a

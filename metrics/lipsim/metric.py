@@ -12,7 +12,13 @@ from torch import Tensor
 
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.fingerprint import file_fingerprint
-from lipsim_bench.metrics.lipsim.checkpoint import OFFICIAL_CHECKPOINTS, checkpoint_path, ensure_checkpoint, how_to_get, load_official
+from lipsim_bench.metrics.lipsim.checkpoint import (
+    OFFICIAL_CHECKPOINTS,
+    checkpoint_path,
+    ensure_checkpoint,
+    how_to_get,
+    load_official,
+)
 from lipsim_bench.metrics.lipsim.lipschitz import network_lipschitz_bound
 from lipsim_bench.metrics.lipsim.network import LipSimNetwork, create_lipsim_network
 from lipsim_bench.metrics.registry import register_metric

@@ -21,7 +21,16 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from lipsim_bench.metrics.lipsim.layers import FirstK, Flatten, PadChannels, PixelUnshuffle, Shift, SLLConv, SLLDense, SumPool
+from lipsim_bench.metrics.lipsim.layers import (
+    FirstK,
+    Flatten,
+    PadChannels,
+    PixelUnshuffle,
+    Shift,
+    SLLConv,
+    SLLDense,
+    SumPool,
+)
 
 __all__ = [
     "ConvStage",

@@ -43,7 +43,9 @@ def load_bundled(model: nn.Module, name: str) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise MetricError(f"{path} does not fit {type(model).__name__} ({str(exc).splitlines()[0]}); {how_to_restore(name)}") from None
+        raise MetricError(
+            f"{path} does not fit {type(model).__name__} ({str(exc).splitlines()[0]}); {how_to_restore(name)}"
+        ) from None
     return model
 
 

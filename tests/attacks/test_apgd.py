@@ -27,6 +27,7 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
+
 TA_NORM = {"l2": "L2", "linf": "Linf"}
 
 

@@ -13,14 +13,35 @@ from lipsim_bench.errors import BenchError
 
 
 def test_evaluate_in_memory_equals_the_cli(capsys, night_tree: Path, tmp_path: Path) -> None:
-    result = bench.evaluate(metric=["pixel-l2", "lipsim-tiny"], dataset=f"night:{night_tree}", evaluations=["natural", "certified", "apgd"],
-                            eps=[0.5, 1.0], apgd={"steps": 3}, certified={"eps": [0.5, 1.0]}, batch_size=4)
+    result = bench.evaluate(
+        metric=["pixel-l2", "lipsim-tiny"],
+        dataset=f"night:{night_tree}",
+        evaluations=["natural", "certified", "apgd"],
+        eps=[0.5, 1.0],
+        apgd={"steps": 3},
+        certified={"eps": [0.5, 1.0]},
+        batch_size=4,
+    )
     assert result.out_dir is None and not (tmp_path / "results").exists()
     assert list(result.table.columns) == ["natural", "apgd l2 0.5", "apgd l2 1", "certified l2 0.5", "certified l2 1"]
     assert set(result.triplets["evaluation"]) == {"natural", "certified", "apgd"}
     out = tmp_path / "cli"
-    argv = ["--metrics", "pixel-l2,lipsim-tiny", "--dataset", f"night:{night_tree}", "--evaluations", "natural,certified,apgd",
-            "--eps", "0.5,1", "--set", "apgd.steps=3", "--batch-size", "4", "--out", str(out)]
+    argv = [
+        "--metrics",
+        "pixel-l2,lipsim-tiny",
+        "--dataset",
+        f"night:{night_tree}",
+        "--evaluations",
+        "natural,certified,apgd",
+        "--eps",
+        "0.5,1",
+        "--set",
+        "apgd.steps=3",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     cli = pd.read_csv(out / "scores.csv")
@@ -29,7 +50,14 @@ def test_evaluate_in_memory_equals_the_cli(capsys, night_tree: Path, tmp_path: P
 
 
 def test_evaluate_into_a_run_folder_resumes(tmp_path: Path) -> None:
-    kwargs = dict(metric="pixel-l2", dataset="sample", n=5, evaluations=["natural", "direct"], direct={"steps": 2}, out=tmp_path / "run")
+    kwargs = dict(
+        metric="pixel-l2",
+        dataset="sample",
+        n=5,
+        evaluations=["natural", "direct"],
+        direct={"steps": 2},
+        out=tmp_path / "run",
+    )
     first = bench.evaluate(**kwargs)
     assert (tmp_path / "run" / "scores.csv").is_file() and (tmp_path / "run" / "histogram.csv").is_file()
     assert set(first.diagnostics) == {"histogram.csv"} and len(first.diagnostics["histogram.csv"]) == 5
@@ -41,7 +69,9 @@ def test_evaluate_into_a_run_folder_resumes(tmp_path: Path) -> None:
 def test_evaluate_rejects_bad_options() -> None:
     with pytest.raises(BenchError, match="has no option 'stepz'"):
         bench.evaluate(metric="pixel-l2", n=2, evaluations=["natural", "apgd"], apgd={"stepz": 1})
-    with pytest.raises(BenchError, match=r"sets options of 'apgd', which is not in evaluations=\['natural'\]; add it there"):
+    with pytest.raises(
+        BenchError, match=r"sets options of 'apgd', which is not in evaluations=\['natural'\]; add it there"
+    ):
         bench.evaluate(metric="pixel-l2", n=2, evaluations=["natural"], apgd={"steps": 1})
 
 
@@ -107,12 +137,17 @@ BAD_CALLS = [
     (dict(ATTACK, apgd={1: 2}), "option names are strings"),
     (dict(BASE, metrics="pixel-l2"), "evaluate() has no argument 'metrics' (did you mean 'metric'?)"),
     (dict(BASE, evaluation=["natural"]), "evaluate() has no argument 'evaluation' (did you mean 'evaluations'?)"),
-    (dict(ATTACK, verify=True, apgd={"skip_proven": True}), "attacks every triplet, but apgd.skip_proven=true skips proven ones"),
+    (
+        dict(ATTACK, verify=True, apgd={"skip_proven": True}),
+        "attacks every triplet, but apgd.skip_proven=true skips proven ones",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "message"), BAD_CALLS, ids=[m[:40] for _, m in BAD_CALLS])
-def test_every_bad_argument_is_one_line_before_any_work(tmp_path: Path, monkeypatch, kwargs: dict, message: str) -> None:
+def test_every_bad_argument_is_one_line_before_any_work(
+    tmp_path: Path, monkeypatch, kwargs: dict, message: str
+) -> None:
     monkeypatch.chdir(tmp_path)  # a run that started anyway would leave files here
     with pytest.raises(BenchError) as caught:
         bench.evaluate(**kwargs)
@@ -124,7 +159,9 @@ def test_a_metric_object_is_refused_with_how_to_register_it() -> None:
     from lipsim_bench.metrics import create_metric
 
     for value in (create_metric("pixel-l2"), [create_metric("pixel-l2")]):
-        with pytest.raises(BenchError, match=r"a metric object: register its class with lipsim_bench.metrics.register_metric"):
+        with pytest.raises(
+            BenchError, match=r"a metric object: register its class with lipsim_bench.metrics.register_metric"
+        ):
             bench.evaluate(metric=value, n=2)
 
 
@@ -134,7 +171,9 @@ def test_an_unavailable_device_fails_before_the_run(tmp_path: Path) -> None:
     wanted = "cuda:7" if torch.cuda.is_available() and torch.cuda.device_count() < 8 else "cuda"
     if torch.cuda.is_available() and wanted == "cuda":
         pytest.skip("every cuda device exists here")
-    with pytest.raises(BenchError, match=r"^device cuda(:7)?: (CUDA is not available on this machine|this machine has)"):
+    with pytest.raises(
+        BenchError, match=r"^device cuda(:7)?: (CUDA is not available on this machine|this machine has)"
+    ):
         bench.evaluate(metric="pixel-l2", n=2, device=wanted, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -149,20 +188,45 @@ def test_the_device_is_picked_as_the_cli_picks_it() -> None:
 def test_friendly_forms_mean_what_the_cli_means(capsys, tmp_path: Path) -> None:
     """A comma-separated text, one radius, 'NORM:EPS' threats: the CLI's spellings give the CLI's columns."""
     text = bench.evaluate(metric="pixel-l2", n=2, evaluations="natural,apgd", eps="0.5,1", apgd={"steps": 1})
-    typed = bench.evaluate(metric="pixel-l2", n=2, evaluations=["natural", "apgd"], threats=["l2:0.5", ("l2", [1.0])], apgd={"steps": 1})
+    typed = bench.evaluate(
+        metric="pixel-l2", n=2, evaluations=["natural", "apgd"], threats=["l2:0.5", ("l2", [1.0])], apgd={"steps": 1}
+    )
     assert list(text.table.columns) == list(typed.table.columns) == ["natural", "apgd l2 0.5", "apgd l2 1"]
     linf = bench.evaluate(metric="pixel-l2", n=2, evaluations=["apgd"], norm="linf", apgd={"steps": 1})
-    assert list(linf.table.columns) == ["apgd linf 2/255", "apgd linf 4/255", "apgd linf 8/255"]  # norm alone: its default radii
+    assert list(linf.table.columns) == [
+        "apgd linf 2/255",
+        "apgd linf 4/255",
+        "apgd linf 8/255",
+    ]  # norm alone: its default radii
     api = bench.evaluate(metric="lipsim-tiny", n=2, evaluations=["natural", "certified"], eps=[0.5, 1])
-    assert main(["--metrics", "lipsim-tiny", "--n", "2", "--evaluations", "natural,certified", "--eps", "0.5,1",
-                 "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        main(
+            [
+                "--metrics",
+                "lipsim-tiny",
+                "--n",
+                "2",
+                "--evaluations",
+                "natural,certified",
+                "--eps",
+                "0.5,1",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     cli = pd.read_csv(tmp_path / "cli" / "scores.csv")
-    assert sorted(api.scores["eps"].dropna()) == sorted(cli["eps"].dropna()) == [0.5, 1.0]  # --eps: also the certified radii
+    assert (
+        sorted(api.scores["eps"].dropna()) == sorted(cli["eps"].dropna()) == [0.5, 1.0]
+    )  # --eps: also the certified radii
 
 
 def test_numpy_integers_are_integers() -> None:
     import numpy as np
 
-    result = bench.evaluate(metric="pixel-l2", n=np.int64(2), seed=np.int64(3), batch_size=np.int32(2), every=np.int16(1))
+    result = bench.evaluate(
+        metric="pixel-l2", n=np.int64(2), seed=np.int64(3), batch_size=np.int32(2), every=np.int16(1)
+    )
     assert list(result.table.columns) == ["natural"] and result.records[0]["config"]["seed"] == 3

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
@@ -12,9 +12,9 @@ from torch import Tensor
 
 from lipsim_bench.cli import main
 from lipsim_bench.evaluations.certified import declared_bound_metrics, declared_bound_note
+from lipsim_bench.evaluations.radii import certified_agreement, certified_radius, cosine_radius, l2_radius, paper_radius
 from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
 from lipsim_bench.report.tables import render_tables
-from lipsim_bench.evaluations.radii import certified_agreement, certified_radius, cosine_radius, l2_radius, paper_radius
 
 Embed = Callable[[Tensor], Tensor]
 
@@ -27,7 +27,9 @@ def decision_margin(kind: str, e: Tensor, e0: Tensor, e1: Tensor) -> Tensor:
     return (e - e1).pow(2).sum(dim=1).neg() + (e - e0).pow(2).sum(dim=1)
 
 
-def strongest_flip(embed: Embed, kind: str, x: Tensor, e0: Tensor, e1: Tensor, radius: Tensor, steps: int = 300, restarts: int = 3) -> Tensor:
+def strongest_flip(
+    embed: Embed, kind: str, x: Tensor, e0: Tensor, e1: Tensor, radius: Tensor, steps: int = 300, restarts: int = 3
+) -> Tensor:
     """l2 PGD (normalised gradient, decaying step, random starts) pushing the decision across; True where it flipped."""
     sign = decision_margin(kind, embed(x), e0, e1).sign()
     flipped = torch.zeros(len(x), dtype=torch.bool)
@@ -137,23 +139,46 @@ def test_certified_agreement_worst_case() -> None:
 
 def _cli_error(capsys: pytest.CaptureFixture, tmp_path: Path, metric: str) -> str:
     """The run's one error line (exit 2) for ``metric`` under a certificate."""
-    code = main(["--metrics", metric, "--dataset", "sample", "--n", "8", "--evaluations", "natural,certified",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "--metrics",
+            metric,
+            "--dataset",
+            "sample",
+            "--n",
+            "8",
+            "--evaluations",
+            "natural,certified",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err
-    lines = [line[line.index("error: "):] for line in err.replace("\r", "\n").splitlines() if "error: " in line]
+    lines = [line[line.index("error: ") :] for line in err.replace("\r", "\n").splitlines() if "error: " in line]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
 
-@pytest.mark.parametrize(("attrs", "message"), [
-    ({"lipschitz": 0.2}, "declares a Lipschitz bound of 0.2 for 64x64 images, but "),
-    ({"lipschitz": 1.0, "distance_kind": "l2", "distance": None}, "declares distance_kind 'l2', but its distance() is not"),
-], ids=["bound-5x-too-small", "l2-kind-cosine-distance"])
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"lipschitz": 0.2}, "declares a Lipschitz bound of 0.2 for 64x64 images, but "),
+        (
+            {"lipschitz": 1.0, "distance_kind": "l2", "distance": None},
+            "declares distance_kind 'l2', but its distance() is not",
+        ),
+    ],
+    ids=["bound-5x-too-small", "l2-kind-cosine-distance"],
+)
 def test_a_false_claim_is_one_line_exit_2_naming_the_metric(capsys, tmp_path: Path, attrs: dict, message: str) -> None:
     """pixel-l2's identity embedding from a plugin: every pair moves it by exactly 1 per unit, so a bound of 0.2 is
     provably false; an l2 kind over the inherited cosine distance would certify from the wrong radius."""
-    body = {"embed": lambda self, x: x, "distance_kind": "l2",
-            "distance": lambda self, a, b: (a - b).flatten(1).norm(dim=1), **attrs}
+    body = {
+        "embed": lambda self, x: x,
+        "distance_kind": "l2",
+        "distance": lambda self, a, b: (a - b).flatten(1).norm(dim=1),
+        **attrs,
+    }
     if body["distance"] is None:
         del body["distance"]
     register_metric("false-claim", description="test")(type("FalseClaim", (PerceptualMetric,), body))
@@ -167,23 +192,48 @@ def test_a_false_claim_is_one_line_exit_2_naming_the_metric(capsys, tmp_path: Pa
 
 def test_declared_cells_are_marked_and_proven_ones_are_not() -> None:
     """The table marks a metric's certified cells exactly where its records' notes say the bound is only declared."""
-    rows = pd.DataFrame([
-        {"metric": m, "dataset": "sample", "split": "test", "evaluation": e, "norm": norm, "eps": eps, "score": 50.0, "n": 10,
-         "kind": kind, "seed": 0, "settings": "{}"}
-        for m in ("plugin", "lipsim-tiny")
-        for e, norm, eps, kind in (("natural", None, None, "clean"), ("apgd", "l2", 0.5, "attack"), ("certified", "l2", 0.5, "certificate"),
-                                   ("smoothing(sigma=0.25)", "l2", 0.5, "certificate"))
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "metric": m,
+                "dataset": "sample",
+                "split": "test",
+                "evaluation": e,
+                "norm": norm,
+                "eps": eps,
+                "score": 50.0,
+                "n": 10,
+                "kind": kind,
+                "seed": 0,
+                "settings": "{}",
+            }
+            for m in ("plugin", "lipsim-tiny")
+            for e, norm, eps, kind in (
+                ("natural", None, None, "clean"),
+                ("apgd", "l2", 0.5, "attack"),
+                ("certified", "l2", 0.5, "certificate"),
+                ("smoothing(sigma=0.25)", "l2", 0.5, "certificate"),
+            )
+        ]
+    )
     notes = [declared_bound_note("plugin")]
-    assert declared_bound_metrics(notes) == {"plugin"} and declared_bound_metrics(["smoothing(sigma=0.25): " + notes[0]]) == {"plugin"}
+    assert declared_bound_metrics(notes) == {"plugin"} and declared_bound_metrics(
+        ["smoothing(sigma=0.25): " + notes[0]]
+    ) == {"plugin"}
     document = render_tables(rows, "sample", "test", notes, "provenance: test")
-    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in document.markdown.splitlines()
-             if line.startswith("| ")}
+    lines = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in document.markdown.splitlines()
+        if line.startswith("| ")
+    }
     header = lines["metric"]
     assert lines["plugin"][header.index("certified l2 0.5")] == "50.00 (\u2020)"
     assert all("\u2020" not in cell for name, cell in zip(header, lines["plugin"]) if name != "certified l2 0.5")
     assert all("\u2020" not in cell for cell in lines["lipsim-tiny"])
-    assert "- (\u2020) bound declared by plugin, not verified by the project; run an attack or --verify" in document.markdown
+    assert (
+        "- (\u2020) bound declared by plugin, not verified by the project; run an attack or --verify"
+        in document.markdown
+    )
     assert "\\textsuperscript{(\u2020)}" in document.latex
     plain = render_tables(rows, "sample", "test", [], "provenance: test")
     assert "\u2020" not in plain.markdown

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lipsim_bench.cli import main, parse_eps
+from lipsim_bench.cli import main
 from lipsim_bench.errors import BenchError
 from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
-
+from lipsim_bench.run.spec import parse_eps
 
 #: natural scores only: attacks and certificates have their own tests
 NATURAL = ("--attacks", "none", "--no-certify")
@@ -38,7 +38,17 @@ def toy_metric():
 
 def test_toy_metric_runs_through_runner(capsys, night_tree: Path, tmp_path: Path, toy_metric: str) -> None:
     out_dir = tmp_path / "run"
-    code, out, err = run(capsys, "--metrics", f"pixel-l2,{toy_metric}", "--dataset", f"night:{night_tree}", "--out", str(out_dir), "--batch-size", "4")
+    code, out, err = run(
+        capsys,
+        "--metrics",
+        f"pixel-l2,{toy_metric}",
+        "--dataset",
+        f"night:{night_tree}",
+        "--out",
+        str(out_dir),
+        "--batch-size",
+        "4",
+    )
     assert code == 0, err
     assert "| pixel-l2 |" in out and f"| {toy_metric} |" in out
     scores = pd.read_csv(out_dir / "scores.csv")
@@ -118,7 +128,9 @@ def test_bad_input_is_one_clear_line(capsys, argv: list[str], message: str) -> N
 
 def test_missing_column_and_missing_image_via_cli(capsys, night_tree: Path, tmp_path: Path) -> None:
     (night_tree / "ref" / "000" / "004.png").unlink()
-    code, _, err = run(capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"))
+    code, _, err = run(
+        capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r")
+    )
     assert code == 2 and "image missing" in err and "004.png" in err
     pd.read_csv(night_tree / "data.csv").drop(columns=["right_vote"]).to_csv(night_tree / "data.csv", index=False)
     code, _, err = run(capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}")
@@ -127,14 +139,16 @@ def test_missing_column_and_missing_image_via_cli(capsys, night_tree: Path, tmp_
 
 def test_corrupt_image_via_cli(capsys, night_tree: Path, tmp_path: Path) -> None:
     (night_tree / "distort" / "000" / "005_0.png").write_bytes(b"\x89PNG broken")
-    code, _, err = run(capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"))
+    code, _, err = run(
+        capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r")
+    )
     assert code == 2 and "image unreadable" in err and "005_0.png" in err
 
 
 def test_unavailable_weights_via_cli(capsys) -> None:
-    register_metric("test-no-weights", weights="ckpt.pt", available=lambda: False, how_to_get="put ckpt.pt in ~/.cache")(
-        type("NoWeights", (PerceptualMetric,), {"embed": lambda self, x: x})
-    )
+    register_metric(
+        "test-no-weights", weights="ckpt.pt", available=lambda: False, how_to_get="put ckpt.pt in ~/.cache"
+    )(type("NoWeights", (PerceptualMetric,), {"embed": lambda self, x: x}))
     try:
         code, _, err = run(capsys, "--metrics", "test-no-weights", "--n", "2")
     finally:
@@ -145,7 +159,9 @@ def test_unavailable_weights_via_cli(capsys) -> None:
 def test_nan_metric_is_reported(capsys, night_tree: Path, tmp_path: Path) -> None:
     register_metric("test-nan")(type("NaNMetric", (PerceptualMetric,), {"embed": lambda self, x: x * float("nan")}))
     try:
-        code, _, err = run(capsys, "--metrics", "test-nan", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"))
+        code, _, err = run(
+            capsys, "--metrics", "test-nan", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r")
+        )
     finally:
         unregister_metric("test-nan")
     assert code == 2 and "non-finite distance" in err and "test-nan" in err
@@ -168,7 +184,20 @@ def test_list_and_help(capsys) -> None:
 
 def test_certify_adds_rows_and_radii(capsys, night_tree: Path, tmp_path: Path, toy_metric: str) -> None:
     out_dir = tmp_path / "run"
-    code, out, err = run(capsys, "--metrics", f"pixel-l2,{toy_metric}", "--dataset", f"night:{night_tree}", "--out", str(out_dir), "--certify", "--attacks", "none", "--eps", "0.1,1/255")
+    code, out, err = run(
+        capsys,
+        "--metrics",
+        f"pixel-l2,{toy_metric}",
+        "--dataset",
+        f"night:{night_tree}",
+        "--out",
+        str(out_dir),
+        "--certify",
+        "--attacks",
+        "none",
+        "--eps",
+        "0.1,1/255",
+    )
     assert code == 0, err
     scores = pd.read_csv(out_dir / "scores.csv")
     certified = scores[(scores.evaluation == "certified") & (scores.split == "test")]
@@ -178,14 +207,28 @@ def test_certify_adds_rows_and_radii(capsys, night_tree: Path, tmp_path: Path, t
     triplets = pd.read_csv(out_dir / "triplets.csv")
     rows = triplets[triplets.evaluation == "certified"]
     assert rows["radius"].notna().all() and len(rows) == 2 * 6
-    natural = scores[(scores.evaluation == "natural") & (scores.split == "test") & (scores.metric == "pixel-l2")].score.item()
+    natural = scores[
+        (scores.evaluation == "natural") & (scores.split == "test") & (scores.metric == "pixel-l2")
+    ].score.item()
     assert (certified.score <= natural + 1e-9).all()
 
 
 def test_dataset_error_in_a_loader_worker_is_one_line(capsys, night_tree: Path, tmp_path: Path) -> None:
     """torch re-raises a worker's error with the worker's traceback inside its message: print its own line."""
     (night_tree / "distort" / "000" / "005_0.png").write_bytes(b"\x89PNG broken")
-    code, _, err = run(capsys, "--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--out", str(tmp_path / "r"), "--workers", "1")
+    code, _, err = run(
+        capsys,
+        "--metrics",
+        "pixel-l2",
+        "--dataset",
+        f"night:{night_tree}",
+        "--out",
+        str(tmp_path / "r"),
+        "--workers",
+        "1",
+    )
     errors = [line for line in err.splitlines() if "error:" in line]
-    assert code == 2 and len(errors) == 1 and "005_0.png" in errors[0] and errors[0].startswith("error: image unreadable")
+    assert (
+        code == 2 and len(errors) == 1 and "005_0.png" in errors[0] and errors[0].startswith("error: image unreadable")
+    )
     assert "Traceback" not in err and "Original" not in err

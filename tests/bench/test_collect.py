@@ -13,7 +13,26 @@ OUTPUTS = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")
 
 
 def _run(capsys, dataset: Path, out: Path, metrics: str, *extra: str) -> None:
-    assert main(["--metrics", metrics, "--dataset", f"night:{dataset}", "--steps", "2", "--eps", "0.5,1", "--batch-size", "4", "--out", str(out), *extra]) == 0
+    assert (
+        main(
+            [
+                "--metrics",
+                metrics,
+                "--dataset",
+                f"night:{dataset}",
+                "--steps",
+                "2",
+                "--eps",
+                "0.5,1",
+                "--batch-size",
+                "4",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
 
 
@@ -38,7 +57,9 @@ def test_report_regenerates_tables_from_records_only(capsys, night_tree: Path, t
 
     shutil.rmtree(run / "records")
     assert main(["plot", str(run)]) == 0
-    assert {"robustness_curves.png", "robustness_curves.pdf", "certified_curves.pdf", "radius_scatter.png"} <= {p.name for p in (run / "plots").iterdir()}
+    assert {"robustness_curves.png", "robustness_curves.pdf", "certified_curves.pdf", "radius_scatter.png"} <= {
+        p.name for p in (run / "plots").iterdir()
+    }
 
 
 def test_report_merges_runs_and_keeps_another_seed_apart(capsys, night_tree: Path, tmp_path: Path) -> None:
@@ -65,7 +86,10 @@ def test_report_of_a_folder_without_records_is_one_line(capsys, tmp_path: Path) 
 
 
 def test_latex_groups_eps_under_their_evaluation() -> None:
-    table = pd.DataFrame({"natural": [90.0], "apgd l2 0.5": [80.0], "apgd l2 1": [70.0], "certified l2 36/255": [60.0]}, index=pd.Index(["lip_sim"], name="metric"))
+    table = pd.DataFrame(
+        {"natural": [90.0], "apgd l2 0.5": [80.0], "apgd l2 1": [70.0], "certified l2 36/255": [60.0]},
+        index=pd.Index(["lip_sim"], name="metric"),
+    )
     tex = to_latex(table, caption="n = 5", footer=["provenance: x & y"])
     assert r"\multicolumn{2}{c}{apgd l2}" in tex and r"\multicolumn{1}{c}{certified l2}" in tex
     assert r"\cmidrule(lr){3-4}" in tex and r"lip\_sim & 90.00 & 80.00 & 70.00 & 60.00 \\" in tex

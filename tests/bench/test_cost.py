@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from lipsim_bench.metrics import PerceptualMetric
 from lipsim_bench.protocol.cost import (
     DEFAULT_GPU,
     GPU_PROFILES,
@@ -14,13 +15,24 @@ from lipsim_bench.protocol.cost import (
     load_cost_table,
     unit_flops,
 )
-from lipsim_bench.metrics import PerceptualMetric
 
 #: benchmarks/flops.py's default list: every metric a paper run can ask for.
 TABLED = (
-    "clip", "open-clip", "dino", "lpips", "rclip", "rclip-tecoa-vitb16", "rclip-tecoa-vitb32",
-    "dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim",
-    "lipsim", "lipsim-tiny", "convsim-tiny", "pixel-l2",
+    "clip",
+    "open-clip",
+    "dino",
+    "lpips",
+    "rclip",
+    "rclip-tecoa-vitb16",
+    "rclip-tecoa-vitb32",
+    "dreamsim-clip",
+    "dreamsim-open-clip",
+    "dreamsim-dino",
+    "dreamsim",
+    "lipsim",
+    "lipsim-tiny",
+    "convsim-tiny",
+    "pixel-l2",
 )
 VIT_B16 = ("dino", "rclip-tecoa-vitb16", "dreamsim-dino")
 VIT_B32 = ("clip", "open-clip", "rclip-tecoa-vitb32", "dreamsim-clip", "dreamsim-open-clip")
@@ -70,14 +82,18 @@ def test_attack_cost_is_linear_in_steps_and_triplets(attack: str) -> None:
 def test_estimate_uses_the_gpu_throughput_and_skips_unknown_metrics() -> None:
     flops = unit_flops("lipsim", "apgd", 2000, steps=100, restarts=1)
     assert flops is not None
-    assert estimate_seconds("lipsim", "apgd", 2000, steps=100, restarts=1) == pytest.approx(flops / (DEFAULT_GPU.sustained_tflops * 1e12))
+    assert estimate_seconds("lipsim", "apgd", 2000, steps=100, restarts=1) == pytest.approx(
+        flops / (DEFAULT_GPU.sustained_tflops * 1e12)
+    )
     h100 = estimate_seconds("dino", "apgd", 100, steps=10, restarts=1, gpu=GPU_PROFILES["h100"])
     a100 = estimate_seconds("dino", "apgd", 100, steps=10, restarts=1, gpu=GPU_PROFILES["a100"])
     assert h100 is not None and a100 is not None and a100 > h100
     assert unit_flops("no-such-metric", "natural", 10, steps=1, restarts=1) is None
     assert estimate_seconds("no-such-metric", "apgd", 10, steps=1, restarts=1) is None
     # metrics sharing a tabled architecture cost the same
-    assert unit_flops("lipsim-margin0.2", "natural", 5, steps=1, restarts=1) == unit_flops("lipsim", "natural", 5, steps=1, restarts=1)
+    assert unit_flops("lipsim-margin0.2", "natural", 5, steps=1, restarts=1) == unit_flops(
+        "lipsim", "natural", 5, steps=1, restarts=1
+    )
     with pytest.raises(ValueError, match="no cost model"):
         unit_flops("clip", "no-such-evaluation", 10, steps=1, restarts=1)
 

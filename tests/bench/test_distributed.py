@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lipsim_bench.run.distributed import ShardedBatchSampler
 from lipsim_bench.evaluations import POSITION
-from lipsim_bench.run.distributed import merge_shards
+from lipsim_bench.run.distributed import ShardedBatchSampler, merge_shards
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,13 +43,29 @@ def test_merge_restores_single_process_order() -> None:
 
 def _run(args: list[str], *, torchrun: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"] if torchrun else [sys.executable]
-    return subprocess.run(launcher + ["run_bench.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
+        if torchrun
+        else [sys.executable]
+    )
+    return subprocess.run(
+        launcher + ["run_bench.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_torchrun_two_cpu_processes_equal_one(night_tree: Path, tmp_path: Path) -> None:
     """gloo on CPU: 2 processes write byte-identical scores, per-triplet rows and histograms."""
-    common = ["--metrics", "pixel-l2,lipsim-tiny", "--dataset", f"night:{night_tree}", "--batch-size", "2", "--steps", "3", "--histogram"]
+    common = [
+        "--metrics",
+        "pixel-l2,lipsim-tiny",
+        "--dataset",
+        f"night:{night_tree}",
+        "--batch-size",
+        "2",
+        "--steps",
+        "3",
+        "--histogram",
+    ]
     one = _run(common + ["--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr[-2000:]
     two = _run(common + ["--out", str(tmp_path / "two")], torchrun=2)

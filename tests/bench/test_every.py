@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 import lipsim_bench as bench
-from lipsim_bench.cli import config_from_args, main, parse_run_args
+from lipsim_bench.cli import main
 from lipsim_bench.datasets import create_dataset
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import ordinal
 from lipsim_bench.report.collect import read_records
+from lipsim_bench.run_args import parse_run_args
+from lipsim_bench.run_request import spec_from_args as config_from_args
 
 
 def test_every_keeps_the_first_and_each_kth_after_n() -> None:
@@ -51,22 +53,42 @@ def test_dry_run_counts_the_subsample(capsys, tmp_path: Path) -> None:
 
 
 def test_ordinals() -> None:
-    assert [ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)] == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd"]
+    assert [ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)] == [
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "103rd",
+    ]
 
 
 def test_smoothing_preset_and_overrides() -> None:
     spec = config_from_args(parse_run_args(["--preset", "smoothing"]))
     assert spec.metrics == ["pixel-l2", "convsim-tiny", "convsim-tiny-noise", "lipsim-tiny"] and spec.every == 3
-    assert spec.evaluations == ["natural", "certified", "smoothing", "smoothing-embed"] and spec.options["smoothing"]["sigma"] == "0.12,0.25,0.5"
+    assert (
+        spec.evaluations == ["natural", "certified", "smoothing", "smoothing-embed"]
+        and spec.options["smoothing"]["sigma"] == "0.12,0.25,0.5"
+    )
     assert spec.options["certified"]["eps"] == pytest.approx([36 / 255, 0.25, 72 / 255, 108 / 255, 0.5])
-    one = config_from_args(parse_run_args(["--preset", "smoothing", "--set", "smoothing.sigma=0.25", "--every", "1", "--metrics", "pixel-l2"]))
+    one = config_from_args(
+        parse_run_args(
+            ["--preset", "smoothing", "--set", "smoothing.sigma=0.25", "--every", "1", "--metrics", "pixel-l2"]
+        )
+    )
     assert (one.options["smoothing"]["sigma"], one.every, one.metrics) == ("0.25", 1, ["pixel-l2"])
     natural = config_from_args(parse_run_args(["--preset", "smoothing", "--evaluations", "natural"]))
     assert natural.options == {}  # the preset's smoothing options stay out of a run without smoothing
 
 
 def test_a_preset_that_sets_the_evaluations_says_so() -> None:
-    with pytest.raises(BenchError, match="--preset smoothing sets --evaluations natural,certified,smoothing,smoothing-embed"):
+    with pytest.raises(
+        BenchError, match="--preset smoothing sets --evaluations natural,certified,smoothing,smoothing-embed"
+    ):
         config_from_args(parse_run_args(["--preset", "smoothing", "--no-certify"]))
 
 
@@ -78,7 +100,9 @@ def test_footers_describe_only_the_records_the_table_shows(tmp_path: Path) -> No
     folder = read_records([tmp_path / "run"])
     assert folder.scores.groupby("evaluation")["n"].first().to_dict() == {"natural": 9, "natural(every=3)": 3}
     assert not any(note.startswith("triplets:") for note in folder.notes)
-    assert "natural(every=3): triplets: a subsample, every 3rd triplet of the split's first 9 (--every 3)" in folder.notes
+    assert (
+        "natural(every=3): triplets: a subsample, every 3rd triplet of the split's first 9 (--every 3)" in folder.notes
+    )
 
 
 def test_smoothing_preset_dry_run_lists_a_unit_per_metric_and_sigma(capsys, tmp_path: Path) -> None:

@@ -27,7 +27,22 @@ def test_weights_dir_reaches_lipsim_checkpoints(capsys, monkeypatch: pytest.Monk
 
     folder = tmp_path / "weights"
     folder.mkdir()
-    assert main(["--weights-dir", str(folder), "--metrics", "lipsim-margin0.5", "--n", "1", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "--weights-dir",
+                str(folder),
+                "--metrics",
+                "lipsim-margin0.5",
+                "--n",
+                "1",
+                "--dry-run",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert checkpoint_path("margin0.5") == folder / "lipsim_margin0.5.pth"
     assert "run_bench.py fetch lipsim-margin0.5" in out  # the fetch hint names the project's command

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lipsim_bench.evaluations.twoafc import score_rows
+from lipsim_bench.report.plot_data import certified_mismatches
 from lipsim_bench.report.plots import (
     certified_curve,
-    radius_panel,
-    certified_mismatches,
     check_certified_points,
     empirical_radii,
     headline_split,
     plot_run,
+    radius_panel,
 )
-from lipsim_bench.evaluations.twoafc import score_rows
 
 FIGURES = ("robustness_curves", "certified_curves", "radius_scatter", "histograms")
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
@@ -43,19 +43,39 @@ ATTACKS = [
 ]
 
 
-def base_rows(metric: str, evaluation: str, norm: str | None, eps: float, agreement: np.ndarray, **extra: object) -> pd.DataFrame:
+def base_rows(
+    metric: str, evaluation: str, norm: str | None, eps: float, agreement: np.ndarray, **extra: object
+) -> pd.DataFrame:
     """Per-triplet rows in triplets.csv's layout."""
-    return pd.DataFrame({
-        "metric": metric, "dataset": "night", "split": "test", "group": GROUPS, "evaluation": evaluation, "norm": norm,
-        "eps": eps, "id": IDS, "p": P, "d0": D0, "d1": D1, "agreement": agreement, "correct": agreement > 0.5, **extra,
-    })
+    return pd.DataFrame(
+        {
+            "metric": metric,
+            "dataset": "night",
+            "split": "test",
+            "group": GROUPS,
+            "evaluation": evaluation,
+            "norm": norm,
+            "eps": eps,
+            "id": IDS,
+            "p": P,
+            "d0": D0,
+            "d1": D1,
+            "agreement": agreement,
+            "correct": agreement > 0.5,
+            **extra,
+        }
+    )
 
 
 def lip_triplets() -> pd.DataFrame:
     """Natural, certified (agreement by the README's rule, written out here) and attack rows of "lip"."""
     parts = [base_rows("lip", "natural", None, np.nan, NATURAL)]
     for eps in CERTIFIED_EPS:
-        parts.append(base_rows("lip", "certified", "l2", eps, np.where(RADIUS > eps, NATURAL, WORST), radius=RADIUS, ref_norm=2.0))
+        parts.append(
+            base_rows(
+                "lip", "certified", "l2", eps, np.where(RADIUS > eps, NATURAL, WORST), radius=RADIUS, ref_norm=2.0
+            )
+        )
     for evaluation, norm, eps, hits in ATTACKS:
         delta = [hits.get(i, (0.0, False))[0] for i in IDS]
         flipped = [hits.get(i, (0.0, False))[1] for i in IDS]
@@ -83,14 +103,24 @@ def scores_from(triplets: pd.DataFrame) -> pd.DataFrame:
 
 def histogram_rows() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.concat([
-        pd.DataFrame({"id": IDS, "group": GROUPS, "eps": 1.0, "distance": rng.uniform(0, scale, len(IDS)), "metric": metric})
-        for metric, scale in (("plain", 1.0), ("lip", 0.1))
-    ], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"id": IDS, "group": GROUPS, "eps": 1.0, "distance": rng.uniform(0, scale, len(IDS)), "metric": metric}
+            )
+            for metric, scale in (("plain", 1.0), ("lip", 0.1))
+        ],
+        ignore_index=True,
+    )
 
 
-def write_run(folder: Path, *, triplets: pd.DataFrame | None = None, scores: pd.DataFrame | None = None,
-              histogram: pd.DataFrame | None = None) -> Path:
+def write_run(
+    folder: Path,
+    *,
+    triplets: pd.DataFrame | None = None,
+    scores: pd.DataFrame | None = None,
+    histogram: pd.DataFrame | None = None,
+) -> Path:
     """A run folder holding only the given CSVs (no records/)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in (("triplets", triplets), ("scores", scores), ("histogram", histogram)):
@@ -137,25 +167,44 @@ def with_smoothed_certificate(triplets: pd.DataFrame) -> pd.DataFrame:
     d0, d1 = [2.0, 1.0, 1.0, 1.0, 2.0, 1.0], [1.0, 2.0, 2.0, 2.0, 1.0, 2.0]  # picks x1, x0, x0, x0, x1, x0
     agreement = np.array([1.0, 0.0, 1.0, 0.25, 0.0, 0.0])
     radius = RADIUS * 1.5
-    parts = [base_rows("lip", "smoothing", "l2", eps, np.where(radius > eps, agreement, WORST), radius=radius, smoothed=True)
-             .assign(d0=d0, d1=d1, kind="certificate") for eps in (0.0, 0.5)]
+    parts = [
+        base_rows(
+            "lip", "smoothing", "l2", eps, np.where(radius > eps, agreement, WORST), radius=radius, smoothed=True
+        ).assign(d0=d0, d1=d1, kind="certificate")
+        for eps in (0.0, 0.5)
+    ]
     kinds = {"natural": "clean", "certified": "certificate"}
     # smoothed rows first: the scatter must skip them, not merely come to the metric's own certificate first
-    return pd.concat(parts + [triplets.assign(kind=triplets["evaluation"].map(kinds).fillna("attack"))], ignore_index=True)
+    return pd.concat(
+        parts + [triplets.assign(kind=triplets["evaluation"].map(kinds).fillna("attack"))], ignore_index=True
+    )
 
 
-def test_a_second_certificate_has_its_own_curve_and_stays_out_of_the_scatter(triplets: pd.DataFrame, tmp_path: Path) -> None:
+def test_a_second_certificate_has_its_own_curve_and_stays_out_of_the_scatter(
+    triplets: pd.DataFrame, tmp_path: Path
+) -> None:
     both = with_smoothed_certificate(triplets)
-    np.testing.assert_allclose(certified_curve(both, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0]), "certified"),
-                               certified_curve(triplets, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0])))
-    np.testing.assert_allclose(certified_curve(both, "lip", np.array([0.0, 0.5]), "smoothing"), 100 * np.array([2.25, 1.25]) / 6)
+    np.testing.assert_allclose(
+        certified_curve(both, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0]), "certified"),
+        certified_curve(triplets, "lip", np.array([0.0, 0.1, 0.2, 0.45, 1.0])),
+    )
+    np.testing.assert_allclose(
+        certified_curve(both, "lip", np.array([0.0, 0.5]), "smoothing"), 100 * np.array([2.25, 1.25]) / 6
+    )
     with pytest.raises(ValueError, match="several certificates"):
         certified_curve(both, "lip", np.array([0.1]))
-    scores = scores_from(both).assign(kind=lambda f: f["evaluation"].map({"natural": "clean", "certified": "certificate",
-                                                                           "smoothing": "certificate"}).fillna("attack"))
+    scores = scores_from(both).assign(
+        kind=lambda f: (
+            f["evaluation"]
+            .map({"natural": "clean", "certified": "certificate", "smoothing": "certificate"})
+            .fillna("attack")
+        )
+    )
     assert certified_mismatches(both, scores, "test") == []
     panel = radius_panel(both, "lip")
-    assert panel is not None and panel.certified.max() == pytest.approx(RADIUS.max())  # the metric's own radii, not the smoothed ones
+    assert panel is not None and panel.certified.max() == pytest.approx(
+        RADIUS.max()
+    )  # the metric's own radii, not the smoothed ones
     run = write_run(tmp_path / "run", triplets=both, scores=scores)
     assert {"certified_curves.png", "radius_scatter.png"} <= written(plot_run(run, formats=("png",)))
 
@@ -202,7 +251,9 @@ def test_missing_optional_data_skips_figures(triplets: pd.DataFrame, tmp_path: P
 
 
 def test_scatter_needs_l2_attacks_and_the_histogram_needs_its_csv(triplets: pd.DataFrame, tmp_path: Path) -> None:
-    linf_only = triplets[triplets["norm"].isna() | (triplets["norm"] == "linf") | (triplets["evaluation"] == "certified")]
+    linf_only = triplets[
+        triplets["norm"].isna() | (triplets["norm"] == "linf") | (triplets["evaluation"] == "certified")
+    ]
     run = write_run(tmp_path / "run", triplets=linf_only, scores=scores_from(linf_only))
     assert written(plot_run(run, formats=("png",))) == {"robustness_curves.png", "certified_curves.png"}
 
@@ -233,8 +284,11 @@ BOUND_LABEL = r"certified bound ($L\epsilon$)"
 
 def bound_artists(fig) -> dict[str, list]:
     """Per panel title, the artists labelled as the certified bound."""
-    return {ax.get_title(): [h for h, label in zip(*ax.get_legend_handles_labels()) if label == BOUND_LABEL]
-            for ax in fig.axes if ax.get_visible() and ax.get_title()}
+    return {
+        ax.get_title(): [h for h, label in zip(*ax.get_legend_handles_labels()) if label == BOUND_LABEL]
+        for ax in fig.axes
+        if ax.get_visible() and ax.get_title()
+    }
 
 
 def test_the_histogram_draws_certified_bounds_beside_found_distances_and_old_folders_still_plot(tmp_path: Path) -> None:
@@ -243,13 +297,22 @@ def test_the_histogram_draws_certified_bounds_beside_found_distances_and_old_fol
     from lipsim_bench.report.plots import histogram_figure, histogram_frames
 
     rows = histogram_rows()
-    cosine = rows[rows["metric"] == "lip"].assign(metric="lip-cosine", bound=np.linspace(0.2, 0.3, len(IDS)))  # per-triplet bounds
-    with_bound = pd.concat([rows.assign(bound=np.where(rows["metric"] == "lip", 0.5, np.nan)), cosine], ignore_index=True)
+    cosine = rows[rows["metric"] == "lip"].assign(
+        metric="lip-cosine", bound=np.linspace(0.2, 0.3, len(IDS))
+    )  # per-triplet bounds
+    with_bound = pd.concat(
+        [rows.assign(bound=np.where(rows["metric"] == "lip", 0.5, np.nan)), cosine], ignore_index=True
+    )
     drawn = bound_artists(histogram_figure(*histogram_frames(with_bound)))
-    assert [type(a) for a in drawn["lip"]] == [Line2D] and list(drawn["lip"][0].get_xdata()) == [0.5, 0.5]  # L eps: one line
+    assert [type(a) for a in drawn["lip"]] == [Line2D] and list(drawn["lip"][0].get_xdata()) == [
+        0.5,
+        0.5,
+    ]  # L eps: one line
     assert len(drawn["lip-cosine"]) == 1 and not isinstance(drawn["lip-cosine"][0], Line2D)  # a histogram of the bounds
     assert drawn["plain"] == []  # no bound: nothing drawn
-    assert all(v == [] for v in bound_artists(histogram_figure(*histogram_frames(rows))).values())  # a folder from before the column
+    assert all(
+        v == [] for v in bound_artists(histogram_figure(*histogram_frames(rows))).values()
+    )  # a folder from before the column
     for name, frame in (("new", with_bound), ("old", rows)):
         run = write_run(tmp_path / name, histogram=frame)
         assert written(plot_run(run, formats=("png",))) == {"histograms.png"}
@@ -262,18 +325,30 @@ def _damage(frame: pd.DataFrame, column: str, value: object) -> pd.DataFrame:
     return damaged
 
 
-@pytest.mark.parametrize("what, damage, words", [
-    ("scores", lambda s, t: (s.iloc[:0], t), "scores.csv has a header but no rows"),
-    ("scores", lambda s, t: (s.drop(columns=["evaluation"]), t), "scores.csv lacks the column(s) evaluation"),
-    ("scores", lambda s, t: (_damage(s, "score", 150.0), t), "1 value(s) of score are not finite numbers in [0, 100] (e.g. 150.0)"),
-    ("scores", lambda s, t: (_damage(s, "score", "abc"), t), "of score are not finite numbers"),
-    ("triplets", lambda s, t: (s, _damage(t, "p", float("nan"))), "1 value(s) of p are not finite numbers in [0, 1] (e.g. nan)"),
-    ("triplets", lambda s, t: (s, _damage(t, "d0", float("inf"))), "of d0 are not finite numbers"),
-    ("triplets", lambda s, t: (s, _damage(t, "radius", -1.0)), "of radius are not finite numbers >= 0"),
-    ("triplets", lambda s, t: (s, t.iloc[:0]), "triplets.csv has a header but no rows"),
-])
-def test_plot_refuses_csvs_it_would_draw_wrongly_in_one_line(triplets: pd.DataFrame, tmp_path: Path, capsys, what: str,
-                                                              damage, words: str) -> None:
+@pytest.mark.parametrize(
+    "what, damage, words",
+    [
+        ("scores", lambda s, t: (s.iloc[:0], t), "scores.csv has a header but no rows"),
+        ("scores", lambda s, t: (s.drop(columns=["evaluation"]), t), "scores.csv lacks the column(s) evaluation"),
+        (
+            "scores",
+            lambda s, t: (_damage(s, "score", 150.0), t),
+            "1 value(s) of score are not finite numbers in [0, 100] (e.g. 150.0)",
+        ),
+        ("scores", lambda s, t: (_damage(s, "score", "abc"), t), "of score are not finite numbers"),
+        (
+            "triplets",
+            lambda s, t: (s, _damage(t, "p", float("nan"))),
+            "1 value(s) of p are not finite numbers in [0, 1] (e.g. nan)",
+        ),
+        ("triplets", lambda s, t: (s, _damage(t, "d0", float("inf"))), "of d0 are not finite numbers"),
+        ("triplets", lambda s, t: (s, _damage(t, "radius", -1.0)), "of radius are not finite numbers >= 0"),
+        ("triplets", lambda s, t: (s, t.iloc[:0]), "triplets.csv has a header but no rows"),
+    ],
+)
+def test_plot_refuses_csvs_it_would_draw_wrongly_in_one_line(
+    triplets: pd.DataFrame, tmp_path: Path, capsys, what: str, damage, words: str
+) -> None:
     """A NaN p, a score of 150, an empty table or a missing column: one line and exit 2, never a traceback,
     never a figure drawn from them (a NaN p used to draw a curve without a word)."""
     from lipsim_bench.cli import main
@@ -287,7 +362,9 @@ def test_plot_refuses_csvs_it_would_draw_wrongly_in_one_line(triplets: pd.DataFr
 
 
 @pytest.mark.parametrize("out", ["file", "under-a-file"])
-def test_plot_into_a_file_is_one_line_that_does_not_talk_of_units(triplets: pd.DataFrame, tmp_path: Path, capsys, out: str) -> None:
+def test_plot_into_a_file_is_one_line_that_does_not_talk_of_units(
+    triplets: pd.DataFrame, tmp_path: Path, capsys, out: str
+) -> None:
     run = write_run(tmp_path / "run", triplets=triplets, scores=scores_from(triplets))
     (tmp_path / "file").write_text("x")
     from lipsim_bench.cli import main

@@ -22,8 +22,22 @@ PLUGINS = ["--plugin", str(EXAMPLES / "my_attack.py"), "--plugin", str(EXAMPLES 
 @pytest.fixture
 def plugin_run(capsys, tmp_path: Path) -> Path:
     out = tmp_path / "run"
-    argv = PLUGINS + ["--metrics", "pixel-l2", "--n", "6", "--batch-size", "3", "--out", str(out),
-                      "--evaluations", "natural,certified,apgd,noise,brightness", "--set", "apgd.steps=2", "--set", "noise.draws=2"]
+    argv = PLUGINS + [
+        "--metrics",
+        "pixel-l2",
+        "--n",
+        "6",
+        "--batch-size",
+        "3",
+        "--out",
+        str(out),
+        "--evaluations",
+        "natural,certified,apgd,noise,brightness",
+        "--set",
+        "apgd.steps=2",
+        "--set",
+        "noise.draws=2",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     capsys.readouterr()
     return out
@@ -32,7 +46,13 @@ def plugin_run(capsys, tmp_path: Path) -> Path:
 def test_toy_kind_and_attack_in_every_table_in_their_column_group(plugin_run: Path) -> None:
     scores = pd.read_csv(plugin_run / "scores.csv")
     kinds = dict(zip(scores["evaluation"], scores["kind"]))
-    assert kinds == {"natural": "clean", "certified": "certificate", "apgd": "attack", "noise": "attack", "brightness": "attack"}
+    assert kinds == {
+        "natural": "clean",
+        "certified": "certificate",
+        "apgd": "attack",
+        "noise": "attack",
+        "brightness": "attack",
+    }
     header = (plugin_run / "scores.md").read_text().splitlines()[2]
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
     order = [c.split()[0] for c in columns]
@@ -55,7 +75,17 @@ def test_toy_plugins_in_plot(plugin_run: Path, capsys) -> None:
 
 
 def test_toy_plugins_in_dry_run_and_list(capsys, tmp_path: Path) -> None:
-    argv = PLUGINS + ["--metrics", "lipsim-tiny", "--n", "6", "--evaluations", "natural,noise,brightness", "--dry-run", "--out", str(tmp_path / "r")]
+    argv = PLUGINS + [
+        "--metrics",
+        "lipsim-tiny",
+        "--n",
+        "6",
+        "--evaluations",
+        "natural,noise,brightness",
+        "--dry-run",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"lipsim-tiny\s+noise l2 0.25 \[attack\]\s+\d+ s", out)
@@ -65,7 +95,9 @@ def test_toy_plugins_in_dry_run_and_list(capsys, tmp_path: Path) -> None:
 def test_list_shows_plugins_loaded_from_the_environment(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    monkeypatch.setenv("LIPSIM_BENCH_PLUGINS", os.pathsep.join([str(EXAMPLES / "my_attack.py"), str(EXAMPLES / "my_evaluation.py")]))
+    monkeypatch.setenv(
+        "LIPSIM_BENCH_PLUGINS", os.pathsep.join([str(EXAMPLES / "my_attack.py"), str(EXAMPLES / "my_evaluation.py")])
+    )
     from lipsim_bench.plugins import load_plugins
 
     load_plugins()
@@ -78,7 +110,18 @@ def test_list_shows_plugins_loaded_from_the_environment(capsys, monkeypatch: pyt
 def test_edited_plugin_metric_is_recomputed_and_reuse_is_reported(capsys, tmp_path: Path) -> None:
     plugin = tmp_path / "my_metrics.py"
     shutil.copy(EXAMPLES / "my_metrics.py", plugin)
-    argv = ["--plugin", str(plugin), "--metrics", "mean-colour", "--n", "4", "--evaluations", "natural", "--out", str(tmp_path / "run")]
+    argv = [
+        "--plugin",
+        str(plugin),
+        "--metrics",
+        "mean-colour",
+        "--n",
+        "4",
+        "--evaluations",
+        "natural",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     assert "computed all 1 unit(s)" in capsys.readouterr().out
     assert main(argv) == 0

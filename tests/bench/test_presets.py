@@ -8,27 +8,38 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lipsim_bench.cli import config_from_args, main, parse_run_args
+from lipsim_bench.cli import main
 from lipsim_bench.errors import BenchError
 from lipsim_bench.protocol.presets import get_preset
 from lipsim_bench.run.plan import RANDOM_WEIGHTS_ENV
+from lipsim_bench.run_args import parse_run_args
+from lipsim_bench.run_request import spec_from_args as config_from_args
 
 
 def test_paper_preset_sets_the_protocol_and_options_override_it() -> None:
     config = config_from_args(parse_run_args(["--preset", "paper"]))
     assert config.metrics == ["dreamsim-clip", "dreamsim-open-clip", "dreamsim-dino", "dreamsim", "lipsim"]
-    assert (config.dataset, config.split, config.evaluations, config.options["apgd"]["steps"]) == ("night", "test", ["natural", "certified", "apgd"], 100)
+    assert (config.dataset, config.split, config.evaluations, config.options["apgd"]["steps"]) == (
+        "night",
+        "test",
+        ["natural", "certified", "apgd"],
+        100,
+    )
     assert config.threats == [("l2", [0.5, 1.0, 2.0, 3.0])]
     assert config.options["certified"]["eps"] == pytest.approx([36 / 255, 72 / 255, 108 / 255])
     assert config.download is True
-    config = config_from_args(parse_run_args(["--preset", "paper", "--n", "7", "--steps", "5", "--metrics", "pixel-l2", "--no-download"]))
+    config = config_from_args(
+        parse_run_args(["--preset", "paper", "--n", "7", "--steps", "5", "--metrics", "pixel-l2", "--no-download"])
+    )
     assert (config.n, config.options["apgd"]["steps"], config.metrics, config.download) == (7, 5, ["pixel-l2"], False)
 
 
 def test_threats_replace_not_extend_a_preset() -> None:
     robust = config_from_args(parse_run_args(["--preset", "robust"]))
     assert robust.threats == [("l2", [0.5, 1.0, 2.0, 3.0]), ("linf", [pytest.approx(4 / 255)])]
-    assert {"rclip", "rclip-fare-convnext"} <= set(robust.metrics) and set(get_preset("paper").options["metrics"]) <= set(robust.metrics)
+    assert {"rclip", "rclip-fare-convnext"} <= set(robust.metrics) and set(
+        get_preset("paper").options["metrics"]
+    ) <= set(robust.metrics)
     only = config_from_args(parse_run_args(["--preset", "robust", "--threat", "linf:8/255"]))
     assert only.threats == [("linf", [pytest.approx(8 / 255)])]
     eps = config_from_args(parse_run_args(["--preset", "robust", "--eps", "1"]))
@@ -58,7 +69,18 @@ def test_paper_dry_run_offline_explains_what_it_needs(capsys, tmp_path: Path, mo
 
 
 def test_dry_run_counts_triplets_and_stored_units(capsys, night_tree: Path, tmp_path: Path) -> None:
-    argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--steps", "2", "--eps", "1", "--out", str(tmp_path / "run")]
+    argv = [
+        "--metrics",
+        "pixel-l2",
+        "--dataset",
+        f"night:{night_tree}",
+        "--steps",
+        "2",
+        "--eps",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv + ["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "here: 6 triplets" in out and "stored, skipped" not in out
@@ -72,7 +94,22 @@ def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monke
     """The whole path, adapter to table: clip and dino (real architectures, random weights) under the paper preset."""
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "1")
     out_dir = tmp_path / "paper"
-    code = main(["--preset", "paper", "--dataset", "sample", "--metrics", "clip,dino", "--n", "2", "--steps", "1", "--out", str(out_dir)])
+    code = main(
+        [
+            "--preset",
+            "paper",
+            "--dataset",
+            "sample",
+            "--metrics",
+            "clip,dino",
+            "--n",
+            "2",
+            "--steps",
+            "1",
+            "--out",
+            str(out_dir),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     scores = pd.read_csv(out_dir / "scores.csv")
@@ -93,7 +130,9 @@ def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monke
     assert r"\multicolumn{4}{c}{apgd l2}" in tex and "provenance:" in tex and "clip (random weights)" in tex
 
 
-def test_preset_offline_fails_in_one_line_and_computes_nothing(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preset_offline_fails_in_one_line_and_computes_nothing(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LIPSIM_BENCH_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("LIPSIM_BENCH_NIGHT_URL", "http://127.0.0.1:1")  # nothing listens there
     assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--out", str(tmp_path / "run")]) == 2

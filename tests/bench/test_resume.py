@@ -20,8 +20,21 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "HF_H
 
 
 def _args(dataset: Path, out: Path) -> list[str]:
-    return ["run_bench.py", "--metrics", "pixel-l2,lipsim-tiny", "--dataset", f"night:{dataset}", "--batch-size", "2",
-            "--steps", "40", "--eps", "0.5,1,2,3", "--out", str(out)]
+    return [
+        "run_bench.py",
+        "--metrics",
+        "pixel-l2,lipsim-tiny",
+        "--dataset",
+        f"night:{dataset}",
+        "--batch-size",
+        "2",
+        "--steps",
+        "40",
+        "--eps",
+        "0.5,1,2,3",
+        "--out",
+        str(out),
+    ]
 
 
 def _records(out: Path) -> list[Path]:
@@ -31,8 +44,14 @@ def _records(out: Path) -> list[Path]:
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(night_tree: Path, tmp_path: Path) -> None:
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     total_units = 2 * (1 + 1 + 4)  # metrics x (natural, certified, 4 attack eps)
-    proc = subprocess.Popen([sys.executable, *_args(night_tree, killed)], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *_args(night_tree, killed)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while len(_records(killed)) < 7 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # wait until lipsim-tiny's units have started
@@ -43,9 +62,13 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(night_tree: Path, tmp_p
     for path in _records(killed):  # every stored record is whole (atomic rename), never half-written
         json.loads(path.read_text())
 
-    rerun = subprocess.run([sys.executable, *_args(night_tree, killed)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        [sys.executable, *_args(night_tree, killed)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    reference = subprocess.run([sys.executable, *_args(night_tree, clean)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    reference = subprocess.run(
+        [sys.executable, *_args(night_tree, clean)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert reference.returncode == 0, reference.stderr[-2000:]
     for name in ("scores.csv", "triplets.csv"):
         assert (killed / name).read_bytes() == (clean / name).read_bytes(), name
@@ -56,13 +79,27 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(night_tree: Path, tmp_p
 
 def test_new_weights_make_new_units(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The weights' fingerprint is part of every key: other weights never reuse stored numbers."""
-    argv = ["--metrics", "lipsim-tiny", "--dataset", f"night:{night_tree}", "--attacks", "none", "--no-certify", "--out", str(tmp_path / "run")]
+    argv = [
+        "--metrics",
+        "lipsim-tiny",
+        "--dataset",
+        f"night:{night_tree}",
+        "--attacks",
+        "none",
+        "--no-certify",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 0
     assert main(argv) == 0
     log = (tmp_path / "run" / "run.log").read_text()
     assert log.count("computed:") == 1 and log.count("reused:") == 1
     spec = registry.get_metric_spec("lipsim-tiny")
-    monkeypatch.setitem(registry.METRICS._entries, "lipsim-tiny", __import__("dataclasses").replace(spec, fingerprint=lambda: "sha256:other"))
+    monkeypatch.setitem(
+        registry.METRICS._entries,
+        "lipsim-tiny",
+        __import__("dataclasses").replace(spec, fingerprint=lambda: "sha256:other"),
+    )
     assert main(argv) == 0
     log = (tmp_path / "run" / "run.log").read_text()
     assert log.count("computed:") == 2

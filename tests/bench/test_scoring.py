@@ -23,7 +23,9 @@ def test_size_weighted_mean() -> None:
 def test_score_rows_weights_halves_by_size() -> None:
     frame = pd.DataFrame(
         {
-            "evaluation": "natural", "norm": None, "eps": float("nan"),
+            "evaluation": "natural",
+            "norm": None,
+            "eps": float("nan"),
             "group": ["test_imagenet"] * 3 + ["test_no_imagenet"],
             "agreement": [1.0, 1.0, 0.0, 1.0],
         }
@@ -35,13 +37,23 @@ def test_score_rows_weights_halves_by_size() -> None:
 
 
 def test_score_rows_single_group_gives_one_row() -> None:
-    frame = pd.DataFrame({"evaluation": "natural", "norm": None, "eps": float("nan"), "group": ["val"] * 2, "agreement": [1.0, 0.5]})
+    frame = pd.DataFrame(
+        {"evaluation": "natural", "norm": None, "eps": float("nan"), "group": ["val"] * 2, "agreement": [1.0, 0.5]}
+    )
     rows = score_rows(frame, split="val")
     assert len(rows) == 1 and rows[0]["score"] == pytest.approx(75.0)
 
 
 def test_score_rows_one_group_under_another_name_gives_only_the_splits_row() -> None:
     """The sample set's test triplets are all test_no_imagenet: one row (test), never the same score twice."""
-    frame = pd.DataFrame({"evaluation": "natural", "norm": None, "eps": float("nan"), "group": ["test_no_imagenet"] * 3, "agreement": [1.0, 0.0, 0.5]})
+    frame = pd.DataFrame(
+        {
+            "evaluation": "natural",
+            "norm": None,
+            "eps": float("nan"),
+            "group": ["test_no_imagenet"] * 3,
+            "agreement": [1.0, 0.0, 0.5],
+        }
+    )
     rows = score_rows(frame, split="test")
     assert [(r["split"], r["n"]) for r in rows] == [("test", 3)] and rows[0]["score"] == pytest.approx(50.0)

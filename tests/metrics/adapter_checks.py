@@ -7,7 +7,9 @@ import torch
 from lipsim_bench.metrics import PerceptualMetric
 
 
-def assert_differentiable_and_batch_invariant(metric: PerceptualMetric, n: int, size: int, *, atol: float = 1e-5) -> None:
+def assert_differentiable_and_batch_invariant(
+    metric: PerceptualMetric, n: int, size: int, *, atol: float = 1e-5
+) -> None:
     """Gradients reach the input pixels (attacks need them), and a batch embeds like its images one by one."""
     a = torch.rand(n, 3, size, size, requires_grad=True)
     b = torch.rand(n, 3, size, size)

@@ -10,7 +10,15 @@ import torch
 
 import lipsim_bench.metrics.weights as bundled
 from lipsim_bench.errors import BenchError
-from lipsim_bench.metrics import PerceptualMetric, create_metric, default_metrics, get_metric_spec, list_metrics, register_metric, unregister_metric
+from lipsim_bench.metrics import (
+    PerceptualMetric,
+    create_metric,
+    default_metrics,
+    get_metric_spec,
+    list_metrics,
+    register_metric,
+    unregister_metric,
+)
 from lipsim_bench.metrics.convsim import ConvSim
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line
 
@@ -59,7 +67,7 @@ def test_noise_twin_file_matches_its_card_and_pin() -> None:
     assert bundled.file_fingerprint(path) == "sha256:" + bundled.BUNDLED_SHA256[NOISE]
     assert "--noise-sigma 0.25" in card
     script = (Path(__file__).resolve().parents[2] / "scripts" / "train_bundled_models.sh").read_text(encoding="utf-8")
-    assert "--noise-sigma 0.25" in script and f"to_safetensors \"$RUN/{NOISE}\" {NOISE}" in script
+    assert "--noise-sigma 0.25" in script and f'to_safetensors "$RUN/{NOISE}" {NOISE}' in script
 
 
 @pytest.mark.parametrize("damage", sorted(BREAKERS))

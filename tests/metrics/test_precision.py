@@ -54,7 +54,9 @@ def _distances(metric: PerceptualMetric, ref: Tensor, x0: Tensor, x1: Tensor) ->
     return metric.distance(e_ref, e0), metric.distance(e_ref, e1)
 
 
-def disagreements(reference: tuple[Tensor, Tensor], candidate: tuple[Tensor, Tensor], tolerance: float = TOLERANCE) -> list[int]:
+def disagreements(
+    reference: tuple[Tensor, Tensor], candidate: tuple[Tensor, Tensor], tolerance: float = TOLERANCE
+) -> list[int]:
     """Triplets whose decision (d0 < d1) differs although the reference's relative margin exceeds ``tolerance``."""
     d0, d1 = reference
     margin = (d0 - d1).abs() / torch.maximum(d0, d1)
@@ -65,7 +67,9 @@ def disagreements(reference: tuple[Tensor, Tensor], candidate: tuple[Tensor, Ten
 def relative_error(reference: tuple[Tensor, Tensor], candidate: tuple[Tensor, Tensor]) -> float:
     """Largest change of a distance, relative to the larger distance of its triplet (the margin's scale)."""
     scale = torch.maximum(*reference)
-    return float(torch.maximum((candidate[0] - reference[0]).abs(), (candidate[1] - reference[1]).abs()).div(scale).max())
+    return float(
+        torch.maximum((candidate[0] - reference[0]).abs(), (candidate[1] - reference[1]).abs()).div(scale).max()
+    )
 
 
 class Permuted(PerceptualMetric):

@@ -13,7 +13,14 @@ from torch import Tensor
 
 import lipsim_bench.metrics as metrics
 import lipsim_bench.metrics.base as base
-from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, create_metric, declares_bound, register_metric, unregister_metric
+from lipsim_bench.metrics import (
+    PerceptualMetric,
+    bound_proven_by_project,
+    create_metric,
+    declares_bound,
+    register_metric,
+    unregister_metric,
+)
 from lipsim_bench.metrics.lipsim.metric import LipSim
 from lipsim_bench.metrics.pixel import PixelL2
 from lipsim_bench.metrics.precision import ReducedPrecisionMetric
@@ -70,7 +77,9 @@ def test_a_subclass_of_a_project_class_is_not_proven() -> None:
 
 
 def test_a_class_that_claims_a_project_name_is_not_proven() -> None:
-    impostor = type("PixelL2", (PerceptualMetric,), {"lipschitz": 0.2, "embed": lambda self, x: x, "__module__": PixelL2.__module__})
+    impostor = type(
+        "PixelL2", (PerceptualMetric,), {"lipschitz": 0.2, "embed": lambda self, x: x, "__module__": PixelL2.__module__}
+    )
     impostor.__qualname__ = "PixelL2"
     assert (impostor.__module__, impostor.__qualname__) == (PixelL2.__module__, PixelL2.__qualname__)
     assert not bound_proven_by_project(impostor())

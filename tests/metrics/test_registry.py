@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from lipsim_bench import registry as bench_registry
 from lipsim_bench.metrics import (
     MetricError,
     PerceptualMetric,
@@ -9,10 +10,9 @@ from lipsim_bench.metrics import (
     get_metric_spec,
     list_metrics,
     register_metric,
+    registry,
     unregister_metric,
 )
-from lipsim_bench import registry as bench_registry
-from lipsim_bench.metrics import registry
 
 
 def test_pixel_l2_is_registered_bundled_and_exact() -> None:
@@ -73,7 +73,9 @@ def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch) -> None
             register_metric("test-plugin")(type("Plugin", (PerceptualMetric,), {"embed": lambda self, x: x}))
 
     monkeypatch.setattr(registry.METRICS, "_loaded", False)
-    monkeypatch.setattr(bench_registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        bench_registry, "entry_points", lambda group: [FakeEntryPoint()] if group == registry.ENTRY_POINT_GROUP else []
+    )
     try:
         assert "test-plugin" in list_metrics()
         assert loaded == [True]
@@ -89,7 +91,9 @@ def test_broken_plugin_warns_but_builtins_survive(monkeypatch: pytest.MonkeyPatc
             raise ImportError("no module named broken_pkg")
 
     monkeypatch.setattr(registry.METRICS, "_loaded", False)
-    monkeypatch.setattr(bench_registry, "entry_points", lambda group: [Broken()] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        bench_registry, "entry_points", lambda group: [Broken()] if group == registry.ENTRY_POINT_GROUP else []
+    )
     with pytest.warns(UserWarning, match="broken"):
         names = list_metrics()
     assert "pixel-l2" in names

@@ -40,7 +40,9 @@ def test_bundled_file_is_safetensors_and_matches_its_card(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("damage", sorted(BREAKERS))
-def test_damaged_bundled_file_is_one_line_with_hashes_and_fix(name: str, damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_bundled_file_is_one_line_with_hashes_and_fix(
+    name: str, damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     source = bundled.bundled_weights(name)
     copy = BREAKERS[damage](source, tmp_path / source.name)
     monkeypatch.setattr(bundled, "WEIGHTS_DIR", tmp_path)

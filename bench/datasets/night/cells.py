@@ -90,7 +90,9 @@ class Cells:
             try:
                 values.append(rule(str(text)))
             except ValueError as exc:
-                raise DatasetError(f"{self.where(row, column)}: value {str(text)!r} {exc}; fix the file or re-download the dataset") from None
+                raise DatasetError(
+                    f"{self.where(row, column)}: value {str(text)!r} {exc}; fix the file or re-download the dataset"
+                ) from None
         return values
 
     def unique_ids(self) -> list[str]:

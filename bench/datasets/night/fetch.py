@@ -91,7 +91,9 @@ def _extract(archive_path: Path, root: Path, kind: str, chunk: str, label: str) 
                 _extract_member(archive, info, target)
                 count += 1
     except _ZIP_ERRORS as exc:
-        raise DatasetError(f"{label} is corrupt ({exc}); it was deleted and the chunk left unmarked: {FETCH_AGAIN}") from None
+        raise DatasetError(
+            f"{label} is corrupt ({exc}); it was deleted and the chunk left unmarked: {FETCH_AGAIN}"
+        ) from None
     return count
 
 

@@ -92,7 +92,9 @@ def _content_range(response: http.client.HTTPResponse, url: str) -> tuple[int, i
     header = response.headers.get("Content-Range", "")
     match = _CONTENT_RANGE_RE.fullmatch(header.strip())
     if not match:
-        raise DatasetError(f"{url}: the server answered a Range request without a usable Content-Range ({header!r}); use another mirror")
+        raise DatasetError(
+            f"{url}: the server answered a Range request without a usable Content-Range ({header!r}); use another mirror"
+        )
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), int(match.group(2)), total
 
@@ -117,7 +119,9 @@ class HttpRangeFile(io.RawIOBase):
         with _open(self.url, {"Range": "bytes=0-0"}) as response:
             _, _, total = _content_range(response, self.url)
         if total is None:
-            raise DatasetError(f"{self.url}: the server does not tell the file size (Content-Range total '*'); use another mirror")
+            raise DatasetError(
+                f"{self.url}: the server does not tell the file size (Content-Range total '*'); use another mirror"
+            )
         return total
 
     def readable(self) -> bool:

@@ -30,7 +30,9 @@ def load_pins(pins: Path | None) -> dict[str, str]:
     try:
         data = json.loads(Path(pins).expanduser().read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"pins file {pins} is not readable JSON ({exc}); pass a JSON object {{relpath: sha256}}") from None
+        raise DatasetError(
+            f"pins file {pins} is not readable JSON ({exc}); pass a JSON object {{relpath: sha256}}"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("files"), dict):
         data = {k: v.get("sha256") if isinstance(v, dict) else v for k, v in data["files"].items()}
     if not isinstance(data, dict):

@@ -35,7 +35,9 @@ def night_base_url() -> str:
     """The mirror to fetch from; an env var so tests (and mirrors) can point elsewhere."""
     url = os.environ.get(NIGHT_BASE_URL_ENV, "").strip() or DEFAULT_NIGHT_BASE_URL
     if not url.startswith(("http://", "https://")):
-        raise DatasetError(f"{NIGHT_BASE_URL_ENV}={url!r} is not an http(s) URL; set it to e.g. {DEFAULT_NIGHT_BASE_URL}")
+        raise DatasetError(
+            f"{NIGHT_BASE_URL_ENV}={url!r} is not an http(s) URL; set it to e.g. {DEFAULT_NIGHT_BASE_URL}"
+        )
     return url.rstrip("/")
 
 

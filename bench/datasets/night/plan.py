@@ -145,4 +145,6 @@ def night_is_complete(root: Path, split: str, n: int | None) -> bool:
 
 
 def missing_images(root: Path, rows: pd.DataFrame) -> list[str]:
-    return [str(p) for col in ("ref_path", "left_path", "right_path") for p in rows[col] if not (root / str(p)).is_file()]
+    return [
+        str(p) for col in ("ref_path", "left_path", "right_path") for p in rows[col] if not (root / str(p)).is_file()
+    ]

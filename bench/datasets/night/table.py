@@ -66,7 +66,9 @@ def read_night_table(root: Path) -> pd.DataFrame:
             f"or fetch NIGHT into it with `python run_bench.py fetch night --root {root}`"
         )
     if not RootGuard(root).inside(Path("data.csv")):
-        raise DatasetError(f"{csv_path} is a symlink that leads outside the dataset root {root}; copy the file into the root")
+        raise DatasetError(
+            f"{csv_path} is a symlink that leads outside the dataset root {root}; copy the file into the root"
+        )
     frame = _read_text(csv_path, root)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:

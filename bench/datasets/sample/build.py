@@ -76,7 +76,12 @@ def _software_versions() -> dict[str, str]:
     import PIL
     import skimage
 
-    return {"numpy": np.__version__, "pillow": PIL.__version__, "scikit-image": skimage.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+    return {
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "scikit-image": skimage.__version__,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+    }
 
 
 def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int, progress: bool) -> None:
@@ -90,7 +95,9 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
     image_hashes: dict[str, str] = {}  # relpath -> sha256 of the PNG: checked at run time (sample/check.py)
     source_hashes: dict[str, str] = {}
     next_id = 0
-    with tqdm(total=n_train + n_test, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress) as bar:
+    with tqdm(
+        total=n_train + n_test, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress
+    ) as bar:
         for split_index, split in enumerate(SPLITS):
             if counts[split] == 0:
                 continue
@@ -210,8 +217,11 @@ def sample_dataset_root(cache_dir: str | Path | None = None) -> Path:
             changed = changed_file(root, found)
             if changed is None:
                 return root
-            print(f"sample set: {root / changed} was deleted or altered since it was built; rebuilding the set "
-                  "(it is built here from scikit-image's photos, nothing to download)", file=sys.stderr)
+            print(
+                f"sample set: {root / changed} was deleted or altered since it was built; rebuilding the set "
+                "(it is built here from scikit-image's photos, nothing to download)",
+                file=sys.stderr,
+            )
     try:
         return build_sample_dataset(root, **DEFAULTS)
     except OSError:

@@ -8,7 +8,14 @@ import numpy as np
 
 from lipsim_bench.datasets.sample.photos import Source, margin
 from lipsim_bench.datasets.sample.pixels import crop, is_flat, jitter, resample_view
-from lipsim_bench.datasets.sample.recipe import MAX_TRIES, N_CANDIDATES_OTHER, N_CANDIDATES_SAME, NEG_MIN_OFFSET, SHIFT_MAX, SHIFT_MIN
+from lipsim_bench.datasets.sample.recipe import (
+    MAX_TRIES,
+    N_CANDIDATES_OTHER,
+    N_CANDIDATES_SAME,
+    NEG_MIN_OFFSET,
+    SHIFT_MAX,
+    SHIFT_MIN,
+)
 
 
 @dataclass(frozen=True)

@@ -96,14 +96,35 @@ def case_plain(mode: str) -> tuple[Image.Image, np.ndarray]:
 
 
 CASES = {
-    "I;16": lambda: case_i16("I;16"), "I;16B": lambda: case_i16("I;16B"), "I": case_i32, "F": case_f,
-    "LA": lambda: case_alpha("LA"), "RGBA": lambda: case_alpha("RGBA"), "P": lambda: case_palette(""),
-    "P+transparency": lambda: case_palette("key"), "PA": lambda: case_palette("PA"), "CMYK": case_cmyk,
-    "1": case_bilevel, "L": lambda: case_plain("L"), "RGB": lambda: case_plain("RGB"),
+    "I;16": lambda: case_i16("I;16"),
+    "I;16B": lambda: case_i16("I;16B"),
+    "I": case_i32,
+    "F": case_f,
+    "LA": lambda: case_alpha("LA"),
+    "RGBA": lambda: case_alpha("RGBA"),
+    "P": lambda: case_palette(""),
+    "P+transparency": lambda: case_palette("key"),
+    "PA": lambda: case_palette("PA"),
+    "CMYK": case_cmyk,
+    "1": case_bilevel,
+    "L": lambda: case_plain("L"),
+    "RGB": lambda: case_plain("RGB"),
 }
 #: the file format each mode is saved in for the end-to-end check (PA has none: checked in memory only)
-FORMATS = {"I;16": "png", "I;16B": "tiff", "I": "tiff", "F": "tiff", "LA": "png", "RGBA": "png", "P": "png",
-           "P+transparency": "png", "CMYK": "tiff", "1": "png", "L": "png", "RGB": "png"}
+FORMATS = {
+    "I;16": "png",
+    "I;16B": "tiff",
+    "I": "tiff",
+    "F": "tiff",
+    "LA": "png",
+    "RGBA": "png",
+    "P": "png",
+    "P+transparency": "png",
+    "CMYK": "tiff",
+    "1": "png",
+    "L": "png",
+    "RGB": "png",
+}
 
 
 @pytest.mark.parametrize("mode", sorted(CASES))
@@ -128,12 +149,15 @@ def test_sixteen_bit_png_is_not_white(tmp_path: Path) -> None:
     assert load_image_uint8(tmp_path / "grey.png", None).unique().tolist() == [128]
 
 
-@pytest.mark.parametrize(("img", "why"), [
-    (Image.fromarray(np.array([[70000, 1]], dtype=np.int32), "I"), "outside 0..65535"),
-    (Image.fromarray(np.array([[np.nan, 1]], dtype=np.float32), "F"), "outside \\[0, 255\\]"),
-    (Image.fromarray(np.array([[256.0, 1]], dtype=np.float32), "F"), "outside \\[0, 255\\]"),
-    (Image.new("HSV", (2, 2)), "pixel mode HSV is not supported"),
-])
+@pytest.mark.parametrize(
+    ("img", "why"),
+    [
+        (Image.fromarray(np.array([[70000, 1]], dtype=np.int32), "I"), "outside 0..65535"),
+        (Image.fromarray(np.array([[np.nan, 1]], dtype=np.float32), "F"), "outside \\[0, 255\\]"),
+        (Image.fromarray(np.array([[256.0, 1]], dtype=np.float32), "F"), "outside \\[0, 255\\]"),
+        (Image.new("HSV", (2, 2)), "pixel mode HSV is not supported"),
+    ],
+)
 def test_pixels_without_a_rule_are_refused(img: Image.Image, why: str) -> None:
     with pytest.raises(UnsupportedImage, match=why):
         to_rgb_array(img)
@@ -145,8 +169,12 @@ def test_unsupported_file_is_one_dataset_error_naming_it(tmp_path: Path) -> None
         load_image_uint8(tmp_path / "wide.tiff", 224)
 
 
-@pytest.mark.parametrize(("limit", "size"), [(100, 12), (100, 16)])  # 144 px: Pillow's warning; 256 px (> 2x): its error
-def test_decompression_bomb_is_one_dataset_error_naming_the_file(tmp_path: Path, monkeypatch, limit: int, size: int) -> None:
+@pytest.mark.parametrize(
+    ("limit", "size"), [(100, 12), (100, 16)]
+)  # 144 px: Pillow's warning; 256 px (> 2x): its error
+def test_decompression_bomb_is_one_dataset_error_naming_the_file(
+    tmp_path: Path, monkeypatch, limit: int, size: int
+) -> None:
     Image.fromarray(np.zeros((size, size, 3), dtype=np.uint8)).save(tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     with pytest.raises(DatasetError, match="image too large: .*bomb.png") as info:
@@ -169,8 +197,21 @@ def test_mixed_sizes_without_resizing_name_the_odd_file(tmp_path: Path) -> None:
 def test_mixed_sizes_through_the_cli_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     root = make_bapps_subset(tmp_path / "cnn", [0.5, 0.5, 0.5])
     Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(root / "ref" / "000001.png")
-    code = main(["--metrics", "pixel-l2", "--dataset", f"bapps:{root}", "--out", str(tmp_path / "run"),
-                 "--attacks", "none", "--no-certify", "--batch-size", "3"])
+    code = main(
+        [
+            "--metrics",
+            "pixel-l2",
+            "--dataset",
+            f"bapps:{root}",
+            "--out",
+            str(tmp_path / "run"),
+            "--attacks",
+            "none",
+            "--no-certify",
+            "--batch-size",
+            "3",
+        ]
+    )
     err = capsys.readouterr().err
     lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "triplet/s" not in line]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and "000001.png is 32x32" in lines[0], err

@@ -100,8 +100,19 @@ def test_fetch_plan_refuses_before_looking_at_outside_files(tree: Path) -> None:
 
 def test_cli_prints_one_line_and_exits_2(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     set_cell(tree, 0, "ref_path", "../../../../../../etc/passwd")
-    code = main(["--metrics", "pixel-l2", "--dataset", f"night:{tree}", "--out", str(tmp_path / "run"),
-                 "--attacks", "none", "--no-certify"])
+    code = main(
+        [
+            "--metrics",
+            "pixel-l2",
+            "--dataset",
+            f"night:{tree}",
+            "--out",
+            str(tmp_path / "run"),
+            "--attacks",
+            "none",
+            "--no-certify",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert "column ref_path" in err and "leads outside" in err

@@ -75,7 +75,9 @@ BAD_CELLS = [
 
 
 @pytest.mark.parametrize(("column", "text", "why"), BAD_CELLS)
-def test_bad_cell_is_refused_naming_file_row_triplet_column_and_value(tree: Path, column: str, text: str, why: str) -> None:
+def test_bad_cell_is_refused_naming_file_row_triplet_column_and_value(
+    tree: Path, column: str, text: str, why: str
+) -> None:
     set_cell(tree, 1, column, text)
     message = refusal(tree)
     assert f"data.csv, data row 2 (triplet '1'), column {column}: value {text!r} is {why}" in message
@@ -117,8 +119,19 @@ def test_ragged_csv_is_one_line(tree: Path) -> None:
 
 def test_cli_bad_cell_is_one_line_exit_2(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     set_cell(tree, 0, "votes", "inf")
-    code = main(["--metrics", "pixel-l2", "--dataset", f"night:{tree}", "--out", str(tmp_path / "run"),
-                 "--attacks", "none", "--no-certify"])
+    code = main(
+        [
+            "--metrics",
+            "pixel-l2",
+            "--dataset",
+            f"night:{tree}",
+            "--out",
+            str(tmp_path / "run"),
+            "--attacks",
+            "none",
+            "--no-certify",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "column votes: value 'inf'" in err, err
 
@@ -141,9 +154,17 @@ def write_table(root: Path, rows: list[dict[str, str]]) -> None:
 
 
 def valid_row(i: int, triplet: str, p: float) -> dict[str, str]:
-    return {"id": triplet, "left_vote": repr(1 - p), "right_vote": repr(p), "votes": "6",
-            "ref_path": f"ref/000/{i}.png", "left_path": f"distort/000/{i}_0.png",
-            "right_path": f"distort/000/{i}_1.png", "split": "test", "is_imagenet": "False"}
+    return {
+        "id": triplet,
+        "left_vote": repr(1 - p),
+        "right_vote": repr(p),
+        "votes": "6",
+        "ref_path": f"ref/000/{i}.png",
+        "left_path": f"distort/000/{i}_0.png",
+        "right_path": f"distort/000/{i}_1.png",
+        "split": "test",
+        "is_imagenet": "False",
+    }
 
 
 TABLES = st.lists(st.tuples(ID_TEXT, st.floats(0.0, 1.0)), min_size=1, max_size=6, unique_by=lambda r: r[0])
@@ -160,15 +181,23 @@ def test_any_valid_table_round_trips_ids_and_p_exactly(tmp_path: Path, table: li
 
 
 BAD = {
-    "id": ["", " ", "DUPLICATE"], "votes": ["6.5", "inf", "nan", "", "x", "-1"], "right_vote": ["nan", "inf", "-0.1", "1.5", ""],
-    "left_vote": ["nan", "2", ""], "split": ["Test", "", "TRAIN", "holdout"], "is_imagenet": ["maybe", "", "Ture"],
-    "ref_path": ["../x.png", "/etc/hostname", ""], "left_path": ["a/../../x.png"], "right_path": ["/"],
+    "id": ["", " ", "DUPLICATE"],
+    "votes": ["6.5", "inf", "nan", "", "x", "-1"],
+    "right_vote": ["nan", "inf", "-0.1", "1.5", ""],
+    "left_vote": ["nan", "2", ""],
+    "split": ["Test", "", "TRAIN", "holdout"],
+    "is_imagenet": ["maybe", "", "Ture"],
+    "ref_path": ["../x.png", "/etc/hostname", ""],
+    "left_path": ["a/../../x.png"],
+    "right_path": ["/"],
 }
 
 
 @SETTINGS
 @given(table=TABLES, data=st.data())
-def test_any_single_corrupted_cell_is_a_dataset_error_naming_it(tmp_path: Path, table: list[tuple[str, float]], data: st.DataObject) -> None:
+def test_any_single_corrupted_cell_is_a_dataset_error_naming_it(
+    tmp_path: Path, table: list[tuple[str, float]], data: st.DataObject
+) -> None:
     rows = [valid_row(i, t, p) for i, (t, p) in enumerate(table)]
     row = data.draw(st.integers(0, len(rows) - 1))
     column = data.draw(st.sampled_from(sorted(BAD)))

@@ -52,19 +52,28 @@ def _npz(path: Path) -> None:
         np.savez(handle, a=np.array([0.5]))
 
 
-@pytest.mark.parametrize("write, words", [
-    (lambda p: np.save(p, np.array([0.5], dtype=object), allow_pickle=True), "is pickled data, not a numeric .npy array"),
-    (lambda p: np.save(p, np.array(["0.5"])), "holds <U3 values, not numbers"),
-    (lambda p: np.save(p, np.array([True])), "holds bool values, not numbers"),
-    (lambda p: np.save(p, np.array([0.5 + 1j])), "holds complex128 values, not numbers"),
-    (lambda p: np.save(p, np.array([(0.5, 1)], dtype=[("a", "f8"), ("b", "i4")])), "values, not numbers"),
-    (lambda p: np.save(p, np.zeros((2, 2))), "must hold one fraction in [0, 1], got [0.0, 0.0, 0.0, 0.0] (shape (2, 2))"),
-    (lambda p: np.save(p, np.array([])), "must hold one fraction in [0, 1], got [] (shape (0,))"),
-    (lambda p: p.write_bytes(b""), "is empty"),
-    (lambda p: p.write_text("0.5\n"), "is not a .npy array"),
-    (lambda p: p.write_bytes(p.read_bytes()[:60]), "is not a readable .npy array"),
-    (_npz, "is an .npz archive, not a .npy array"),
-])
+@pytest.mark.parametrize(
+    "write, words",
+    [
+        (
+            lambda p: np.save(p, np.array([0.5], dtype=object), allow_pickle=True),
+            "is pickled data, not a numeric .npy array",
+        ),
+        (lambda p: np.save(p, np.array(["0.5"])), "holds <U3 values, not numbers"),
+        (lambda p: np.save(p, np.array([True])), "holds bool values, not numbers"),
+        (lambda p: np.save(p, np.array([0.5 + 1j])), "holds complex128 values, not numbers"),
+        (lambda p: np.save(p, np.array([(0.5, 1)], dtype=[("a", "f8"), ("b", "i4")])), "values, not numbers"),
+        (
+            lambda p: np.save(p, np.zeros((2, 2))),
+            "must hold one fraction in [0, 1], got [0.0, 0.0, 0.0, 0.0] (shape (2, 2))",
+        ),
+        (lambda p: np.save(p, np.array([])), "must hold one fraction in [0, 1], got [] (shape (0,))"),
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("0.5\n"), "is not a .npy array"),
+        (lambda p: p.write_bytes(p.read_bytes()[:60]), "is not a readable .npy array"),
+        (_npz, "is an .npz archive, not a .npy array"),
+    ],
+)
 def test_an_odd_judgment_file_is_one_line_without_numpys_advice(tmp_path: Path, write, words: str) -> None:
     """Text, booleans, complex numbers, records, pickles, npz archives, empty or truncated files: one line
     naming the file and the fix; never a traceback, never numpy's 'load it unsafely with allow_pickle'."""

@@ -10,7 +10,10 @@ from tests.conftest import make_night_tree
 
 
 def test_votes_filter_and_splits(night_tree: Path) -> None:
-    sizes = {s: len(create_dataset(f"night:{night_tree}", s)) for s in ("train", "val", "test_imagenet", "test_no_imagenet", "test")}
+    sizes = {
+        s: len(create_dataset(f"night:{night_tree}", s))
+        for s in ("train", "val", "test_imagenet", "test_no_imagenet", "test")
+    }
     assert sizes == {"train": 2, "val": 2, "test_imagenet": 3, "test_no_imagenet": 3, "test": 6}
 
 
@@ -42,7 +45,9 @@ def test_columns_are_read_by_name_not_position(tmp_path: Path, night_tree: Path)
 
 
 def test_is_imagenet_as_strings(tmp_path: Path) -> None:
-    root = make_night_tree(tmp_path / "n", [{"split": "test", "is_imagenet": "true"}, {"split": "test", "is_imagenet": "False"}])
+    root = make_night_tree(
+        tmp_path / "n", [{"split": "test", "is_imagenet": "true"}, {"split": "test", "is_imagenet": "False"}]
+    )
     assert len(create_dataset(f"night:{root}", "test_imagenet")) == 1
 
 
@@ -82,8 +87,8 @@ def test_head_takes_first_n(night_tree: Path) -> None:
 
 
 def test_resize_is_bicubic_like_pil(night_tree: Path) -> None:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     ds = create_dataset(f"night:{night_tree}", "train")
     with Image.open(ds.records[0].ref) as img:

@@ -214,7 +214,9 @@ def test_truncated_response_is_an_error(server: ServerState, tmp_path: Path, pat
     assert (root / "data.csv").exists() == (path != "/nights.zip")
 
 
-def test_pinned_sha256_is_checked(server: ServerState, site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pinned_sha256_is_checked(
+    server: ServerState, site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rel = nf.archive_relpath("ref", "000")
     good = _sha(site / rel)
     monkeypatch.setitem(nf.PINNED_SHA256, rel, "0" * 64)
@@ -244,7 +246,9 @@ def test_server_without_range_support(server: ServerState, tmp_path: Path) -> No
         nf.fetch_night(tmp_path / "nights", "test", n=1, progress=False)
 
 
-def test_unreachable_server_gives_one_line_with_the_offline_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_server_gives_one_line_with_the_offline_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(nf.NIGHT_BASE_URL_ENV, "http://127.0.0.1:1/")
     root = tmp_path / "nights"
     with pytest.raises(DatasetError) as err:
@@ -306,18 +310,29 @@ def test_default_root_and_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         nf.night_base_url()
 
 
-def test_paper_preset_fetches_what_n_needs_then_runs(server: ServerState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_paper_preset_fetches_what_n_needs_then_runs(
+    server: ServerState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """The preset end to end with 'network': NIGHT's cache is filled with just the chunks of the first 2 test triplets."""
     from lipsim_bench.cli import main
 
     monkeypatch.setenv(nf.DATA_DIR_ENV, str(tmp_path / "data"))
     out = tmp_path / "run"
     assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--steps", "2", "--out", str(out)]) == 0
-    assert _archives_requested(server) == [f"nights_chunked/{kind}/{chunk}.zip" for kind in ("distort", "ref") for chunk in ("000", "001")]
+    assert _archives_requested(server) == [
+        f"nights_chunked/{kind}/{chunk}.zip" for kind in ("distort", "ref") for chunk in ("000", "001")
+    ]
     scores = pd.read_csv(out / "scores.csv")
     headline = scores[scores["split"] == "test"]
-    assert set(headline["n"]) == {2} and sorted(headline.loc[headline["evaluation"] == "apgd", "eps"]) == [0.5, 1.0, 2.0, 3.0]
-    assert sorted(headline.loc[headline["evaluation"] == "certified", "eps"]) == pytest.approx([36 / 255, 72 / 255, 108 / 255])
+    assert set(headline["n"]) == {2} and sorted(headline.loc[headline["evaluation"] == "apgd", "eps"]) == [
+        0.5,
+        1.0,
+        2.0,
+        3.0,
+    ]
+    assert sorted(headline.loc[headline["evaluation"] == "certified", "eps"]) == pytest.approx(
+        [36 / 255, 72 / 255, 108 / 255]
+    )
     served = len(server.log)
     assert main(["--preset", "paper", "--metrics", "pixel-l2", "--n", "2", "--steps", "2", "--out", str(out)]) == 0
     assert len(server.log) == served  # all there: the rerun downloads nothing and recomputes nothing

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lipsim_bench.datasets.sample import build as sample
 from lipsim_bench.datasets.sample import (
     SAMPLE_VERSION,
     build_sample_dataset,
@@ -20,6 +19,7 @@ from lipsim_bench.datasets.sample import (
     png_bytes,
     sample_dataset_root,
 )
+from lipsim_bench.datasets.sample import build as sample
 
 COLUMNS = ["id", "left_vote", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet"]
 SMALL = {"n_train": 40, "n_test": 20}
@@ -42,7 +42,11 @@ def _image(path: Path) -> np.ndarray:
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.suffix in {".png", ".csv"}}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in {".png", ".csv"}
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_sample_dataset(tmp_path_factory.mktemp("m") / "sample", n_train=200, n_test=120, seed=1, progress=False)
+    return build_sample_dataset(
+        tmp_path_factory.mktemp("m") / "sample", n_train=200, n_test=120, seed=1, progress=False
+    )
 
 
 def test_layout_and_columns(small: Path) -> None:
@@ -186,7 +192,11 @@ def test_rebuild_replaces_existing_root(tmp_path: Path) -> None:
 
 def test_png_writer_round_trips() -> None:
     rng = np.random.default_rng(0)
-    for img in (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), np.zeros((5, 7, 3), np.uint8), np.full((3, 2, 3), 255, np.uint8)):
+    for img in (
+        rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+        np.zeros((5, 7, 3), np.uint8),
+        np.full((3, 2, 3), 255, np.uint8),
+    ):
         data = png_bytes(img)
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         with Image.open(BytesIO(data)) as decoded:
@@ -194,7 +204,9 @@ def test_png_writer_round_trips() -> None:
             assert np.array_equal(np.asarray(decoded), img)
 
 
-def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The set is checked against its manifest on every use (sha256 from the content-hash cache); it was built
     here, so a deleted or altered file rebuilds it, and nothing asks for a download."""
     import os
@@ -220,7 +232,9 @@ def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(cap
     deleted.unlink()
     assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(deleted) in err and "rebuilding" in err and "nothing to download" in err, err
+    assert (
+        len(err.splitlines()) == 1 and str(deleted) in err and "rebuilding" in err and "nothing to download" in err
+    ), err
     assert deleted.read_bytes() == original
 
     altered = root / "ref" / "000" / "000004.png"  # the same size, its modification time kept

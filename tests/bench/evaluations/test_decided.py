@@ -8,19 +8,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch import Tensor
 
 import lipsim_bench as bench
 import lipsim_bench.evaluations.base as evaluation_base
 from lipsim_bench.errors import BenchError
-import torch
-from torch import Tensor
-
 from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius, proven_robust
-from lipsim_bench.run.spec import VERIFY_ENV
-from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, create_metric, register_metric, unregister_metric
+from lipsim_bench.metrics import (
+    PerceptualMetric,
+    bound_proven_by_project,
+    create_metric,
+    register_metric,
+    unregister_metric,
+)
 from lipsim_bench.metrics.lipsim.metric import LipSim
 from lipsim_bench.metrics.pixel import PixelL2
 from lipsim_bench.metrics.weights import load_bundled
+from lipsim_bench.run.spec import VERIFY_ENV
 from tests.bench.evaluations.test_smoothing import embedded
 
 EPS = [0.25, 0.5, 1.0, 2.0]
@@ -82,16 +87,32 @@ def test_a_stored_smaller_radius_is_carried_from_its_csv(tmp_path: Path) -> None
     at1 = rows[rows.eps == 1.0].set_index("id")
     at2 = rows[rows.eps == 2.0].set_index("id")
     assert list(at2.index[as_bool(at2["carried"])]) == list(at1.index[as_bool(at1["flipped"])])
-    pd.testing.assert_frame_equal(_attack_rows(first).reset_index(drop=True),
-                                  rows[rows.eps < 2].reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        _attack_rows(first).reset_index(drop=True), rows[rows.eps < 2].reset_index(drop=True), check_dtype=False
+    )
 
 
 def test_proven_robust_triplets_are_skipped_only_outside_verification(monkeypatch) -> None:
     monkeypatch.delenv(VERIFY_ENV, raising=False)
-    skipped = bench.evaluate("lipsim-tiny", "sample", ["certified", "apgd"], n=40, eps=[0.25, 1.0], apgd={"steps": 20},
-                             certified={"eps": (0.25, 1.0)})
-    verified = bench.evaluate("lipsim-tiny", "sample", ["certified", "apgd"], n=40, eps=[0.25, 1.0], apgd={"steps": 20},
-                              certified={"eps": (0.25, 1.0)}, verify=True)
+    skipped = bench.evaluate(
+        "lipsim-tiny",
+        "sample",
+        ["certified", "apgd"],
+        n=40,
+        eps=[0.25, 1.0],
+        apgd={"steps": 20},
+        certified={"eps": (0.25, 1.0)},
+    )
+    verified = bench.evaluate(
+        "lipsim-tiny",
+        "sample",
+        ["certified", "apgd"],
+        n=40,
+        eps=[0.25, 1.0],
+        apgd={"steps": 20},
+        certified={"eps": (0.25, 1.0)},
+        verify=True,
+    )
     rows, checked = _attack_rows(skipped, "lipsim-tiny"), _attack_rows(verified, "lipsim-tiny")
     _one_decision_each(rows)
     assert not as_bool(checked["proven"]).any()
@@ -104,7 +125,9 @@ def test_proven_robust_triplets_are_skipped_only_outside_verification(monkeypatc
     confirm = checked.set_index(["eps", "id"]).loc[list(zip(proven.eps, proven.id))]
     assert not as_bool(confirm["flipped"]).any()
     # the keys differ (the rows do), and each skipping unit says what it skipped
-    attack_keys = [{r["key"] for r in result.records if r["evaluation"]["name"] == "apgd"} for result in (skipped, verified)]
+    attack_keys = [
+        {r["key"] for r in result.records if r["evaluation"]["name"] == "apgd"} for result in (skipped, verified)
+    ]
     assert attack_keys[0].isdisjoint(attack_keys[1])
     assert any("robust by the project's certificate" in line for line in skipped.markdown.splitlines())
 
@@ -151,8 +174,15 @@ def test_clean_embeddings_are_computed_once_per_metric_and_batch(monkeypatch) ->
         return real(metric, batch, device, name)
 
     monkeypatch.setattr(evaluation_base, "_embed_batch", counting)
-    bench.evaluate(["pixel-l2", "lipsim-tiny"], "sample", ["natural", "certified", "apgd"], n=30, eps=[0.5, 1.0],
-                   apgd={"steps": 2}, batch_size=20)
+    bench.evaluate(
+        ["pixel-l2", "lipsim-tiny"],
+        "sample",
+        ["natural", "certified", "apgd"],
+        n=30,
+        eps=[0.5, 1.0],
+        apgd={"steps": 2},
+        batch_size=20,
+    )
     assert calls == [20, 10, 20, 10]  # two batches per metric, whatever the number of units
 
 
@@ -194,13 +224,20 @@ def test_a_plugin_bound_5x_too_small_is_refused_by_the_probe_and_never_skips(mon
     register_metric("underclaimed-5x", description="test")(_underclaimed(5.0))
     try:
         with pytest.raises(BenchError) as info:
-            bench.evaluate("underclaimed-5x", "sample", ["natural", "certified", "apgd"], n=20, eps=[0.5], apgd={"steps": 2})
+            bench.evaluate(
+                "underclaimed-5x", "sample", ["natural", "certified", "apgd"], n=20, eps=[0.5], apgd={"steps": 2}
+            )
         message = str(info.value)
         assert "\n" not in message and "'underclaimed-5x'" in message and "the bound is false" in message
         metric = create_metric("underclaimed-5x")
-        item = embedded(metric, *(torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(s)) for s in range(3)),
-                        torch.full((6,), 0.9))
-        assert not bound_proven_by_project(metric) and not proven_robust(metric, item, "l2", 1e-6, "underclaimed-5x").any()
+        item = embedded(
+            metric,
+            *(torch.rand(6, 3, 64, 64, generator=torch.Generator().manual_seed(s)) for s in range(3)),
+            torch.full((6,), 0.9),
+        )
+        assert (
+            not bound_proven_by_project(metric) and not proven_robust(metric, item, "l2", 1e-6, "underclaimed-5x").any()
+        )
     finally:
         unregister_metric("underclaimed-5x")
 
@@ -211,20 +248,36 @@ def test_a_plugin_bound_too_small_for_the_probe_is_attacked_everywhere_and_marke
     monkeypatch.delenv(VERIFY_ENV, raising=False)
     register_metric("underclaimed", description="test")(_underclaimed(3.5))
     try:
-        result = bench.evaluate(["underclaimed", "lipsim-tiny"], "sample", ["natural", "certified", "apgd"], n=40, eps=[0.5],
-                                apgd={"steps": 5})
+        result = bench.evaluate(
+            ["underclaimed", "lipsim-tiny"],
+            "sample",
+            ["natural", "certified", "apgd"],
+            n=40,
+            eps=[0.5],
+            apgd={"steps": 5},
+        )
     finally:
         unregister_metric("underclaimed")
     plugin, project = _attack_rows(result, "underclaimed"), _attack_rows(result, "lipsim-tiny")
     _one_decision_each(plugin)
-    assert not as_bool(plugin["proven"]).any() and as_bool(plugin["attacked"]).sum() == as_bool(plugin["correct"]).sum() > 0
+    assert (
+        not as_bool(plugin["proven"]).any()
+        and as_bool(plugin["attacked"]).sum() == as_bool(plugin["correct"]).sum() > 0
+    )
     assert as_bool(project["proven"]).sum() > 0
     rows = {line.split("|")[1].strip(): line for line in result.markdown.splitlines() if line.startswith("| ")}
     certified = [i for i, cell in enumerate(rows["metric"].split("|")) if cell.strip().startswith("certified")]
     assert certified and all(rows["underclaimed"].split("|")[i].strip().endswith("(\u2020)") for i in certified)
-    assert "\u2020" not in rows["lipsim-tiny"] and "(\u2020)" not in rows["underclaimed"].split("|")[2]  # natural: unmarked
-    assert "- (\u2020) bound declared by underclaimed, not verified by the project; run an attack or --verify" in result.markdown
-    record = next(r for r in result.records if r["unit"]["metric"] == "underclaimed" and r["evaluation"]["name"] == "certified")
+    assert (
+        "\u2020" not in rows["lipsim-tiny"] and "(\u2020)" not in rows["underclaimed"].split("|")[2]
+    )  # natural: unmarked
+    assert (
+        "- (\u2020) bound declared by underclaimed, not verified by the project; run an attack or --verify"
+        in result.markdown
+    )
+    record = next(
+        r for r in result.records if r["unit"]["metric"] == "underclaimed" and r["evaluation"]["name"] == "certified"
+    )
     assert all(s["lipschitz_bound"] == "declared" for s in record["scores"])
 
 
@@ -262,11 +315,19 @@ def test_a_bound_on_the_instance_or_from_lipschitz_for_counts_as_one_on_the_clas
     for name, cls in names.items():
         register_metric(name, description="test")(cls)
     try:
-        result = bench.evaluate(list(names), "sample", ["natural", "certified", "apgd"], n=30, eps=[0.5], apgd={"steps": 3},
-                                certified={"eps": (0.25, 1.0)})
+        result = bench.evaluate(
+            list(names),
+            "sample",
+            ["natural", "certified", "apgd"],
+            n=30,
+            eps=[0.5],
+            apgd={"steps": 3},
+            certified={"eps": (0.25, 1.0)},
+        )
     finally:
         for name in names:
             unregister_metric(name)
+
     def scores(name: str) -> list[tuple]:
         own = result.scores[result.scores.metric == name]
         return [(r.evaluation, r.norm, r.eps, r.score) for r in own.fillna({"eps": -1.0, "norm": ""}).itertuples()]
@@ -278,12 +339,16 @@ def test_a_bound_on_the_instance_or_from_lipschitz_for_counts_as_one_on_the_clas
         assert not as_bool(_attack_rows(result, name)["proven"]).any()
 
 
-@pytest.mark.parametrize(("kind", "distance", "fix"), [
-    ("l2", None, "set distance_kind = 'cosine'"),  # the inherited 1 - cos under an l2 claim
-    ("cosine", lambda self, a, b: (a - b).flatten(1).norm(dim=1), "set distance_kind = 'l2'"),
-    ("l2", lambda self, a, b: (a - b).flatten(1).abs().sum(dim=1), "override distance() to match"),
-    ("lpips", None, "has no certificate"),
-], ids=["l2-over-cosine", "cosine-over-l2", "l1", "unknown-kind"])
+@pytest.mark.parametrize(
+    ("kind", "distance", "fix"),
+    [
+        ("l2", None, "set distance_kind = 'cosine'"),  # the inherited 1 - cos under an l2 claim
+        ("cosine", lambda self, a, b: (a - b).flatten(1).norm(dim=1), "set distance_kind = 'l2'"),
+        ("l2", lambda self, a, b: (a - b).flatten(1).abs().sum(dim=1), "override distance() to match"),
+        ("lpips", None, "has no certificate"),
+    ],
+    ids=["l2-over-cosine", "cosine-over-l2", "l1", "unknown-kind"],
+)
 def test_a_declared_distance_kind_unlike_the_distance_is_refused(kind: str, distance, fix: str) -> None:
     attrs = {"embed": lambda self, x: x.flatten(1), "lipschitz": 1.0, "distance_kind": kind}
     if distance is not None:

@@ -71,14 +71,23 @@ def test_found_distances_stay_under_the_bound_and_an_under_declared_constant_fai
     if kind == "l2":  # linear: the attack reaches the ball's edge, so the bound 3 eps is met
         np.testing.assert_allclose(rows["distance"], 3.0 * EPS, rtol=1e-4)
         np.testing.assert_allclose(rows["bound"], 3.0 * EPS, rtol=1e-12)
-    with pytest.raises(BenchError) as info:  # a uniformly under-declared constant: the bound probe proves it false first
+    with pytest.raises(
+        BenchError
+    ) as info:  # a uniformly under-declared constant: the bound probe proves it false first
         run_direct(Scaled(3.0, 1.0, kind))
     message = str(info.value)
     assert "\n" not in message and "'toy'" in message and "the bound is false" in message
-    with pytest.raises(BenchError) as info:  # under-declared along one direction only: past the probe, the attack finds it
+    with pytest.raises(
+        BenchError
+    ) as info:  # under-declared along one direction only: past the probe, the attack finds it
         run_direct(Ridge(3.0, 1.5, kind))
     message = str(info.value)
-    assert "\n" not in message and "distance bound violated" in message and "'toy'" in message and "Lipschitz bound is wrong" in message
+    assert (
+        "\n" not in message
+        and "distance bound violated" in message
+        and "'toy'" in message
+        and "Lipschitz bound is wrong" in message
+    )
 
 
 def test_metrics_without_a_bound_get_empty_cells() -> None:
@@ -91,7 +100,9 @@ def test_the_cosine_bound_is_the_widest_turn_inside_the_ball() -> None:
     r, rho = 2.0, 0.6
     e = torch.tensor([[r, 0.0]], dtype=torch.float64)
     theta = math.asin(rho / r)
-    moved = torch.tensor([[r * math.cos(theta) ** 2, r * math.cos(theta) * math.sin(theta)]], dtype=torch.float64)  # tangent point
+    moved = torch.tensor(
+        [[r * math.cos(theta) ** 2, r * math.cos(theta) * math.sin(theta)]], dtype=torch.float64
+    )  # tangent point
     assert float((moved - e).norm()) == pytest.approx(rho)
     found = 1.0 - torch.nn.functional.cosine_similarity(e, moved).item()
     assert distance_bound("cosine", torch.tensor([r]), rho / EPS, EPS).item() == pytest.approx(found, rel=1e-12)

@@ -29,8 +29,9 @@ from lipsim_bench.evaluations.radii import certified_agreement
 from lipsim_bench.evaluations.smoothing import DEFAULT_SMOOTHING_EPS, Smoothing, SmoothingOptions
 from lipsim_bench.evaluations.smoothing_stats import Certificate, certify_counts, clopper_pearson_lower, max_radius
 from lipsim_bench.evaluations.twoafc import twoafc_agreement
-from lipsim_bench.report.plots import certified_mismatches, plot_run
 from lipsim_bench.metrics import PerceptualMetric
+from lipsim_bench.report.plot_data import certified_mismatches
+from lipsim_bench.report.plots import plot_run
 
 SIGMA = 0.25
 ALPHA = 0.001
@@ -60,9 +61,19 @@ class Recording(HalfSpace):
         return self.scale * x.flatten(1)
 
 
-def embedded(metric: PerceptualMetric, ref: Tensor, x0: Tensor, x1: Tensor, p: Tensor, ids: list[str] | None = None) -> EmbeddedBatch:
+def embedded(
+    metric: PerceptualMetric, ref: Tensor, x0: Tensor, x1: Tensor, p: Tensor, ids: list[str] | None = None
+) -> EmbeddedBatch:
     ids = ids or [f"t{i}" for i in range(len(ref))]
-    batch = {"ref": ref, "x0": x0, "x1": x1, "p": p, "id": ids, "group": ["test"] * len(ref), "index": torch.arange(len(ref))}
+    batch = {
+        "ref": ref,
+        "x0": x0,
+        "x1": x1,
+        "p": p,
+        "id": ids,
+        "group": ["test"] * len(ref),
+        "index": torch.arange(len(ref)),
+    }
     with torch.no_grad():
         e_ref, e0, e1 = metric.embed(ref), metric.embed(x0), metric.embed(x1)
         return EmbeddedBatch(batch, e_ref, e0, e1, metric.distance(e_ref, e0), metric.distance(e_ref, e1))
@@ -81,7 +92,9 @@ def half_space_triplets(distances: Tensor, seed: int) -> tuple[Tensor, Tensor, T
     return ref, x0, x1
 
 
-def run_smoothing(metric: PerceptualMetric, items: list[EmbeddedBatch], seed: int = 0, name: str = "toy", **options: object) -> pd.DataFrame:
+def run_smoothing(
+    metric: PerceptualMetric, items: list[EmbeddedBatch], seed: int = 0, name: str = "toy", **options: object
+) -> pd.DataFrame:
     evaluation = Smoothing(SmoothingOptions(**{"sigma": SIGMA, "alpha": ALPHA, **options}))  # type: ignore[arg-type]
     return evaluation.run(metric, items, Context(torch.device("cpu"), seed, name))
 
@@ -93,7 +106,9 @@ def certify_half_spaces(distances: Tensor, seed: int, **options: object) -> pd.D
     return rows[rows["eps"] == 0].reset_index(drop=True)
 
 
-def check_certificates(radius: np.ndarray, exact: np.ndarray, *, n: int, sigma: float, alpha: float, tolerance: float | None = None) -> None:
+def check_certificates(
+    radius: np.ndarray, exact: np.ndarray, *, n: int, sigma: float, alpha: float, tolerance: float | None = None
+) -> None:
     """Fail on a certifier that overstates radii more often than alpha allows, or (``tolerance``) strays from exact ones.
 
     Each radius exceeds the exact one with probability <= alpha; more violations than a Binomial(N, alpha)
@@ -102,7 +117,9 @@ def check_certificates(radius: np.ndarray, exact: np.ndarray, *, n: int, sigma: 
     """
     over = radius > exact * (1 + 1e-9) + 1e-12
     allowed = int(binom.ppf(1 - 1e-6, len(radius), alpha))
-    assert over.sum() <= allowed, f"{int(over.sum())} of {len(radius)} radii exceed the exact distance (at most {allowed} allowed at alpha {alpha})"
+    assert over.sum() <= allowed, (
+        f"{int(over.sum())} of {len(radius)} radii exceed the exact distance (at most {allowed} allowed at alpha {alpha})"
+    )
     if tolerance is not None:
         free = exact < max_radius(n, sigma, alpha) - tolerance
         worst = float(np.abs(radius - exact)[free].max())
@@ -136,10 +153,14 @@ def test_certify_counts_abstains_at_one_half_and_scales_with_sigma() -> None:
 
 def test_radii_never_exceed_the_exact_distance_beyond_the_alpha_rate() -> None:
     gen = torch.Generator().manual_seed(1)
-    distances = (torch.rand(200, generator=gen) * 0.58 + 0.02) * torch.where(torch.rand(200, generator=gen) < 0.5, -1.0, 1.0)
+    distances = (torch.rand(200, generator=gen) * 0.58 + 0.02) * torch.where(
+        torch.rand(200, generator=gen) < 0.5, -1.0, 1.0
+    )
     rows = certify_half_spaces(distances, seed=1, n0=100, n=1000)
     prediction, side = rows["prediction"].to_numpy(), (distances > 0).long().numpy()
-    assert ((prediction == side) | (prediction == -1)).all() and (prediction == side)[distances.abs().numpy() > 0.1].all()
+    assert ((prediction == side) | (prediction == -1)).all() and (prediction == side)[
+        distances.abs().numpy() > 0.1
+    ].all()
     check_certificates(rows["radius"].to_numpy(), distances.abs().numpy(), n=1000, sigma=SIGMA, alpha=ALPHA)
 
 
@@ -150,18 +171,30 @@ def _point_estimate(guess: np.ndarray, guess_count: np.ndarray, n: int, sigma: f
     return Certificate(cert.prediction, p_hat, sigma * norm.ppf(p_hat))
 
 
-@pytest.mark.parametrize("certifier, tolerance, error", [
-    (certify_counts, 0.03, None),  # the real one: sound, and within 0.03 of the exact radius at n = 10,000
-    (_point_estimate, None, "exceed the exact distance"),  # overstates about half of the radii
-    (lambda g, c, n, s, a: certify_counts(g, c, n, 2 * s, a), None, "exceed the exact distance"),  # sigma doubled
-    (lambda g, c, n, s, a: certify_counts(g, c, n, s / 2, a), 0.03, "off the exact distance"),  # sigma halved: sound, not tight
-], ids=["real", "point-estimate", "sigma-doubled", "sigma-halved"])
-def test_the_real_certifier_is_sound_and_tight_and_the_checks_catch_broken_ones(monkeypatch: pytest.MonkeyPatch, certifier, tolerance: float | None, error: str | None) -> None:
+@pytest.mark.parametrize(
+    "certifier, tolerance, error",
+    [
+        (certify_counts, 0.03, None),  # the real one: sound, and within 0.03 of the exact radius at n = 10,000
+        (_point_estimate, None, "exceed the exact distance"),  # overstates about half of the radii
+        (lambda g, c, n, s, a: certify_counts(g, c, n, 2 * s, a), None, "exceed the exact distance"),  # sigma doubled
+        (
+            lambda g, c, n, s, a: certify_counts(g, c, n, s / 2, a),
+            0.03,
+            "off the exact distance",
+        ),  # sigma halved: sound, not tight
+    ],
+    ids=["real", "point-estimate", "sigma-doubled", "sigma-halved"],
+)
+def test_the_real_certifier_is_sound_and_tight_and_the_checks_catch_broken_ones(
+    monkeypatch: pytest.MonkeyPatch, certifier, tolerance: float | None, error: str | None
+) -> None:
     distances = torch.linspace(0.05, 0.375, 40)  # up to 1.5 sigma, where the bound is within 0.03 at n = 10,000
     n = 10_000 if tolerance else 1000
     monkeypatch.setattr(smoothing_module, "certify_counts", certifier)
     rows = certify_half_spaces(distances, seed=3, n0=1000, n=n, noise_batch=1000)  # n0: the selection never errs here
-    check = lambda: check_certificates(rows["radius"].to_numpy(), distances.numpy(), n=n, sigma=SIGMA, alpha=ALPHA, tolerance=tolerance)  # noqa: E731
+    check = lambda: check_certificates(
+        rows["radius"].to_numpy(), distances.numpy(), n=n, sigma=SIGMA, alpha=ALPHA, tolerance=tolerance
+    )  # noqa: E731
     if error is None:
         check()
     else:
@@ -200,11 +233,22 @@ def test_same_seed_same_rows_whatever_the_batching_and_the_same_noise_for_every_
     first, second, other = Recording(), Recording(), Recording(scale=3.0)
     # every metric has its own name, as in a run: noise seeded per metric (by name) would differ and fail here
     whole = run_smoothing(first, [embedded(first, ref, x0, x1, p)], name="toy-a", n0=16, n=200, noise_batch=50)
-    split = run_smoothing(second, [embedded(second, ref[i : i + 2], x0[i : i + 2], x1[i : i + 2], p[i : i + 2], [f"t{i}", f"t{i + 1}"])
-                                   for i in (0, 2)], name="toy-b", n0=16, n=200, noise_batch=7)
+    split = run_smoothing(
+        second,
+        [
+            embedded(second, ref[i : i + 2], x0[i : i + 2], x1[i : i + 2], p[i : i + 2], [f"t{i}", f"t{i + 1}"])
+            for i in (0, 2)
+        ],
+        name="toy-b",
+        n0=16,
+        n=200,
+        noise_batch=7,
+    )
     columns = ["id", "eps", "agreement", "radius", "p_lower", "prediction", "n_a"]
     key = ["id", "eps"]
-    pd.testing.assert_frame_equal(whole[columns].sort_values(key).reset_index(drop=True), split[columns].sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        whole[columns].sort_values(key).reset_index(drop=True), split[columns].sort_values(key).reset_index(drop=True)
+    )
     run_smoothing(other, [embedded(other, ref, x0, x1, p)], name="toy-c", n0=16, n=200, noise_batch=200)
     noisy = [torch.cat(m.seen[3:]) for m in (first, other)]  # drop the clean ref, x0, x1
     assert torch.equal(noisy[0], noisy[1])  # common random numbers
@@ -228,31 +272,52 @@ class Slab(HalfSpace):
 def test_rows_carry_the_smoothed_decision_where_it_differs_from_the_metrics() -> None:
     """d0, d1 of smoothing rows are the smoothed metric's: with p and radius they reproduce the agreement at every eps."""
     ref, x0, x1 = half_space_triplets(torch.tensor([0.2, -0.1]), seed=8)
-    w = torch.nn.functional.normalize(torch.randn(48, generator=torch.Generator().manual_seed(8), dtype=torch.float64), dim=0)
+    w = torch.nn.functional.normalize(
+        torch.randn(48, generator=torch.Generator().manual_seed(8), dtype=torch.float64), dim=0
+    )
     ref[0] = (ref[0].flatten() - (ref[0].flatten() @ w - 0.01) * w).view(3, 4, 4)  # <w, ref> = 0.01: inside the slab
     metric = Slab(w)
     item = embedded(metric, ref, x0, x1, torch.tensor([1.0, 0.0]))
-    item = EmbeddedBatch(item.batch, item.e_ref, -torch.ones(2, 1, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
-                         *(metric.distance(item.e_ref, torch.full((2, 1), v, dtype=torch.float64)) for v in (-1.0, 1.0)))
+    item = EmbeddedBatch(
+        item.batch,
+        item.e_ref,
+        -torch.ones(2, 1, dtype=torch.float64),
+        torch.ones(2, 1, dtype=torch.float64),
+        *(metric.distance(item.e_ref, torch.full((2, 1), v, dtype=torch.float64)) for v in (-1.0, 1.0)),
+    )
     assert (item.d1 < item.d0).tolist() == [True, False]  # the metric itself picks x1 on the first triplet only
     rows = run_smoothing(metric, [item], n0=50, n=500)
     assert (rows["prediction"] == 0).all()  # smoothed: x0 on both
     d0, d1, p, radius = (torch.tensor(rows[c].to_numpy()) for c in ("d0", "d1", "p", "radius"))
-    recomputed = torch.stack([certified_agreement(twoafc_agreement(d0, d1, p), p, radius, float(e))[i] for i, e in enumerate(rows["eps"])])
+    recomputed = torch.stack(
+        [certified_agreement(twoafc_agreement(d0, d1, p), p, radius, float(e))[i] for i, e in enumerate(rows["eps"])]
+    )
     assert np.allclose(recomputed.numpy(), rows["agreement"].to_numpy())
     assert rows.loc[rows["eps"] == 0, "agreement"].tolist() == [0.0, 1.0]
 
 
-@pytest.mark.parametrize("option, value, fix", [
-    ("sigma", "0", "a positive number"), ("sigma", "-0.5", "a positive number"), ("n0", "0", "a positive integer"),
-    ("n", "-3", "a positive integer"), ("alpha", "0", "strictly between 0 and 1"), ("alpha", "1", "strictly between 0 and 1"),
-    ("noise_batch", "0", "a positive integer"),
-])
+@pytest.mark.parametrize(
+    "option, value, fix",
+    [
+        ("sigma", "0", "a positive number"),
+        ("sigma", "-0.5", "a positive number"),
+        ("n0", "0", "a positive integer"),
+        ("n", "-3", "a positive integer"),
+        ("alpha", "0", "strictly between 0 and 1"),
+        ("alpha", "1", "strictly between 0 and 1"),
+        ("noise_batch", "0", "a positive integer"),
+    ],
+)
 def test_bad_options_are_one_line(option: str, value: str, fix: str) -> None:
     with pytest.raises(BenchError) as info:
         build_options(SmoothingOptions, "smoothing", {option: value})
     message = str(info.value)
-    assert "\n" not in message and f"smoothing.{option}=" in message and fix in message and f"--set smoothing.{option}" in message
+    assert (
+        "\n" not in message
+        and f"smoothing.{option}=" in message
+        and fix in message
+        and f"--set smoothing.{option}" in message
+    )
 
 
 # -- end to end ------------------------------------------------------------------------------------------
@@ -262,8 +327,15 @@ def test_pixel_l2_end_to_end_on_the_sample_world(tmp_path: Path) -> None:
     """pixel-l2 is a half-space too: the smoothed decision is its own, and never certified beyond its exact radius;
     the rows' smoothed d0, d1 and radius give their scores, so the certified figure draws both certificates."""
     assert get_evaluation("smoothing") is Smoothing
-    result = bench.evaluate(metric="pixel-l2", dataset="sample", n=10, evaluations=["natural", "certified", "smoothing"],
-                            smoothing={"n": 200, "n0": 20}, batch_size=4, out=tmp_path / "run")
+    result = bench.evaluate(
+        metric="pixel-l2",
+        dataset="sample",
+        n=10,
+        evaluations=["natural", "certified", "smoothing"],
+        smoothing={"n": 200, "n0": 20},
+        batch_size=4,
+        out=tmp_path / "run",
+    )
     scores = result.scores[result.scores["evaluation"] == "smoothing(sigma=0.25)"]
     assert sorted(scores["eps"].unique()) == sorted((0.0,) + DEFAULT_SMOOTHING_EPS["sample"])
     rows = result.triplets
@@ -283,8 +355,13 @@ def test_pixel_l2_end_to_end_on_the_sample_world(tmp_path: Path) -> None:
 def test_a_224px_metric_with_random_weights_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
     """CLIP ViT-B/32 (resizes to 224 inside embed), random weights: natural and smoothing on 2 triplets (~40 s on 2 cores)."""
     monkeypatch.setenv("LIPSIM_BENCH_RANDOM_WEIGHTS", "1")
-    result = bench.evaluate(metric="clip", dataset="sample", n=2, evaluations=["natural", "smoothing"],
-                            smoothing={"n": 16, "n0": 8, "noise_batch": 8})
+    result = bench.evaluate(
+        metric="clip",
+        dataset="sample",
+        n=2,
+        evaluations=["natural", "smoothing"],
+        smoothing={"n": 16, "n0": 8, "noise_batch": 8},
+    )
     rows = result.triplets[result.triplets["evaluation"] == "smoothing(sigma=0.25)"]
     assert set(rows["metric"]) == {"clip (random weights)"} and len(rows.drop_duplicates("id")) == 2
     assert rows["n_a"].between(0, 16).all() and rows["radius"].between(0, max_radius(16, SIGMA, ALPHA) + 1e-9).all()

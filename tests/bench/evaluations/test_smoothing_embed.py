@@ -56,14 +56,23 @@ def sign_triplets(distances: Tensor, seed: int = 0) -> tuple[Sign, EmbeddedBatch
     metric = Sign(w)
     e_ref = metric.embed(ref)
     e0, e1 = torch.tensor([[1.0, 1.0]]).double().repeat(n, 1), torch.tensor([[-1.0, 1.0]]).double().repeat(n, 1)
-    batch = {"ref": ref, "x0": ref, "x1": ref, "p": (distances < 0).float(), "id": [f"t{i}" for i in range(n)],
-             "group": ["test"] * n, "index": torch.arange(n)}
+    batch = {
+        "ref": ref,
+        "x0": ref,
+        "x1": ref,
+        "p": (distances < 0).float(),
+        "id": [f"t{i}" for i in range(n)],
+        "group": ["test"] * n,
+        "index": torch.arange(n),
+    }
     return metric, EmbeddedBatch(batch, e_ref, e0, e1, metric.distance(e_ref, e0), metric.distance(e_ref, e1))
 
 
 def certify(distances: Tensor, n: int, seed: int = 0) -> pd.DataFrame:
     metric, item = sign_triplets(distances, seed)
-    rows = SmoothingEmbed(SmoothingEmbedOptions(sigma=SIGMA, n=n, alpha=ALPHA, noise_batch=500)).run(metric, [item], Context(torch.device("cpu"), seed, "sign"))
+    rows = SmoothingEmbed(SmoothingEmbedOptions(sigma=SIGMA, n=n, alpha=ALPHA, noise_batch=500)).run(
+        metric, [item], Context(torch.device("cpu"), seed, "sign")
+    )
     return rows[rows["eps"] == 0].reset_index(drop=True)
 
 
@@ -78,7 +87,9 @@ def check_radii(radius: np.ndarray, distances: np.ndarray, n: int) -> None:
     exact = np.abs(distances)
     over = radius > exact * (1 + 1e-9) + 1e-12
     allowed = int(binom.ppf(1 - 1e-6, len(radius), ALPHA))
-    assert over.sum() <= allowed, f"{int(over.sum())} of {len(radius)} radii exceed the exact distance (at most {allowed} allowed)"
+    assert over.sum() <= allowed, (
+        f"{int(over.sum())} of {len(radius)} radii exceed the exact distance (at most {allowed} allowed)"
+    )
     tolerance = 4 / math.sqrt(n) / smoothed_lipschitz(SIGMA)
     worst = float(np.abs(radius - expected_radius(distances, n)).max())
     assert worst <= tolerance, f"radius off the closed form by {worst:.4f} > {tolerance:.4f}"
@@ -88,7 +99,9 @@ def test_the_constant_is_a_bound_and_tight_for_a_sign_function() -> None:
     s = np.linspace(-1, 1, 2001)
     margin = 2 * norm.cdf(s / SIGMA) - 1
     slopes = np.abs(np.diff(margin) / np.diff(s))
-    assert slopes.max() <= smoothed_lipschitz(SIGMA) and slopes.max() == pytest.approx(smoothed_lipschitz(SIGMA), rel=1e-4)
+    assert slopes.max() <= smoothed_lipschitz(SIGMA) and slopes.max() == pytest.approx(
+        smoothed_lipschitz(SIGMA), rel=1e-4
+    )
     assert hoeffding_slack(1000, ALPHA) == pytest.approx(math.sqrt(2 * math.log(2000) / 1000))
 
 
@@ -101,11 +114,21 @@ def test_the_radius_is_sound_and_matches_the_closed_form() -> None:
     check_radii(rows["radius"].to_numpy(), distances.numpy(), n=4000)
 
 
-@pytest.mark.parametrize("patch, error", [
-    (("hoeffding_slack", lambda n, alpha: 0.0), "exceed the exact distance"),  # no Monte Carlo slack
-    (("smoothed_lipschitz", lambda sigma: 1 / (sigma * math.sqrt(2 * math.pi))), "exceed the exact distance"),  # constant halved
-    (("smoothed_lipschitz", lambda sigma: 2 * math.sqrt(2 / math.pi) / sigma), "off the closed form"),  # doubled: sound, not tight
-], ids=["no-slack", "lipschitz-halved", "lipschitz-doubled"])
+@pytest.mark.parametrize(
+    "patch, error",
+    [
+        (("hoeffding_slack", lambda n, alpha: 0.0), "exceed the exact distance"),  # no Monte Carlo slack
+        (
+            ("smoothed_lipschitz", lambda sigma: 1 / (sigma * math.sqrt(2 * math.pi))),
+            "exceed the exact distance",
+        ),  # constant halved
+        (
+            ("smoothed_lipschitz", lambda sigma: 2 * math.sqrt(2 / math.pi) / sigma),
+            "off the closed form",
+        ),  # doubled: sound, not tight
+    ],
+    ids=["no-slack", "lipschitz-halved", "lipschitz-doubled"],
+)
 def test_the_checks_catch_a_broken_certificate(monkeypatch: pytest.MonkeyPatch, patch, error: str) -> None:
     distances = torch.linspace(0.005, 0.3, 30) * torch.tensor([1.0, -1.0]).repeat(15)
     rows_ok = certify(distances, n=4000)
@@ -138,8 +161,14 @@ def test_bad_options_are_one_line(option: str, value: str) -> None:
 
 
 def test_end_to_end_for_cosine_metrics_only() -> None:
-    result = bench.evaluate(metric=["pixel-l2", "lipsim-tiny"], dataset="sample", n=4, evaluations=["natural", "smoothing-embed"],
-                            plugins=["lipsim_bench.evaluations.smoothing_embed"], **{"smoothing-embed": {"n": 50}})
+    result = bench.evaluate(
+        metric=["pixel-l2", "lipsim-tiny"],
+        dataset="sample",
+        n=4,
+        evaluations=["natural", "smoothing-embed"],
+        plugins=["lipsim_bench.evaluations.smoothing_embed"],
+        **{"smoothing-embed": {"n": 50}},
+    )
     rows = result.triplets[result.triplets["evaluation"] == "smoothing-embed(sigma=0.25)"]
     assert set(rows["metric"]) == {"lipsim-tiny"} and len(rows.drop_duplicates("id")) == 4
     largest = (1 - hoeffding_slack(50, ALPHA)) / smoothed_lipschitz(SIGMA)

@@ -33,13 +33,43 @@ COUNTS = {
 def synthetic_run(folder: Path) -> Path:
     rows = []
     for (metric, eps), (attacked, carried, proven) in COUNTS.items():
-        flags = [(True, "attacked")] * attacked + [(True, "carried")] * carried + [(True, "proven")] * proven + [(False, None)] * 5
+        flags = (
+            [(True, "attacked")] * attacked
+            + [(True, "carried")] * carried
+            + [(True, "proven")] * proven
+            + [(False, None)] * 5
+        )
         for i, (correct, which) in enumerate(flags):
-            rows.append({"metric": metric, "dataset": "sample", "split": "test", "evaluation": "apgd", "kind": "attack",
-                         "norm": "l2", "eps": eps, "id": i, "correct": correct, "attacked": which == "attacked",
-                         "carried": which == "carried", "proven": which == "proven", "flipped": which == "carried"})
-            rows.append({"metric": metric, "dataset": "sample", "split": "test", "evaluation": "natural", "kind": "clean",
-                         "norm": None, "eps": None, "id": i, "correct": correct})
+            rows.append(
+                {
+                    "metric": metric,
+                    "dataset": "sample",
+                    "split": "test",
+                    "evaluation": "apgd",
+                    "kind": "attack",
+                    "norm": "l2",
+                    "eps": eps,
+                    "id": i,
+                    "correct": correct,
+                    "attacked": which == "attacked",
+                    "carried": which == "carried",
+                    "proven": which == "proven",
+                    "flipped": which == "carried",
+                }
+            )
+            rows.append(
+                {
+                    "metric": metric,
+                    "dataset": "sample",
+                    "split": "test",
+                    "evaluation": "natural",
+                    "kind": "clean",
+                    "norm": None,
+                    "eps": None,
+                    "id": i,
+                    "correct": correct,
+                }
+            )
     folder.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(folder / "triplets.csv", index=False)
     return folder
@@ -65,7 +95,9 @@ def apgd(**values: object):
 
 def test_the_script_records_fractions_per_metric_and_class(work_file: Path) -> None:
     data = json.loads(work_file.read_text())
-    assert data["classes"]["certifiable"]["metrics"] == ["pixel-l2"] and data["classes"]["uncertifiable"]["metrics"] == ["convsim-tiny"]
+    assert data["classes"]["certifiable"]["metrics"] == ["pixel-l2"] and data["classes"]["uncertifiable"][
+        "metrics"
+    ] == ["convsim-tiny"]
     assert data["source"]["command"].startswith("python benchmarks/attack_work.py ") and "commit" in data["source"]
     pixel = {p["eps"]: p for p in data["per_metric"]["pixel-l2"]["norms"]["l2"]}
     assert (pixel[1.0]["correct"], pixel[1.0]["attacked"], pixel[1.0]["carried"], pixel[1.0]["proven"]) == (10, 5, 3, 2)
@@ -100,10 +132,14 @@ def test_attack_units_are_scaled_by_the_measured_fraction(work_file: Path) -> No
     estimator = Estimator(threats, work=load_attack_work(work_file))
     at_1 = estimator.estimate("convsim-tiny", apgd(), threats[1], 100)
     assert at_1.attacked == pytest.approx(0.6)
-    assert at_1.seconds == pytest.approx(seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1], attacked=0.6)))
+    assert at_1.seconds == pytest.approx(
+        seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1], attacked=0.6))
+    )
     assert at_1.seconds < seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1]))
     assert estimator.estimate("convsim-tiny", apgd(), threats[0], 100).attacked == pytest.approx(1.0)
-    assert estimator.estimate("lipsim-tiny", apgd(), threats[1], 100).attacked == pytest.approx(0.5)  # certifiable class
+    assert estimator.estimate("lipsim-tiny", apgd(), threats[1], 100).attacked == pytest.approx(
+        0.5
+    )  # certifiable class
     assert estimator.estimate("lipsim-tiny", apgd(carry=False, skip_proven=False), threats[1], 100).attacked is None
     assert estimator.scaled and not estimator.unscaled
     linf = estimator.estimate("convsim-tiny", apgd(), ThreatModel("linf", 4 / 255), 100)
@@ -113,21 +149,62 @@ def test_attack_units_are_scaled_by_the_measured_fraction(work_file: Path) -> No
     assert missing.unscaled == {"bench/protocol/attack_work.json is missing"}
 
 
-def test_dry_run_labels_the_scaled_estimate(capsys, work_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_labels_the_scaled_estimate(
+    capsys, work_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(attack_work, "ATTACK_WORK", work_file)
     monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", "none")
-    assert main(["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "2", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "--metrics",
+                "convsim-tiny",
+                "--n",
+                "3",
+                "--eps",
+                "0.5,1",
+                "--steps",
+                "2",
+                "--dry-run",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert LABEL in out and "(60% of correct triplets attacked)" in out
     monkeypatch.setattr(attack_work, "ATTACK_WORK", tmp_path / "absent.json")
-    assert main(["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "2", "--dry-run", "--out", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "--metrics",
+                "convsim-tiny",
+                "--n",
+                "3",
+                "--eps",
+                "0.5,1",
+                "--steps",
+                "2",
+                "--dry-run",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert LABEL not in out and "attacks counted on every triplet (an upper bound): bench/protocol/attack_work.json is missing" in out
+    assert (
+        LABEL not in out
+        and "attacks counted on every triplet (an upper bound): bench/protocol/attack_work.json is missing" in out
+    )
 
 
 def test_a_malformed_file_is_one_line_naming_it_and_the_fix(tmp_path: Path) -> None:
     bad = tmp_path / "attack_work.json"
-    bad.write_text(json.dumps({"format": 1, "classes": {"certifiable": {"norms": {"l2": [{"eps": 1.0, "carry_and_skip": 1.5}]}}}}))
+    bad.write_text(
+        json.dumps({"format": 1, "classes": {"certifiable": {"norms": {"l2": [{"eps": 1.0, "carry_and_skip": 1.5}]}}}})
+    )
     with pytest.raises(BenchError, match="not a fraction in") as caught:
         load_attack_work(bad)
     assert str(bad) in str(caught.value) and "benchmarks/attack_work.py RUN_FOLDER" in str(caught.value)
@@ -136,7 +213,9 @@ def test_a_malformed_file_is_one_line_naming_it_and_the_fix(tmp_path: Path) -> N
 def test_the_script_refuses_a_run_without_the_work_columns(tmp_path: Path) -> None:
     folder = tmp_path / "old"
     folder.mkdir()
-    pd.DataFrame([{"metric": "convsim-tiny", "kind": "attack", "norm": "l2", "eps": 1.0, "correct": True}]).to_csv(folder / "triplets.csv", index=False)
+    pd.DataFrame([{"metric": "convsim-tiny", "kind": "attack", "norm": "l2", "eps": 1.0, "correct": True}]).to_csv(
+        folder / "triplets.csv", index=False
+    )
     result = run_script(str(folder), "--out", str(tmp_path / "w.json"))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "lacks the columns attacked, carried, proven" in result.stderr and not (tmp_path / "w.json").exists()

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from lipsim_bench.cli import main
-from lipsim_bench.report.tables import render_tables
 from lipsim_bench.metrics import PerceptualMetric, register_metric, unregister_metric
+from lipsim_bench.report.tables import render_tables
 
 SAMPLE = ("--attacks", "apgd", "--eps", "0.5", "--steps", "2", "--no-certify", "--batch-size", "4")
 
@@ -82,7 +82,10 @@ def test_a_folder_with_two_datasets_gets_one_table_per_dataset(capsys, tmp_path:
     _run(capsys, run, "pixel-l2", "--dataset", f"night:{night_tree}", "--attacks", "none")
     markdown, tex = _report(capsys, run)
     titles = [line for line in markdown.splitlines() if line.startswith("2AFC score")]
-    assert titles == ["2AFC score (%) on sample / test, n = 4 triplets, seed 0", "2AFC score (%) on night / test, n = 6 triplets, seed 0"]
+    assert titles == [
+        "2AFC score (%) on sample / test, n = 4 triplets, seed 0",
+        "2AFC score (%) on night / test, n = 6 triplets, seed 0",
+    ]
     assert markdown.count("the records hold 2 datasets: one table each") == 2
     assert tex.count(r"\begin{table}") == 2 and r"\label{tab:2afc-sample}" in tex and r"\label{tab:2afc-night}" in tex
 
@@ -97,9 +100,19 @@ def test_the_sample_set_lists_each_score_once(capsys, tmp_path: Path) -> None:
 
 
 def _scores(**changes: list) -> pd.DataFrame:
-    base = {"metric": ["a", "a", "b", "b"], "dataset": "sample", "split": "test", "evaluation": ["natural", "apgd"] * 2,
-            "norm": [None, "l2"] * 2, "eps": [float("nan"), 0.5] * 2, "score": [90.0, 80.0, 70.0, 60.0], "n": 10,
-            "kind": ["clean", "attack"] * 2, "seed": 0, "settings": '{"options": {}}'}
+    base = {
+        "metric": ["a", "a", "b", "b"],
+        "dataset": "sample",
+        "split": "test",
+        "evaluation": ["natural", "apgd"] * 2,
+        "norm": [None, "l2"] * 2,
+        "eps": [float("nan"), 0.5] * 2,
+        "score": [90.0, 80.0, 70.0, 60.0],
+        "n": 10,
+        "kind": ["clean", "attack"] * 2,
+        "seed": 0,
+        "settings": '{"options": {}}',
+    }
     return pd.DataFrame({**base, **changes})
 
 
@@ -110,7 +123,9 @@ def test_uniform_settings_carry_no_marker() -> None:
 
 
 def test_every_differing_cell_is_marked_in_markdown_and_latex() -> None:
-    document = render_tables(_scores(n=[10, 10, 10, 20], seed=[0, 0, 0, 3]), "sample", "test", ["a note"], "provenance: x")
+    document = render_tables(
+        _scores(n=[10, 10, 10, 20], seed=[0, 0, 0, 3]), "sample", "test", ["a note"], "provenance: x"
+    )
     assert "| b | 70.00 | 60.00 (a) |" in document.markdown
     assert "- (a) computed with n = 20 triplets (the title's n = 10); seed 3 (the title's seed 0)" in document.markdown
     assert r"60.00\textsuperscript{(a)}" in document.latex and "n = 20 triplets (the title's n = 10)" in document.latex

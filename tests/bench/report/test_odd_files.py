@@ -45,7 +45,9 @@ CASES: list[tuple[str, Callable[[Path], None], int, str]] = [
 
 
 @pytest.mark.parametrize("name, damage, code, words", CASES, ids=[c[0] for c in CASES])
-def test_report_on_an_odd_folder(capsys, tmp_path: Path, finished: Path, name: str, damage, code: int, words: str) -> None:
+def test_report_on_an_odd_folder(
+    capsys, tmp_path: Path, finished: Path, name: str, damage, code: int, words: str
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     damage(run / "records")
@@ -55,11 +57,15 @@ def test_report_on_an_odd_folder(capsys, tmp_path: Path, finished: Path, name: s
     if code == 2:
         assert len(captured.err.strip().splitlines()) == 1
     else:
-        assert "| pixel-l2 |" in captured.out and "1 unreadable, altered or old-format record(s) ignored" in captured.out
+        assert (
+            "| pixel-l2 |" in captured.out and "1 unreadable, altered or old-format record(s) ignored" in captured.out
+        )
 
 
 @pytest.mark.parametrize("out", ["file", "file/under"])
-def test_report_into_a_file_is_one_line_that_does_not_talk_of_units(capsys, tmp_path: Path, finished: Path, out: str) -> None:
+def test_report_into_a_file_is_one_line_that_does_not_talk_of_units(
+    capsys, tmp_path: Path, finished: Path, out: str
+) -> None:
     (tmp_path / "file").write_text("x")
     assert main(["report", str(finished), "--out", str(tmp_path / out)]) == 2
     err = capsys.readouterr().err

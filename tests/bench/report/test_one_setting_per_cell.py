@@ -23,7 +23,7 @@ TINY = ("--n", "6", "--eps", "0.25", "--steps", "2", "--batch-size", "6")
 
 @pytest.fixture(autouse=True)
 def toy() -> Iterator[None]:
-    """"toy": mean colour, 1 - cos, no Lipschitz bound (certified does not apply to it)."""
+    """ "toy": mean colour, 1 - cos, no Lipschitz bound (certified does not apply to it)."""
     register_metric("toy")(type("Toy", (PerceptualMetric,), {"embed": lambda self, x: x.mean(dim=(2, 3)) + 0.1}))
     yield
     unregister_metric("toy")
@@ -32,8 +32,10 @@ def toy() -> Iterator[None]:
 def _adapter(folder: Path, body: str) -> type:
     """A metric class from its own source file, as a plugin's: editing the file changes its records' keys."""
     path = folder / "toy_adapter.py"
-    path.write_text("from lipsim_bench.metrics import PerceptualMetric\n\n\nclass Toy(PerceptualMetric):\n"
-                    f"    def embed(self, x):\n        return {body}\n")
+    path.write_text(
+        "from lipsim_bench.metrics import PerceptualMetric\n\n\nclass Toy(PerceptualMetric):\n"
+        f"    def embed(self, x):\n        return {body}\n"
+    )
     spec = importlib.util.spec_from_file_location(f"toy_adapter_{abs(hash(body))}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # where inspect finds its source file
@@ -47,11 +49,18 @@ def _run(capsys: pytest.CaptureFixture, out: Path, metrics: str, *extra: str) ->
 
 
 def _header(markdown: str) -> list[str]:
-    return [c.strip() for c in next(line for line in markdown.splitlines() if line.startswith("| metric |")).strip("|").split("|")]
+    return [
+        c.strip()
+        for c in next(line for line in markdown.splitlines() if line.startswith("| metric |")).strip("|").split("|")
+    ]
 
 
 def _rows(markdown: str) -> list[str]:
-    return [line.split(" | ")[0][2:] for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| metric")]
+    return [
+        line.split(" | ")[0][2:]
+        for line in markdown.splitlines()
+        if line.startswith("| ") and not line.startswith("| metric")
+    ]
 
 
 def test_a_run_of_fewer_metrics_keeps_the_other_rows(capsys, tmp_path: Path) -> None:
@@ -102,7 +111,10 @@ def test_the_same_setting_recomputed_replaces_the_older_cell_and_says_so(capsys,
     assert len(list((run / "records").glob("*.json"))) == 2
     markdown = (run / "scores.md").read_text()
     assert _header(markdown) == ["metric", "natural"] and _rows(markdown) == ["toy"]
-    assert "1 older cell(s) replaced by newer records of the same settings (recomputed after a change of source)" in markdown
+    assert (
+        "1 older cell(s) replaced by newer records of the same settings (recomputed after a change of source)"
+        in markdown
+    )
 
 
 def test_a_stale_does_not_apply_note_is_dropped(capsys, tmp_path: Path) -> None:
@@ -132,7 +144,10 @@ def test_report_filters_by_metric_and_evaluation(capsys, tmp_path: Path) -> None
     run = tmp_path / "run"
     _run(capsys, run, "pixel-l2,toy")
     full = (run / "scores.md").read_text()
-    assert main(["report", str(run), "--metrics", "toy", "--evaluations", "natural,apgd", "--out", str(tmp_path / "f")]) == 0
+    assert (
+        main(["report", str(run), "--metrics", "toy", "--evaluations", "natural,apgd", "--out", str(tmp_path / "f")])
+        == 0
+    )
     out = capsys.readouterr().out
     markdown = (tmp_path / "f" / "scores.md").read_text()
     assert _rows(markdown) == ["toy"] and _header(markdown) == ["metric", "natural", "apgd l2 0.25"]
@@ -140,15 +155,29 @@ def test_report_filters_by_metric_and_evaluation(capsys, tmp_path: Path) -> None
     assert (run / "scores.md").read_text() == full  # the run folder's own tables still hold every cell
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--metrics", "nope", "--out", "OUT"], "no metric 'nope' in these records; they hold: pixel-l2"),
-    (["--evaluations", "pgd", "--out", "OUT"], "no evaluation 'pgd' in these records; they hold: apgd, certified, natural"),
-    (["--metrics", ",", "--out", "OUT"], "--metrics names no metric; give comma-separated names"),
-    (["--metrics", "pixel-l2"], "--out report is a run folder: its tables show every cell of its own records; write a filtered"),
-    (["--metrics", "pixel-l2", "--out", "RUN"], "is a run folder: its tables show every cell of its own records"),
-    (["OTHER", "--out", "RUN"], "is a run folder: its tables show every cell of its own records; write a merged report"),
-])
-def test_a_bad_filter_is_one_line(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], words: str) -> None:
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--metrics", "nope", "--out", "OUT"], "no metric 'nope' in these records; they hold: pixel-l2"),
+        (
+            ["--evaluations", "pgd", "--out", "OUT"],
+            "no evaluation 'pgd' in these records; they hold: apgd, certified, natural",
+        ),
+        (["--metrics", ",", "--out", "OUT"], "--metrics names no metric; give comma-separated names"),
+        (
+            ["--metrics", "pixel-l2"],
+            "--out report is a run folder: its tables show every cell of its own records; write a filtered",
+        ),
+        (["--metrics", "pixel-l2", "--out", "RUN"], "is a run folder: its tables show every cell of its own records"),
+        (
+            ["OTHER", "--out", "RUN"],
+            "is a run folder: its tables show every cell of its own records; write a merged report",
+        ),
+    ],
+)
+def test_a_bad_filter_is_one_line(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], words: str
+) -> None:
     run = tmp_path / "report"  # also the filtered report's default --out, from tmp_path
     _run(capsys, run, "pixel-l2")
     monkeypatch.chdir(tmp_path)
@@ -159,17 +188,40 @@ def test_a_bad_filter_is_one_line(capsys, tmp_path: Path, monkeypatch: pytest.Mo
     assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def _record(metric: str, evaluation: str, score: float, time: str, n: int = 6, steps: int = 2, applies: bool = True) -> dict:
-    unit = {"metric": metric, "dataset": "sample", "split": "test", "n": n, "evaluation": evaluation,
-            "settings": {"seed": 0, "options": {"steps": steps}}}
-    rows = [{"split": "test", "evaluation": evaluation, "norm": "l2", "eps": 0.5, "score": score, "n": n}] if applies else []
-    return {"unit": unit, "evaluation": {"name": evaluation, "kind": "attack"}, "scores": rows, "applies": applies,
-            "notes": [f"{metric} {evaluation} {time}"], "config": {"every": 1}, "provenance": {"time": time}}
+def _record(
+    metric: str, evaluation: str, score: float, time: str, n: int = 6, steps: int = 2, applies: bool = True
+) -> dict:
+    unit = {
+        "metric": metric,
+        "dataset": "sample",
+        "split": "test",
+        "n": n,
+        "evaluation": evaluation,
+        "settings": {"seed": 0, "options": {"steps": steps}},
+    }
+    rows = (
+        [{"split": "test", "evaluation": evaluation, "norm": "l2", "eps": 0.5, "score": score, "n": n}]
+        if applies
+        else []
+    )
+    return {
+        "unit": unit,
+        "evaluation": {"name": evaluation, "kind": "attack"},
+        "scores": rows,
+        "applies": applies,
+        "notes": [f"{metric} {evaluation} {time}"],
+        "config": {"every": 1},
+        "provenance": {"time": time},
+    }
 
 
 def test_resolution_on_records_alone() -> None:
-    records = [_record("a", "apgd", 50.0, "t1", steps=100), _record("b", "apgd", 60.0, "t1", steps=100),
-               _record("a", "apgd", 70.0, "t2", steps=20), _record("b", "apgd", 65.0, "t3", steps=100)]
+    records = [
+        _record("a", "apgd", 50.0, "t1", steps=100),
+        _record("b", "apgd", 60.0, "t1", steps=100),
+        _record("a", "apgd", 70.0, "t2", steps=20),
+        _record("b", "apgd", 65.0, "t3", steps=100),
+    ]
     got = collect([Entry(r) for r in records])
     cells = {(m, e): s for m, e, s in zip(got.scores["metric"], got.scores["evaluation"], got.scores["score"])}
     assert cells == {("a", "apgd"): 50.0, ("b", "apgd"): 65.0, ("a", "apgd(steps=20)"): 70.0}
@@ -203,8 +255,11 @@ def test_an_option_named_like_a_run_setting_says_whose_it_is() -> None:
     """smoothing's n (noise samples) is not the run's n (triplets): both are in the setting, apart."""
     from lipsim_bench.report.variants import setting, variant_name
 
-    record = {"unit": {"n": 6, "settings": {"seed": 0, "options": {"n": 1000, "sigma": 0.25, "eps": [0.5]}}},
-              "evaluation": {"name": "smoothing(sigma=0.25)"}, "config": {"every": 1}}
+    record = {
+        "unit": {"n": 6, "settings": {"seed": 0, "options": {"n": 1000, "sigma": 0.25, "eps": [0.5]}}},
+        "evaluation": {"name": "smoothing(sigma=0.25)"},
+        "config": {"every": 1},
+    }
     chosen = setting(record)
     assert (chosen["n"], chosen["smoothing.n"], chosen["sigma"]) == ("6", "1000", "0.25") and "eps" not in chosen
     assert variant_name("smoothing(sigma=0.25)", {"smoothing.n": "100"}) == "smoothing(sigma=0.25, smoothing.n=100)"

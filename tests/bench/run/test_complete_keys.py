@@ -40,7 +40,10 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, int]:
 def _keys(spec: RunSpec) -> dict[tuple, str]:
     dataset = create_dataset(spec.dataset, spec.split).head(spec.n)
     data = DataIdentity(dataset.name, dataset.split, spec.n, dataset.fingerprint())
-    return {(u.metric, u.evaluation.column, u.threat): u.unit.key() for u in plan_units(spec, resolve(spec, dataset.name), data)}
+    return {
+        (u.metric, u.evaluation.column, u.threat): u.unit.key()
+        for u in plan_units(spec, resolve(spec, dataset.name), data)
+    }
 
 
 @pytest.fixture
@@ -69,11 +72,18 @@ def _plugin_copy(tmp_path: Path, folder: str, name: str, edit: tuple[str, str] |
     [
         # the reported case: an edited attack plugin's perturb was served its old numbers
         ("my_attack.py", ATTACKS, "noise", "noise", ("for _ in range(self.draws):", "for _ in range(self.draws + 1):")),
-        ("my_evaluation.py", EVALUATIONS, "brightness", "brightness", ("(ref - eps).clamp(0, 1)", "(ref - 2 * eps).clamp(0, 1)")),
+        (
+            "my_evaluation.py",
+            EVALUATIONS,
+            "brightness",
+            "brightness",
+            ("(ref - eps).clamp(0, 1)", "(ref - 2 * eps).clamp(0, 1)"),
+        ),
     ],
 )
-def test_an_edited_plugin_recomputes(capsys, tmp_path: Path, forget_plugins, plugin: str, registry, name: str,
-                                     evaluation: str, edit: tuple[str, str]) -> None:
+def test_an_edited_plugin_recomputes(
+    capsys, tmp_path: Path, forget_plugins, plugin: str, registry, name: str, evaluation: str, edit: tuple[str, str]
+) -> None:
     out = tmp_path / "run"
     common = ["--metrics", "pixel-l2", "--n", "4", "--evaluations", evaluation, "--eps", "0.25", "--out", str(out)]
     if evaluation == "noise":
@@ -86,9 +96,17 @@ def test_an_edited_plugin_recomputes(capsys, tmp_path: Path, forget_plugins, plu
     assert _run(["--plugin", str(edited), *common], capsys) == (1, 0)
 
 
-@pytest.mark.parametrize("evaluation, file", [("apgd", "attacks/apgd.py"), ("apgd", "attacks/base.py"), ("apgd", "evaluations/decided.py"),
-                                              ("natural", "evaluations/natural.py"), ("natural", "evaluations/twoafc.py"),
-                                              ("smoothing", "evaluations/smoothing_noise.py")])
+@pytest.mark.parametrize(
+    "evaluation, file",
+    [
+        ("apgd", "attacks/apgd.py"),
+        ("apgd", "attacks/base.py"),
+        ("apgd", "evaluations/decided.py"),
+        ("natural", "evaluations/natural.py"),
+        ("natural", "evaluations/twoafc.py"),
+        ("smoothing", "evaluations/smoothing_noise.py"),
+    ],
+)
 def test_a_changed_built_in_source_changes_the_key(monkeypatch: pytest.MonkeyPatch, evaluation: str, file: str) -> None:
     """attacks/apgd.py and attacks/base.py (the attack), evaluations/decided.py (what it skips), natural.py ...:
     a change to any file that computes the unit's numbers is a new key, with no version bump needed."""
@@ -104,8 +122,12 @@ def test_a_changed_built_in_source_changes_the_key(monkeypatch: pytest.MonkeyPat
     assert set(before) == set(after) and all(before[k] != after[k] for k in before), file
 
 
-def test_torch_version_and_device_type_are_in_the_key(capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert plan.device_type("cuda:1") == plan.device_type("cuda") == "cuda" and plan.device_type("cpu") == "cpu"  # the type, not the index
+def test_torch_version_and_device_type_are_in_the_key(
+    capsys, night_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        plan.device_type("cuda:1") == plan.device_type("cuda") == "cuda" and plan.device_type("cpu") == "cpu"
+    )  # the type, not the index
     assert plan.runtime_identity(RunSpec(metrics=["pixel-l2"], device="cuda:1"))["device"] == "cuda"
     out = tmp_path / "run"
     argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--evaluations", "natural", "--out", str(out)]
@@ -121,7 +143,9 @@ def _uncompressed(path: Path, pixels: np.ndarray) -> None:
     Image.fromarray(pixels).save(path, compress_level=0)
 
 
-def test_an_image_replaced_by_one_of_the_same_size_and_time_recomputes(capsys, night_tree: Path, tmp_path: Path) -> None:
+def test_an_image_replaced_by_one_of_the_same_size_and_time_recomputes(
+    capsys, night_tree: Path, tmp_path: Path
+) -> None:
     ref = night_tree / "ref" / "000" / "004.png"  # the first test triplet's reference
     pixels = np.asarray(Image.open(ref).convert("RGB")).copy()
     _uncompressed(ref, pixels)
@@ -144,7 +168,9 @@ def test_an_image_replaced_by_one_of_the_same_size_and_time_recomputes(capsys, n
     assert _run(argv, capsys) == (1, 0)
 
 
-def test_the_folder_path_the_metric_order_and_an_added_metric_still_reuse(capsys, night_tree: Path, tmp_path: Path) -> None:
+def test_the_folder_path_the_metric_order_and_an_added_metric_still_reuse(
+    capsys, night_tree: Path, tmp_path: Path
+) -> None:
     base = ["--dataset", f"night:{night_tree}", "--evaluations", "natural,apgd", "--eps", "0.5", "--steps", "3"]
     first, moved = tmp_path / "first", tmp_path / "elsewhere" / "moved"
     assert _run([*base, "--metrics", "pixel-l2,convsim-tiny", "--out", str(first)], capsys) == (4, 0)
@@ -159,6 +185,11 @@ def test_the_attack_class_and_its_helpers_are_hashed() -> None:
     from lipsim_bench.evaluations import get_evaluation
 
     names = {(p.parent.name, p.name) for p in fingerprint.code_files(get_evaluation("apgd"), APGD)}
-    assert {("attacks", "apgd.py"), ("attacks", "base.py"), ("evaluations", "attack.py"), ("evaluations", "decided.py")} <= names
+    assert {
+        ("attacks", "apgd.py"),
+        ("attacks", "base.py"),
+        ("evaluations", "attack.py"),
+        ("evaluations", "decided.py"),
+    } <= names
     assert not any(name in ("errors.py", "registry.py") for _, name in names)  # messages and names compute nothing
     assert not any("site-packages" in str(p) for p in fingerprint.code_files(get_evaluation("apgd"), APGD))

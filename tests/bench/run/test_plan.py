@@ -22,7 +22,9 @@ def _keys(spec: RunSpec, root: Path | None = None) -> dict[tuple, str]:
 
 
 def test_defaults_are_resolved_into_the_key(night_tree: Path) -> None:
-    spec = RunSpec(metrics=["pixel-l2"], dataset=f"night:{night_tree}", evaluations=["certified", "apgd"], threats=[("l2", [1.0])])
+    spec = RunSpec(
+        metrics=["pixel-l2"], dataset=f"night:{night_tree}", evaluations=["certified", "apgd"], threats=[("l2", [1.0])]
+    )
     dataset = create_dataset(spec.dataset)
     data = DataIdentity(dataset.name, dataset.split, None, dataset.fingerprint())
     units = {u.evaluation.name: u.unit for u in plan_units(spec, resolve(spec, dataset.name), data)}
@@ -33,7 +35,10 @@ def test_defaults_are_resolved_into_the_key(night_tree: Path) -> None:
     assert units["apgd"].settings["source"].startswith("src:") and units["apgd"].settings["version"] == 1
     import torch
 
-    assert units["apgd"].settings["code"].startswith("src:") and units["apgd"].settings["code"] != units["certified"].settings["code"]
+    assert (
+        units["apgd"].settings["code"].startswith("src:")
+        and units["apgd"].settings["code"] != units["certified"].settings["code"]
+    )
     assert units["apgd"].settings["torch"] == torch.__version__ and units["apgd"].settings["device"] == "cpu"
 
 
@@ -51,7 +56,10 @@ def test_data_is_keyed_by_content_not_path(night_tree: Path, tmp_path: Path) -> 
     shutil.copytree(night_tree, moved)
     assert _keys(spec(night_tree)) == _keys(spec(moved))
     frame = pd.read_csv(moved / "data.csv")
-    frame.loc[frame["split"] == "test", ["left_vote", "right_vote"]] = [0.1, 0.9]  # other human votes under the same path
+    frame.loc[frame["split"] == "test", ["left_vote", "right_vote"]] = [
+        0.1,
+        0.9,
+    ]  # other human votes under the same path
     frame.to_csv(moved / "data.csv", index=False)
     assert _keys(spec(night_tree)) != _keys(spec(moved))
 
@@ -81,6 +89,7 @@ def test_precision_enters_the_key_only_where_it_applies() -> None:
 
 def test_a_bf16_run_keeps_the_decisions_of_fp32() -> None:
     import lipsim_bench as bench
+
     fp32 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40)
     bf16 = bench.evaluate("convsim-tiny", "sample", ["natural"], n=40, precision="bf16")
     assert fp32.records[0]["key"] != bf16.records[0]["key"]

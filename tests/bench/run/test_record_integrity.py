@@ -24,15 +24,39 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("integrity")
     store = RecordStore(root)
     unit = Unit("pixel-l2", "night", "test", None, "natural", {"seed": 0})
-    rows = pd.DataFrame({"id": [f"{i:03d}" for i in range(20)], "group": ["imagenet"] * 20,
-                         "evaluation": "natural", "norm": None, "eps": None, "agreement": [i % 2 for i in range(20)]})
-    body = {"evaluation": {"name": "natural", "kind": "clean", "version": 1, "output_csv": None}, "threat": None,
-            "position": 0, "applies": True, "scores": [{"split": "test", "evaluation": "natural", "norm": None,
-                                                        "eps": None, "score": 50.0, "n": 20}],
-            "notes": [], "rows": 20, "config": {"metrics": ["pixel-l2"]}}
+    rows = pd.DataFrame(
+        {
+            "id": [f"{i:03d}" for i in range(20)],
+            "group": ["imagenet"] * 20,
+            "evaluation": "natural",
+            "norm": None,
+            "eps": None,
+            "agreement": [i % 2 for i in range(20)],
+        }
+    )
+    body = {
+        "evaluation": {"name": "natural", "kind": "clean", "version": 1, "output_csv": None},
+        "threat": None,
+        "position": 0,
+        "applies": True,
+        "scores": [{"split": "test", "evaluation": "natural", "norm": None, "eps": None, "score": 50.0, "n": 20}],
+        "notes": [],
+        "rows": 20,
+        "config": {"metrics": ["pixel-l2"]},
+    }
     store.save(unit, body, rows)
-    (root / "unit.json").write_text(json.dumps({"metric": unit.metric, "dataset": unit.dataset, "split": unit.split,
-                                                "n": unit.n, "evaluation": unit.evaluation, "settings": unit.settings}))
+    (root / "unit.json").write_text(
+        json.dumps(
+            {
+                "metric": unit.metric,
+                "dataset": unit.dataset,
+                "split": unit.split,
+                "n": unit.n,
+                "evaluation": unit.evaluation,
+                "settings": unit.settings,
+            }
+        )
+    )
     return root
 
 
@@ -105,7 +129,9 @@ def test_truncated_record_files_are_never_reused(stored: Path, tmp_path: Path, w
 
 @FAST
 @given(which=st.sampled_from(["json", "csv"]), data=st.data())
-def test_flipped_bytes_are_never_reused_as_different_numbers(stored: Path, tmp_path: Path, which: str, data: st.DataObject) -> None:
+def test_flipped_bytes_are_never_reused_as_different_numbers(
+    stored: Path, tmp_path: Path, which: str, data: st.DataObject
+) -> None:
     run, json_path, csv_path = _copy(stored, tmp_path)
     original = RecordStore(run).load(_unit(run))
     path = json_path if which == "json" else csv_path
@@ -145,14 +171,18 @@ def test_a_truncated_triplets_csv_is_recomputed_with_one_line(capsys, night_tree
     assert main(argv) == 0
     out_text, err = capsys.readouterr()
     assert "computed all 1 unit(s)" in out_text
-    assert err.count("invalid record") == 1 and "sha256" in err and csv_path.name.replace(".triplets.csv", ".json") in err
+    assert (
+        err.count("invalid record") == 1 and "sha256" in err and csv_path.name.replace(".triplets.csv", ".json") in err
+    )
     assert "invalid record" in (out / "run.log").read_text()
     assert csv_path.read_bytes() == whole  # recomputed, whole again
 
 
 def test_report_skips_a_damaged_record_with_a_footer_note(capsys, night_tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert main(ARGV + ["--metrics", "pixel-l2,convsim-tiny", "--dataset", f"night:{night_tree}", "--out", str(out)]) == 0
+    assert (
+        main(ARGV + ["--metrics", "pixel-l2,convsim-tiny", "--dataset", f"night:{night_tree}", "--out", str(out)]) == 0
+    )
     json_path = sorted((out / "records").glob("convsim-tiny*.json"))[0]
     record = json.loads(json_path.read_text())
     record["scores"][0]["n"] = "4"

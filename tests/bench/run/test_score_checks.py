@@ -14,7 +14,7 @@ from lipsim_bench.evaluations.registry import EVALUATIONS
 from lipsim_bench.run.integrity import seal
 from lipsim_bench.run.scorecheck import score_problem
 
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 import pandas as pd
 import torch
@@ -31,14 +31,17 @@ class Odd(Evaluation):
     def run(self, metric, batches, ctx):
         parts = [item.rows(self.name, None, np.nan, {agreement}) for item in batches]
         return {result}
-'''
+"""
 
 CASES = {
     "too-high": ("1.5 * natural_agreement(item) + 1.5", "pd.concat(parts, ignore_index=True)", "outside 0..100"),
     "not-a-number": ("torch.full_like(item.d0, float('nan'))", "pd.concat(parts, ignore_index=True)", "outside 0..100"),
     "nothing": ("natural_agreement(item)", "pd.DataFrame()", "returned no per-triplet rows"),
-    "no-agreement": ("natural_agreement(item)", "pd.concat(parts, ignore_index=True).drop(columns=['agreement'])",
-                     "its rows have no 'agreement' column"),
+    "no-agreement": (
+        "natural_agreement(item)",
+        "pd.concat(parts, ignore_index=True).drop(columns=['agreement'])",
+        "its rows have no 'agreement' column",
+    ),
 }
 
 
@@ -57,9 +60,24 @@ def odd_plugin(tmp_path: Path, request: pytest.FixtureRequest):
 def test_a_plugin_score_out_of_range_nan_or_empty_is_one_line(capsys, odd_plugin, tmp_path: Path) -> None:
     name, path = odd_plugin
     out = tmp_path / "run"
-    code = main(["--plugin", str(path), "--metrics", "pixel-l2", "--n", "4", "--evaluations", f"natural,{name}", "--out", str(out)])
+    code = main(
+        [
+            "--plugin",
+            str(path),
+            "--metrics",
+            "pixel-l2",
+            "--n",
+            "4",
+            "--evaluations",
+            f"natural,{name}",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "triplet/s" not in line]  # progress bars aside
+    lines = [
+        line for line in err.replace("\r", "\n").splitlines() if line.strip() and "triplet/s" not in line
+    ]  # progress bars aside
     assert code == 2, err
     assert "Traceback" not in err and len(lines) == 1, lines
     assert f"evaluation {name!r} on metric 'pixel-l2'" in err and CASES[name][2] in err, err
@@ -76,7 +94,9 @@ def _edited_and_resealed(out: Path) -> Path:
     return json_path
 
 
-def test_an_edited_and_resealed_score_is_refused_by_a_rerun_and_by_report(capsys, night_tree: Path, tmp_path: Path) -> None:
+def test_an_edited_and_resealed_score_is_refused_by_a_rerun_and_by_report(
+    capsys, night_tree: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     argv = ["--metrics", "pixel-l2", "--dataset", f"night:{night_tree}", "--evaluations", "natural", "--out", str(out)]
     assert main(argv) == 0
@@ -95,13 +115,24 @@ def test_an_edited_and_resealed_score_is_refused_by_a_rerun_and_by_report(capsys
 
 
 def test_the_check_itself() -> None:
-    rows = pd.DataFrame({"evaluation": "natural", "norm": None, "eps": float("nan"), "group": ["a", "a", "b", "b"],
-                         "agreement": [1.0, 0.0, 1.0, 1.0]})
-    good = [{"split": "a", "evaluation": "natural", "norm": None, "eps": None, "score": 50.0, "n": 2},
-            {"split": "b", "evaluation": "natural", "norm": None, "eps": None, "score": 100.0, "n": 2},
-            {"split": "test", "evaluation": "natural", "norm": None, "eps": None, "score": 75.0, "n": 4}]
+    rows = pd.DataFrame(
+        {
+            "evaluation": "natural",
+            "norm": None,
+            "eps": float("nan"),
+            "group": ["a", "a", "b", "b"],
+            "agreement": [1.0, 0.0, 1.0, 1.0],
+        }
+    )
+    good = [
+        {"split": "a", "evaluation": "natural", "norm": None, "eps": None, "score": 50.0, "n": 2},
+        {"split": "b", "evaluation": "natural", "norm": None, "eps": None, "score": 100.0, "n": 2},
+        {"split": "test", "evaluation": "natural", "norm": None, "eps": None, "score": 75.0, "n": 4},
+    ]
     assert score_problem(good, rows, "test", "clean", True) is None
-    assert "not what its rows give" in score_problem([*good[:2], {**good[2], "score": 76.0}], rows, "test", "clean", True)
+    assert "not what its rows give" in score_problem(
+        [*good[:2], {**good[2], "score": 76.0}], rows, "test", "clean", True
+    )
     assert "not what its rows give" in score_problem([*good[:2], {**good[2], "n": 5}], rows, "test", "clean", True)
     assert "has no score for" in score_problem(good[:2], rows, "test", "clean", True)
     assert "no rows behind it" in score_problem([*good, {**good[0], "split": "c"}], rows, "test", "clean", True)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.training import distill
 from lipsim_bench.training import cli as train_cli
+from lipsim_bench.training import distill
 from tests.bench.training.test_training import ToyStudent, ToyTeacher, distill_config, image_folder, state_equal  # noqa: F401
 from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line, evil_checkpoint, flip_tensor_byte
 
@@ -148,7 +148,11 @@ def test_crafted_distillation_cache_runs_nothing(tmp_path: Path, image_folder: P
     assert not marker.exists()
 
 
-def test_intact_distillation_cache_is_reused(tmp_path: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_intact_distillation_cache_is_reused(
+    tmp_path: Path,
+    image_folder: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import importlib
 
     D = importlib.import_module("lipsim_bench.training.distill")  # the package re-exports a function of that name

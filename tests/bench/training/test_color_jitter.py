@@ -31,8 +31,11 @@ def test_each_image_is_jittered_on_its_own_and_follows_the_seed() -> None:
     changed = [not torch.equal(a, batch[k]) for a, k in zip((ref, x0, x1), ("ref", "x0", "x1"))]
     assert all(changed)
     # independent draws: the brightness ratio applied to ref and x0 differs within a triplet
-    assert not torch.allclose(ref.mean(dim=(1, 2, 3)) / batch["ref"].mean(dim=(1, 2, 3)),
-                              x0.mean(dim=(1, 2, 3)) / batch["x0"].mean(dim=(1, 2, 3)), atol=1e-3)
+    assert not torch.allclose(
+        ref.mean(dim=(1, 2, 3)) / batch["ref"].mean(dim=(1, 2, 3)),
+        x0.mean(dim=(1, 2, 3)) / batch["x0"].mean(dim=(1, 2, 3)),
+        atol=1e-3,
+    )
     assert all(torch.equal(a, b) for a, b in zip(seen(True, 0), seen(True, 0)))
     assert not torch.equal(seen(True, 0)[0], seen(True, 1)[0])
     assert float(ref.min()) >= 0.0 and float(ref.max()) <= 1.0

@@ -12,13 +12,13 @@ from torch import Tensor
 
 from lipsim_bench.datasets import TwoAFCDataset
 from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, finetune
 from lipsim_bench.training import cli as train_cli
 from lipsim_bench.training.augment import gaussian_noise
 from lipsim_bench.training.checkpoints import load_state_dict_file
 from lipsim_bench.training.distill import DistillStep
 from lipsim_bench.training.finetune import FinetuneStep
-from lipsim_bench.metrics.base import PerceptualMetric
 from tests.bench.training.test_training import SIZE, ToyStudent, ToyTeacher, toy_2afc
 from tests.conftest import make_night_tree
 
@@ -50,7 +50,9 @@ def triplet_batch(n: int = 6) -> dict[str, Tensor]:
 def finetune_inputs(sigma: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """(ref, x0, x1) as the model saw them in one fine-tuning step, with no flip or rotation."""
     model = Recorder()
-    FinetuneStep(0.5, flip=False, rot90=False, noise_sigma=sigma)(model, triplet_batch(), torch.Generator().manual_seed(seed), torch.device("cpu"))
+    FinetuneStep(0.5, flip=False, rot90=False, noise_sigma=sigma)(
+        model, triplet_batch(), torch.Generator().manual_seed(seed), torch.device("cpu")
+    )
     (seen,) = model.inputs
     ref, x0, x1 = seen.split(6)
     return ref, x0, x1
@@ -87,7 +89,9 @@ def test_distill_noise_is_on_both_student_views_and_not_on_the_targets() -> None
     seen = {}
     for sigma in (0.0, 0.5):
         model = Recorder()
-        loss, _ = DistillStep(targets, sigma)(model, (torch.arange(4), images), torch.Generator().manual_seed(0), torch.device("cpu"))
+        loss, _ = DistillStep(targets, sigma)(
+            model, (torch.arange(4), images), torch.Generator().manual_seed(0), torch.device("cpu")
+        )
         seen[sigma] = (model.inputs[0], float(loss.detach()))
     diff = seen[0.5][0] - seen[0.0][0]  # same generator, so the same views: the difference is the noise
     assert abs(float(diff[:4].std()) - 0.5) < 0.02 and abs(float(diff[4:].std()) - 0.5) < 0.02
@@ -97,7 +101,9 @@ def test_distill_noise_is_on_both_student_views_and_not_on_the_targets() -> None
 @pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf])
 def test_bad_sigma_is_one_line(bad: float, tmp_path: Path) -> None:
     for config in (FinetuneConfig(out=tmp_path, noise_sigma=bad), DistillConfig(out=tmp_path, noise_sigma=bad)):
-        with pytest.raises(BenchError, match=r"^--noise-sigma must be a finite number >= 0 \(0: no noise\), got") as info:
+        with pytest.raises(
+            BenchError, match=r"^--noise-sigma must be a finite number >= 0 \(0: no noise\), got"
+        ) as info:
             config.validate()
         assert "\n" not in str(info.value)
 
@@ -109,7 +115,9 @@ def test_cli_rejects_a_negative_sigma_before_any_work(tmp_path: Path) -> None:
 
 
 def _finetune(data: TwoAFCDataset, out: Path, sigma: float):
-    config = FinetuneConfig(out=out, epochs=2, batch_size=4, lr=3e-3, seed=0, noise_sigma=sigma, progress=False, quiet=True)
+    config = FinetuneConfig(
+        out=out, epochs=2, batch_size=4, lr=3e-3, seed=0, noise_sigma=sigma, progress=False, quiet=True
+    )
     return finetune(ToyStudent, data, config)
 
 
@@ -125,19 +133,57 @@ def test_tiny_noisy_finetune_is_reproducible_and_recorded(two_afc: TwoAFCDataset
     saved = json.loads(torch.load(tmp_path / "a" / "last.pt", weights_only=True)["fingerprint"])
     assert saved["noise_sigma"] == 0.25  # a resume with another sigma is refused
     with pytest.raises(BenchError, match="noise_sigma: was 0.25, now 0.5"):
-        finetune(ToyStudent, two_afc, FinetuneConfig(out=tmp_path / "a", epochs=3, batch_size=4, lr=3e-3, noise_sigma=0.5,
-                                                      resume=True, progress=False, quiet=True))
+        finetune(
+            ToyStudent,
+            two_afc,
+            FinetuneConfig(
+                out=tmp_path / "a",
+                epochs=3,
+                batch_size=4,
+                lr=3e-3,
+                noise_sigma=0.5,
+                resume=True,
+                progress=False,
+                quiet=True,
+            ),
+        )
 
 
-def test_tiny_noisy_distill_then_finetune_from_the_cli(tmp_path: Path, two_afc: TwoAFCDataset, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = DistillConfig(out=tmp_path / "d", epochs=2, batch_size=8, lr=3e-3, noise_sigma=0.1, progress=False, quiet=True)
+def test_tiny_noisy_distill_then_finetune_from_the_cli(
+    tmp_path: Path, two_afc: TwoAFCDataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = DistillConfig(
+        out=tmp_path / "d", epochs=2, batch_size=8, lr=3e-3, noise_sigma=0.1, progress=False, quiet=True
+    )
     result = distill(ToyStudent, ToyTeacher(), two_afc, config)
     assert result.finished and len(result.history) == 2
     assert json.loads((tmp_path / "d" / "train_config.json").read_text())["config"]["noise_sigma"] == 0.1
 
     monkeypatch.setitem(train_cli.STUDENTS, "toy", ToyStudent)
     night = make_night_tree(tmp_path / "night", [{"split": "train", "p": float(i % 2)} for i in range(6)])
-    assert train_cli.cmd_train(["finetune", "--metric", "toy", "--dataset", f"night:{night}", "--split", "train", "--epochs", "1",
-                                "--batch-size", "4", "--noise-sigma", "0.25", "--no-progress", "--quiet", "--out", str(tmp_path / "f")]) == 0
+    assert (
+        train_cli.cmd_train(
+            [
+                "finetune",
+                "--metric",
+                "toy",
+                "--dataset",
+                f"night:{night}",
+                "--split",
+                "train",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--noise-sigma",
+                "0.25",
+                "--no-progress",
+                "--quiet",
+                "--out",
+                str(tmp_path / "f"),
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "f" / "train_config.json").read_text())
     assert saved["config"]["noise_sigma"] == 0.25 and saved["args"]["noise_sigma"] == 0.25

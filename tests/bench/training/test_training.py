@@ -15,15 +15,15 @@ from torch import Tensor, nn
 
 from lipsim_bench.datasets import TripletRecord, TwoAFCDataset
 from lipsim_bench.errors import BenchError
+from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.registry import register_metric, unregister_metric
 from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, evaluate_2afc, finetune, hinge_loss
 from lipsim_bench.training import cli as train_cli
 from lipsim_bench.training.augment import distill_views, triplet_flip
 from lipsim_bench.training.checkpoints import load_state_dict_file
-from lipsim_bench.training.loop import WarmupDecay
 from lipsim_bench.training.distill import ImageListDataset, find_images, make_targets, rmse
 from lipsim_bench.training.finetune import decided_triplets
-from lipsim_bench.metrics.base import PerceptualMetric
-from lipsim_bench.metrics.registry import register_metric, unregister_metric
+from lipsim_bench.training.loop import WarmupDecay
 from tests.conftest import make_night_tree
 
 SIZE = 16
@@ -211,7 +211,9 @@ def test_distill_on_2afc_images_with_eval(tmp_path: Path) -> None:
 
 def test_distill_resume_equals_uninterrupted(tmp_path: Path, image_folder: Path) -> None:
     whole = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "a", epochs=3))
-    part = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "b", epochs=3, stop_after_epochs=1))
+    part = distill(
+        ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "b", epochs=3, stop_after_epochs=1)
+    )
     assert not part.finished and part.final_path is None and not final_file(tmp_path / "b").exists()
     resumed = distill(ToyStudent, ToyTeacher(), image_folder, distill_config(tmp_path / "b", epochs=3, resume=True))
     assert resumed.finished and len(resumed.history) == 3
@@ -275,14 +277,31 @@ def test_bad_inputs_say_what_is_wrong(tmp_path: Path, image_folder: Path) -> Non
     (tmp_path / "empty").mkdir()
     fails("no .png/.jpg/.jpeg images", ToyStudent(), ToyTeacher(), tmp_path / "empty", cfg)
     fails("--teacher: unknown metric 'no-such-metric'", ToyStudent(), "no-such-metric", image_folder, cfg)
-    fails("dimension mismatch: the student embeds to 8 .* teacher to 16", ToyStudent(dim=8), ToyTeacher(), image_folder, cfg)
+    fails(
+        "dimension mismatch: the student embeds to 8 .* teacher to 16",
+        ToyStudent(dim=8),
+        ToyTeacher(),
+        image_folder,
+        cfg,
+    )
     fails("dataset:NAME\\[:ROOT\\]:SPLIT", ToyStudent(), ToyTeacher(), "dataset:sample", cfg)
     fails("--lr must be a positive", ToyStudent(), ToyTeacher(), image_folder, distill_config(tmp_path / "r", lr=-1.0))
 
     distill(ToyStudent(), ToyTeacher(), image_folder, distill_config(tmp_path / "done", epochs=1))
-    fails("already holds a training run .*--resume", ToyStudent(), ToyTeacher(), image_folder, distill_config(tmp_path / "done", epochs=1))
-    fails("--resume: .* other settings .*lr: was 0.01, now 0.001", ToyStudent(), ToyTeacher(), image_folder,
-          distill_config(tmp_path / "done", epochs=1, lr=1e-3, resume=True))
+    fails(
+        "already holds a training run .*--resume",
+        ToyStudent(),
+        ToyTeacher(),
+        image_folder,
+        distill_config(tmp_path / "done", epochs=1),
+    )
+    fails(
+        "--resume: .* other settings .*lr: was 0.01, now 0.001",
+        ToyStudent(),
+        ToyTeacher(),
+        image_folder,
+        distill_config(tmp_path / "done", epochs=1, lr=1e-3, resume=True),
+    )
 
 
 # ---------------------------------------------------------------- command line
@@ -296,28 +315,104 @@ def toy_registry(monkeypatch: pytest.MonkeyPatch):
     unregister_metric("toy-teacher")
 
 
-def test_cli_distill_then_finetune(tmp_path: Path, image_folder: Path, toy_registry, capsys: pytest.CaptureFixture) -> None:
-    night = make_night_tree(tmp_path / "night", [{"split": "train", "p": float(i % 2)} for i in range(6)] + [{"split": "test"}] * 2)
+def test_cli_distill_then_finetune(
+    tmp_path: Path, image_folder: Path, toy_registry, capsys: pytest.CaptureFixture
+) -> None:
+    night = make_night_tree(
+        tmp_path / "night", [{"split": "train", "p": float(i % 2)} for i in range(6)] + [{"split": "test"}] * 2
+    )
     common = ["--batch-size", "8", "--no-progress", "--seed", "0"]
-    assert train_cli.cmd_train(["distill", "--student", "toy", "--teacher", "toy-teacher", "--images", str(image_folder),
-                                "--epochs", "1", "--out", str(tmp_path / "d"), *common]) == 0
+    assert (
+        train_cli.cmd_train(
+            [
+                "distill",
+                "--student",
+                "toy",
+                "--teacher",
+                "toy-teacher",
+                "--images",
+                str(image_folder),
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "d"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "d" / "train_config.json").read_text())["model"] == "toy"
-    assert train_cli.cmd_train(["finetune", "--metric", str(final_file(tmp_path / "d")), "--dataset", f"night:{night}",
-                                "--split", "train", "--eval-dataset", f"night:{night}", "--eval-split", "test",
-                                "--epochs", "1", "--out", str(tmp_path / "f"), *common]) == 0
+    assert (
+        train_cli.cmd_train(
+            [
+                "finetune",
+                "--metric",
+                str(final_file(tmp_path / "d")),
+                "--dataset",
+                f"night:{night}",
+                "--split",
+                "train",
+                "--eval-dataset",
+                f"night:{night}",
+                "--eval-split",
+                "test",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "f"),
+                *common,
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "f" / "log.csv", newline="") as handle:
         assert float(next(csv.DictReader(handle))["eval_2afc"]) >= 0
     assert "wrote" in capsys.readouterr().out
     # a training run's checkpoint as the teacher (its folder's train_config.json names the architecture)
-    assert train_cli.cmd_train(["distill", "--student", "toy", "--teacher", str(final_file(tmp_path / "d")), "--images",
-                                f"dataset:night:{night}:train", "--max-steps", "1", "--out", str(tmp_path / "d2"), *common]) == 0
+    assert (
+        train_cli.cmd_train(
+            [
+                "distill",
+                "--student",
+                "toy",
+                "--teacher",
+                str(final_file(tmp_path / "d")),
+                "--images",
+                f"dataset:night:{night}:train",
+                "--max-steps",
+                "1",
+                "--out",
+                str(tmp_path / "d2"),
+                *common,
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "d2" / "train_config.json").read_text())["identity"]["n_images"] == 18
 
-    with pytest.raises(BenchError, match=r"--student 'nope' is neither a student preset \(known: [^)]*\btoy\b"):  # other files may register presets
-        train_cli.cmd_train(["distill", "--student", "nope", "--teacher", "toy-teacher", "--images", str(image_folder),
-                             "--out", str(tmp_path / "x"), *common])
+    with pytest.raises(
+        BenchError, match=r"--student 'nope' is neither a student preset \(known: [^)]*\btoy\b"
+    ):  # other files may register presets
+        train_cli.cmd_train(
+            [
+                "distill",
+                "--student",
+                "nope",
+                "--teacher",
+                "toy-teacher",
+                "--images",
+                str(image_folder),
+                "--out",
+                str(tmp_path / "x"),
+                *common,
+            ]
+        )
     with pytest.raises(BenchError, match="checkpoint not found"):
-        train_cli.cmd_train(["finetune", "--metric", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x"), *common])
+        train_cli.cmd_train(
+            ["finetune", "--metric", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x"), *common]
+        )
     with pytest.raises(BenchError, match="does not fit ToyStudent"):
         torch.save({"w": torch.zeros(1)}, tmp_path / "bad.pt")
-        train_cli.cmd_train(["finetune", "--metric", "toy", "--init", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "x"), *common])
+        train_cli.cmd_train(
+            ["finetune", "--metric", "toy", "--init", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "x"), *common]
+        )

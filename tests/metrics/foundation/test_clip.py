@@ -13,23 +13,41 @@ from PIL import Image
 
 open_clip = pytest.importorskip("open_clip")
 
-from lipsim_bench.metrics import WeightsUnavailableError, get_metric_spec, list_metrics  # noqa: E402
+from lipsim_bench.metrics import (  # noqa: E402
+    WeightsUnavailableError,
+    get_metric_spec,
+    list_metrics,
+    registry,  # noqa: E402
+)
 from lipsim_bench.metrics.foundation import clip as C  # noqa: E402
 from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
-from lipsim_bench.metrics import registry  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
 TEXT = {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1}
 TINY = {
-    "lipsim-test-tiny-vit": {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16}, "text_cfg": TEXT},
+    "lipsim-test-tiny-vit": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+        "text_cfg": TEXT,
+    },
     "lipsim-test-tiny-vit-quickgelu": {
-        "embed_dim": 32, "quick_gelu": True,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16}, "text_cfg": TEXT,
+        "embed_dim": 32,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+        "text_cfg": TEXT,
     },
     # open_clip's TimmModel path, as convnext_base_w (timm trunk, no pool override, linear projection)
     "lipsim-test-tiny-convnext": {
         "embed_dim": 32,
-        "vision_cfg": {"timm_model_name": "convnext_atto", "timm_model_pretrained": False, "timm_pool": "", "timm_proj": "linear", "timm_drop": 0.0, "timm_drop_path": 0.1, "image_size": 64},
+        "vision_cfg": {
+            "timm_model_name": "convnext_atto",
+            "timm_model_pretrained": False,
+            "timm_pool": "",
+            "timm_proj": "linear",
+            "timm_drop": 0.0,
+            "timm_drop_path": 0.1,
+            "image_size": 64,
+        },
         "text_cfg": TEXT,
     },
 }
@@ -143,7 +161,9 @@ def test_hf_repos_and_activation_agree_with_open_clip_registry(spec: C.OpenClipT
 
 def test_registered_names() -> None:
     names = set(list_metrics())
-    expected = {"clip", "open-clip", "rclip"} | {f"rclip-{m}-{a}" for m in ("tecoa", "fare") for a in ("convnext", "vitb16", "vitb32")}
+    expected = {"clip", "open-clip", "rclip"} | {
+        f"rclip-{m}-{a}" for m in ("tecoa", "fare") for a in ("convnext", "vitb16", "vitb32")
+    }
     assert expected <= names
     assert "TeCoA4-convnext_base_w" in get_metric_spec("rclip").weights
     for name in expected:
@@ -156,7 +176,11 @@ def test_tag_weights_found_in_weights_dir_and_loaded_strictly(offline_caches: Pa
     with pytest.raises(WeightsUnavailableError, match="fetch clip"):
         spec.build(True, "quickgelu", name="clip", image_size=32)
     source = open_clip.create_model("lipsim-test-tiny-vit-quickgelu").eval()
-    make_hf_snapshot(offline_caches / "huggingface" / "hub", spec.hf_repo, {"open_clip_pytorch_model.bin": _state_bytes(source, tmp_path / "sd.pt")})
+    make_hf_snapshot(
+        offline_caches / "huggingface" / "hub",
+        spec.hf_repo,
+        {"open_clip_pytorch_model.bin": _state_bytes(source, tmp_path / "sd.pt")},
+    )
     assert spec.available()
     metric = spec.build(True, "quickgelu", name="clip", image_size=32).eval()
     x = torch.rand(2, 3, 32, 32)
@@ -166,15 +190,24 @@ def test_tag_weights_found_in_weights_dir_and_loaded_strictly(offline_caches: Pa
         assert not torch.allclose(gelu.embed(x), metric.embed(x))
 
 
-def test_hub_repo_found_in_default_cache_and_loaded_through_its_config(offline_caches: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_repo_found_in_default_cache_and_loaded_through_its_config(
+    offline_caches: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(W.ENV_WEIGHTS_DIR)
     spec = C.RobustClip("org/tiny-robust", "lipsim-test-tiny-convnext", "tiny robust")
     assert not spec.available()
     source = open_clip.create_model("lipsim-test-tiny-convnext").eval()
-    config = {"model_cfg": TINY["lipsim-test-tiny-convnext"], "preprocess_cfg": {"mean": list(C.OPENAI_CLIP_MEAN), "std": list(C.OPENAI_CLIP_STD)}}
+    config = {
+        "model_cfg": TINY["lipsim-test-tiny-convnext"],
+        "preprocess_cfg": {"mean": list(C.OPENAI_CLIP_MEAN), "std": list(C.OPENAI_CLIP_STD)},
+    }
     make_hf_snapshot(
-        tmp_path / "hf_home" / "hub", spec.hf_repo,
-        {"open_clip_config.json": json.dumps(config).encode(), "open_clip_pytorch_model.bin": _state_bytes(source, tmp_path / "sd.pt")},
+        tmp_path / "hf_home" / "hub",
+        spec.hf_repo,
+        {
+            "open_clip_config.json": json.dumps(config).encode(),
+            "open_clip_pytorch_model.bin": _state_bytes(source, tmp_path / "sd.pt"),
+        },
     )
     assert spec.available()
     metric = spec.build(True, name="rclip", image_size=64).eval()
@@ -201,4 +234,8 @@ def test_fetch_command_targets_the_weights_dir(tmp_path: Path, monkeypatch: pyte
     record = lambda: seen.update(hf=W.hf_caches()[0], hub=W.torch_hubs()[0], ds=W.dreamsim_caches()[0])  # noqa: E731
     monkeypatch.setitem(registry.METRICS._entries, "clip", dataclasses.replace(spec, fetch=record))
     W.main(["fetch", "clip", "--dir", str(tmp_path)])
-    assert seen == {"hf": tmp_path / "huggingface" / "hub", "hub": tmp_path / "torch" / "hub", "ds": tmp_path / "dreamsim"}
+    assert seen == {
+        "hf": tmp_path / "huggingface" / "hub",
+        "hub": tmp_path / "torch" / "hub",
+        "ds": tmp_path / "dreamsim",
+    }

@@ -30,8 +30,13 @@ def tiny_dreamsim_vit(size: int = 32) -> nn.Module:
     from dreamsim.feature_extraction.vision_transformer import VisionTransformer
 
     return VisionTransformer(
-        img_size=[size], patch_size=16, num_classes=0, qkv_bias=True, mlp_ratio=4,
-        norm_layer=functools.partial(nn.LayerNorm, eps=1e-6), **TINY,
+        img_size=[size],
+        patch_size=16,
+        num_classes=0,
+        qkv_bias=True,
+        mlp_ratio=4,
+        norm_layer=functools.partial(nn.LayerNorm, eps=1e-6),
+        **TINY,
     ).eval()
 
 
@@ -49,7 +54,9 @@ def dreamsim_cls(vit: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _normalize(x: torch.Tensor) -> torch.Tensor:
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-    return (x - torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_DEFAULT_STD).view(1, 3, 1, 1)
+    return (x - torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_DEFAULT_STD).view(
+        1, 3, 1, 1
+    )
 
 
 def test_features_equal_timm_and_dreamsim() -> None:

@@ -62,13 +62,28 @@ def write_dino_hub(cache: Path, width: int) -> None:
     repo = cache / DS.DINO_HUB_REPO
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "hubconf.py").write_text(HUBCONF.format(width=width))
-    vit = VisionTransformer(patch_size=16, embed_dim=width, depth=12, num_heads=width // 64, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6))
+    vit = VisionTransformer(
+        patch_size=16,
+        embed_dim=width,
+        depth=12,
+        num_heads=width // 64,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+    )
     (cache / "checkpoints").mkdir(exist_ok=True)
     torch.save(vit.state_dict(), cache / DS.DINO_HUB_CHECKPOINT)
     # dino_vitb16_pretrain.pth: DreamSim copies the DINO head (unused by the 'cls' feature) out of it
     head = DINOHead(768, 2048).state_dict()
     head["last_layer.weight"] = head.pop("last_layer.weight_v")
-    keys = ("mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "mlp.4.weight", "mlp.4.bias", "last_layer.weight")
+    keys = (
+        "mlp.0.weight",
+        "mlp.0.bias",
+        "mlp.2.weight",
+        "mlp.2.bias",
+        "mlp.4.weight",
+        "mlp.4.bias",
+        "last_layer.weight",
+    )
     torch.save({"student": {f"module.head.{k}": head[k] for k in keys}}, cache / "dino_vitb16_pretrain.pth")
 
 
@@ -85,8 +100,12 @@ def write_lora(cache: Path, dreamsim_type: str) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     with W.preserve_torch_hub_dir():
-        model = PerceptualModel(**dreamsim_args["model_config"][dreamsim_type], device="cpu", load_dir=str(cache), normalize_embeds=True)
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=0.5, lora_dropout=0.3, bias="none", target_modules=["qkv"]))
+        model = PerceptualModel(
+            **dreamsim_args["model_config"][dreamsim_type], device="cpu", load_dir=str(cache), normalize_embeds=True
+        )
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=0.5, lora_dropout=0.3, bias="none", target_modules=["qkv"])
+    )
     torch.manual_seed(1)
     for name, param in model.named_parameters():
         if "lora_B" in name:  # zero at init: make the adapter matter
@@ -136,7 +155,7 @@ def test_gradients_reach_pixels_and_batch_equals_singles(tiny_dino_cache: tuple[
 
 
 def test_missing_files_raise_with_instructions(caches: Path) -> None:
-    for name, dreamsim_type in DS.TYPES.items():
+    for name in DS.TYPES:
         spec = get_metric_spec(name)
         assert not spec.is_available()
         with pytest.raises(WeightsUnavailableError, match=f"fetch {name} "):
@@ -159,7 +178,9 @@ def test_clip_vitb32_full_size_loading_path_equals_random_builder(caches: Path) 
         built = DS.build_random_dreamsim("clip_vitb32")
         built.load_state_dict(reference.state_dict(), strict=True)
         assert [type(m).__name__ for m in built.modules()] == [type(m).__name__ for m in reference.modules()]
-        for extractor, ref_extractor in zip(built.base_model.model.extractor_list, reference.base_model.model.extractor_list):
+        for extractor, ref_extractor in zip(
+            built.base_model.model.extractor_list, reference.base_model.model.extractor_list
+        ):
             extractor.proj = ref_extractor.proj  # a plain tensor attribute, not in the state dict
         assert torch.allclose(built.embed(x), expected, atol=1e-6)
         # .to() reaches DreamSim's plain-tensor projection too (what a move to a GPU needs)
@@ -186,7 +207,9 @@ def test_ensemble_full_size_loading_path(caches: Path) -> None:
         assert torch.allclose(e, reference.embed(x), atol=1e-6)
         built = DS.build_random_dreamsim("ensemble")
         built.load_state_dict(reference.state_dict(), strict=True)
-        for extractor, ref_extractor in zip(built.base_model.model.extractor_list, reference.base_model.model.extractor_list):
+        for extractor, ref_extractor in zip(
+            built.base_model.model.extractor_list, reference.base_model.model.extractor_list
+        ):
             if hasattr(ref_extractor, "proj"):
                 extractor.proj = ref_extractor.proj
         assert torch.allclose(built.embed(x), e, atol=1e-5)

@@ -10,8 +10,8 @@ import torch
 lpips = pytest.importorskip("lpips")
 
 from lipsim_bench.metrics import MetricError, WeightsUnavailableError, get_metric_spec  # noqa: E402
-from lipsim_bench.metrics.foundation import lpips as L  # noqa: E402
 from lipsim_bench.metrics.fingerprint import sha256_file  # noqa: E402
+from lipsim_bench.metrics.foundation import lpips as L  # noqa: E402
 from lipsim_bench.metrics.foundation import weights as W  # noqa: E402
 from tests.metrics.adapter_checks import assert_differentiable_and_batch_invariant  # noqa: E402
 
@@ -19,7 +19,9 @@ from tests.metrics.adapter_checks import assert_differentiable_and_batch_invaria
 @pytest.fixture(scope="module")
 def metric() -> L.LPIPSMetric:
     torch.manual_seed(0)
-    return get_metric_spec("lpips").factory(pretrained=False).eval().requires_grad_(False)  # shipped heads, random trunk
+    return (
+        get_metric_spec("lpips").factory(pretrained=False).eval().requires_grad_(False)
+    )  # shipped heads, random trunk
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (224, 224), (72, 100)])
@@ -83,9 +85,13 @@ def test_torchvision_alexnet_file_is_loaded_like_torchvision(tmp_path: Path, mon
     hub = tmp_path / "weights" / "torch" / "hub"
     (hub / "checkpoints").mkdir(parents=True)
     torch.manual_seed(1)
-    state = {k: v.half() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}  # half: smaller file
+    state = {
+        k: v.half() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()
+    }  # half: smaller file
     torch.save(state, hub / "checkpoints" / L.ALEXNET_FILE)
-    monkeypatch.setattr(L, "ALEXNET_SHA256_PREFIX", sha256_file(hub / "checkpoints" / L.ALEXNET_FILE)[:8])  # a stand-in file
+    monkeypatch.setattr(
+        L, "ALEXNET_SHA256_PREFIX", sha256_file(hub / "checkpoints" / L.ALEXNET_FILE)[:8]
+    )  # a stand-in file
     assert spec.is_available()
     ours = spec.factory().eval()
     with W.torch_hub_dir(hub):  # torchvision finds the file there and loads it (no download)

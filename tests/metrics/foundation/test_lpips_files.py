@@ -28,7 +28,9 @@ def hub_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = tmp_path / "weights" / "torch" / "hub" / "checkpoints" / L.ALEXNET_FILE
     target.parent.mkdir(parents=True)
     torch.manual_seed(1)
-    torch.save({k: v.half() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}, tmp_path / "good.pth")
+    torch.save(
+        {k: v.half() for k, v in torchvision.models.alexnet(weights=None).state_dict().items()}, tmp_path / "good.pth"
+    )
     return target
 
 
@@ -48,7 +50,9 @@ def test_damaged_alexnet_file_fails_its_pin(damage: str, hub_file: Path, tmp_pat
 
 
 @pytest.mark.parametrize("damage", sorted(BREAKERS))
-def test_damaged_alexnet_file_is_refused_even_past_the_pin(damage: str, hub_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_alexnet_file_is_refused_even_past_the_pin(
+    damage: str, hub_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without the pin (here: a pin that matches the damaged file) the CRC and format checks still catch it."""
     BREAKERS[damage](tmp_path / "good.pth", hub_file)
     monkeypatch.setattr(L, "ALEXNET_SHA256_PREFIX", sha256_file(hub_file)[:8])

@@ -78,7 +78,9 @@ def test_html_instead_of_checkpoint(tmp_path: Path) -> None:
         load_official(create_lipsim_network("small"), page)
 
 
-def test_registered_metric_uses_the_weights_dir(official_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_registered_metric_uses_the_weights_dir(
+    official_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LIPSIM_BENCH_WEIGHTS", str(tmp_path / "empty"))
     with pytest.raises(WeightsUnavailableError, match="lipsim_margin0.5.pth"):
         create_metric("lipsim-margin0.5")
