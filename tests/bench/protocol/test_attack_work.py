@@ -154,45 +154,12 @@ def test_dry_run_labels_the_scaled_estimate(
 ) -> None:
     monkeypatch.setattr(attack_work, "ATTACK_WORK", work_file)
     monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", "none")
-    assert (
-        main(
-            [
-                "--metrics",
-                "convsim-tiny",
-                "--n",
-                "3",
-                "--eps",
-                "0.5,1",
-                "--steps",
-                "2",
-                "--dry-run",
-                "--out",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 0
-    )
+    argv = ["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "2", "--dry-run"]
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert LABEL in out and "(60% of correct triplets attacked)" in out
     monkeypatch.setattr(attack_work, "ATTACK_WORK", tmp_path / "absent.json")
-    assert (
-        main(
-            [
-                "--metrics",
-                "convsim-tiny",
-                "--n",
-                "3",
-                "--eps",
-                "0.5,1",
-                "--steps",
-                "2",
-                "--dry-run",
-                "--out",
-                str(tmp_path / "r"),
-            ]
-        )
-        == 0
-    )
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert (
         LABEL not in out
