@@ -173,6 +173,7 @@ def test_tf32_is_fp32_on_cpu_and_restores_the_cuda_flags(vit: PerceptualMetric) 
 @pytest.mark.slow
 def test_bf16_keeps_the_decisions_of_a_full_size_registry_build() -> None:
     """dreamsim-clip as the registry builds it (ViT-B/32 at 224, random weights): the same check."""
+    torch.manual_seed(0)  # random weights drawn from the unseeded global stream made this pass or fail by chance
     metric = create_metric("dreamsim-clip", pretrained=False)
     ref, x0, x1 = _triplets(224)
     fp32 = _distances(metric, ref, x0, x1)
