@@ -7,14 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from lipsim_bench.io import sha256_file
 
 
 @lru_cache(maxsize=64)

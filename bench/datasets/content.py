@@ -11,14 +11,13 @@ unchanged), so a file written just before a run is hashed again on the next one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.io import atomic_write_text
+from lipsim_bench.io import atomic_write_text, sha256_file
 from lipsim_bench.locations import cache_root
 
 CACHE_NAME = "content-sha256.json"
@@ -30,14 +29,6 @@ Stamp = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
 def _stamp(stat: os.stat_result) -> Stamp:
     return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ContentHashes:
@@ -85,7 +76,7 @@ class ContentHashes:
         if isinstance(entry, list) and len(entry) == 5 and tuple(entry[:4]) == before and isinstance(entry[4], str):
             return entry[4]
         try:
-            digest = _sha256(key)
+            digest = sha256_file(key)
             after = _stamp(os.stat(key))
         except OSError:
             return None

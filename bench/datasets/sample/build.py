@@ -36,6 +36,7 @@ from lipsim_bench.datasets.sample.recipe import (
     VOTES,
 )
 from lipsim_bench.datasets.sample.triplets import make_triplet
+from lipsim_bench.io import sha256_file
 from lipsim_bench.locations import cache_root
 
 
@@ -58,10 +59,6 @@ META_COLUMNS = (
     "id", "split", "source", "scale", "ref_y", "ref_x", "pos_dy", "pos_dx",
     "neg_source", "neg_scale", "neg_y", "neg_x", "closer",
 )  # fmt: skip
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict[str, object]]) -> str:
@@ -151,7 +148,7 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
         "source_sha256": source_hashes,
         "votes": VOTES,
         "recipe": _recipe(),
-        "files": {"data.csv": _sha256(out / "data.csv"), "meta.csv": _sha256(out / "meta.csv")},
+        "files": {"data.csv": sha256_file(out / "data.csv"), "meta.csv": sha256_file(out / "meta.csv")},
         "pixels_sha256": pixels.hexdigest(),
         "images": image_hashes,
         "software": _software_versions(),
