@@ -5,6 +5,7 @@
 """
 
 from lipsim_bench.metrics.base import PerceptualMetric, bound_proven_by_project, declares_bound
+from lipsim_bench.metrics.conventions import Conventions
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.registry import (
     MetricSpec,
@@ -17,6 +18,7 @@ from lipsim_bench.metrics.registry import (
 )
 
 __all__ = [
+    "Conventions",
     "MetricError",
     "MetricSpec",
     "PerceptualMetric",

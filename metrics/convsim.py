@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import THIS_PROJECT, Conventions, resize_text
 from lipsim_bench.metrics.registry import register_metric
 from lipsim_bench.metrics.resize import resize_to
 from lipsim_bench.metrics.weights import bundled_metric_options, load_bundled
@@ -52,10 +53,20 @@ class ConvSim(PerceptualMetric):
         return self.head(features.mean(dim=(2, 3)) if self.pool else features.flatten(1))
 
 
+#: Both bundled ConvSims: ``embed`` above (resize_to, then x - 0.5), default distance 1 - cos.
+CONVENTIONS = Conventions(
+    input="x - 0.5",
+    resize=resize_text(ConvSim.input_size, "bilinear", antialias=False),
+    distance=f"1 - cos of the {ConvSim.embed_dim}-d embedding",
+    mirrors=THIS_PROJECT,
+)
+
+
 @register_metric(
     "convsim-tiny",
     description="small CNN trained on the sample set with the hinge loss (no Lipschitz bound)",
     **bundled_metric_options("convsim-tiny"),
+    conventions=CONVENTIONS,
 )
 def convsim_tiny() -> ConvSim:
     return load_bundled(ConvSim(), "convsim-tiny")
@@ -65,6 +76,7 @@ def convsim_tiny() -> ConvSim:
     "convsim-tiny-noise",
     description="convsim-tiny trained with N(0, 0.25^2) noise on the reference, for the smoothing evaluation (not in the default run)",
     **bundled_metric_options("convsim-tiny-noise", default_run=False),
+    conventions=CONVENTIONS,
 )
 def convsim_tiny_noise() -> ConvSim:
     return load_bundled(ConvSim(), "convsim-tiny-noise")

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric, class_proven_by_project
+from lipsim_bench.metrics.conventions import NOT_STATED, Conventions, convention_record
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.fingerprint import source_fingerprint
 from lipsim_bench.registry import Registry
@@ -28,6 +29,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "lipsim_bench.metrics.convsim",
     "lipsim_bench.metrics.lipsim.metric",
     "lipsim_bench.metrics.foundation",
+    "lipsim_bench.metrics.stlpips",
 )
 
 Factory = TypeVar("Factory", bound=Callable[..., PerceptualMetric])
@@ -52,6 +54,15 @@ class MetricSpec:
     fetch: Callable[[], object] | None = None
     default_run: bool = True
     requires: tuple[str, ...] = ()  # optional libraries (lipsim_bench.extras) the factory imports
+    conventions: Conventions | None = None  # None: the plugin stated none ("not stated")
+
+    def conventions_summary(self) -> str:
+        """One line for ``list``: the stated conventions, or "not stated"."""
+        return self.conventions.summary() if self.conventions is not None else NOT_STATED
+
+    def conventions_record(self) -> dict[str, str | bool | None]:
+        """The conventions as stored in every result record, with the registry's ``weights`` text."""
+        return convention_record(self.conventions, self.weights)
 
     def weights_id(self) -> str:
         """What identifies the weights a build would load (part of every result key: new weights, new key)."""
@@ -128,6 +139,7 @@ def register_metric(
     fetch: Callable[[], object] | None = None,
     default_run: bool = True,
     requires: tuple[str, ...] = (),
+    conventions: Conventions | None = None,
 ) -> Callable[[Factory], Factory]:
     """Register a factory (a function or a PerceptualMetric subclass) under ``name``.
 
@@ -142,7 +154,14 @@ def register_metric(
     numbers in every default table would change the reference run).
     ``requires`` names the optional libraries the factory imports: a missing one is reported (with the
     extra that installs it) before anything else, weights included.
+    ``conventions`` states what ``embed`` does to its input, the resize, the distance and the official package it
+    mirrors (:class:`~lipsim_bench.metrics.conventions.Conventions`); ``list`` shows it and every result record stores
+    it. Without it, both say "not stated".
     """
+    if conventions is not None and not isinstance(conventions, Conventions):
+        raise MetricError(
+            f"metric {name!r}: conventions must be a lipsim_bench.metrics.Conventions, got {type(conventions).__name__}"
+        )
 
     def decorator(factory: Factory) -> Factory:
         doc = (factory.__doc__ or "").strip().splitlines()
@@ -158,6 +177,7 @@ def register_metric(
             fetch=fetch,
             default_run=default_run,
             requires=tuple(requires),
+            conventions=conventions,
         )
         METRICS.add(name, spec, same=lambda old, new: old.factory is new.factory)
         return factory

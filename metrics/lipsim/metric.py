@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import THIS_PROJECT, Conventions, resize_text
 from lipsim_bench.metrics.fingerprint import file_fingerprint
 from lipsim_bench.metrics.lipsim.checkpoint import (
     OFFICIAL_CHECKPOINTS,
@@ -20,7 +21,7 @@ from lipsim_bench.metrics.lipsim.checkpoint import (
     load_official,
 )
 from lipsim_bench.metrics.lipsim.lipschitz import network_lipschitz_bound
-from lipsim_bench.metrics.lipsim.network import LipSimNetwork, create_lipsim_network
+from lipsim_bench.metrics.lipsim.network import LipSimNetwork, create_lipsim_network, get_preset
 from lipsim_bench.metrics.registry import register_metric
 from lipsim_bench.metrics.resize import resize_lipschitz, resize_to
 from lipsim_bench.metrics.weights import bundled_metric_options, load_bundled
@@ -59,10 +60,28 @@ class LipSim(PerceptualMetric):
         return self.lipschitz * resize_lipschitz((height, width), self.input_size)
 
 
+def lipsim_conventions(preset: str, mirrors: str) -> Conventions:
+    """What :class:`LipSim` does for ``preset``: bilinear resize to its size, the network's own shift (no mean/std),
+    1 - cos of phi."""
+    config = get_preset(preset)
+    shift = f"x {'-' if config.shift < 0 else '+'} {abs(config.shift):g} (the network's Shift layer)"
+    return Conventions(
+        input=f"{shift if config.shift else 'identity'}, no mean/std",
+        resize=resize_text(config.input_size, "bilinear", antialias=False),
+        distance=f"1 - cos of the raw {config.embed_dim}-d network output phi (no ball projection)",
+        mirrors=mirrors,
+    )
+
+
+#: The official checkpoints' source: a GitHub repository, no package release.
+OFFICIAL_SOURCE = "SaraGhazanfari/lipsim L2LipschitzNetwork (paper's small config), checkpoint {filename}"
+
+
 @register_metric(
     "lipsim-tiny",
     description="tiny 1-Lipschitz LipSim distilled from convsim-tiny, hinge fine-tuned (certifiable)",
     **bundled_metric_options("lipsim-tiny"),
+    conventions=lipsim_conventions("tiny", THIS_PROJECT),
 )
 def lipsim_tiny() -> LipSim:
     return load_bundled(LipSim("tiny"), "lipsim-tiny")
@@ -88,6 +107,7 @@ for _variant, _ckpt in OFFICIAL_CHECKPOINTS.items():
         how_to_get=how_to_get(_variant),
         fingerprint=lambda v=_variant: file_fingerprint(checkpoint_path(v)),
         fetch=lambda v=_variant: ensure_checkpoint(v),
+        conventions=lipsim_conventions("small", OFFICIAL_SOURCE.format(filename=_ckpt.filename)),
     )(_official_factory(_variant))
 
 register_metric(
@@ -98,4 +118,7 @@ register_metric(
     how_to_get=how_to_get("margin0.5"),
     fingerprint=lambda: file_fingerprint(checkpoint_path("margin0.5")),
     fetch=lambda: ensure_checkpoint("margin0.5"),
+    conventions=lipsim_conventions(
+        "small", OFFICIAL_SOURCE.format(filename=OFFICIAL_CHECKPOINTS["margin0.5"].filename)
+    ),
 )(_official_factory("margin0.5"))
