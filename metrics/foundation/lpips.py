@@ -1,13 +1,7 @@
 """``lpips``: LPIPS v0.1 with the AlexNet trunk (Zhang et al. 2018), through the ``lpips`` package.
 
-LPIPS is not a distance between vectors as such, but it is one after a fixed per-layer rescaling:
-
-    LPIPS(a, b) = sum_l mean_hw sum_c w_lc (f_lchw(a) - f_lchw(b))^2
-                = || e(a) - e(b) ||^2,   e(x) = concat_l flatten( sqrt(w_l / (H_l W_l)) * f_l(x) )
-
-where f_l are the AlexNet features at the 5 ReLU taps, unit-normalised over channels at every
-position (``lpips.normalize_tensor``), and w_l >= 0 the learned linear heads (1x1 convs without bias;
-training clamps them at 0, the shipped weights satisfy it, and we check). So :meth:`LPIPSMetric.embed`
+LPIPS is a squared distance between packed vectors (:mod:`lipsim_bench.metrics.lpips_packing`), with
+f_l the AlexNet features at the 5 ReLU taps. So :meth:`LPIPSMetric.embed`
 returns that single packed vector and :meth:`LPIPSMetric.distance` is its squared Euclidean distance:
 ``distance(embed(a), embed(b))`` equals ``lpips.LPIPS(net='alex')(2a - 1, 2b - 1)`` (up to float
 rounding: the sums run in another order). ``distance_kind = "l2"``: a monotone function of the l2
@@ -15,8 +9,8 @@ distance, so 2AFC decisions are those of the l2 distance between packed embeddin
 
 Input: [0, 1] -> [-1, 1] (LPIPS's convention), then LPIPS's own ScalingLayer. No resize: LPIPS is
 resolution-agnostic and is evaluated at the data's size (64 x 64 on BAPPS, 224 x 224 on NIGHT).
-One deliberate difference from ``normalize_tensor``: the channel norm is ``torch.linalg.vector_norm``
-(equal values), whose gradient is 0 rather than NaN at a position where every channel is 0.
+One deliberate difference from ``normalize_tensor``: the channel norm's gradient is 0 rather than NaN at a
+position where every channel is 0 (:func:`~lipsim_bench.metrics.lpips_packing.unit_channels`).
 
 Weights: the linear heads ship inside the ``lpips`` wheel; the AlexNet trunk is torchvision's
 ImageNet AlexNet (``alexnet-owt-7be5be79.pth``), which torchvision downloads into torch.hub's
@@ -25,7 +19,6 @@ ImageNet AlexNet (``alexnet-owt-7be5be79.pth``), which torchvision downloads int
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 
@@ -36,13 +29,13 @@ from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
+from lipsim_bench.metrics.lpips_packing import check_heads, pack_features, squared_l2
 from lipsim_bench.metrics.registry import register_metric
 from lipsim_bench.metrics.weightfiles import WeightsFileError, check_sha256, torch_load
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1
 #: torchvision names its files after the start of their sha256 (and checks it, but only on download).
 ALEXNET_SHA256_PREFIX = "7be5be79"
-EPS = 1e-10  # lpips.normalize_tensor's
 
 
 class LPIPSMetric(PerceptualMetric):
@@ -55,22 +48,14 @@ class LPIPSMetric(PerceptualMetric):
         if not getattr(model, "lpips", False) or model.version != "0.1":
             raise MetricError("LPIPSMetric needs an lpips.LPIPS(lpips=True, version='0.1') model")
         self.model = model  # lpips.LPIPS: scaling_layer, net (trunk), lins (linear heads)
-        for lin in self.model.lins:
-            if (lin.model[-1].weight < 0).any():
-                raise MetricError("LPIPS linear heads have negative weights: LPIPS is not a squared distance then")
+        check_heads([lin.model[-1].weight for lin in self.model.lins], "LPIPS")
 
     def embed(self, x: Tensor) -> Tensor:
         features = self.model.net.forward(self.model.scaling_layer(2 * x - 1))
-        parts = []
-        for feature, lin in zip(features, self.model.lins):
-            unit = feature / (torch.linalg.vector_norm(feature, dim=1, keepdim=True) + EPS)
-            weight = lin.model[-1].weight.reshape(1, -1, 1, 1)  # (1, C, 1, 1) -> channel weights
-            scale = weight.sqrt() / math.sqrt(feature.shape[-2] * feature.shape[-1])
-            parts.append((unit * scale).flatten(1))
-        return torch.cat(parts, dim=1)
+        return pack_features(features, [lin.model[-1].weight for lin in self.model.lins])
 
     def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
-        return (e_a - e_b).flatten(1).pow(2).sum(dim=1)
+        return squared_l2(e_a, e_b)
 
 
 def alexnet_state_for_lpips(state: dict[str, Tensor], trunk: torch.nn.Module) -> dict[str, Tensor]:
