@@ -10,7 +10,7 @@ from lipsim_bench.datasets.night.table import night_like_dataset
 
 @register_dataset(
     "sample",
-    splits=("train", "test"),
+    splits=("train", "val", "test"),  # val: from the train photos, for choosing recipes (docs/sample_dataset.md)
     default_split="test",
     needs_root=False,
     description="bundled 64x64 2AFC set from scikit-image photos (built offline in seconds; NIGHT layout)",

@@ -22,6 +22,7 @@ from torch import nn
 from lipsim_bench.errors import BenchError
 from lipsim_bench.training.checkpoints import load_weights
 from lipsim_bench.training.distill import DistillConfig, distill
+from lipsim_bench.training.evaluate import resolve_eval_split
 from lipsim_bench.training.finetune import FinetuneConfig, finetune
 from lipsim_bench.training.loop import seed_everything
 
@@ -150,7 +151,12 @@ def _add_common(parser: argparse.ArgumentParser, config_cls: type) -> None:
         help="load this checkpoint (final.safetensors or last.pt) into the model before training",
     )
     run.add_argument("--eval-dataset", default=None, help="2AFC set scored after each epoch: NAME[:ROOT], e.g. sample")
-    run.add_argument("--eval-split", default=None, help="its split (default: the dataset's test split)")
+    run.add_argument(
+        "--eval-split",
+        default=None,
+        help="its split (default: its validation split, val, when it has one, else its test split, with a warning: "
+        "a recipe chosen on test is not a fair test number)",
+    )
     run.add_argument("--eval-n", type=int, default=None, help="score only its first N triplets")
     run.add_argument("--eval-batch-size", type=int, default=None, help="(default: --batch-size)")
     run.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: cuda when available)")
@@ -236,6 +242,7 @@ def _common_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _eval_set(args: argparse.Namespace):
+    """The 2AFC split scored after each epoch (None without --eval-dataset); ``args.eval_split`` becomes its name."""
     if args.eval_n is not None and args.eval_n < 1:
         raise BenchError(f"--eval-n must be a positive number of triplets, got {args.eval_n}")
     if args.eval_dataset is None:
@@ -244,14 +251,21 @@ def _eval_set(args: argparse.Namespace):
         return None
     from lipsim_bench.datasets import create_dataset
 
+    args.eval_split, _ = resolve_eval_split(args.eval_dataset, args.eval_split)
     dataset = create_dataset(args.eval_dataset, args.eval_split).head(args.eval_n)
     dataset.check_files()
+    if not args.quiet:
+        print(f"eval: {dataset.name}'s {dataset.split} split ({len(dataset)} triplets) is scored after each epoch")
     return dataset
 
 
-def _meta(args: argparse.Namespace, arch: str) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, arch: str, eval_set=None) -> dict[str, Any]:
+    """train_config.json's record of the command; ``eval`` names the split the epoch scores were read on."""
     argv = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    return {"model": arch, "args": argv, "command": " ".join(sys.argv)}
+    meta: dict[str, Any] = {"model": arch, "args": argv, "command": " ".join(sys.argv)}
+    if eval_set is not None:
+        meta["eval"] = {"dataset": args.eval_dataset, "split": eval_set.split, "n_triplets": len(eval_set)}
+    return meta
 
 
 def _report(result, verb: str) -> int:
@@ -303,8 +317,9 @@ def run_distill(args: argparse.Namespace) -> int:
     _images_split(args.images)
     seed_everything(args.seed)  # the student's initialisation follows the seed
     student, arch = build_model(args.student, option="--student", init=args.init)
+    eval_set = _eval_set(args)
     result = distill(
-        student, _teacher(args.teacher), args.images, config, eval_set=_eval_set(args), meta=_meta(args, arch)
+        student, _teacher(args.teacher), args.images, config, eval_set=eval_set, meta=_meta(args, arch, eval_set)
     )
     return _report(result, "distill")
 
@@ -326,7 +341,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     warn_if_test_split(args.dataset, args.split, "finetune")
     seed_everything(args.seed)
     metric, arch = build_model(args.metric, option="--metric", init=args.init)
-    result = finetune(metric, dataset, config, eval_set=_eval_set(args), meta=_meta(args, arch))
+    eval_set = _eval_set(args)
+    result = finetune(metric, dataset, config, eval_set=eval_set, meta=_meta(args, arch, eval_set))
     return _report(result, "finetune")
 
 

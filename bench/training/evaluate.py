@@ -1,6 +1,12 @@
-"""The 2AFC score of a model during training (on the eval set after each epoch, or standalone)."""
+"""The 2AFC score of a model during training (on the eval set after each epoch, or standalone), and which split.
+
+Scores seen during training choose recipes (epochs, lr, augmentation), so they are read on a validation split
+when the dataset has one: a recipe chosen on the test split leaves no fair test number.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -8,6 +14,35 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from lipsim_bench.evaluations.twoafc import twoafc_score
+
+#: The name a dataset's validation split has (NIGHT's and the bundled sample set's).
+VALIDATION_SPLIT = "val"
+
+
+def resolve_eval_split(dataset: str, split: str | None, option: str = "--eval-split") -> tuple[str, str | None]:
+    """The split scored after each epoch, and the one-line warning printed (to stderr) when it is the test split.
+
+    No ``split``: the dataset's validation split when it has one (``sample``, ``night``), else the split the
+    benchmark scores (its default, test) with the warning. The warning also comes when test is asked for."""
+    from lipsim_bench.datasets import parse_dataset_arg
+
+    family, _ = parse_dataset_arg(dataset)
+    has_val = VALIDATION_SPLIT in family.splits
+    if split is None:
+        split = VALIDATION_SPLIT if has_val else family.default_split
+    if split != family.default_split:
+        return split, None
+    why = (
+        f"use {option} {VALIDATION_SPLIT}"
+        if has_val
+        else f"{family.name} has no {VALIDATION_SPLIT} split; hold out part of the training data to choose on"
+    )
+    line = (
+        f"warning: training scores {family.name}'s {split} split after each epoch, the one the benchmark scores: "
+        f"a recipe chosen on it is not a fair test number; {why}"
+    )
+    print(line, file=sys.stderr)
+    return split, line
 
 
 def metric_distance(model: nn.Module, e_a: Tensor, e_b: Tensor) -> Tensor:

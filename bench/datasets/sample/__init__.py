@@ -5,12 +5,14 @@ is always there, builds in seconds and behaves like NIGHT in the way that matter
 x1 are far apart in pixel space and the right answer is about content, not about which image is the
 less distorted one. So a learned metric must clearly beat plain pixel-l2 here too.
 
-Rules (version ``v1``; any change to them must bump :data:`SAMPLE_VERSION`):
+Rules (version ``v2``; any change to them must bump :data:`SAMPLE_VERSION`):
 
 * Sources: only photographs that ship inside the scikit-image wheel (no download). Whole source
   images are held out: ``test`` uses chelsea and motorcycle_left; ``train`` uses the other 16
   (6 colour + 10 grayscale, grayscale repeated to RGB). motorcycle_right is left out: it is the
-  other half of the motorcycle stereo pair, the same scene as a test image.
+  other half of the motorcycle stereo pair, the same scene as a test image. ``val`` (v2) is drawn from the
+  train photos by the train rules (no further photo is left to hold out): its content overlaps train, its images
+  do not (a val draw that repeats an earlier split's image is redrawn from ``[seed, 2, index, k]``, k = 1, 2, ...).
 * Each source is kept at three scales (1, 3/4, 1/2; antialiased), where large enough.
 * ref = a 64x64 crop of a random source (drawn once) at a random scale; crops whose grey-level
   std is below 16/255 are redrawn, so a ref always has content to match.
@@ -29,11 +31,11 @@ Rules (version ``v1``; any change to them must bump :data:`SAMPLE_VERSION`):
 Layout (NIGHT's, so one loader reads both): ``ROOT/data.csv`` with columns
 ``id,left_vote,right_vote,votes,ref_path,left_path,right_path,split,is_imagenet``, images at
 ``ref/000/000000.png``, ``distort/000/000000_0.png`` (x0, left), ``distort/000/000000_1.png``
-(x1, right), 100 triplets a folder, train ids first. ``ROOT/meta.csv`` says where each triplet came
-from; ``ROOT/manifest.json`` records version, seed, sizes, sources, counts and hashes.
+(x1, right), 100 triplets a folder, train ids first, then test, then val (appended in v2: v1's ids and
+pixels are unchanged). ``ROOT/meta.csv`` says where each triplet came from; ``ROOT/manifest.json`` records version, seed, sizes, sources, counts and hashes.
 
 Determinism: every triplet has its own random stream, ``default_rng([seed, split, index])``
-(PCG64), drawn with integer draws only, and every image operation is integer or exact/elementwise
+(PCG64; split 0 = train, 1 = test, 2 = val), drawn with integer draws only, and every image operation is integer or exact/elementwise
 float arithmetic (no reductions over floats, no transcendental functions on pixels), so the pixels
 are the same on every machine, whatever the thread count. PNGs are written by a small fixed encoder
 (Paeth filter + the stdlib zlib), so the bytes are also identical given the same zlib. The JPEG
@@ -49,7 +51,14 @@ from lipsim_bench.datasets.sample.build import (
     sample_dataset_root,
 )
 from lipsim_bench.datasets.sample.png import png_bytes
-from lipsim_bench.datasets.sample.recipe import DEFAULTS, SAMPLE_VERSION, SPLITS, TEST_SOURCES, TRAIN_SOURCES
+from lipsim_bench.datasets.sample.recipe import (
+    DEFAULTS,
+    SAMPLE_VERSION,
+    SPLITS,
+    TEST_SOURCES,
+    TRAIN_SOURCES,
+    VAL_SOURCES,
+)
 
 __all__ = [
     "DATA_COLUMNS",
@@ -59,6 +68,7 @@ __all__ = [
     "SPLITS",
     "TEST_SOURCES",
     "TRAIN_SOURCES",
+    "VAL_SOURCES",
     "build_sample_dataset",
     "default_cache_dir",
     "png_bytes",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lipsim_bench.datasets.sample.check import changed_file
-from lipsim_bench.datasets.sample.photos import load_sources, source_name
+from lipsim_bench.datasets.sample.photos import Source, load_sources, source_name
 from lipsim_bench.datasets.sample.png import png_bytes
 from lipsim_bench.datasets.sample.recipe import (
     DEFAULTS,
@@ -33,9 +33,10 @@ from lipsim_bench.datasets.sample.recipe import (
     SPLITS,
     TEST_SOURCES,
     TRAIN_SOURCES,
+    VAL_SOURCES,
     VOTES,
 )
-from lipsim_bench.datasets.sample.triplets import make_triplet
+from lipsim_bench.datasets.sample.triplets import Triplet, make_triplet
 from lipsim_bench.io import sha256_file
 from lipsim_bench.locations import cache_root
 
@@ -45,6 +46,7 @@ def _recipe() -> dict[str, object]:
     return {
         "train_sources": list(TRAIN_SOURCES),
         "test_sources": list(TEST_SOURCES),
+        "val_sources": list(VAL_SOURCES),
         "level_scales": list(LEVEL_SCALES),
         "shift": [SHIFT_MIN, SHIFT_MAX],
         "neg_min_offset": NEG_MIN_OFFSET,
@@ -81,29 +83,53 @@ def _software_versions() -> dict[str, str]:
     }
 
 
-def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int, progress: bool) -> None:
+def _draw(
+    sources: list[Source], stream: list[int], size: int, forbidden: set[str]
+) -> tuple[Triplet, tuple[bytes, bytes, bytes], int]:
+    """The triplet of ``stream`` (``[seed, split, index]``), its three PNGs, and how often it was redrawn.
+
+    Attempt 0 uses the stream itself (train and test never redraw: ``forbidden`` is empty), attempt k the stream
+    ``[*stream, k]``, until no PNG's sha256 is in ``forbidden``."""
+    for attempt in range(MAX_TRIES):
+        rng = np.random.default_rng(stream if attempt == 0 else [*stream, attempt])
+        t = make_triplet(sources, rng, size)
+        blobs = (png_bytes(t.ref), png_bytes(t.x0), png_bytes(t.x1))
+        if not any(hashlib.sha256(b).hexdigest() in forbidden for b in blobs):
+            return t, blobs, attempt
+    raise ValueError(f"sample triplet {stream}: every draw repeated an image of an earlier split")
+
+
+def _write_dataset(out: Path, *, n_train: int, n_test: int, n_val: int, size: int, seed: int, progress: bool) -> None:
     from tqdm import tqdm
 
-    split_files = {"train": TRAIN_SOURCES, "test": TEST_SOURCES}
-    counts = {"train": n_train, "test": n_test}
+    split_files = {"train": TRAIN_SOURCES, "test": TEST_SOURCES, "val": VAL_SOURCES}
+    counts = {"train": n_train, "test": n_test, "val": n_val}
     data_rows: list[dict[str, object]] = []
     meta_rows: list[dict[str, object]] = []
     pixels = hashlib.sha256()
     image_hashes: dict[str, str] = {}  # relpath -> sha256 of the PNG: checked at run time (sample/check.py)
     source_hashes: dict[str, str] = {}
+    loaded: dict[tuple[str, ...], list[Source]] = {}
+    redrawn: list[dict[str, int]] = []  # val triplets redrawn because an image repeated a train image
     next_id = 0
     with tqdm(
-        total=n_train + n_test, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress
+        total=n_train + n_test + n_val, desc=f"building sample-{SAMPLE_VERSION}", unit="triplet", disable=not progress
     ) as bar:
-        for split_index, split in enumerate(SPLITS):
+        for split_index, split in enumerate(SPLITS):  # train 0, test 1, val 2: the stream of each triplet
             if counts[split] == 0:
                 continue
-            sources = load_sources(split_files[split], size)
+            if split_files[split] not in loaded:  # val reuses the train photos as loaded
+                loaded[split_files[split]] = load_sources(split_files[split], size)
+            sources = loaded[split_files[split]]
             for src in sources:
                 source_hashes[src.name] = hashlib.sha256(src.levels[max(src.levels)].tobytes()).hexdigest()
+            # val is drawn from the train photos: a val triplet with an image equal (sha256) to one of an earlier
+            # split is redrawn from the next stream of its index, so val never repeats a train image
+            seen = set(image_hashes.values()) if split == "val" else set()
             for index in range(counts[split]):
-                rng = np.random.default_rng([seed, split_index, index])
-                t = make_triplet(sources, rng, size)
+                t, blobs, attempt = _draw(sources, [seed, split_index, index], size, seen)
+                if attempt:
+                    redrawn.append({"index": index, "attempts": attempt})
                 tid = next_id
                 next_id += 1
                 folder = f"{tid // FOLDER_SIZE:03d}"
@@ -112,10 +138,9 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
                     "left_path": f"distort/{folder}/{tid:06d}_0.png",
                     "right_path": f"distort/{folder}/{tid:06d}_1.png",
                 }
-                for key, img in (("ref_path", t.ref), ("left_path", t.x0), ("right_path", t.x1)):
+                for key, img, data in zip(("ref_path", "left_path", "right_path"), (t.ref, t.x0, t.x1), blobs):
                     target = out / paths[key]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    data = png_bytes(img)
                     target.write_bytes(data)
                     image_hashes[paths[key]] = hashlib.sha256(data).hexdigest()
                     pixels.update(img.tobytes())
@@ -142,9 +167,12 @@ def _write_dataset(out: Path, *, n_train: int, n_test: int, size: int, seed: int
         "size": size,
         "n_train": n_train,
         "n_test": n_test,
+        "n_val": n_val,
         "counts": {s: sum(1 for r in data_rows if r["split"] == s) for s in SPLITS},
         "right_closer": {s: sum(1 for r in data_rows if r["split"] == s and r["right_vote"] == 1.0) for s in SPLITS},
         "sources": {s: [source_name(f) for f in split_files[s]] for s in SPLITS},
+        "val_from": "train photos (own crops and streams; no further photo to hold out)",
+        "val_redrawn": redrawn,
         "source_sha256": source_hashes,
         "votes": VOTES,
         "recipe": _recipe(),
@@ -162,6 +190,7 @@ def build_sample_dataset(
     *,
     n_train: int = 3000,
     n_test: int = 300,
+    n_val: int = 300,
     size: int = 64,
     seed: int = 0,
     progress: bool = True,
@@ -171,15 +200,15 @@ def build_sample_dataset(
     Writes into a temporary sibling folder and renames it into place, so an interrupted build never
     leaves a half dataset behind. Same arguments, same pixels, on every machine.
     """
-    if n_train < 0 or n_test < 0:
-        raise ValueError("n_train and n_test must be >= 0")
+    if n_train < 0 or n_test < 0 or n_val < 0:
+        raise ValueError("n_train, n_test and n_val must be >= 0")
     if size < 16 or size & (size - 1):
         raise ValueError("size must be a power of two >= 16 (exact resampling)")
     root = Path(root).expanduser().absolute()
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
-        _write_dataset(tmp, n_train=n_train, n_test=n_test, size=size, seed=seed, progress=progress)
+        _write_dataset(tmp, n_train=n_train, n_test=n_test, n_val=n_val, size=size, seed=seed, progress=progress)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is not
         old = None
         if root.exists():

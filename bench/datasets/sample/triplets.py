@@ -19,7 +19,7 @@ from lipsim_bench.datasets.sample.recipe import (
 
 
 @dataclass(frozen=True)
-class _Triplet:
+class Triplet:
     ref: np.ndarray
     x0: np.ndarray
     x1: np.ndarray
@@ -38,7 +38,7 @@ def _pick_centre(rng: np.random.Generator, level: np.ndarray, size: int) -> tupl
     return int(rng.integers(m, h - m + 1)), int(rng.integers(m, w - m + 1))
 
 
-def make_triplet(sources: list[Source], rng: np.random.Generator, size: int) -> _Triplet:
+def make_triplet(sources: list[Source], rng: np.random.Generator, size: int) -> Triplet:
     """One triplet from its own random stream; see the module docstring for the rules."""
     # reference: a non-flat crop; the source is drawn once, so every source gets its share
     si = int(rng.integers(len(sources)))
@@ -98,4 +98,4 @@ def make_triplet(sources: list[Source], rng: np.random.Generator, size: int) -> 
         "neg_y": ny,
         "neg_x": nx,
     }
-    return _Triplet(ref, x0, x1, 1.0 if x1_closer else 0.0, meta)
+    return Triplet(ref, x0, x1, 1.0 if x1_closer else 0.0, meta)

@@ -1,4 +1,4 @@
-"""The bundled ``sample`` 2AFC set: NIGHT's layout, held-out sources, determinism, and hardness for pixel-l2."""
+"""The bundled ``sample`` 2AFC set: NIGHT's layout, held-out sources, the val split, determinism, hardness for pixel-l2."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ from lipsim_bench.datasets.sample import (
 from lipsim_bench.datasets.sample import build as sample
 
 COLUMNS = ["id", "left_vote", "right_vote", "votes", "ref_path", "left_path", "right_path", "split", "is_imagenet"]
-SMALL = {"n_train": 40, "n_test": 20}
+SMALL = {"n_train": 40, "n_test": 20, "n_val": 10}
+# v1 (train and test only) built with n_train=40, n_test=20, seed 0: v2 must keep these pixels and this data.csv
+V1_SMALL_PIXELS_SHA256 = "8f48741fa12d501fdf9791c8e0ea250766bd1901e41d3ee54550b11ae6439918"
+V1_SMALL_DATA_CSV_SHA256 = "a2dfcd9fc5d56ede64649c3172b25e728d0efc71bfc4e6c843de898962d4a6f9"
 # measured on the default build (3000/300): pixel-l2 scores 50% (train) and 60% (test); median
 # ||x0 - x1|| is 19.7 (train) and 23.6 (test), while two jitters of the same ref are ~8 apart. A set
 # of "two distortions of the ref" scores high and has x0, x1 close together: it fails both bounds.
@@ -57,7 +60,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def moderate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_sample_dataset(
-        tmp_path_factory.mktemp("m") / "sample", n_train=200, n_test=120, seed=1, progress=False
+        tmp_path_factory.mktemp("m") / "sample", n_train=200, n_test=120, n_val=60, seed=1, progress=False
     )
 
 
@@ -65,8 +68,8 @@ def test_layout_and_columns(small: Path) -> None:
     with open(small / "data.csv", encoding="utf-8") as f:
         assert f.readline().strip().split(",") == COLUMNS
     rows = _rows(small)
-    assert [int(r["id"]) for r in rows] == list(range(60))
-    assert [r["split"] for r in rows] == ["train"] * 40 + ["test"] * 20
+    assert [int(r["id"]) for r in rows] == list(range(70))
+    assert [r["split"] for r in rows] == ["train"] * 40 + ["test"] * 20 + ["val"] * 10  # val after test: v1 ids kept
     for r in rows:
         tid = int(r["id"])
         folder = f"{tid // 100:03d}"
@@ -80,7 +83,8 @@ def test_layout_and_columns(small: Path) -> None:
             assert _image(small / r[key]).shape == (64, 64, 3)
     manifest = json.loads((small / "manifest.json").read_text())
     assert manifest["version"] == SAMPLE_VERSION and manifest["seed"] == 0 and manifest["size"] == 64
-    assert manifest["counts"] == {"train": 40, "test": 20}
+    assert manifest["counts"] == {"train": 40, "test": 20, "val": 10}
+    assert (manifest["n_train"], manifest["n_test"], manifest["n_val"]) == (40, 20, 10)
     assert manifest["files"]["data.csv"] == hashlib.sha256((small / "data.csv").read_bytes()).hexdigest()
     assert not [p for p in small.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
 
@@ -89,11 +93,12 @@ def test_test_sources_are_held_out(small: Path) -> None:
     manifest = json.loads((small / "manifest.json").read_text())
     train, test = set(manifest["sources"]["train"]), set(manifest["sources"]["test"])
     assert train and test and not train & test
+    assert manifest["sources"]["val"] == manifest["sources"]["train"]  # no further photo to hold out
     assert not {"motorcycle_left", "motorcycle_right"} & train  # the stereo pair is one scene
     meta = _rows(small, "meta.csv")
     assert [m["id"] for m in meta] == [r["id"] for r in _rows(small)]
     for m in meta:
-        allowed = train if m["split"] == "train" else test
+        allowed = test if m["split"] == "test" else train
         assert m["source"] in allowed and m["neg_source"] in allowed
 
 
@@ -105,14 +110,51 @@ def test_same_args_same_bytes_and_seed_matters(small: Path, tmp_path: Path) -> N
     other = build_sample_dataset(tmp_path / "other", **SMALL, seed=1, progress=False)
     a, b = _tree_bytes(small), _tree_bytes(other)
     assert a.keys() == b.keys()
-    assert sum(a[k] != b[k] for k in a if k.endswith(".png")) > 0.9 * 180
+    assert sum(a[k] != b[k] for k in a if k.endswith(".png")) > 0.9 * 3 * 70
 
 
 def test_test_split_does_not_depend_on_train_size(small: Path, tmp_path: Path) -> None:
-    fewer = build_sample_dataset(tmp_path / "fewer", n_train=5, n_test=20, progress=False)
+    fewer = build_sample_dataset(tmp_path / "fewer", n_train=5, n_test=20, n_val=0, progress=False)
     for r_small, r_fewer in zip(_rows(small)[40:], _rows(fewer)[5:]):
         for key in ("ref_path", "left_path", "right_path"):
             assert (small / r_small[key]).read_bytes() == (fewer / r_fewer[key]).read_bytes()
+
+
+def _split_hashes(root: Path) -> dict[str, set[str]]:
+    """split -> the sha256 of every image of its triplets (the keys results are stored under)."""
+    images = json.loads((root / "manifest.json").read_text())["images"]
+    out: dict[str, set[str]] = {}
+    for r in _rows(root):
+        out.setdefault(r["split"], set()).update(images[r[k]] for k in ("ref_path", "left_path", "right_path"))
+    return out
+
+
+def test_val_leaves_the_v1_train_and_test_triplets_unchanged(small: Path, tmp_path: Path) -> None:
+    """v2 only appends val: with n_val=0 the build is v1's, pixel for pixel, and with val its rows are a prefix."""
+    without = build_sample_dataset(tmp_path / "v1", n_train=40, n_test=20, n_val=0, progress=False)
+    manifest = json.loads((without / "manifest.json").read_text())
+    assert manifest["pixels_sha256"] == V1_SMALL_PIXELS_SHA256
+    assert manifest["files"]["data.csv"] == V1_SMALL_DATA_CSV_SHA256
+    for name in ("data.csv", "meta.csv"):
+        old = (without / name).read_text().splitlines()
+        assert (small / name).read_text().splitlines()[: len(old)] == old
+    old_images = {k: v for k, v in _tree_bytes(without).items() if k.endswith(".png")}
+    new_images = _tree_bytes(small)
+    assert old_images and all(new_images[k] == v for k, v in old_images.items())
+
+
+def test_no_val_image_repeats_a_train_or_test_image(small: Path, moderate: Path) -> None:
+    for root in (small, moderate):
+        hashes = _split_hashes(root)
+        assert hashes["val"] and not hashes["val"] & hashes["train"] and not hashes["val"] & hashes["test"]
+
+
+def test_a_val_draw_that_repeats_a_train_image_is_redrawn(tmp_path: Path) -> None:
+    """The default set has one: val 90's reference is train 657's (page, scale 3/4, the same place): redrawn."""
+    root = build_sample_dataset(tmp_path / "s", n_train=658, n_test=0, n_val=91, progress=False)
+    assert json.loads((root / "manifest.json").read_text())["val_redrawn"] == [{"index": 90, "attempts": 1}]
+    hashes = _split_hashes(root)
+    assert len(hashes["val"]) == 3 * 91 and not hashes["val"] & hashes["train"]
 
 
 def test_answers_are_about_content_not_pixels(moderate: Path) -> None:
@@ -135,6 +177,16 @@ def test_night_loader_reads_it(small: Path) -> None:
     frame = read_night_csv(small)
     assert len(select_split(frame, "train")) == 40
     assert len(select_split(frame, "test")) == 20  # votes >= 6 keeps every row
+    assert len(select_split(frame, "val")) == 10
+
+
+def test_create_dataset_reads_the_val_split(small: Path) -> None:
+    from lipsim_bench.datasets import create_dataset
+
+    val, test = create_dataset(f"sample:{small}", "val"), create_dataset(f"sample:{small}", "test")
+    assert (val.split, len(val), len(test)) == ("val", 10, 20)
+    assert {r.id for r in val.records} == {str(i) for i in range(60, 70)}
+    assert create_dataset(f"sample:{small}").split == "test"  # the benchmark still scores test by default
 
 
 def test_cache_root_builds_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,10 +198,10 @@ def test_cache_root_builds_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         return real(root, progress=False, **kwargs)
 
     monkeypatch.setattr(sample, "build_sample_dataset", counted)
-    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 4, "n_test": 2, "size": 64, "seed": 0})
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 4, "n_test": 2, "n_val": 1, "size": 64, "seed": 0})
     root = sample_dataset_root(tmp_path / "cache")
     assert root == tmp_path / "cache" / f"sample-{SAMPLE_VERSION}"
-    assert (root / "manifest.json").is_file() and len(calls) == 1 and len(_rows(root)) == 6
+    assert (root / "manifest.json").is_file() and len(calls) == 1 and len(_rows(root)) == 7
     assert root.stat().st_mode & 0o777 == 0o755
     stamp = (root / "data.csv").stat().st_mtime_ns
     assert sample_dataset_root(tmp_path / "cache") == root
@@ -161,11 +213,17 @@ def test_cache_root_builds_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (root / "manifest.json").write_text(json.dumps(manifest))
     assert sample_dataset_root(tmp_path / "cache") == root
     assert len(calls) == 2 and json.loads((root / "manifest.json").read_text())["recipe"] == sample._recipe()
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["version"] = "v1"  # a set built before the val split: no n_val either
+    del manifest["n_val"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 3
+    assert {r["split"] for r in _rows(root)} == {"train", "test", "val"}
 
     monkeypatch.setenv("LIPSIM_BENCH_CACHE", str(tmp_path / "env"))
     assert default_cache_dir() == tmp_path / "env"
     assert sample_dataset_root() == tmp_path / "env" / f"sample-{SAMPLE_VERSION}"
-    assert len(calls) == 3
+    assert len(calls) == 4
     monkeypatch.delenv("LIPSIM_BENCH_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "lipsim_bench"
 
@@ -183,9 +241,9 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_rebuild_replaces_existing_root(tmp_path: Path) -> None:
     root = tmp_path / "sample"
-    build_sample_dataset(root, n_train=3, n_test=1, progress=False)
+    build_sample_dataset(root, n_train=3, n_test=1, n_val=1, progress=False)
     (root / "stale.txt").write_text("x")
-    build_sample_dataset(root, n_train=2, n_test=1, progress=False)
+    build_sample_dataset(root, n_train=2, n_test=1, n_val=0, progress=False)
     assert not (root / "stale.txt").exists() and len(_rows(root)) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample"]
 
@@ -219,10 +277,10 @@ def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(
         return real(root, progress=False, **kwargs)
 
     monkeypatch.setattr(sample, "build_sample_dataset", counted)
-    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 2, "n_test": 3, "size": 64, "seed": 0})
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 2, "n_test": 3, "n_val": 1, "size": 64, "seed": 0})
     root = sample_dataset_root(tmp_path / "cache")
     manifest = json.loads((root / "manifest.json").read_text())
-    assert len(manifest["images"]) == 3 * 5 and len(calls) == 1
+    assert len(manifest["images"]) == 3 * 6 and len(calls) == 1
     capsys.readouterr()
     assert sample_dataset_root(tmp_path / "cache") == root and len(calls) == 1  # intact: reused, silently
     assert capsys.readouterr().err == ""
@@ -249,7 +307,7 @@ def test_a_deleted_or_altered_file_of_the_built_set_is_rebuilt_with_one_line(
 
 
 def test_a_manifest_without_image_hashes_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 1, "n_test": 1, "size": 64, "seed": 0})
+    monkeypatch.setattr(sample, "DEFAULTS", {"n_train": 1, "n_test": 1, "n_val": 1, "size": 64, "seed": 0})
     root = sample_dataset_root(tmp_path / "cache")
     manifest = json.loads((root / "manifest.json").read_text())
     del manifest["images"]  # written by an earlier version

@@ -16,7 +16,7 @@ from lipsim_bench.training import DistillConfig, FinetuneConfig, distill, finetu
 
 @pytest.fixture(scope="module")
 def mini_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_sample_dataset(tmp_path_factory.mktemp("sample") / "s", n_train=64, n_test=8, progress=False)
+    return build_sample_dataset(tmp_path_factory.mktemp("sample") / "s", n_train=64, n_test=8, n_val=0, progress=False)
 
 
 def losses(result) -> list[float]:
