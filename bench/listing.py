@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
 from lipsim_bench.evaluations.options import option_fields
 from lipsim_bench.extras import missing_extras
-from lipsim_bench.metrics import get_metric_spec, list_metrics
+from lipsim_bench.metrics import MetricSpec, get_metric_spec, list_metrics
+from lipsim_bench.metrics.conventions import NOT_STATED
 from lipsim_bench.protocol.presets import list_presets
+
+#: Where a metric's second and later lines start, and how wide ``list`` may get.
+_INDENT, _WIDTH = " " * 21, 120
+
+
+def _conventions_lines(spec: MetricSpec) -> list[str]:
+    """The metric's stated conventions, one field a line under its name ("conventions: not stated" for a plugin
+    without), long ones wrapped; then what identifies its weights."""
+    c = spec.conventions
+    fields = (
+        [("conventions", NOT_STATED)]
+        if c is None
+        else [
+            ("input", c.input if c.input_range == "[0, 1]" else f"{c.input_range} -> {c.input}"),
+            ("resize", c.resize),
+            ("distance", c.distance + ("" if c.symmetric else " (asymmetric)")),
+            ("mirrors", c.mirrors),
+        ]
+    )
+    lines = []
+    for label, text in [*fields, ("weights are", spec.weights)]:
+        lines += textwrap.wrap(
+            f"{label}: {text}", _WIDTH, initial_indent=_INDENT, subsequent_indent=_INDENT + "  ", break_on_hyphens=False
+        )
+    return lines
 
 
 def _metric_lines() -> list[str]:
-    lines = ["metrics (name, bundled, weights here, description):"]
+    lines = ["metrics (name, bundled, weights here, description; then its conventions and weights):"]
     for name in list_metrics():
         spec = get_metric_spec(name)
         available = "yes" if spec.is_available() else "no"
         bundled = "bundled" if spec.bundled else "-"
-        line = f"  {name:<18} {bundled:<8} weights: {available:<4} {spec.description}"
+        line = "\n".join(
+            [f"  {name:<18} {bundled:<8} weights: {available:<4} {spec.description}", *_conventions_lines(spec)]
+        )
         extras = missing_extras(spec.requires)
         if extras:
             line += f"\n  {'':<18} needs: pip install 'lipsim-bench[{','.join(extras)}]'"

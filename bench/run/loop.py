@@ -28,6 +28,7 @@ from lipsim_bench.run.plan import (
     PlannedUnit,
     build_metric,
     execution_order,
+    metric_conventions,
     metric_label,
     plan_units,
     random_weights_apply,
@@ -218,6 +219,7 @@ def run_unit(
     scores = checked_scores(evaluation, frame, split, label, applies)
     body = {
         **planned.describe(),
+        "conventions": metric_conventions(planned.metric),
         "applies": applies,
         "scores": scores,
         "notes": marked + (evaluation.notes(label, frame) if applies else []),

@@ -72,6 +72,16 @@ def metric_weights_id(name: str, seed: int) -> str:
     return get_metric_spec(name).weights_id()
 
 
+def metric_conventions(name: str) -> dict[str, str | bool | None]:
+    """What a record stores about the metric's conventions (``MetricSpec.conventions_record``): text about the
+    adapter's code, whose source hash is already in the key, so not part of the key itself. A metric built with
+    random weights says so in place of the published weights' description."""
+    record = get_metric_spec(name).conventions_record()
+    if random_weights_apply(name):
+        record["weights"] = f"random-init ({RANDOM_WEIGHTS_ENV}=1), not {record['weights']}"
+    return record
+
+
 def metric_identity(name: str, seed: int, precision: str = "fp32") -> dict[str, str]:
     """The metric's part of every unit key: its weights, its adapter's source code, and the precision of
     its embeddings where one other than fp32 applies (never to a metric with a Lipschitz bound)."""

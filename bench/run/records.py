@@ -32,7 +32,14 @@ from lipsim_bench.run.integrity import csv_digest, read_checked, seal
 #: 4: records carry their own checksum and their triplet CSV's row count and sha256 (checked on every read).
 #: 5: keys hold the evaluation's and attack's source hash, the torch version, the device type and each image's
 #:    sha256; every stored score is recomputed from the record's triplet rows on every read.
+#:    Later format-5 records also hold the metric's ``conventions`` (lipsim_bench.metrics.conventions): no bump,
+#:    since nothing reads them back; older records simply lack them and read as before.
 RECORD_FORMAT = 5
+#: Versions every record's provenance names: the core libraries and the packages the adapters mirror.
+PROVENANCE_PACKAGES = (
+    *("torch", "torchvision", "numpy", "pandas"),
+    *("open_clip_torch", "dreamsim", "timm", "lpips", "stlpips-pytorch"),
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -91,9 +98,7 @@ def provenance() -> dict[str, Any]:
         "git": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {
-            d: _version(d) for d in ("torch", "torchvision", "numpy", "pandas", "open_clip_torch", "dreamsim")
-        },
+        "packages": {d: _version(d) for d in PROVENANCE_PACKAGES},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "time_ns": time.time_ns(),  # orders records computed within one second (newest wins a cell)
     }

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import Conventions, resize_text
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
 from lipsim_bench.metrics.registry import register_metric
@@ -56,6 +57,10 @@ from lipsim_bench.metrics.registry import register_metric
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 INPUT_SIZE = 224
+#: The package version these adapters were checked against (``mirrors`` of their convention records).
+OPEN_CLIP_PACKAGE = "open_clip_torch 3.3.0"
+#: :func:`resize_square` to INPUT_SIZE, in words (the DINO and DreamSim adapters use it too).
+BICUBIC_RESIZE = resize_text(INPUT_SIZE, "bicubic", antialias=True)
 
 
 def resize_square(x: Tensor, size: int) -> Tensor:
@@ -98,6 +103,16 @@ class OpenClipMetric(PerceptualMetric):
 
     def embed(self, x: Tensor) -> Tensor:
         return self.visual(self.preprocess(x))
+
+
+def clip_conventions(call: str, resize_note: str = "") -> Conventions:
+    """The convention record of an :class:`OpenClipMetric` built by ``call`` (open_clip's, at the stated version)."""
+    return Conventions(
+        input="(x - mean) / std, OpenAI CLIP mean/std",
+        resize=f"{BICUBIC_RESIZE}{resize_note}; open_clip's own transform center-crops",
+        distance="1 - cos of encode_image (projected, not unit-normalised)",
+        mirrors=f"{OPEN_CLIP_PACKAGE}: {call}",
+    )
 
 
 # --------------------------------------------------------------------------- building
@@ -188,6 +203,7 @@ OPENCLIP_LAION400M = {
     fetch=CLIP_OPENAI.fetch,
     requires=("open_clip",),
     how_to_get=CLIP_OPENAI.how_to_get("clip"),
+    conventions=clip_conventions("create_model('ViT-B-32-quickgelu', pretrained='openai')"),
 )
 def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetric:
     """OpenAI CLIP ViT-B/32: encode_image of 224x224 bicubic-resized, CLIP-normalised input."""
@@ -203,6 +219,7 @@ def clip(pretrained: bool = True, activation: str = "quickgelu") -> OpenClipMetr
     fetch=OPENCLIP_LAION400M["laion400m_e32"].fetch,
     requires=("open_clip",),
     how_to_get=OPENCLIP_LAION400M["laion400m_e32"].how_to_get("open-clip"),
+    conventions=clip_conventions("create_model('ViT-B-32-quickgelu', pretrained='laion400m_e32')"),
 )
 def open_clip_laion400m(
     pretrained: bool = True, tag: str = "laion400m_e32", activation: str = "quickgelu"
@@ -288,6 +305,10 @@ def _register_rclip(name: str, spec: RobustClip) -> None:
         fingerprint=lambda: f"{spec.hf_repo}@{(spec.local_dir() or Path('missing')).name}",
         fetch=spec.fetch,
         requires=("open_clip",),
+        conventions=clip_conventions(
+            f"create_model('hf-hub:{spec.hf_repo}')",
+            ", also for ConvNeXt-B (trained at 256; fine-tuned at 224)" if "convnext" in spec.arch else "",
+        ),
     )(factory)
 
 

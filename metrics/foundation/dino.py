@@ -26,9 +26,10 @@ from torch import Tensor, nn
 
 from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import Conventions
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
-from lipsim_bench.metrics.foundation.clip import INPUT_SIZE, Normalize, resize_square
+from lipsim_bench.metrics.foundation.clip import BICUBIC_RESIZE, INPUT_SIZE, Normalize, resize_square
 from lipsim_bench.metrics.registry import register_metric
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -92,6 +93,12 @@ HOW_TO_GET = W.how_to_get("dino", f"timm.create_model('{TIMM_NAME}', pretrained=
     how_to_get=HOW_TO_GET,
     fetch=lambda: _fetch(),
     requires=("timm",),
+    conventions=Conventions(
+        input="(x - mean) / std, ImageNet mean/std",
+        resize=BICUBIC_RESIZE,
+        distance="1 - cos of the CLS token before the final LayerNorm (feature='cls': after it)",
+        mirrors=f"timm 1.0.31: create_model('{TIMM_NAME}'); the feature is DreamSim 0.2.1's DINO hook on blocks[11]",
+    ),
 )
 def dino(pretrained: bool = True, feature: str = "cls_prenorm") -> DinoMetric:
     """DINO ViT-B/16; ``feature="cls"`` for timm's post-norm CLS token."""

@@ -33,9 +33,10 @@ from torch import Tensor, nn
 
 from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import Conventions
 from lipsim_bench.metrics.errors import WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
-from lipsim_bench.metrics.foundation.clip import INPUT_SIZE, resize_square
+from lipsim_bench.metrics.foundation.clip import BICUBIC_RESIZE, INPUT_SIZE, resize_square
 from lipsim_bench.metrics.registry import register_metric
 
 #: registered name -> dreamsim_type
@@ -73,6 +74,15 @@ REQUIRED_FILES: dict[str, list[str]] = {
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 DREAMSIM = "DreamSim metrics"
+#: DreamSim's ``_preprocess``: each branch normalises with its own mean/std.
+BRANCH_NORMALISATION = {
+    "ensemble": "per branch: ImageNet mean/std (DINO), OpenAI CLIP mean/std (CLIP, OpenCLIP)",
+    "clip_vitb32": "OpenAI CLIP mean/std",
+    "open_clip_vitb32": "OpenAI CLIP mean/std",
+    "dino_vitb16": "ImageNet mean/std",
+}
+#: The package version these adapters were checked against (``mirrors`` of their convention records).
+DREAMSIM_PACKAGE = "dreamsim 0.2.1"
 
 
 def _has_files(folder: Path, dreamsim_type: str) -> bool:
@@ -224,6 +234,14 @@ def _register(name: str, dreamsim_type: str) -> None:
         fetch=fetch,
         requires=("dreamsim",),
         how_to_get=how,
+        conventions=Conventions(
+            input=f"(x - mean) / std inside DreamSim, {BRANCH_NORMALISATION[dreamsim_type]}",
+            resize=f"{BICUBIC_RESIZE}; DreamSim's own preprocess: PIL bicubic Resize((224, 224))",
+            distance="1 - cos of DreamSim's embed ("
+            + ("the 3 branches' features concatenated, " if dreamsim_type == "ensemble" else "")
+            + "centred, unit-normalised)",
+            mirrors=f"{DREAMSIM_PACKAGE}: dreamsim(pretrained=True, dreamsim_type='{dreamsim_type}')",
+        ),
     )(factory)
 
 

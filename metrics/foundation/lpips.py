@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lipsim_bench.extras import require
 from lipsim_bench.metrics.base import PerceptualMetric
+from lipsim_bench.metrics.conventions import NO_RESIZE, Conventions
 from lipsim_bench.metrics.errors import MetricError, WeightsUnavailableError
 from lipsim_bench.metrics.foundation import weights as W
 from lipsim_bench.metrics.lpips_packing import check_heads, pack_features, squared_l2
@@ -84,6 +85,12 @@ HOW_TO_GET = W.how_to_get(
     how_to_get=HOW_TO_GET,
     fetch=lambda: _fetch(),
     requires=("lpips",),
+    conventions=Conventions(
+        input="[-1, 1] (2x - 1), then LPIPS's ScalingLayer",
+        resize=NO_RESIZE,
+        distance="squared l2 of packed unit-normalised, head-weighted AlexNet features = the LPIPS value",
+        mirrors="lpips 0.1.4: lpips.LPIPS(net='alex', version='0.1')",
+    ),
 )
 def lpips_alex(pretrained: bool = True) -> LPIPSMetric:
     """LPIPS AlexNet; ``pretrained=False`` keeps the shipped heads but a random trunk (offline tests)."""
