@@ -195,6 +195,14 @@ def build_train_parser(prog: str = "run_bench.py train") -> argparse.ArgumentPar
         default=DistillConfig(out=Path(".")).target_scale,
         help="targets = SCALE x (unit teacher embedding - its mean over the images) (default: 20; sets the scale of certified radii)",
     )
+    what.add_argument(
+        "--teacher-projection",
+        type=int,
+        default=None,
+        metavar="K",
+        help="project the teacher's embeddings to K numbers with a seeded Gaussian matrix first (for a teacher wider "
+        "than the student, e.g. stlpips-alex's 158,144 per 64x64 image; K = the student's size)",
+    )
     _add_common(dist, DistillConfig)
     dist.set_defaults(func=run_distill)
 
@@ -312,7 +320,12 @@ def _images_split(images: str) -> None:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    config = DistillConfig(**_common_config(args), target_scale=args.target_scale, image_size=args.image_size)
+    config = DistillConfig(
+        **_common_config(args),
+        target_scale=args.target_scale,
+        image_size=args.image_size,
+        teacher_projection=args.teacher_projection,
+    )
     config.validate()
     _images_split(args.images)
     seed_everything(args.seed)  # the student's initialisation follows the seed

@@ -21,7 +21,7 @@ DECAYS = ("cosine", "linear", "none")
 ModelArg = Union[nn.Module, Callable[[], nn.Module]]
 
 #: Options added after runs were already being resumed, with their "off" value: left out of the fingerprint when off.
-LATER_OPTIONS: dict[str, object] = {"noise_sigma": 0.0, "color_jitter": False}
+LATER_OPTIONS: dict[str, object] = {"noise_sigma": 0.0, "color_jitter": False, "teacher_projection": None}
 
 #: The largest --noise-sigma: images are in [0, 1], and randomized smoothing trains at sigma 0.12 to 1.0
 #: (Cohen et al. 2019); past 1 the noise's spread exceeds the whole pixel range and the image is lost in it.

@@ -37,6 +37,7 @@ from lipsim_bench.training.augment import distill_views, gaussian_noise
 from lipsim_bench.training.checkpoints import check_out_dir
 from lipsim_bench.training.config import ModelArg, TrainConfig, TrainResult, TrainTask
 from lipsim_bench.training.loop import build_module, require_embed, train, trainable_parameters
+from lipsim_bench.training.projection import GaussianProjection
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DATASET_PREFIX = "dataset:"
@@ -56,6 +57,8 @@ class DistillConfig(TrainConfig):
     batch_size: int = 128
     target_scale: float = 20.0
     image_size: int | None = None
+    #: Project the teacher's embeddings to this many numbers first (:mod:`.projection`; None: no projection).
+    teacher_projection: int | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -63,6 +66,8 @@ class DistillConfig(TrainConfig):
             raise BenchError(f"--target-scale must be a positive finite number, got {self.target_scale}")
         if self.image_size is not None and self.image_size < 1:
             raise BenchError(f"--image-size must be positive, got {self.image_size}")
+        if self.teacher_projection is not None and self.teacher_projection < 1:
+            raise BenchError(f"--teacher-projection must be a positive size, got {self.teacher_projection}")
 
 
 # ---------------------------------------------------------------- images
@@ -178,13 +183,17 @@ def unit_teacher_embeddings(
     device: torch.device,
     workers: int = 0,
     progress: bool = True,
+    projection: GaussianProjection | None = None,
 ) -> Tensor:
-    """Teacher embeddings of the clean images, flattened and scaled to unit norm, ``(N, k)`` on the CPU."""
+    """Teacher embeddings of the clean images (projected when asked), flattened and scaled to unit norm,
+    ``(N, k)`` on the CPU. The projection runs batch by batch: the full embeddings may not fit in memory."""
     teacher = teacher.to(device).eval()
     chunks = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     for _, images in tqdm(loader, desc="teacher embeddings", leave=False, disable=not progress):
         e = teacher.embed(images.to(device)).flatten(1).float()
+        if projection is not None:
+            e = projection(e)
         chunks.append(torch.nn.functional.normalize(e, dim=1).cpu())
     return torch.cat(chunks)
 
@@ -198,7 +207,12 @@ TARGETS_CACHE = "teacher_targets.safetensors"
 
 
 def cached_unit_embeddings(
-    teacher: nn.Module, dataset: ImageListDataset, config: DistillConfig, device: torch.device, key: str
+    teacher: nn.Module,
+    dataset: ImageListDataset,
+    config: DistillConfig,
+    device: torch.device,
+    key: str,
+    projection: GaussianProjection | None = None,
 ) -> Tensor:
     """Teacher pass, or ``OUT/teacher_targets.safetensors`` when it was made with the same ``key`` (teacher, images, size).
 
@@ -217,6 +231,7 @@ def cached_unit_embeddings(
         device=device,
         workers=config.workers,
         progress=config.progress,
+        projection=projection,
     )
     save_safetensors({"unit": unit}, cache, {"key": key})
     return unit
@@ -302,13 +317,19 @@ def distill(
     first = dataset[0][1]
     student_dim = embedding_dim(model.to(device), first, device)
     teacher_dim = embedding_dim(teacher_model.to(device), first, device)
+    projection = None
+    if config.teacher_projection is not None:
+        projection = GaussianProjection(teacher_dim, config.teacher_projection, config.seed)
+        teacher_dim = projection.out_dim
     if teacher_dim != student_dim:
         raise BenchError(
             f"dimension mismatch: the student embeds to {student_dim} numbers but the teacher to {teacher_dim}; "
-            "build the student with the teacher's embedding size"
+            f"build the student with the teacher's embedding size, or pass --teacher-projection {student_dim}"
         )
     key = teacher_key(teacher_model, paths, dataset.size)
-    unit = cached_unit_embeddings(teacher_model, dataset, config, device, key)
+    if projection is not None:
+        key = hashlib.sha256(f"{key}|projection {teacher_dim} seed {projection.seed}".encode()).hexdigest()
+    unit = cached_unit_embeddings(teacher_model, dataset, config, device, key, projection)
     del teacher_model  # frozen targets are all we need from it; a teacher built here is freed
     if device.type == "cuda":
         torch.cuda.empty_cache()
