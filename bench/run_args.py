@@ -98,7 +98,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument(
         "--preset",
         default=None,
-        help="a named protocol (paper, paper-zero-shot, robust, smoothing; see `list`); other options override it",
+        help="a named protocol (bundled, paper, paper-zero-shot, robust, smoothing; see `list`); other options override it (default: bundled, unless --dataset is given)",
     )
     what.add_argument(
         "--metrics",
@@ -265,10 +265,13 @@ def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_run_parser()
     known, _ = parser.parse_known_args(argv)
     load_plugins(known.plugin, known.import_modules)
-    if known.preset is not None:
-        from lipsim_bench.protocol.presets import get_preset
+    from lipsim_bench.protocol.presets import DEFAULT_PRESET, get_preset
 
-        parser.set_defaults(**get_preset(known.preset).options)
+    if known.preset is None and not _given(argv, "--dataset"):
+        parser.set_defaults(preset=DEFAULT_PRESET)  # the bundled world's protocol; explicit options still win
+    preset = known.preset or (None if _given(argv, "--dataset") else DEFAULT_PRESET)
+    if preset is not None:
+        parser.set_defaults(**get_preset(preset).options)
     args = parser.parse_args(argv)
     args._argv = list(argv)
     return args

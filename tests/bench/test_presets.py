@@ -139,3 +139,21 @@ def test_preset_offline_fails_in_one_line_and_computes_nothing(
     err = capsys.readouterr().err
     assert err.startswith("error: could not download http://127.0.0.1:1/nights.zip") and "fetch night" in err
     assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_run_without_preset_or_dataset_is_the_bundled_protocol() -> None:
+    """``python run_bench.py``: 100 sample test triplets, APGD 20 steps (ST-LPIPS's attack cost on 2 cores)."""
+    bare = config_from_args(parse_run_args([]))
+    assert (bare.dataset, bare.n, bare.every, bare.options["apgd"]["steps"]) == ("sample", 100, 1, 20)
+    assert "stlpips-alex" in bare.metrics and "stlpips-vgg" not in bare.metrics
+    same = config_from_args(parse_run_args(["--preset", "bundled", "--metrics", "pixel-l2"]))
+    assert (same.n, same.options["apgd"]["steps"]) == (100, 20)
+
+
+def test_the_bundled_protocol_gives_way_to_explicit_options() -> None:
+    full = config_from_args(parse_run_args(["--n", "300", "--steps", "100"]))
+    assert (full.n, full.options["apgd"]["steps"]) == (300, 100)
+    via_set = config_from_args(parse_run_args(["--set", "apgd.steps=100"]))
+    assert int(via_set.options["apgd"]["steps"]) == 100  # --set values are coerced when the options are built
+    named = config_from_args(parse_run_args(["--dataset", "sample"]))  # a named dataset: no implicit preset
+    assert named.n is None and "steps" not in named.options.get("apgd", {})
