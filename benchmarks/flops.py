@@ -43,12 +43,23 @@ DEFAULT_METRICS = (
     "dreamsim",
     "lipsim",
     "lipsim-tiny",
+    "lipsim-tiny-stlpips",
     "convsim-tiny",
     "convsim-tiny-noise",
+    "stlpips-alex",
+    "stlpips-vgg",
     "pixel-l2",
 )
 #: Metrics whose factory takes no ``pretrained`` argument (their weights ship with the project).
-BUNDLED = ("lipsim-tiny", "convsim-tiny", "convsim-tiny-noise", "pixel-l2")
+BUNDLED = (
+    "lipsim-tiny",
+    "lipsim-tiny-stlpips",
+    "convsim-tiny",
+    "convsim-tiny-noise",
+    "stlpips-alex",
+    "stlpips-vgg",
+    "pixel-l2",
+)
 NOTE = (
     "FLOPs per image from torch.utils.flop_counter.FlopCounterMode: matmul and convolution FLOPs only "
     "(2 x multiply-adds); elementwise ops, norms and softmax are not counted. forward = embed under no_grad; "
