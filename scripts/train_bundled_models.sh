@@ -43,3 +43,13 @@ to_safetensors "$RUN/lipsim-tiny-finetune" lipsim-tiny
 python run_bench.py train finetune --metric convsim-tiny --init "$(final "$RUN/convsim-tiny")" --dataset sample --split train \
   --margin 0.5 --epochs 20 --batch-size 64 --lr 1e-3 --rot90 --color-jitter --noise-sigma 0.25 "${COMMON[@]}" --out "$RUN/convsim-tiny-noise"
 to_safetensors "$RUN/convsim-tiny-noise" convsim-tiny-noise
+
+# 5. lipsim-tiny-stlpips: the LipSim steps with a published teacher, ST-LPIPS alex (the stlpips-pytorch wheel's
+#    weights), its 158,144-number packed embedding projected to the student's 128 by a seeded Gaussian matrix.
+#    The distillation length (12 epochs, against 4) was chosen on the val split; the rest is lipsim-tiny's recipe.
+#    Trained on 2 CPU cores (DEVICE cpu: about 15 minutes for both steps; bit-reproducible there).
+python run_bench.py train distill --student lipsim-tiny --teacher stlpips-alex --teacher-projection 128 --images dataset:sample:train \
+  --target-scale 20 --epochs 12 --batch-size 128 --lr 3e-3 "${COMMON[@]}" --out "$RUN/lipsim-tiny-stlpips-distill"
+python run_bench.py train finetune --metric "$(final "$RUN/lipsim-tiny-stlpips-distill")" --dataset sample --split train \
+  --margin 0.5 --epochs 3 --batch-size 64 --lr 1e-3 --rot90 "${COMMON[@]}" --out "$RUN/lipsim-tiny-stlpips-finetune"
+to_safetensors "$RUN/lipsim-tiny-stlpips-finetune" lipsim-tiny-stlpips

@@ -60,6 +60,21 @@ register_preset(
     )
 )
 
+register_preset(
+    Preset(
+        "stlpips",
+        f"ST-LPIPS with both published trunks (stlpips-alex, stlpips-vgg: about 4x alex's cost) and the LipSim student "
+        f"distilled from alex, on the bundled protocol ({BUNDLED_N} sample test triplets, APGD-CE {BUNDLED_STEPS} steps): "
+        "the default run's units of alex and the student are reused",
+        {
+            "dataset": "sample",
+            "n": BUNDLED_N,
+            "steps": BUNDLED_STEPS,
+            "metrics": ["stlpips-alex", "stlpips-vgg", "lipsim-tiny-stlpips"],
+        },
+    )
+)
+
 _PAPER_PROTOCOL: dict[str, Any] = {
     "dataset": "night",
     "split": "test",

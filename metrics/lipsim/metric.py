@@ -87,6 +87,16 @@ def lipsim_tiny() -> LipSim:
     return load_bundled(LipSim("tiny"), "lipsim-tiny")
 
 
+@register_metric(
+    "lipsim-tiny-stlpips",
+    description="tiny 1-Lipschitz LipSim distilled from ST-LPIPS alex (published weights), hinge fine-tuned (certifiable)",
+    **bundled_metric_options("lipsim-tiny-stlpips"),
+    conventions=lipsim_conventions("tiny", THIS_PROJECT),
+)
+def lipsim_tiny_stlpips() -> LipSim:
+    return load_bundled(LipSim("tiny"), "lipsim-tiny-stlpips")
+
+
 def _official_factory(variant: str):
     def build(sha256: str | None = None) -> LipSim:
         metric = LipSim("small")

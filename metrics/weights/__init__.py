@@ -19,6 +19,7 @@ BUNDLED_SHA256: dict[str, str] = {
     "convsim-tiny": "912073253cd0d5a69f7e83f2866add9276500112852d59f05519e9280312d5cd",
     "lipsim-tiny": "2d9286a2502a5b2f31c91642eedc23c86f905606550b0e8586ca105ac781e552",
     "convsim-tiny-noise": "bea6a55cd225e37857fe4fef38a8806319dd576a3cf2ea76d0603933c5ed1f9d",
+    "lipsim-tiny-stlpips": "5c7bba6b46c18aff2e41ba7803a5fe606641921fca0b47c81e49a058045c4f22",
 }
 
 

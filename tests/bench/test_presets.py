@@ -157,3 +157,9 @@ def test_the_bundled_protocol_gives_way_to_explicit_options() -> None:
     assert int(via_set.options["apgd"]["steps"]) == 100  # --set values are coerced when the options are built
     named = config_from_args(parse_run_args(["--dataset", "sample"]))  # a named dataset: no implicit preset
     assert named.n is None and "steps" not in named.options.get("apgd", {})
+
+
+def test_the_stlpips_preset_runs_vgg_on_the_bundled_protocol() -> None:
+    spec = config_from_args(parse_run_args(["--preset", "stlpips"]))
+    assert spec.metrics == ["stlpips-alex", "stlpips-vgg", "lipsim-tiny-stlpips"]
+    assert (spec.dataset, spec.n, spec.options["apgd"]["steps"]) == ("sample", 100, 20)

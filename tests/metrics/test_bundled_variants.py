@@ -25,8 +25,8 @@ from tests.metrics.weightfile_cases import BREAKERS, assert_one_clean_line
 NOISE = "convsim-tiny-noise"
 
 
-def test_default_run_stays_the_three_reference_metrics() -> None:
-    assert default_metrics() == ["pixel-l2", "convsim-tiny", "lipsim-tiny"]
+def test_default_run_is_the_bundled_metrics_with_st_lpips() -> None:
+    assert default_metrics() == ["pixel-l2", "convsim-tiny", "lipsim-tiny", "lipsim-tiny-stlpips", "stlpips-alex"]
 
 
 def test_the_noise_twin_is_bundled_but_not_in_the_default_run() -> None:
