@@ -197,7 +197,13 @@ def list_metrics(*, bundled_only: bool = False) -> list[str]:
 
 def default_metrics() -> list[str]:
     """The default run's metrics: bundled ones marked ``default_run`` whose weights are here, in a fixed reading order."""
-    order = {"pixel-l2": 0, "convsim-tiny": 1, "lipsim-tiny": 2}
+    order = {
+        "pixel-l2": 0,
+        "convsim-tiny": 1,
+        "stlpips-alex": 2,
+        "lipsim-tiny": 3,
+        "lipsim-tiny-stlpips": 4,
+    }  # teachers first
     names = [n for n in list_metrics(bundled_only=True) if METRICS.get(n).default_run and METRICS.get(n).is_available()]
     return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
