@@ -35,8 +35,29 @@ def checkout(commit: str, into: Path) -> Path:
     return path
 
 
+def import_path(tree: Path) -> str:
+    """PYTHONPATH that makes ``tree``'s own code the one imported.
+
+    Since the import name ``lipsim_bench`` maps folders (bench/ = lipsim_bench, metrics/ and attacks/ below it),
+    ``import lipsim_bench`` finds the editable install, i.e. the main working tree, whatever the cwd. A commit's
+    worktree (temporary, ours) therefore gets links bench/metrics -> ../metrics and bench/attacks -> ../attacks and a
+    folder holding lipsim_bench -> bench, placed first on the path: the path finder runs before the editable one.
+    """
+    if tree == ROOT or not (tree / "bench").is_dir() or "lipsim_bench" not in (tree / "pyproject.toml").read_text():
+        return str(tree)  # the working tree is the editable install; older commits import bench/ from the cwd
+    for name in ("metrics", "attacks"):
+        link = tree / "bench" / name
+        if not link.exists():
+            link.symlink_to(Path("..") / name)
+    shim = tree.parent / f"{tree.name}-import"
+    shim.mkdir(exist_ok=True)
+    if not (shim / "lipsim_bench").exists():
+        (shim / "lipsim_bench").symlink_to(tree / "bench")
+    return os.pathsep.join([str(shim), str(tree)])
+
+
 def timed_run(tree: Path, out: Path, extra: list[str]) -> float:
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(tree)}
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": import_path(tree)}
     env.pop("LIPSIM_BENCH_VERIFY", None)  # the user's default run, not verification mode
     started = time.perf_counter()
     done = subprocess.run(
