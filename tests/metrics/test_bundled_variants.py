@@ -26,7 +26,7 @@ NOISE = "convsim-tiny-noise"
 
 
 def test_default_run_is_the_bundled_metrics_with_st_lpips() -> None:
-    assert default_metrics() == ["pixel-l2", "convsim-tiny", "lipsim-tiny", "lipsim-tiny-stlpips", "stlpips-alex"]
+    assert default_metrics() == ["pixel-l2", "convsim-tiny", "stlpips-alex", "lipsim-tiny", "lipsim-tiny-stlpips"]
 
 
 def test_the_noise_twin_is_bundled_but_not_in_the_default_run() -> None:
