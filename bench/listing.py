@@ -8,7 +8,7 @@ from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
 from lipsim_bench.evaluations.options import option_fields
 from lipsim_bench.extras import missing_extras
-from lipsim_bench.metrics import MetricSpec, get_metric_spec, list_metrics
+from lipsim_bench.metrics import MetricSpec, default_metrics, get_metric_spec, list_metrics
 from lipsim_bench.metrics.conventions import NOT_STATED
 from lipsim_bench.protocol.presets import list_presets
 
@@ -82,7 +82,6 @@ def listing() -> str:
     lines.append("  " + (", ".join(n for n, c in EVALUATIONS.items() if c.kind.value == "attack") or "(none)"))
     lines += ["", "presets (--preset NAME; add --dry-run to see what it needs):"]
     for preset in list_presets():
-        lines.append(
-            f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(preset.options.get('metrics', []))}"
-        )
+        names = preset.options.get("metrics") or [f"the default run's: {', '.join(default_metrics())}"]
+        lines.append(f"  {preset.name:<18} {preset.description}\n  {'':<18} metrics: {', '.join(names)}")
     return "\n".join(lines)

@@ -98,16 +98,18 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument(
         "--preset",
         default=None,
-        help="a named protocol (bundled, paper, paper-zero-shot, robust, smoothing; see `list`); other options override it (default: bundled, unless --dataset is given)",
+        help="a named protocol (bundled, paper, paper-zero-shot, robust, smoothing, stlpips; see `list`); other options override it (default: bundled, unless --dataset is given)",
     )
     what.add_argument(
         "--metrics",
         type=_names,
         default=None,
-        help="comma-separated metric names (default: the bundled ones; see `list`)",
+        help="comma-separated metric names (default: the default run's five bundled metrics; see `list`)",
     )
     what.add_argument(
-        "--dataset", default="sample", help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]"
+        "--dataset",
+        default="sample",
+        help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]; naming it (even sample) leaves out the bundled preset's --n 100 and --steps 20",
     )
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
     what.add_argument(
@@ -115,7 +117,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         type=_positive_int("--every"),
         default=1,
         metavar="K",
-        help="use every K-th triplet (after --n): a subsample spread over the split, for expensive evaluations (default: 1, all)",
+        help="use every K-th triplet (after --n, so of the default run's first 100): a subsample spread over the split, for expensive evaluations (default: 1, all)",
     )
     what.add_argument(
         "--n",
@@ -123,7 +125,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         dest="n",
         type=_positive_int("--n"),
         default=None,
-        help="use only the first N triplets (under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)",
+        help="use only the first N triplets (default run: 100; under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)",
     )
 
     how = parser.add_argument_group("evaluations")
@@ -164,7 +166,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         "--steps",
         type=_positive_int("--steps"),
         default=None,
-        help="iterations of every attack and the direct attack (default: 100; = --set NAME.steps=S for each)",
+        help="iterations of every attack and the direct attack (default: 20 in the default run, else 100; = --set NAME.steps=S for each)",
     )
     how.add_argument(
         "--restarts",
@@ -242,7 +244,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         "--download",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="fetch missing data and weights first (needs network; default: on for presets, off otherwise)",
+        help="fetch missing data and weights first (needs network; default: on for the NIGHT presets, off otherwise)",
     )
     run.add_argument(
         "--dry-run",

@@ -16,7 +16,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import get_evaluation
 from lipsim_bench.evaluations.options import coerce, option_fields, parse_set
 from lipsim_bench.locations import set_user_weights_dir
-from lipsim_bench.metrics import default_metrics, get_metric_spec
+from lipsim_bench.metrics import default_metrics, get_metric_spec, list_metrics
 from lipsim_bench.run.spec import RunSpec, check_spec, parse_eps
 from lipsim_bench.run_args import _given, parse_threat
 
@@ -158,6 +158,19 @@ def _warn_unused(args: argparse.Namespace, evaluations: list[str]) -> None:
             )
 
 
+def _warn_missing_default_metrics(metrics: list[str]) -> None:
+    """A default-run metric whose weights are not here is left out of the run: one line says which and how to get it."""
+    import sys
+
+    for name in list_metrics(bundled_only=True):
+        spec = get_metric_spec(name)
+        if spec.default_run and name not in metrics:
+            print(
+                f"warning: {name} is left out of the default run: its weights are not here; {spec.how_to_get}",
+                file=sys.stderr,
+            )
+
+
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
     """The run spec of parsed options, resolved once here so that a bad request fails before any work."""
     if args.weights_dir is not None:
@@ -165,6 +178,8 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
             raise BenchError(f"--weights-dir {args.weights_dir} is not a folder")
         set_user_weights_dir(args.weights_dir)
     metrics = args.metrics if args.metrics is not None else default_metrics()
+    if args.metrics is None:
+        _warn_missing_default_metrics(metrics)
     if not metrics:
         raise BenchError("--metrics is empty; name at least one metric (see `python run_bench.py list`)")
     for name in metrics:

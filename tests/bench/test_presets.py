@@ -163,3 +163,17 @@ def test_the_stlpips_preset_runs_vgg_on_the_bundled_protocol() -> None:
     spec = config_from_args(parse_run_args(["--preset", "stlpips"]))
     assert spec.metrics == ["stlpips-alex", "stlpips-vgg", "lipsim-tiny-stlpips"]
     assert (spec.dataset, spec.n, spec.options["apgd"]["steps"]) == ("sample", 100, 20)
+
+
+def test_a_default_metric_without_its_weights_is_named_not_dropped_silently(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lipsim_bench.metrics.stlpips import metric as stlpips
+
+    monkeypatch.setattr(stlpips, "wheel_weights", lambda net: None)  # stlpips-pytorch not installed
+    spec = config_from_args(parse_run_args([]))
+    assert "stlpips-alex" not in spec.metrics
+    err = capsys.readouterr().err
+    assert "warning: stlpips-alex is left out of the default run" in err and "pip install" in err
+    config_from_args(parse_run_args(["--metrics", "pixel-l2"]))  # named metrics: nothing to warn about
+    assert "left out" not in capsys.readouterr().err
