@@ -147,9 +147,9 @@ def stlpips_alex() -> STLPIPS:
 
 @register_metric(
     "stlpips-vgg",
-    description="ST-LPIPS VGG16 (shift-tolerant LPIPS, ECCV 2022; BAPPS-trained heads), packed: squared l2 = ST-LPIPS",
+    description="ST-LPIPS VGG16 (shift-tolerant LPIPS, ECCV 2022; BAPPS-trained heads), packed: squared l2 = ST-LPIPS (not in the default run)",
     **_options("vgg", default_run=False),
 )
 def stlpips_vgg() -> STLPIPS:
-    """Shift-tolerant LPIPS on the anti-aliased VGG16, published weights (about 6x alex's cost; run it by name)."""
+    """Shift-tolerant LPIPS on the anti-aliased VGG16, published weights (about 4x alex's cost; run by name or --preset stlpips)."""
     return load_published("vgg")
