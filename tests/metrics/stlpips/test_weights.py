@@ -82,3 +82,15 @@ def test_a_wrong_shape_is_refused(local_copy: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(WeightsFileError) as error:
         S.load_published("alex")
     assert_one_line(error, str(local_copy), "does not fit")
+
+
+def test_a_run_with_a_damaged_file_exits_2_in_one_line(local_copy: Path, tmp_path: Path, capsys) -> None:
+    from lipsim_bench.cli import main
+
+    data = bytearray(local_copy.read_bytes())
+    data[-100] ^= 0xFF
+    local_copy.write_bytes(bytes(data))
+    argv = ["--metrics", "stlpips-alex", "--n", "2", "--evaluations", "natural", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and str(local_copy) in err[0] and "pip install --force-reinstall" in err[0], err
