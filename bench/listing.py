@@ -12,8 +12,10 @@ from lipsim_bench.metrics import MetricSpec, default_metrics, get_metric_spec, l
 from lipsim_bench.metrics.conventions import NOT_STATED
 from lipsim_bench.protocol.presets import list_presets
 
-#: Where a metric's second and later lines start, and how wide ``list`` may get.
-_INDENT, _WIDTH = " " * 21, 120
+#: Metric names are padded to the longest built-in one (lipsim-tiny-stlpips); a metric's later lines start after
+#: the name column, and ``list`` is at most _WIDTH wide.
+_NAME = 19
+_INDENT, _WIDTH = " " * (_NAME + 3), 120
 
 
 def _conventions_lines(spec: MetricSpec) -> list[str]:
@@ -45,13 +47,13 @@ def _metric_lines() -> list[str]:
         available = "yes" if spec.is_available() else "no"
         bundled = "bundled" if spec.bundled else "-"
         line = "\n".join(
-            [f"  {name:<18} {bundled:<8} weights: {available:<4} {spec.description}", *_conventions_lines(spec)]
+            [f"  {name:<{_NAME}} {bundled:<8} weights: {available:<4} {spec.description}", *_conventions_lines(spec)]
         )
         extras = missing_extras(spec.requires)
         if extras:
-            line += f"\n  {'':<18} needs: pip install 'lipsim-bench[{','.join(extras)}]'"
+            line += f"\n{_INDENT}needs: pip install 'lipsim-bench[{','.join(extras)}]'"
         elif not spec.is_available() and spec.how_to_get:
-            line += f"\n  {'':<18} get them: {spec.how_to_get}"
+            line += f"\n{_INDENT}get them: {spec.how_to_get}"
         lines.append(line)
     return lines
 
