@@ -7,6 +7,7 @@ this returns. Under torchrun every rank computes its share of each unit and rank
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,13 @@ def fetch_missing(spec: RunSpec) -> None:
 def load_dataset(spec: RunSpec) -> TwoAFCDataset:
     """The run's triplets, every image checked to exist before any computation."""
     check_subsample(spec)
-    dataset = create_dataset(spec.dataset, spec.split).head(spec.n).every(spec.every)
+    full = create_dataset(spec.dataset, spec.split)
+    if spec.n is not None and spec.n > len(full):
+        print(
+            f"warning: --n {spec.n} is more than the {len(full)} triplets of {full.name} / {full.split}: all {len(full)} are used",
+            file=sys.stderr,
+        )
+    dataset = full.head(spec.n).every(spec.every)
     dataset.check_files()
     return dataset
 

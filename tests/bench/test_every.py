@@ -112,3 +112,12 @@ def test_smoothing_preset_dry_run_lists_a_unit_per_metric_and_sigma(capsys, tmp_
     assert "here: 100 triplets" in out and "not counted: " not in out
     for sigma in ("0.12", "0.25", "0.5"):
         assert out.count(f"smoothing sigma {sigma} n 1000 [certificate]") == 4
+
+
+def test_an_n_above_the_split_is_said_in_one_warning_line(capsys, tmp_path: Path) -> None:
+    argv = ["--metrics", "pixel-l2", "--n", "1000", "--evaluations", "natural", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "warning: --n 1000 is more than the 300 triplets of sample / test: all 300 are used" in err
+    assert main([*argv[:3], "300", *argv[4:]]) == 0
+    assert "warning: --n" not in capsys.readouterr().err
