@@ -269,9 +269,10 @@ def parse_run_args(argv: Sequence[str]) -> argparse.Namespace:
     load_plugins(known.plugin, known.import_modules)
     from lipsim_bench.protocol.presets import DEFAULT_PRESET, get_preset
 
-    if known.preset is None and not _given(argv, "--dataset"):
-        parser.set_defaults(preset=DEFAULT_PRESET)  # the bundled world's protocol; explicit options still win
-    preset = known.preset or (None if _given(argv, "--dataset") else DEFAULT_PRESET)
+    preset = known.preset
+    if preset is None and not _given(argv, "--dataset"):
+        preset = DEFAULT_PRESET  # the bundled world's protocol; explicit options still win
+        parser.set_defaults(preset=preset)
     if preset is not None:
         parser.set_defaults(**get_preset(preset).options)
     args = parser.parse_args(argv)
