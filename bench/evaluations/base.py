@@ -15,8 +15,8 @@ from __future__ import annotations
 import enum
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,12 @@ class PassCost:
     forward_backward: float
 
 
+class ArtifactSink(Protocol):
+    """Stores a unit's tensors beside its record (a format that cannot carry code), keyed like the unit."""
+
+    def __call__(self, name: str, tensors: dict[str, Tensor]) -> None: ...
+
+
 @dataclass
 class Context:
     """What a unit runs with besides the metric and the batches."""
@@ -74,6 +80,14 @@ class Context:
     prior: pd.DataFrame | None = (
         None  # rows of the unit this one builds on (``Evaluation.builds_on``), in dataset order
     )
+    #: Which image(s) of each triplet the run perturbs: ref (the paper's protocol), x0, x1 or all.
+    perturb: str = "ref"
+    #: Rows of the units this one depends on (``Evaluation.depends_on``), by (metric, evaluation column, threat).
+    inputs: dict[tuple[str, str, ThreatModel | None], pd.DataFrame] = field(default_factory=dict)
+    #: Where the unit's tensors go (adversarial examples), or None when the run does not keep them.
+    artifacts: ArtifactSink | None = None
+    #: Reads the tensors a dependency stored, by (metric, evaluation column, threat); None when there is no store.
+    load_artifacts: Callable[[tuple[str, str, ThreatModel | None]], dict[str, Tensor] | None] | None = None
 
 
 @dataclass
