@@ -196,6 +196,12 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         help="verification mode: attack every triplet, even those inside the certified radius of a bound the project computed, and check every certificate (also $LIPSIM_BENCH_VERIFY=1)",
     )
     how.add_argument(
+        "--save-adversarial",
+        action="store_true",
+        help="keep every attack unit's adversarial examples (records/*.adversarial.safetensors): for transfer, "
+        "the examples figure, and for anyone to re-check a score on them",
+    )
+    how.add_argument(
         "--certify-eps",
         default=None,
         help="certified radii (default: 36/255,72/255,108/255, the paper's; = --set certified.eps=...)",

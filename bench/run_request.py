@@ -204,6 +204,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         workers=args.workers,
         download=args.download,
         verify=args.verify,
+        save_adversarial=args.save_adversarial,
         precision=args.precision,
     )
     check_spec(spec)  # every value checked now, as for the Python API

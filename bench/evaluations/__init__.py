@@ -5,7 +5,7 @@
 <Kind.CERTIFICATE: 'certificate'>
 """
 
-from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost
+from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost, UnitRef
 from lipsim_bench.evaluations.registry import EVALUATIONS, get_evaluation, list_evaluations, register_evaluation
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Kind",
     "NoOptions",
     "PassCost",
+    "UnitRef",
     "get_evaluation",
     "list_evaluations",
     "register_evaluation",

@@ -63,6 +63,20 @@ class PassCost:
     forward_backward: float
 
 
+@dataclass(frozen=True)
+class UnitRef:
+    """One unit of the run as another unit names it: a metric, an evaluation, a threat model (or None)."""
+
+    metric: str
+    evaluation: Evaluation
+    threat: ThreatModel | None
+
+    @property
+    def address(self) -> tuple[str, str, ThreatModel | None]:
+        """The key of its rows in ``Context.inputs`` (the evaluation by its column name)."""
+        return (self.metric, self.evaluation.column, self.threat)
+
+
 class ArtifactSink(Protocol):
     """Stores a unit's tensors beside its record (a format that cannot carry code), keyed like the unit."""
 
@@ -266,6 +280,9 @@ class Evaluation:
     version: ClassVar[int] = 1  # bump when the numbers it computes change
     Options: ClassVar[type] = NoOptions
     output_csv: ClassVar[str | None] = None  # diagnostics: the run-folder CSV their rows go to
+    #: Names of the tensor files a unit stores through ``Context.artifacts`` when the run keeps them
+    #: (``--save-adversarial``); a stored unit lacking one is computed again in such a run.
+    artifacts: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     #: Options a run may give several values of (``--set smoothing.sigma=0.12,0.25,0.5``): one unit per value,
     #: and the value is part of the evaluation's name in rows and tables (:attr:`column`).
@@ -296,6 +313,15 @@ class Evaluation:
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
         """Every value that changes this unit's numbers (its part of the unit key)."""
         return options_dict(self.options)
+
+    def depends_on(self, metric: str, threat: ThreatModel | None, run: tuple[UnitRef, ...]) -> list[UnitRef]:
+        """The units of the run (``run``: every unit, in table order) whose rows this unit reads.
+
+        The planner runs them first, puts their keys into this unit's key and hands their rows over as
+        ``Context.inputs[ref.address]`` (a unit that did not apply hands none). The worst case over an attack
+        ensemble reads the attacks of its metric and threat; a transfer unit reads another metric's attack.
+        """
+        return []
 
     def builds_on(self, threat: ThreatModel | None, threats: tuple[ThreatModel, ...]) -> ThreatModel | None:
         """The threat model of the unit (same metric, same evaluation) whose rows this unit reuses.

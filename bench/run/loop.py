@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from lipsim_bench.datasets import TwoAFCDataset, create_dataset
 from lipsim_bench.errors import BenchError
-from lipsim_bench.evaluations.base import Context, EmbeddingCache, Evaluation, embedded_batches
+from lipsim_bench.evaluations.base import ArtifactSink, Context, EmbeddingCache, Evaluation, embedded_batches
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.locations import results_root
 from lipsim_bench.metrics import PerceptualMetric
@@ -172,7 +173,8 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     done: dict[str, UnitResult | None] = {}
     for planned in execution_order(units):
         prior = done.get(planned.builds_on.key()) if planned.builds_on is not None else None
-        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior)
+        inputs = {ref.address: done.get(unit.key()) for ref, unit in planned.depends}
+        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior, inputs)
     outcome.results = [r for r in (done[u.unit.key()] for u in units) if r is not None]
     log.finish(out_dir, len(outcome.reused), len(outcome.results))
     return outcome if shard.is_main else None
@@ -187,11 +189,15 @@ def run_unit(
     shard: Shard,
     log: RunLog,
     prior: UnitResult | None = None,
+    inputs: dict[tuple[str, str, Any], UnitResult | None] | None = None,
 ) -> UnitResult | None:
     """The record of one unit: stored, or computed (sharded), scored and stored now.
 
-    ``prior`` is the unit it builds on (rank 0's copy; every rank gets its rows)."""
+    ``prior`` is the unit it builds on and ``inputs`` the units it depends on, by address (rank 0's copies;
+    every rank gets their rows)."""
     stored = store.load(planned.unit) if shard.is_main else None
+    if stored is not None and not has_artifacts(store, planned, spec):
+        stored = None  # the run keeps tensors this stored unit lacks: computed again
     if shard.broadcast(stored is not None):
         if stored is None:
             return None
@@ -206,7 +212,16 @@ def run_unit(
     )
     if applies and len(loader):
         seed_everything(spec.seed)
-        ctx = Context(metrics.device, spec.seed, planned.metric, planned.threat, prior_rows)
+        ctx = Context(
+            metrics.device,
+            spec.seed,
+            planned.metric,
+            planned.threat,
+            prior_rows,
+            inputs=dependency_rows(inputs or {}, shard),
+            artifacts=artifact_sink(store, planned, spec),
+            load_artifacts=artifact_reader(store, planned),
+        )
         batches = embedded_batches(
             metric,
             loader,
@@ -236,6 +251,49 @@ def run_unit(
     record = store.save(planned.unit, body, frame)
     log.unit("computed", planned.unit, record, seconds)
     return UnitResult(record, frame, computed=True)
+
+
+def dependency_rows(
+    inputs: dict[tuple[str, str, Any], UnitResult | None], shard: Shard
+) -> dict[tuple[str, str, Any], pd.DataFrame]:
+    """The rows of the units a unit depends on, on every rank (a unit that did not apply, or has no rows, is left out)."""
+    rows = {address: r.rows for address, r in inputs.items() if r is not None and len(r.rows)}
+    return shard.broadcast(rows) if inputs else {}
+
+
+def keeps_artifacts(planned: PlannedUnit, spec: RunSpec) -> bool:
+    return bool(getattr(spec, "save_adversarial", False)) and bool(planned.evaluation.artifacts)
+
+
+def has_artifacts(store: Store, planned: PlannedUnit, spec: RunSpec) -> bool:
+    """Whether a stored unit has every tensor file this run keeps (always true when it keeps none)."""
+    if not keeps_artifacts(planned, spec) or not isinstance(store, RecordStore):
+        return True
+    return all(store.has_artifact(planned.unit, name) for name in planned.evaluation.artifacts)
+
+
+def artifact_sink(store: Store, planned: PlannedUnit, spec: RunSpec) -> ArtifactSink | None:
+    """Where the unit's tensors go, when the run keeps them and has a folder to keep them in."""
+    if not keeps_artifacts(planned, spec) or not isinstance(store, RecordStore):
+        return None
+    return lambda name, tensors: store.save_artifact(planned.unit, name, tensors)
+
+
+def artifact_reader(store: Store, planned: PlannedUnit) -> Callable[[tuple[str, str, Any]], dict | None] | None:
+    """Reads the tensors a dependency of the unit stored, by its address (None without a folder)."""
+    if not isinstance(store, RecordStore) or not planned.depends:
+        return None
+    by_address = {ref.address: (ref, unit) for ref, unit in planned.depends}
+
+    def read(address: tuple[str, str, Any]) -> dict | None:
+        found = by_address.get(address)
+        if found is None:
+            return None
+        ref, unit = found
+        names = ref.evaluation.artifacts
+        return store.load_artifact(unit, names[0]) if names else None
+
+    return read
 
 
 def checked_scores(

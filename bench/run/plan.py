@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from lipsim_bench.attacks.base import ThreatModel
-from lipsim_bench.evaluations import Evaluation
+from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import Evaluation, UnitRef
 from lipsim_bench.locations import env_switch
 from lipsim_bench.metrics import PerceptualMetric, create_metric, get_metric_spec
 from lipsim_bench.metrics.fingerprint import code_fingerprint
@@ -127,6 +128,7 @@ class PlannedUnit:
     applies: bool | None  # from the metric's spec: None = known once the metric is built
     position: int  # place in the run, for table order
     builds_on: Unit | None = None  # the unit whose rows this one reuses (computed first)
+    depends: tuple[tuple[UnitRef, Unit], ...] = ()  # the units whose rows it reads (``Evaluation.depends_on``)
 
     def describe(self) -> dict[str, Any]:
         """What a record stores about its evaluation, so reports and plots never need the registry."""
@@ -170,6 +172,7 @@ def unit_key(
     threat: ThreatModel | None,
     builds_on: Unit | None = None,
     code: str | None = None,
+    depends: tuple[Unit, ...] = (),
 ) -> Unit:
     settings: dict[str, Any] = {
         "seed": spec.seed,
@@ -186,6 +189,8 @@ def unit_key(
         settings["batch_size"] = spec.batch_size
     if builds_on is not None:
         settings["builds_on"] = builds_on.key()  # its key holds its own predecessor's: the whole chain
+    if depends:
+        settings["depends_on"] = [unit.key() for unit in depends]
     return Unit(
         metric=metric_label(metric),
         dataset=data.family,
@@ -199,66 +204,73 @@ def unit_key(
 def plan_units(
     spec: RunSpec, resolved: ResolvedRun, data: DataIdentity, identities: dict[str, dict[str, str]] | None = None
 ) -> list[PlannedUnit]:
-    """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so)."""
-    planned: list[PlannedUnit] = []
+    """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so).
+
+    A unit's key holds the keys of the units it builds on (smaller radii) and depends on (other evaluations or
+    metrics, ``Evaluation.depends_on``), so changing any of them recomputes it."""
+    refs = tuple(
+        UnitRef(metric, evaluation, threat)
+        for metric in spec.metrics
+        for evaluation in resolved.evaluations
+        for threat in (resolved.threats if evaluation.per_threat else (None,))
+    )
     codes = {id(ev): evaluation_source_id(ev) for ev in resolved.evaluations}
-    for metric in spec.metrics:
-        identity = (identities or {}).get(metric) or metric_identity(metric, spec.seed, spec.precision)
-        applies_before = {ev.name: type(ev).applies_to(get_metric_spec(metric)) for ev in resolved.evaluations}
-        for evaluation in resolved.evaluations:
-            threats = resolved.threats if evaluation.per_threat else (None,)
-            units: dict[ThreatModel | None, Unit] = {}
-            for threat in _dependencies_first(evaluation, threats, resolved.threats):
-                base = evaluation.builds_on(threat, resolved.threats)
-                units[threat] = unit_key(
-                    spec,
-                    data,
-                    metric,
-                    identity,
-                    evaluation,
-                    threat,
-                    units.get(base) if base else None,
-                    codes[id(evaluation)],
-                )
-            for threat in threats:
-                base = evaluation.builds_on(threat, resolved.threats)
-                planned.append(
-                    PlannedUnit(
-                        metric,
-                        evaluation,
-                        threat,
-                        units[threat],
-                        applies_before[evaluation.name],
-                        len(planned),
-                        units[base] if base else None,
-                    )
-                )
+    metric_ids = {m: (identities or {}).get(m) or metric_identity(m, spec.seed, spec.precision) for m in spec.metrics}
+    units: dict[UnitRef, Unit] = {}
+
+    def base_of(ref: UnitRef) -> UnitRef | None:
+        base = ref.evaluation.builds_on(ref.threat, resolved.threats)
+        if base is None:
+            return None
+        if base not in resolved.threats:
+            raise ValueError(
+                f"evaluation {ref.evaluation.name!r}: builds_on returned {base}, not a threat model of the run"
+            )
+        return UnitRef(ref.metric, ref.evaluation, base)
+
+    def depends_of(ref: UnitRef) -> list[UnitRef]:
+        found = ref.evaluation.depends_on(ref.metric, ref.threat, refs)
+        stray = [d for d in found if d not in refs or d == ref]
+        if stray:
+            raise BenchError(
+                f"evaluation {ref.evaluation.name!r} depends on {stray[0].evaluation.name!r} of {stray[0].metric!r}, "
+                "which is not another unit of this run"
+            )
+        return found
+
+    def key_of(ref: UnitRef, chain: tuple[UnitRef, ...] = ()) -> Unit:
+        if ref in units:
+            return units[ref]
+        if ref in chain:
+            raise BenchError(f"evaluation {ref.evaluation.name!r}: its units depend on each other in a cycle")
+        base = base_of(ref)
+        before = key_of(base, chain + (ref,)) if base is not None else None
+        needed = tuple(key_of(d, chain + (ref,)) for d in depends_of(ref))
+        units[ref] = unit_key(
+            spec, data, ref.metric, metric_ids[ref.metric], ref.evaluation, ref.threat, before,
+            codes[id(ref.evaluation)], needed,
+        )  # fmt: skip
+        return units[ref]
+
+    applies = {
+        (m, ev.name): type(ev).applies_to(get_metric_spec(m)) for m in spec.metrics for ev in resolved.evaluations
+    }
+    planned: list[PlannedUnit] = []
+    for ref in refs:
+        base = base_of(ref)
+        planned.append(
+            PlannedUnit(
+                ref.metric,
+                ref.evaluation,
+                ref.threat,
+                key_of(ref),
+                applies[(ref.metric, ref.evaluation.name)],
+                len(planned),
+                units[base] if base is not None else None,
+                tuple((d, units[d]) for d in depends_of(ref)),
+            )
+        )
     return planned
-
-
-def _dependencies_first(
-    evaluation: Evaluation, threats: tuple[ThreatModel | None, ...], run_threats: tuple[ThreatModel, ...]
-) -> list[ThreatModel | None]:
-    """``threats`` ordered so that every unit comes after the one it builds on."""
-    ordered: list[ThreatModel | None] = []
-
-    def visit(threat: ThreatModel | None, chain: tuple[ThreatModel | None, ...] = ()) -> None:
-        if threat in ordered:
-            return
-        if threat in chain:
-            raise ValueError(f"evaluation {evaluation.name!r}: builds_on forms a cycle at {threat}")
-        base = evaluation.builds_on(threat, run_threats)
-        if base is not None:
-            if base not in threats:
-                raise ValueError(
-                    f"evaluation {evaluation.name!r}: builds_on returned {base}, not a threat model of the run"
-                )
-            visit(base, chain + (threat,))
-        ordered.append(threat)
-
-    for threat in threats:
-        visit(threat)
-    return ordered
 
 
 def execution_order(units: list[PlannedUnit]) -> list[PlannedUnit]:
@@ -272,8 +284,9 @@ def execution_order(units: list[PlannedUnit]) -> list[PlannedUnit]:
         if key in done:
             return
         done.add(key)
-        if planned.builds_on is not None and planned.builds_on.key() in by_key:
-            visit(by_key[planned.builds_on.key()])
+        for before in ([planned.builds_on] if planned.builds_on is not None else []) + [u for _, u in planned.depends]:
+            if before.key() in by_key:
+                visit(by_key[before.key()])
         ordered.append(planned)
 
     for planned in units:

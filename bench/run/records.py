@@ -144,6 +144,48 @@ class RecordStore:
             ) from None
         return record
 
+    def artifact_path(self, unit: Unit, name: str) -> Path:
+        """``<stem>.<name>.safetensors`` beside the unit's record: tensors only, no code (unlike a pickle)."""
+        return self.dir / f"{unit.stem()}.{name}.safetensors"
+
+    def has_artifact(self, unit: Unit, name: str) -> bool:
+        return self.artifact_path(unit, name).is_file()
+
+    def save_artifact(self, unit: Unit, name: str, tensors: dict[str, Any]) -> None:
+        """Store a unit's tensors (e.g. its adversarial examples), keyed like the unit: the file's metadata
+        holds the unit key, so a file renamed to another unit is refused on reading."""
+        from safetensors.torch import save
+
+        path = self.artifact_path(unit, name)
+        blob = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={"key": unit.key()})
+        try:
+            atomic_write_bytes(path, blob)
+        except OSError as exc:
+            raise BenchError(
+                f"could not write {exc.filename or path}: {exc.strerror or exc}; fix that (free space, permissions), "
+                "then rerun the same command: finished units are kept"
+            ) from None
+
+    def load_artifact(self, unit: Unit, name: str) -> dict[str, Any] | None:
+        """The tensors stored for ``unit`` under ``name``; None if absent. A damaged file, or one stored for
+        another unit, is one line naming it."""
+        from safetensors import SafetensorError, safe_open
+
+        path = self.artifact_path(unit, name)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                key = (handle.metadata() or {}).get("key")
+                tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BenchError(f"cannot read {path} ({exc}); delete it and rerun with the same options") from None
+        if key != unit.key():
+            raise BenchError(
+                f"{path} was stored for another unit (key {key}); delete it and rerun with the same options"
+            )
+        return tensors
+
 
 class MemoryStore:
     """A store that keeps nothing on disk: ``bench.evaluate`` without ``out``."""

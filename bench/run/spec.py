@@ -71,6 +71,7 @@ class RunSpec:
     workers: int = 0
     download: bool = False
     verify: bool = False  # attack every triplet, proven robust or not, and check every certificate
+    save_adversarial: bool = False  # keep attack units' adversarial examples beside their records
     precision: str = "fp32"  # embeddings of metrics without a Lipschitz bound (lipsim_bench.metrics.precision): fp32, tf32, bf16, fp16
 
     def as_dict(self) -> dict[str, Any]:
