@@ -172,6 +172,10 @@ def input_gradient(model: Model, x: torch.Tensor, y: torch.Tensor, loss: str) ->
         logits = model(x)
         losses = per_example_loss(logits, y, loss)
         grad = torch.autograd.grad(losses.sum(), [x])[0]
+    # a NaN/inf entry (a square root at zero features) would make the whole step NaN, and a NaN iterate reads as
+    # fooled (argmax of NaN logits): no step along it instead; the 2AFC classifier's hook still counts it
+    # (lipsim_bench.evaluations.grad_health), so the triplet is marked, never silently robust
+    grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
     return logits.detach(), losses.detach(), grad.detach()
 
 
@@ -183,6 +187,9 @@ class Attack(ABC):
     """
 
     name: ClassVar[str] = "attack"
+    #: Whether the attack follows input gradients (False: score-based, e.g. Square). An ensemble's worst case
+    #: reads it: a gradient-free attack beating the gradient attacks is a sign of gradient masking.
+    uses_gradients: ClassVar[bool] = True
 
     def __init__(self, norm: Norm, eps: float, **hyperparameters: Any) -> None:
         self.threat = ThreatModel(norm, eps)

@@ -30,6 +30,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
+from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.radii import certified_radius
 from lipsim_bench.evaluations.twoafc import (
@@ -126,7 +127,7 @@ class AttackEvaluation(Evaluation):
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
-        return work_notes(metric_name, self.name, rows)
+        return work_notes(metric_name, self.name, rows) + grad_notes(metric_name, self.name, rows)
 
     def _batch(
         self,
@@ -152,9 +153,12 @@ class AttackEvaluation(Evaluation):
         )
         attacked = correct & ~carried & ~proven
         idx = attacked.nonzero().flatten()
+        health = GradHealth(len(p))  # counts every input gradient the attack takes, per triplet of the batch
         if idx.numel():
             ref = item.batch["ref"][idx].to(device)
-            classifier = TwoAFCClassifier(metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name)
+            classifier = TwoAFCClassifier(
+                metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name, health.restrict(idx)
+            )
             # each undecided triplet takes the random start it would take among all correct ones
             rows = DrawRows(attacked[correct].nonzero().flatten(), int(correct.sum()))
             x_adv = run_attack(attack, classifier, ref, twoafc_labels(p[idx]).to(device), ctx.metric_name, rows)
@@ -175,7 +179,9 @@ class AttackEvaluation(Evaluation):
             delta_norm=delta_norm,
             flipped=flipped,
         )
-        return rows.assign(attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy())
+        return rows.assign(
+            attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy(), **health.columns()
+        )
 
 
 def run_attack(

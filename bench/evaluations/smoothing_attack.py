@@ -38,6 +38,7 @@ from torch import Tensor
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.smoothing import (
     DEFAULT_SMOOTHING_EPS,
@@ -150,10 +151,12 @@ class SmoothingAttack(Evaluation):
             "delta_norm": torch.zeros(len(prediction), dtype=torch.float64),
         }
         changed, violated = torch.zeros_like(certified), torch.zeros_like(certified)
-        classifier = TwoAFCClassifier(metric, item.e0.to(ctx.device), item.e1.to(ctx.device), ctx.metric_name)
+        e0, e1 = item.e0.to(ctx.device), item.e1.to(ctx.device)
         parts = []
         for eps in sorted(set(o.eps)):
             carried = changed.clone()
+            health = GradHealth(len(prediction))  # the input gradients PGD-EOT takes at this eps, per triplet
+            classifier = TwoAFCClassifier(metric, e0, e1, ctx.metric_name, health)
             todo = (certified & ~changed).nonzero().flatten()
             if todo.numel():
                 moved, norms = self.attack_and_predict(
@@ -180,7 +183,7 @@ class SmoothingAttack(Evaluation):
                 abstain=~certified,
                 p_lower=cert["p_lower"],
             )
-            parts.append(typed(rows))
+            parts.append(typed(rows.assign(**health.columns())))
         tally.certified += int(certified.sum())
         tally.violations += int(violated.sum())
         tally.first += [
@@ -243,7 +246,7 @@ class SmoothingAttack(Evaluation):
         certified = int((~part["abstain"].astype(bool)).sum())
         allowed = allowed_violations(certified, violation_rate(o), FALSE_ALARM)
         changed = int(rows.loc[rows["eps"] == rows["eps"].max(), "changed"].astype(bool).sum())
-        return [
+        return grad_notes(metric_name, self.column, rows, flipped="changed") + [
             f"{metric_name}: smoothing-attack (sigma {o.sigma:g}; PGD-EOT, m {o.m}, {o.steps} steps; PREDICT, n {o.n}, alpha {o.alpha:g}) empirical vs "
             f"certified smoothed score: {compared}; {changed}/{certified} certified triplets changed, "
             f"{int(part['violated'].astype(bool).sum())} inside their radius ({allowed} allowed)"

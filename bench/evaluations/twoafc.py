@@ -20,6 +20,7 @@ from lipsim_bench.errors import BenchError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from lipsim_bench.evaluations.grad_health import GradHealth
     from lipsim_bench.metrics import PerceptualMetric
 
 
@@ -62,12 +63,15 @@ class TwoAFCClassifier(nn.Module):
     finished examples; :meth:`restrict` keeps the cached embeddings aligned with those left.
     """
 
-    def __init__(self, metric: PerceptualMetric, e0: Tensor, e1: Tensor, name: str = "") -> None:
+    def __init__(
+        self, metric: PerceptualMetric, e0: Tensor, e1: Tensor, name: str = "", health: GradHealth | None = None
+    ) -> None:
         super().__init__()
         self.metric = metric
         self.e0 = e0
         self.e1 = e1
         self.name = name or type(metric).__name__  # the registered name, for error messages
+        self.health = health  # counts the non-finite / all-zero input gradients attacks take (grad_health.py)
 
     @classmethod
     def from_images(cls, metric: PerceptualMetric, x0: Tensor, x1: Tensor, name: str = "") -> TwoAFCClassifier:
@@ -76,13 +80,16 @@ class TwoAFCClassifier(nn.Module):
         return cls(metric, e0, e1, name)
 
     def restrict(self, index: Tensor) -> TwoAFCClassifier:
-        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index], self.name)
+        health = self.health.restrict(index) if self.health is not None else None
+        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index], self.name, health)
 
     def forward(self, x_ref: Tensor) -> Tensor:
         if len(x_ref) != len(self.e0):
             raise ValueError(
                 f"batch of {len(x_ref)} references for {len(self.e0)} cached pairs: call restrict(index) first"
             )
+        if self.health is not None:
+            x_ref = self.health.watch(x_ref)
         e_ref = self.metric.embed(x_ref)
         check_differentiable(self.name, x_ref, e_ref)
         return torch.stack([self.metric.distance(e_ref, self.e1), self.metric.distance(e_ref, self.e0)], dim=1)
