@@ -31,6 +31,8 @@ EVALUATIONS: Registry[type[Evaluation]] = Registry(
         "lipsim_bench.evaluations.smoothing",
         "lipsim_bench.evaluations.smoothing_embed",
         "lipsim_bench.evaluations.smoothing_attack",
+        "lipsim_bench.evaluations.transfer",
+        "lipsim_bench.evaluations.worst_case",
     ),
     error=BenchError,
     derived=_attack_evaluations,
