@@ -5,11 +5,13 @@ from lipsim_bench.attacks.base import Attack, AttackError, ThreatModel, check_ad
 from lipsim_bench.attacks.external import FoolboxMinNorm, TorchattacksAPGD
 from lipsim_bench.attacks.pgd import PGD
 from lipsim_bench.attacks.registry import ATTACKS, get_attack, list_attacks, register_attack
+from lipsim_bench.attacks.square import Square
 
 __all__ = [
     "ATTACKS",
     "APGD",
     "PGD",
+    "Square",
     "Attack",
     "AttackError",
     "FoolboxMinNorm",

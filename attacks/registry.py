@@ -22,7 +22,13 @@ class AttackRegistryError(BenchError):
 
 ATTACKS: Registry[type] = Registry(
     "attack",
-    builtins=("lipsim_bench.attacks.apgd", "lipsim_bench.attacks.pgd", "lipsim_bench.attacks.external"),
+    builtins=(
+        "lipsim_bench.attacks.apgd",
+        "lipsim_bench.attacks.apgd_margin",
+        "lipsim_bench.attacks.pgd",
+        "lipsim_bench.attacks.external",
+        "lipsim_bench.attacks.square",
+    ),
     error=AttackRegistryError,
 )
 
