@@ -24,7 +24,6 @@ ATTACKS: Registry[type] = Registry(
     "attack",
     builtins=(
         "lipsim_bench.attacks.apgd",
-        "lipsim_bench.attacks.apgd_margin",
         "lipsim_bench.attacks.pgd",
         "lipsim_bench.attacks.external",
         "lipsim_bench.attacks.square",
