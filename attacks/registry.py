@@ -24,6 +24,7 @@ ATTACKS: Registry[type] = Registry(
     "attack",
     builtins=(
         "lipsim_bench.attacks.apgd",
+        "lipsim_bench.attacks.apgd_margin",
         "lipsim_bench.attacks.pgd",
         "lipsim_bench.attacks.external",
         "lipsim_bench.attacks.square",

@@ -92,6 +92,7 @@ class Square(Attack):
     """Square Attack (score-based, no gradients), AutoAttack's version; see the module docstring for the facts kept."""
 
     name = "square"
+    uses_gradients = False  # score-based: queries the decision, never a gradient
 
     def __init__(
         self,
