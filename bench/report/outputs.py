@@ -9,6 +9,7 @@ import pandas as pd
 
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
+from lipsim_bench.report.masking import stronger_attack_notes
 from lipsim_bench.report.tables import (
     TablesDocument,
     certificates_markdown,
@@ -101,9 +102,8 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
     elif (out_dir / "triplets.csv").is_file():
         (out_dir / "triplets.csv").unlink()
-    documents = [
-        _document(scores, dataset, split, collected.notes, provenance, len(tables)) for dataset, split in tables
-    ]
+    notes = collected.notes + stronger_attack_notes(scores, collected.triplets)  # columns of one attack, more steps
+    documents = [_document(scores, dataset, split, notes, provenance, len(tables)) for dataset, split in tables]
     document = (
         documents[0]
         if len(documents) == 1
