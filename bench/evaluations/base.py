@@ -283,6 +283,9 @@ class Evaluation:
     #: Names of the tensor files a unit stores through ``Context.artifacts`` when the run keeps them
     #: (``--save-adversarial``); a stored unit lacking one is computed again in such a run.
     artifacts: ClassVar[tuple[str, ...]] = ()
+    #: Whether its units read the tensor files of the units they depend on (``Context.load_artifacts``): the run
+    #: then keeps those files whatever ``--save-adversarial`` says.
+    reads_artifacts: ClassVar[bool] = False
     description: ClassVar[str] = ""
     #: Options a run may give several values of (``--set smoothing.sigma=0.12,0.25,0.5``): one unit per value,
     #: and the value is part of the evaluation's name in rows and tables (:attr:`column`).

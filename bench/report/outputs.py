@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lipsim_bench.evaluations.transfer import TRANSFER_TRIPLETS
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
 from lipsim_bench.report.masking import stronger_attack_notes
@@ -82,6 +83,10 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         if figure is not None:
             save_figure(figure, out_dir / Path(name).stem, ("png", "pdf"))
             written += [f"{Path(name).stem}.png", f"{Path(name).stem}.pdf"]
+        if name == TRANSFER_TRIPLETS:
+            from lipsim_bench.report.transfer import write_transfer  # the matrix, its table and heatmap
+
+            written += write_transfer(out_dir, frame)
     if collected.scores.empty or not tables:
         for name in TABLE_FILES + ("certificates.md",):
             if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables

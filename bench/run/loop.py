@@ -170,11 +170,12 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     log.start(run_config(spec), len(dataset), shard.world_size)
     metrics = _Metrics(shard.device(spec.device), spec.seed, spec.precision)
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
+    read = artifacts_read(units, on_disk)
     done: dict[str, UnitResult | None] = {}
     for planned in execution_order(units):
         prior = done.get(planned.builds_on.key()) if planned.builds_on is not None else None
         inputs = {ref.address: done.get(unit.key()) for ref, unit in planned.depends}
-        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior, inputs)
+        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior, inputs, read)
     outcome.results = [r for r in (done[u.unit.key()] for u in units) if r is not None]
     log.finish(out_dir, len(outcome.reused), len(outcome.results))
     return outcome if shard.is_main else None
@@ -190,13 +191,14 @@ def run_unit(
     log: RunLog,
     prior: UnitResult | None = None,
     inputs: dict[tuple[str, str, Any], UnitResult | None] | None = None,
+    read: frozenset[str] = frozenset(),
 ) -> UnitResult | None:
     """The record of one unit: stored, or computed (sharded), scored and stored now.
 
     ``prior`` is the unit it builds on and ``inputs`` the units it depends on, by address (rank 0's copies;
-    every rank gets their rows)."""
+    every rank gets their rows); ``read``: keys of the units whose tensor files another unit reads."""
     stored = store.load(planned.unit) if shard.is_main else None
-    if stored is not None and not has_artifacts(store, planned, spec):
+    if stored is not None and stored[0].get("applies") and not has_artifacts(store, planned, spec, read):
         stored = None  # the run keeps tensors this stored unit lacks: computed again
     if shard.broadcast(stored is not None):
         if stored is None:
@@ -219,7 +221,7 @@ def run_unit(
             planned.threat,
             prior_rows,
             inputs=dependency_rows(inputs or {}, shard),
-            artifacts=artifact_sink(store, planned, spec),
+            artifacts=artifact_sink(store, planned, spec, read),
             load_artifacts=artifact_reader(store, planned),
         )
         batches = embedded_batches(
@@ -261,20 +263,36 @@ def dependency_rows(
     return shard.broadcast(rows) if inputs else {}
 
 
-def keeps_artifacts(planned: PlannedUnit, spec: RunSpec) -> bool:
-    return bool(getattr(spec, "save_adversarial", False)) and bool(planned.evaluation.artifacts)
+def artifacts_read(units: list[PlannedUnit], on_disk: bool) -> frozenset[str]:
+    """Keys of the units whose tensor files another unit of the run reads (``Evaluation.reads_artifacts``): they
+    keep them without ``--save-adversarial``. Such a reader needs a run folder: one line, before any work."""
+    readers = [p for p in units if p.evaluation.reads_artifacts]
+    if readers and not on_disk:
+        raise BenchError(
+            f"evaluation {readers[0].evaluation.name!r} reads the adversarial examples other units store beside "
+            "their records, which needs a run folder: give bench.evaluate out=FOLDER (the CLI always has one)"
+        )
+    return frozenset(unit.key() for p in readers for _, unit in p.depends)
 
 
-def has_artifacts(store: Store, planned: PlannedUnit, spec: RunSpec) -> bool:
+def keeps_artifacts(planned: PlannedUnit, spec: RunSpec, read: frozenset[str] = frozenset()) -> bool:
+    if not planned.evaluation.artifacts:
+        return False
+    return bool(getattr(spec, "save_adversarial", False)) or planned.unit.key() in read
+
+
+def has_artifacts(store: Store, planned: PlannedUnit, spec: RunSpec, read: frozenset[str] = frozenset()) -> bool:
     """Whether a stored unit has every tensor file this run keeps (always true when it keeps none)."""
-    if not keeps_artifacts(planned, spec) or not isinstance(store, RecordStore):
+    if not keeps_artifacts(planned, spec, read) or not isinstance(store, RecordStore):
         return True
     return all(store.has_artifact(planned.unit, name) for name in planned.evaluation.artifacts)
 
 
-def artifact_sink(store: Store, planned: PlannedUnit, spec: RunSpec) -> ArtifactSink | None:
+def artifact_sink(
+    store: Store, planned: PlannedUnit, spec: RunSpec, read: frozenset[str] = frozenset()
+) -> ArtifactSink | None:
     """Where the unit's tensors go, when the run keeps them and has a folder to keep them in."""
-    if not keeps_artifacts(planned, spec) or not isinstance(store, RecordStore):
+    if not keeps_artifacts(planned, spec, read) or not isinstance(store, RecordStore):
         return None
     return lambda name, tensors: store.save_artifact(planned.unit, name, tensors)
 
