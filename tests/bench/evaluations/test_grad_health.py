@@ -12,8 +12,11 @@ import torch
 from lipsim_bench.attacks.apgd import APGD
 from lipsim_bench.attacks.base import input_gradient, predict
 from lipsim_bench.cli import main
+from lipsim_bench.evaluations.base import Context
 from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
+from lipsim_bench.evaluations.smoothing_attack import SmoothingAttack, SmoothingAttackOptions
 from lipsim_bench.evaluations.twoafc import TwoAFCClassifier
+from tests.bench.evaluations.test_smoothing import HalfSpace, embedded
 from tests.conftest import make_night_tree
 
 TOYS = Path(__file__).with_name("grad_health_toys.py")
@@ -137,3 +140,27 @@ def test_a_run_marks_nan_and_zero_gradients_and_leaves_healthy_metrics_alone(toy
         count = int(attacked[metric].sum())
         assert f"{metric} apgd l2 0.5: {count} triplets saw non-finite or zero input gradients" in footer
     assert "test-gh-healthy apgd l2 0.5: " not in footer
+
+
+class FlatHalfSpace(HalfSpace):
+    """A half-space decision whose embedding passes no gradient (quantisation's exactly-zero gradient)."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return flat.detach() + 0 * flat
+
+
+@pytest.mark.parametrize(("metric", "masked"), [(HalfSpace(), False), (FlatHalfSpace(), True)])
+def test_smoothing_attack_rows_mark_zero_gradients(metric: HalfSpace, masked: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    ref = 0.5 + 0.05 * torch.randn(6, 3, 4, 4, generator=gen, dtype=torch.float64)
+    w = 0.2 * torch.randn(6, 3, 4, 4, generator=gen, dtype=torch.float64)
+    item = embedded(metric, ref, ref - w, ref + 1.2 * w, torch.ones(6, dtype=torch.float64))  # x0 closer
+    options = SmoothingAttackOptions(sigma=0.1, n0=20, n=50, m=2, steps=3, eps=(0.5,))
+    rows = SmoothingAttack(options).run(metric, [item], Context(torch.device("cpu"), 0, "toy"))
+    attacked = rows["attacked"].to_numpy()
+    assert attacked.any()
+    assert rows["grad_masked"].tolist() == (attacked.tolist() if masked else [False] * 6)
+    assert (rows.loc[attacked, "grad_zero"] == (3 if masked else 0)).all()  # one backward per step
+    notes = SmoothingAttack(options).notes("toy", rows)
+    assert any("saw non-finite or zero input gradients" in line for line in notes) == masked
