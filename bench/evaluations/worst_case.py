@@ -95,7 +95,7 @@ class WorstCase(Evaluation):
         norm, eps = rows["norm"].iloc[0], float(rows["eps"].iloc[0])
         where = f"{metric_name} worst-case {norm} {eps:g}"
         over = [c[len("flipped:") :] for c in rows.columns if c.startswith("flipped:")]
-        lines = [f"{where}: over {', '.join(over)}; " + _tally(rows, over)]
+        lines = [f"{where} over {', '.join(over)}: " + _tally(rows, over)]
         return lines + masking_notes(where, rows, over, getattr(self, "gradient_free", ()))
 
 
@@ -147,16 +147,15 @@ def _aligned(rows: pd.DataFrame, positions: np.ndarray, ids: pd.Series, name: st
 
 
 def _tally(rows: pd.DataFrame, over: list[str]) -> str:
-    """How many triplets each attack flipped, and how many only it flipped."""
-    flips = {name: as_bool(rows[f"flipped:{name}"]) for name in over}
-    parts = []
-    for name, mine in flips.items():
-        others = np.zeros(len(rows), dtype=bool)
-        for other, theirs in flips.items():
-            if other != name:
-                others |= theirs
-        parts.append(f"{name} flipped {int(mine.sum())} ({int((mine & ~others).sum())} only it)")
-    return ", ".join(parts)
+    """How many correct triplets are flipped, and by which attack first (in the run's order: with a cascade the
+    later attacks' columns include the earlier ones' flips, so only the first finder says who found it)."""
+    correct = as_bool(rows["correct"])
+    flipped = as_bool(rows["flipped"])
+    first = np.array([""] * len(rows), dtype=object)
+    for name in reversed(over):
+        first = np.where(as_bool(rows[f"flipped:{name}"]), name, first)
+    found = ", ".join(f"{name} {int((first == name).sum())}" for name in over)
+    return f"{int(flipped.sum())} of {int(correct.sum())} correct triplets flipped, first by {found}"
 
 
 def masking_notes(where: str, rows: pd.DataFrame, over: list[str], gradient_free: tuple[str, ...]) -> list[str]:

@@ -51,7 +51,13 @@ def test_the_worst_case_is_never_above_any_single_attack(ensemble: Path) -> None
 
 def test_the_worst_case_names_its_attacks_in_the_footer(ensemble: Path) -> None:
     text = (ensemble / "scores.md").read_text()
-    assert re.search(r"convsim-tiny worst-case l2 0\.5: over apgd, pgd; apgd flipped \d+", text)
+    found = re.search(
+        r"convsim-tiny worst-case l2 0\.5 over apgd, pgd: (\d+) of (\d+) correct triplets flipped, first by apgd (\d+), pgd (\d+)",
+        text,
+    )
+    assert found, text
+    flipped, _, by_apgd, by_pgd = (int(g) for g in found.groups())
+    assert flipped == by_apgd + by_pgd and flipped > 0
 
 
 def test_its_key_holds_its_attacks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
