@@ -33,6 +33,7 @@ from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_n
 from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.radii import certified_radius
+from lipsim_bench.evaluations.targets import target_input
 from lipsim_bench.evaluations.twoafc import (
     TwoAFCClassifier,
     distances_from_logits,
@@ -143,11 +144,12 @@ class AttackEvaluation(Evaluation):
         correct = item.correct  # p == 0.5 is never "correct": nothing to flip
         d0, d1 = item.d0.clone(), item.d1.clone()
         delta_norm = torch.zeros(len(p), dtype=torch.float64)
+        delta_l2 = torch.zeros(len(p), dtype=torch.float64)  # also for l-inf flips: checked against the l2 certificate
         carried = torch.zeros(len(p), dtype=torch.bool)
         if carried_flips is not None:
-            carried = correct & carried_flips.apply(item, d0, d1, delta_norm)
+            carried = correct & carried_flips.apply(item, d0, d1, delta_norm, delta_l2)
         proven = (
-            ~carried & correct & proven_robust(metric, item, norm, attack.eps, ctx.metric_name)
+            ~carried & correct & proven_robust(metric, item, norm, attack.eps, ctx.metric_name, ctx.perturb)
             if prove
             else torch.zeros_like(carried)
         )
@@ -155,9 +157,16 @@ class AttackEvaluation(Evaluation):
         idx = attacked.nonzero().flatten()
         health = GradHealth(len(p))  # counts every input gradient the attack takes, per triplet of the batch
         if idx.numel():
-            ref = item.batch["ref"][idx].to(device)
+            # the attacked input: the reference (the paper's protocol), x0, x1, or the stacked triplet
+            ref = target_input(*(item.batch[k][idx] for k in ("ref", "x0", "x1")), ctx.perturb).to(device)
             classifier = TwoAFCClassifier(
-                metric, item.e0[idx].to(device), item.e1[idx].to(device), ctx.metric_name, health.restrict(idx)
+                metric,
+                item.e0[idx].to(device),
+                item.e1[idx].to(device),
+                ctx.metric_name,
+                health.restrict(idx),
+                e_ref=item.e_ref[idx].to(device),
+                perturb=ctx.perturb,
             )
             # each undecided triplet takes the random start it would take among all correct ones
             rows = DrawRows(attacked[correct].nonzero().flatten(), int(correct.sum()))
@@ -167,8 +176,11 @@ class AttackEvaluation(Evaluation):
             d0[idx], d1[idx] = adv0.to(d0.dtype), adv1.to(d1.dtype)
             delta = (x_adv - ref).flatten(1)
             delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
+            delta_l2[idx] = delta.double().norm(dim=1).cpu()
         flipped = correct & ~is_correct(d0, d1, p)
-        check_certificate(metric, item, flipped, norm, delta_norm, ctx.metric_name)
+        check_certificate(
+            metric, item, flipped, norm, delta_norm, ctx.metric_name, perturb=ctx.perturb, delta_l2=delta_l2
+        )
         rows = item.rows(
             self.name,
             norm,
@@ -177,6 +189,7 @@ class AttackEvaluation(Evaluation):
             d0=d0,
             d1=d1,
             delta_norm=delta_norm,
+            delta_l2=delta_l2,
             flipped=flipped,
         )
         return rows.assign(
@@ -217,22 +230,33 @@ def _takes_rows(attack: Attack) -> bool:
 
 
 def check_certificate(
-    metric: PerceptualMetric, item: EmbeddedBatch, flipped: Tensor, norm: str, delta_norm: Tensor, metric_name: str = ""
+    metric: PerceptualMetric,
+    item: EmbeddedBatch,
+    flipped: Tensor,
+    norm: str,
+    delta_norm: Tensor,
+    metric_name: str = "",
+    *,
+    perturb: str = "ref",
+    delta_l2: Tensor | None = None,
 ) -> None:
-    """Every flip is an empirical radius (||delta||) that must not be below the certified one.
+    """Every flip is an empirical radius (the l2 norm of its perturbation of ``perturb``) that must not be below
+    the certified one; an l-inf flip is checked through its l2 norm ``delta_l2`` (unchecked without it).
 
     A flip inside a certified l2 radius means a broken certificate or attack: never a number.
     """
-    if norm != "l2" or not declares_bound(metric) or not flipped.any():
+    l2 = delta_norm if norm == "l2" else delta_l2
+    if l2 is None or not declares_bound(metric) or not flipped.any():
         return
     lipschitz = checked_bound(metric, item, metric_name or type(metric).__name__)
-    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
-    violated = flipped & (radius > delta_norm * (1 + 1e-6) + 1e-9)
+    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz, perturb)
+    violated = flipped & (radius > l2.double() * (1 + 1e-6) + 1e-9)  # NaN (an l2 norm not stored) never violates
     if violated.any():
         i = int(violated.nonzero()[0])
         raise BenchError(
-            f"certificate violated: triplet {item.batch['id'][i]} was flipped by a perturbation of l2 norm "
-            f"{float(delta_norm[i]):.6g} inside its certified radius {float(radius[i]):.6g}; the Lipschitz bound of this metric is wrong"
+            f"certificate violated: triplet {item.batch['id'][i]} was flipped ({norm} attack on {perturb}) by a "
+            f"perturbation of l2 norm {float(l2[i]):.6g} inside its certified radius {float(radius[i]):.6g}; "
+            "the Lipschitz bound of this metric is wrong"
         )
 
 

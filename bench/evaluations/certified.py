@@ -4,9 +4,11 @@ A bound the project proves itself (:func:`metrics.bound_proven_by_project`) cert
 bound a metric only declares is checked on the data first (:mod:`lipsim_bench.evaluations.bound_checks`)
 and its cells carry a mark and a footer saying nobody proved it.
 
-Radii come from :mod:`lipsim_bench.evaluations.radii` (exact margin in embedding space over L); the
-paper's formula is computed beside them for comparison (it is unsound when ||e(x_ref)|| < 1), and
-the table notes how often it exceeds the sound radius.
+Radii come from :mod:`lipsim_bench.evaluations.radii` (exact margin in embedding space over L) for the
+run's perturbation target (``--perturb``: the reference, x0, x1, or all three under one joint l2 budget,
+:mod:`lipsim_bench.evaluations.targets`); with the reference perturbed, the paper's formula is computed
+beside them for comparison (it is unsound when ||e(x_ref)|| < 1), and the table notes how often it
+exceeds the sound radius.
 """
 
 from __future__ import annotations
@@ -85,9 +87,9 @@ class Certified(Evaluation):
         parts = []
         for item in batches:
             lipschitz = checked_bound(metric, item, ctx.metric_name)  # includes any resize in embed
-            radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
+            radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz, ctx.perturb)
             extra = {"radius": radius, "ref_norm": item.e_ref.flatten(1).double().norm(dim=1)}
-            if metric.distance_kind == "cosine":
+            if metric.distance_kind == "cosine" and ctx.perturb == "ref":  # the paper's formula is for the reference
                 extra["radius_paper"] = paper_radius(item.d0, item.d1, item.e0, item.e1, lipschitz)
             agreement = natural_agreement(item)
             for eps in self.options.eps:

@@ -8,7 +8,9 @@
   can only fail. Only a bound the project computes itself qualifies
   (:func:`metrics.bound_proven_by_project`: a fixed set of the project's own classes, exactly, never
   a subclass or anything a plugin can register); a bound a plugin declares keeps being attacked and
-  checked. An l-inf ball of radius eps lies inside the l2 ball of radius eps * sqrt(D).
+  checked. The radius is the one of the run's perturbation target (``--perturb``). An l-inf ball of
+  radius eps lies inside the l2 ball of radius eps * sqrt(D), D the perturbed input's size (3 C H W for
+  the stacked triplet of ``--perturb all``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import EmbeddedBatch
 from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.radii import certified_radius
+from lipsim_bench.evaluations.targets import input_dimension
 from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project
 
 #: Per-triplet columns of an attack unit: exactly one is true for an initially correct triplet.
@@ -40,6 +43,7 @@ class CarriedFlips:
     d0: np.ndarray
     d1: np.ndarray
     delta_norm: np.ndarray
+    delta_l2: np.ndarray | None = None  # absent from rows stored before the column existed
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame, metric_name: str) -> CarriedFlips:
@@ -56,10 +60,14 @@ class CarriedFlips:
             rows["d0"].to_numpy(np.float64),
             rows["d1"].to_numpy(np.float64),
             rows["delta_norm"].fillna(0.0).to_numpy(np.float64),
+            rows["delta_l2"].to_numpy(np.float64) if "delta_l2" in rows.columns else None,
         )
 
-    def apply(self, item: EmbeddedBatch, d0: Tensor, d1: Tensor, delta_norm: Tensor) -> Tensor:
-        """Write the carried flips' adversarial distances into ``d0``, ``d1``, ``delta_norm``; return the mask."""
+    def apply(
+        self, item: EmbeddedBatch, d0: Tensor, d1: Tensor, delta_norm: Tensor, delta_l2: Tensor | None = None
+    ) -> Tensor:
+        """Write the carried flips' adversarial distances into ``d0``, ``d1``, ``delta_norm`` (and ``delta_l2``:
+        NaN where the stored rows lack it); return the mask."""
         positions = item.batch["index"].numpy()
         if positions.size and (
             positions.max() >= len(self.ids) or list(self.ids[positions]) != [str(i) for i in item.batch["id"]]
@@ -72,28 +80,34 @@ class CarriedFlips:
             d0[mask] = torch.from_numpy(self.d0[positions][mask.numpy()]).to(d0.dtype)
             d1[mask] = torch.from_numpy(self.d1[positions][mask.numpy()]).to(d1.dtype)
             delta_norm[mask] = torch.from_numpy(self.delta_norm[positions][mask.numpy()])
+            if delta_l2 is not None:
+                stored = self.delta_l2[positions][mask.numpy()] if self.delta_l2 is not None else np.nan
+                delta_l2[mask] = torch.as_tensor(stored, dtype=delta_l2.dtype)
         return mask
 
 
-def l2_ball_radius(norm: str, eps: float, image_shape: tuple[int, ...]) -> float:
-    """The l2 radius of the smallest l2 ball holding the ``norm`` ball of radius ``eps``."""
+def l2_ball_radius(norm: str, eps: float, image_shape: tuple[int, ...], perturb: str = "ref") -> float:
+    """The l2 radius of the smallest l2 ball holding the ``norm`` ball of radius ``eps`` of the perturbed input
+    (one image of ``image_shape``, or the three of a triplet for ``perturb="all"``)."""
     if norm == "l2":
         return eps
     if norm == "linf":
-        return eps * math.sqrt(math.prod(image_shape))
+        return eps * math.sqrt(input_dimension(image_shape, perturb))
     raise ValueError(f"no l2 ball for norm {norm!r}")
 
 
-def proven_robust(metric: PerceptualMetric, item: EmbeddedBatch, norm: str, eps: float, metric_name: str) -> Tensor:
-    """Triplets whose certified l2 radius (from the project's own bound) exceeds the threat ball; none for
-    any other bound (the caller asks only for the project's, this guards the rule where it acts)."""
+def proven_robust(
+    metric: PerceptualMetric, item: EmbeddedBatch, norm: str, eps: float, metric_name: str, perturb: str = "ref"
+) -> Tensor:
+    """Triplets whose certified l2 radius for the ``perturb`` target (from the project's own bound) exceeds the
+    threat ball; none for any other bound (the caller asks only for the project's, this guards the rule where it acts)."""
     ref = item.batch["ref"]
     if not bound_proven_by_project(metric):
         return torch.zeros(len(item.p), dtype=torch.bool)
     lipschitz = checked_bound(metric, item, metric_name)
-    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz)
+    radius = certified_radius(metric.distance_kind, item.e_ref, item.e0, item.e1, lipschitz, perturb)
     # a margin against rounding: a triplet exactly at the radius is attacked
-    return radius > l2_ball_radius(norm, eps, tuple(ref.shape[1:])) * (1 + 1e-6) + 1e-9
+    return radius > l2_ball_radius(norm, eps, tuple(ref.shape[1:]), perturb) * (1 + 1e-6) + 1e-9
 
 
 def work_counts(rows: pd.DataFrame) -> dict[str, int]:

@@ -1,6 +1,8 @@
 """Certified radii of 2AFC decisions, for any metric with a proven Lipschitz bound L of ``embed``.
 
-Only the reference is perturbed; x0 and x1 stay fixed. Both supported distances make the decision
+Here the reference is perturbed (``--perturb ref``, the paper's protocol); x0 and x1 stay fixed. The
+other targets (x0, x1, all three) have their own radii and derivations in
+:mod:`lipsim_bench.evaluations.targets`; :func:`certified_radius` dispatches. Both supported distances make the decision
 a *linear* classifier on the reference's embedding e = embed(x_ref), so the exact margin in
 embedding space divided by L is a sound radius in input space:
 
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor
 
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.targets import check_target, cosine_target_radius, l2_target_radius
 
 if TYPE_CHECKING:
     from lipsim_bench.metrics import PerceptualMetric
@@ -56,15 +59,22 @@ def paper_radius(d0: Tensor, d1: Tensor, e0: Tensor, e1: Tensor, lipschitz: floa
 
 
 RADIUS_BY_DISTANCE = {"cosine": cosine_radius, "l2": l2_radius}
+TARGET_RADIUS_BY_DISTANCE = {"cosine": cosine_target_radius, "l2": l2_target_radius}
 
 
-def certified_radius(distance_kind: str, e_ref: Tensor, e0: Tensor, e1: Tensor, lipschitz: float) -> Tensor:
-    """Dispatch on the metric's distance kind; an unknown kind cannot be certified."""
+def certified_radius(
+    distance_kind: str, e_ref: Tensor, e0: Tensor, e1: Tensor, lipschitz: float, perturb: str = "ref"
+) -> Tensor:
+    """Dispatch on the metric's distance kind and the perturbed image(s); an unknown kind cannot be certified.
+
+    For ``perturb="all"`` the radius bounds the joint l2 norm of the three images' perturbations."""
     if distance_kind not in RADIUS_BY_DISTANCE:
         raise ValueError(f"no certificate for distance kind {distance_kind!r}; known: {', '.join(RADIUS_BY_DISTANCE)}")
     if not lipschitz > 0:
         raise ValueError(f"a Lipschitz bound must be positive, got {lipschitz}")
-    return RADIUS_BY_DISTANCE[distance_kind](e_ref, e0, e1, lipschitz)
+    if check_target(perturb) == "ref":
+        return RADIUS_BY_DISTANCE[distance_kind](e_ref, e0, e1, lipschitz)
+    return TARGET_RADIUS_BY_DISTANCE[distance_kind](e_ref, e0, e1, lipschitz, perturb)
 
 
 def lipschitz_bound(metric: PerceptualMetric, height: int, width: int, metric_name: str) -> float:

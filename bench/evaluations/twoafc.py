@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.targets import check_target, split_triplet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,32 +57,62 @@ def twoafc_score(d0: Tensor, d1: Tensor, p: Tensor) -> float:
 
 
 class TwoAFCClassifier(nn.Module):
-    """``x_ref -> [d(x_ref, x1), d(x_ref, x0)]`` with cached x0/x1 embeddings, for classifier attacks.
+    """``x -> [d(x_ref, x1), d(x_ref, x0)]`` with the unperturbed images' embeddings cached, for classifier attacks.
 
-    Only the reference is perturbed: x0 and x1 are embedded once per batch and held fixed
-    (recomputing them every step gives the same gradients and costs up to 3x more). Attacks drop
+    ``perturb`` names the input ``x`` (:mod:`lipsim_bench.evaluations.targets`): ``ref`` (the paper's
+    protocol: x0 and x1 are embedded once per batch and held fixed; recomputing them every step gives
+    the same gradients and costs up to 3x more), ``x0`` or ``x1`` (the reference and the other image
+    cached, ``e_ref`` required), or ``all``: the triplet stacked along channels ``(N, 3C, H, W)``, one
+    input under one norm ball (l-inf: a box per image; l2: one joint budget). Attacks drop
     finished examples; :meth:`restrict` keeps the cached embeddings aligned with those left.
     """
 
     def __init__(
-        self, metric: PerceptualMetric, e0: Tensor, e1: Tensor, name: str = "", health: GradHealth | None = None
+        self,
+        metric: PerceptualMetric,
+        e0: Tensor,
+        e1: Tensor,
+        name: str = "",
+        health: GradHealth | None = None,
+        *,
+        e_ref: Tensor | None = None,
+        perturb: str = "ref",
     ) -> None:
         super().__init__()
+        if check_target(perturb) in ("x0", "x1") and e_ref is None:
+            raise ValueError(f"perturbing {perturb} needs the reference's embedding e_ref")
         self.metric = metric
         self.e0 = e0
         self.e1 = e1
+        self.e_ref = e_ref
+        self.perturb = perturb
         self.name = name or type(metric).__name__  # the registered name, for error messages
         self.health = health  # counts the non-finite / all-zero input gradients attacks take (grad_health.py)
 
     @classmethod
-    def from_images(cls, metric: PerceptualMetric, x0: Tensor, x1: Tensor, name: str = "") -> TwoAFCClassifier:
+    def from_images(
+        cls,
+        metric: PerceptualMetric,
+        x0: Tensor,
+        x1: Tensor,
+        name: str = "",
+        *,
+        ref: Tensor | None = None,
+        perturb: str = "ref",
+    ) -> TwoAFCClassifier:
         with torch.no_grad():
-            e0, e1 = metric.embed(torch.cat([x0, x1])).chunk(2)
-        return cls(metric, e0, e1, name)
+            if ref is None:
+                e0, e1 = metric.embed(torch.cat([x0, x1])).chunk(2)
+                return cls(metric, e0, e1, name, perturb=perturb)
+            e_ref, e0, e1 = metric.embed(torch.cat([ref, x0, x1])).chunk(3)
+        return cls(metric, e0, e1, name, e_ref=e_ref, perturb=perturb)
 
     def restrict(self, index: Tensor) -> TwoAFCClassifier:
         health = self.health.restrict(index) if self.health is not None else None
-        return TwoAFCClassifier(self.metric, self.e0[index], self.e1[index], self.name, health)
+        e_ref = self.e_ref[index] if self.e_ref is not None else None
+        return TwoAFCClassifier(
+            self.metric, self.e0[index], self.e1[index], self.name, health, e_ref=e_ref, perturb=self.perturb
+        )
 
     def forward(self, x_ref: Tensor) -> Tensor:
         if len(x_ref) != len(self.e0):
@@ -90,9 +121,23 @@ class TwoAFCClassifier(nn.Module):
             )
         if self.health is not None:
             x_ref = self.health.watch(x_ref)
-        e_ref = self.metric.embed(x_ref)
-        check_differentiable(self.name, x_ref, e_ref)
-        return torch.stack([self.metric.distance(e_ref, self.e1), self.metric.distance(e_ref, self.e0)], dim=1)
+        e_ref, e0, e1 = self._embeddings(x_ref)
+        return torch.stack([self.metric.distance(e_ref, e1), self.metric.distance(e_ref, e0)], dim=1)
+
+    def _embeddings(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(e_ref, e0, e1)``: the perturbed input embedded (one call for a stacked triplet), the rest cached."""
+        if self.perturb == "all":
+            embedded = self.metric.embed(torch.cat(split_triplet(x)))
+            check_differentiable(self.name, x, embedded)
+            e_ref, e0, e1 = embedded.chunk(3)
+            return e_ref, e0, e1
+        embedded = self.metric.embed(x)
+        check_differentiable(self.name, x, embedded)
+        if self.perturb == "x0":
+            return self.e_ref, embedded, self.e1  # type: ignore[return-value]
+        if self.perturb == "x1":
+            return self.e_ref, self.e0, embedded  # type: ignore[return-value]
+        return embedded, self.e0, self.e1
 
 
 def check_differentiable(name: str, x: Tensor, e: object) -> None:
