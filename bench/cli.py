@@ -5,6 +5,7 @@ Bad input ends in one line on stderr naming the thing and the fix, and exit code
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import signal
@@ -183,6 +184,17 @@ def cmd_report(argv: Sequence[str]) -> int:
     return 0
 
 
+def _count(option: str) -> Callable[[str], int]:
+    """A whole number >= 0 (``plot --examples 0``: no examples figure)."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{option} takes a whole number >= 0, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def cmd_plot(argv: Sequence[str]) -> int:
     from lipsim_bench.report.plots import plot_run
 
@@ -192,6 +204,19 @@ def cmd_plot(argv: Sequence[str]) -> int:
     )
     parser.add_argument("run", type=Path, help="a run folder")
     parser.add_argument("--out", type=Path, default=None, help="where to write the figures (default: RUN/plots)")
+    parser.add_argument(
+        "--examples",
+        type=_count("--examples"),
+        default=3,
+        help="triplets in examples.png, the adversarial examples of a run kept with --save-adversarial "
+        "(default: 3; 0: no such figure)",
+    )
+    parser.add_argument(
+        "--eps",
+        default=None,
+        help="attack radius of examples.png, e.g. 0.5 or 4/255 (default: where the metrics disagree on most triplets)",
+    )
+    parser.add_argument("--attack", default=None, help="attack of examples.png (default: the one with most examples)")
     args = parser.parse_args(argv)
     if not any((args.run / name).is_file() for name in ("scores.csv", "triplets.csv", "histogram.csv")):
         hint = (
@@ -202,12 +227,19 @@ def cmd_plot(argv: Sequence[str]) -> int:
         raise BenchError(f"{args.run} has no scores.csv, triplets.csv or histogram.csv to plot; {hint}")
     import pandas as pd
 
+    from lipsim_bench.report.examples import ExampleOptions
+    from lipsim_bench.run.spec import parse_eps
+
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise BenchError(f"--out {args.out} is a file; give a folder for the figures")
+    eps = parse_eps(args.eps, "--eps") if args.eps is not None else None
+    if eps is not None and len(eps) != 1:
+        raise BenchError("--eps of plot takes one radius (the examples figure shows one), e.g. --eps 0.5")
+    examples, notes = ExampleOptions(args.examples, eps[0] if eps else None, args.attack), []
     try:
         with warnings.catch_warnings():  # numpy's and matplotlib's advice on odd numbers: check_frame names the cause
             warnings.simplefilter("ignore")
-            paths = plot_run(args.run, args.out)
+            paths = plot_run(args.run, args.out, examples=examples, notes=notes)
     except OSError as exc:
         raise BenchError(describe_os_error(exc, "then rerun the plot (or give another --out)")) from None
     except (
@@ -224,7 +256,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
             f"cannot plot {args.run}: its CSVs are damaged or inconsistent ({first[:300]}); "
             f"rebuild them with `run_bench.py report {args.run}`"
         ) from None
-    print("\n".join(f"wrote {p}" for p in paths) or "nothing to plot")
+    print("\n".join(notes + [f"wrote {p}" for p in paths]) or "nothing to plot")
     return 0
 
 

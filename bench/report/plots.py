@@ -1,9 +1,10 @@
-"""Publication figures from a run folder's CSVs alone (scores.csv, triplets.csv, histogram.csv).
+"""Publication figures from a run folder's CSVs (scores.csv, triplets.csv, histogram.csv).
 
-Figures are rebuilt from the files a run writes, never from models or records/, so anyone holding a
-run folder can redraw them. Each figure is skipped when its data is absent. The certified curve is
-recomputed per triplet with the scoring's own functions and checked against the table: a marker
-off its curve would mean the figure and the table disagree, so ``plot_run`` refuses to draw it.
+Figures are rebuilt from the files a run writes, never from models, so anyone holding a run folder can
+redraw them (examples.png also reads records/' adversarial examples and the dataset). Each figure is
+skipped when its data is absent. The certified curve is recomputed per triplet with the scoring's own
+functions and checked against the table: a marker off its curve would mean the figure and the table
+disagree, so ``plot_run`` refuses to draw it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.examples import ExampleOptions
+from lipsim_bench.report.examples_figure import run_examples_figure
 from lipsim_bench.report.figure_style import (
     LINE_STYLES,
     ONE_COLUMN_IN,
@@ -344,12 +347,21 @@ def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
 
 
 def plot_run(
-    run_dir: Path, out_dir: Path | None = None, *, formats: tuple[str, ...] = ("png", "pdf"), split: str | None = None
+    run_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    formats: tuple[str, ...] = ("png", "pdf"),
+    split: str | None = None,
+    examples: ExampleOptions | None = None,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Draw every figure whose data the run folder holds; returns the files written.
 
-    Reads only scores.csv, triplets.csv and histogram.csv. ``split`` defaults to the headline split
-    (see headline_split). Raises ValueError when the table's certified scores are off their curve.
+    Reads scores.csv, triplets.csv and histogram.csv; the examples figure also reads the adversarial examples
+    in records/ and the clean images (bench/report/examples.py). ``split`` defaults to the headline split
+    (see headline_split). Raises ValueError when the table's certified scores are off their curve. ``notes``
+    receives one line when the run kept no adversarial examples (how to get them) or when examples.png cannot
+    be drawn (why; the other figures are drawn all the same); without ``notes`` that second case raises.
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
@@ -374,6 +386,7 @@ def plot_run(
         figures["radius_scatter"] = radius_scatter_figure(triplets)
     if histogram is not None and not histogram.empty:
         figures["histograms"] = histogram_figure(*histogram_frames(histogram))
+    figures["examples"] = run_examples_figure(run_dir, examples or ExampleOptions(), notes)
     paths: list[Path] = []
     for name, fig in figures.items():
         if fig is not None:
