@@ -24,7 +24,7 @@ from lipsim_bench.report.figure_style import STYLE, norm_label
 FLIPPED, KEPT, QUIET = "#c62828", "#2e7d32", "0.35"
 PANEL_IN = 0.9  # one image's width and height
 TEXT_IN = 0.7  # the lines under a row of panels
-WORDS = {"ref": "reference", "x0": "x0", "x1": "x1", "all": "triplet (ref | x0 | x1)"}
+WORDS = {"ref": "the reference", "x0": "x0", "x1": "x1", "all": "the triplet (ref | x0 | x1)"}
 
 
 def amplification(delta: Tensor) -> float:
@@ -174,7 +174,7 @@ def title(examples: Examples) -> str:
         else f"no triplet is flipped for some metrics but not others; {len(examples.shown)} shown"
     )
     return (
-        f"Adversarial examples: {examples.attack}, {eps}, perturbing the {WORDS[examples.perturb]}; "
+        f"Adversarial examples: {examples.attack}, {eps}, perturbing {WORDS[examples.perturb]}; "
         f"{examples.dataset} / {examples.split}, n = {examples.n} triplets\n{picked}\n"
         "red: the metric's choice flipped, green: kept; perturbations drawn as 0.5 + amplification × δ"
     )

@@ -18,6 +18,7 @@ from lipsim_bench.datasets import create_dataset
 from lipsim_bench.errors import BenchError
 from lipsim_bench.report.examples import ExampleOptions, collect_examples, perturb_of, target_image
 from lipsim_bench.report.examples_figure import examples_figure, to_rgb
+from lipsim_bench.run.spec import RunSpec
 
 RUN = ["--metrics", "pixel-l2,convsim-tiny", "--n", "6", "--steps", "3", "--eps", "0.5,1"]
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
@@ -72,8 +73,21 @@ def test_the_title_names_attack_radius_data_and_n_and_mixed_triplets_come_first(
 
 
 def test_printed_norms_are_the_stored_perturbations_norms(kept: Path) -> None:
-    examples = collect_examples(kept, ExampleOptions(count=6))
-    assert not isinstance(examples, str) and examples is not None
+    assert_printed_norms(kept, "ref")
+
+
+def test_a_run_perturbing_x1_shows_x1_and_its_perturbations_norms(tmp_path: Path) -> None:
+    if "perturb" not in RunSpec.__dataclass_fields__:
+        pytest.skip("this tree has no --perturb")
+    run = tmp_path / "x1"
+    assert quiet_main(*RUN, "--perturb", "x1", "--save-adversarial", "--out", str(run))[0] == 0
+    assert_printed_norms(run, "x1")
+
+
+def assert_printed_norms(run: Path, target: str) -> None:
+    """Every shown perturbation's printed l2 and l-inf norms are those of the stored input minus the clean one."""
+    examples = collect_examples(run, ExampleOptions(count=6))
+    assert not isinstance(examples, str) and examples is not None and examples.perturb == target
     fig = examples_figure(examples)
     labels = [ax.get_xlabel() for ax in fig.axes]
     data = create_dataset("sample", "test").head(6)
@@ -83,9 +97,9 @@ def test_printed_norms_are_the_stored_perturbations_norms(kept: Path) -> None:
         for panel in shown.panels:
             if panel.delta is None:
                 continue
-            tensors = load_file(stored_file(kept, panel.metric, panel.from_eps or examples.eps))
+            tensors = load_file(stored_file(run, panel.metric, panel.from_eps or examples.eps))
             row = tensors["position"].tolist().index(position[shown.id])
-            delta = (tensors["x_adv"][row].double() - data[position[shown.id]]["ref"].double()).flatten()
+            delta = (tensors["x_adv"][row].double() - data[position[shown.id]][target].double()).flatten()
             l2, linf = f"{float(delta.norm()):.3f}", f"{float(delta.abs().max()):.3f}"
             printed = [label for label in labels if "\\|_2$ = " in label]
             assert any(
