@@ -10,6 +10,11 @@ how many were attacked, carried from the smaller radius, or proven robust. The f
 correct ones (see bench/protocol/attack_work.py for the three) are averaged over the metrics of each
 class (certifiable: the metric declares a Lipschitz bound; uncertifiable: the rest), each metric
 weighing the same. The file records the command, the commits, and the metrics behind each class.
+
+Early stopping: when RUN_FOLDER/attack_passes.json is there (``python benchmarks/attack_floor.py --out
+RUN_FOLDER`` writes it while running the benchmark), the file also gets ``steps``: per attack evaluation, class,
+norm and eps, the share of its budget an attacked triplet took (passes / (attacked x budget); queries for an
+attack without gradients) and the share of attacked triplets left robust, averaged over the class's metrics.
 Prints the table it writes.
 """
 
@@ -106,6 +111,43 @@ def per_class(metrics: dict[str, dict[str, list[dict[str, float]]]], classes: di
     return result
 
 
+def step_shares(folder: Path, classes: dict[str, str]) -> dict | None:
+    """The ``steps`` object from RUN_FOLDER/attack_passes.json (None when absent): per attack, class and norm."""
+    path = folder / "attack_passes.json"
+    if not path.is_file():
+        return None
+    try:
+        units = json.loads(path.read_text())["units"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path} is not an attack_passes.json ({exc}); rerun benchmarks/attack_floor.py") from None
+    pooled: dict[tuple[str, str, str, float], list[dict]] = {}
+    for u in units:
+        metric = str(u["metric"]).removesuffix(RANDOM_SUFFIX)
+        if metric not in classes or not u["attacked"]:
+            continue
+        pooled.setdefault((u["evaluation"], classes[metric], u["norm"], float(u["eps"])), []).append(u)
+    steps: dict = {
+        "what": "per attack evaluation, class, norm and eps: share = passes / (attacked x budget) under early "
+        "stopping, robust = attacked triplets left unflipped / attacked, budget = steps (or queries) x restarts",
+    }
+    for (attack, cls, norm, eps), at in sorted(pooled.items()):
+        budgets = {u["budget"] for u in at}
+        if len(budgets) != 1:
+            raise InputError(f"{path}: {attack} ran with budgets {sorted(budgets)}; measure one budget per run")
+        work = [(u["passes"] if u["gradients"] else u["forwards"]) / (u["attacked"] * u["budget"]) for u in at]
+        robust = [1 - u["fooled"] / u["attacked"] for u in at]
+        steps.setdefault(attack, {}).setdefault(cls, {}).setdefault(norm, []).append(
+            {
+                "eps": eps,
+                "share": round(min(sum(work) / len(at), 1.0), 4),
+                "robust": round(sum(robust) / len(at), 4),
+                "budget": budgets.pop(),
+                "metrics": len(at),
+            }
+        )
+    return steps
+
+
 def _run_commits(folder: Path) -> list[str]:
     """The commits the run's attack records were computed at (from their provenance)."""
     commits = set()
@@ -140,6 +182,7 @@ def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
                 f"{exc} (load its plugin with LIPSIM_BENCH_PLUGINS, or leave it out with --metrics)"
             ) from None
     git = git_commit()
+    steps = step_shares(folder, classes)
     return {
         "format": FORMAT,
         "what": "fraction of the initially correct triplets an attack unit attacks, per class of metric, norm and eps; "
@@ -155,7 +198,7 @@ def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
         },
         "classes": per_class(metrics, classes),
         "per_metric": {name: {"class": classes[name], "norms": norms} for name, norms in metrics.items()},
-    }
+    } | ({"steps": steps} if steps is not None else {})
 
 
 def _print(work: dict) -> None:
@@ -172,6 +215,19 @@ def _print(work: dict) -> None:
                     print(
                         f"  {name:<26} {norm:<5} {p['eps']:>7.4g} {p['correct']:>7d} {p['carry_and_skip']:>10.3f} "
                         f"{p['carry']:>7.3f} {p['skip_proven']:>7.3f}"
+                    )
+
+
+def _print_steps(steps: dict) -> None:
+    print(f"\n{'attack / class':<28} {'norm':<5} {'eps':>7} {'budget':>6} {'share':>7} {'robust':>7}")
+    for attack, classes in steps.items():
+        if attack == "what":
+            continue
+        for cls, norms in classes.items():
+            for norm, points in norms.items():
+                for p in points:
+                    print(
+                        f"{attack + ' / ' + cls:<28} {norm:<5} {p['eps']:>7.4g} {p['budget']:>6d} {p['share']:>7.3f} {p['robust']:>7.3f}"
                     )
 
 
@@ -195,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ATTACK_WORK
     out.write_text(json.dumps(work, indent=1) + "\n")
     _print(work)
+    if "steps" in work:
+        _print_steps(work["steps"])
     print(f"wrote {out}")
     return 0
 

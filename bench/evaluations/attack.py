@@ -113,11 +113,18 @@ class AttackEvaluation(Evaluation):
         smaller = [t for t in threats if t.norm == threat.norm and t.eps < threat.eps]
         return max(smaller, key=lambda t: t.eps) if smaller else None
 
-    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
+    def budget(self) -> int:
+        """Passes per attacked triplet without early stopping: its steps (or queries), plus the pass at the start
+        of each run (APGD's first gradient, Square's first query), times its restarts."""
         values = options_dict(self.options)
-        passes = int(values.get("steps", 1)) * int(values.get("restarts", 1))
-        # clean embeddings (x0/x1 then held fixed), the attack's passes on the triplets left, one final forward
-        return n_triplets * (3 * cost.forward + attacked * passes * cost.forward_backward + cost.forward)
+        per_run = next((int(values[k]) for k in ("steps", "n_queries") if k in values), 1)
+        return (per_run + 1) * int(values.get("restarts", 1))
+
+    def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
+        # clean embeddings (x0/x1 then held fixed), the attack's passes on the triplets left (forward only for an
+        # attack that takes no gradients: Square's queries), one final forward
+        step = cost.forward_backward if self.attack_cls.uses_gradients else cost.forward
+        return n_triplets * (3 * cost.forward + attacked * self.budget() * step + cost.forward)
 
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
         assert ctx.threat is not None, "attack units are per threat model"

@@ -132,9 +132,17 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
             cost = "time unknown (metric not in bench/protocol/cost_table.json)"
             unknown.append(planned.metric)
         else:
-            scaled = (
-                "" if unit is None or unit.attacked is None else f" ({unit.attacked:.0%} of correct triplets attacked)"
+            scaled = "; ".join(
+                part
+                for part in (
+                    None
+                    if unit is None or unit.attacked is None
+                    else f"{unit.attacked:.0%} of correct triplets attacked",
+                    None if unit is None or unit.steps is None else f"{unit.steps:.0%} of their steps",
+                )
+                if part
             )
+            scaled = f" ({scaled})" if scaled else ""
             cost = format_seconds(estimate) + scaled
             total += estimate
         lines.append(f"  {planned.metric:<20} {what:<48} {cost}")
@@ -164,7 +172,18 @@ def _total_lines(estimator: Estimator, total: str) -> list[str]:
         if estimator.assumed
         else []
     )
-    lines.append(f"  estimate = {' or '.join(sources) or 'nothing to compute'}; early stopping not counted")
+    stopping = (
+        [
+            f"early stopping counted for {', '.join(sorted(estimator.early_stopped))} (the share of the budget measured on the bundled run)"
+        ]
+        if estimator.early_stopped
+        else []
+    ) + (
+        [f"whole budget (early stopping not measured) for {', '.join(sorted(estimator.full_budget))}"]
+        if estimator.full_budget
+        else []
+    )
+    lines.append(f"  estimate = {' or '.join(sources) or 'nothing to compute'}" + "".join(f"; {s}" for s in stopping))
     if estimator.scaled:
         lines.append(f"  {SCALED_LABEL}; every triplet counted as initially correct")
     if estimator.unscaled:

@@ -63,7 +63,8 @@ def test_unit_cost_model() -> None:
     f, b = row["forward_gflops"] * 1e9, row["forward_backward_gflops"] * 1e9
     assert unit_flops("clip", "natural", 10, steps=100, restarts=1) == pytest.approx(30 * f)
     assert unit_flops("clip", "certified", 10, steps=100, restarts=1) == pytest.approx(30 * f)
-    assert unit_flops("clip", "apgd", 10, steps=100, restarts=2) == pytest.approx(10 * (4 * f + 200 * b))
+    # an attacked triplet: (steps + the pass at the start) x restarts forward+backward passes
+    assert unit_flops("clip", "apgd", 10, steps=100, restarts=2) == pytest.approx(10 * (4 * f + 202 * b))
     assert unit_flops("clip", "direct", 10, steps=100, restarts=5) == pytest.approx(10 * (100 * b + 2 * f))
 
 

@@ -204,3 +204,87 @@ def test_only_the_projects_own_proofs_count_as_skipping_work() -> None:
         assert attack_work.metric_class("convsim-tiny") == "uncertifiable"
     finally:
         unregister_metric("declared-pixel")
+
+
+# -- early stopping: the share of its budget an attacked triplet takes (format 2, ``steps``) -------------------
+
+#: (metric, eps): attacked, fooled and passes of an apgd unit with budget 11 (10 steps + the start).
+PASSES = {("convsim-tiny", 0.5): (10, 4, 6 * 11 + 4 * 3), ("convsim-tiny", 1.0): (6, 3, 3 * 11 + 3 * 2)}
+
+
+@pytest.fixture(scope="module")
+def steps_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("steps")
+    run = synthetic_run(tmp / "run")
+    units = [
+        {
+            "metric": metric,
+            "evaluation": "apgd",
+            "norm": "l2",
+            "eps": eps,
+            "budget": 11,
+            "gradients": True,
+            "attacked": attacked,
+            "fooled": fooled,
+            "passes": passes,
+            "forwards": 0,
+        }
+        for (metric, eps), (attacked, fooled, passes) in PASSES.items()
+    ]
+    (run / "attack_passes.json").write_text(json.dumps({"format": 1, "units": units}))
+    out = tmp / "attack_work.json"
+    result = run_script(str(run), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_the_script_records_the_share_of_the_budget_taken(steps_file: Path) -> None:
+    points = json.loads(steps_file.read_text())["steps"]["apgd"]["uncertifiable"]["l2"]
+    assert [(p["eps"], p["share"], p["robust"], p["budget"]) for p in points] == [
+        (0.5, round(78 / 110, 4), 0.6, 11),
+        (1.0, round(39 / 66, 4), 0.5, 11),
+    ]
+    work = load_attack_work(steps_file)
+    assert work is not None and work.step_share("apgd", "certifiable", "l2", 1.0, 11) is None  # not measured
+    assert work.step_share("apgd", "uncertifiable", "l2", 0.5, 11) == pytest.approx(78 / 110, abs=1e-4)
+    # a larger budget: the fooled ones need the same passes, the robust ones all of it
+    assert work.step_share("apgd", "uncertifiable", "l2", 0.5, 101) == pytest.approx(
+        0.6 + (78 / 110 - 0.6) * 11 / 101, abs=1e-4
+    )
+    assert work.step_share("apgd", "uncertifiable", "l2", 0.5, 2) == pytest.approx(1.0)  # at most the whole budget
+
+
+def test_attack_units_count_the_steps_early_stopping_leaves(steps_file: Path) -> None:
+    threats = (ThreatModel("l2", 0.5), ThreatModel("l2", 1.0))
+    estimator = Estimator(threats, work=load_attack_work(steps_file))
+    unit = estimator.estimate("convsim-tiny", apgd(), threats[1], 100)
+    assert unit.attacked == pytest.approx(0.6) and unit.steps == pytest.approx(39 / 66, abs=1e-4)
+    assert unit.seconds == pytest.approx(
+        seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1], attacked=0.6 * unit.steps))
+    )
+    assert estimator.early_stopped == {"apgd"} and not estimator.full_budget
+    every_step = estimator.estimate("convsim-tiny", apgd(early_stop=False), threats[1], 100)
+    assert every_step.steps is None and estimator.full_budget == {"apgd"}
+
+
+def test_every_attack_evaluation_is_counted_by_its_own_passes() -> None:
+    """Square takes no gradients: its budget is queries (forward passes), not steps of forward+backward."""
+    from lipsim_bench.protocol.cost import pass_counts
+
+    square_cls = get_evaluation("square")
+    square = square_cls(build_options(square_cls.Options, "square", {"n_queries": 50, "restarts": 2}))
+    assert square.budget() == 102 and apgd().budget() == 11
+    assert pass_counts(square, 10, ThreatModel("l2", 1.0)) == (10 * (4 + 102), 0)
+    assert pass_counts(apgd(), 10, ThreatModel("l2", 1.0)) == (10 * 4, 10 * 11)
+
+
+def test_dry_run_labels_the_steps_taken(
+    capsys, steps_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(attack_work, "ATTACK_WORK", steps_file)
+    monkeypatch.setenv("LIPSIM_BENCH_DEVICE_PROFILE", "none")
+    argv = ["--metrics", "convsim-tiny", "--n", "3", "--eps", "0.5,1", "--steps", "10", "--dry-run"]
+    assert main([*argv, "--evaluations", "natural,apgd,square", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "(60% of correct triplets attacked; 59% of their steps)" in out
+    assert "early stopping counted for apgd" in out and "not measured) for square" in out
