@@ -112,6 +112,7 @@ def evaluate(
     plugins: str | Sequence[str] = (),
     verify: bool = False,
     precision: str = "fp32",
+    perturb: str = "ref",
     **options: dict[str, Any],
 ) -> Evaluated:
     """Evaluate one or more metrics; ``NAME={"option": value}`` sets an evaluation's options.
@@ -124,7 +125,7 @@ def evaluate(
     give the attacks' threat models (default: l2 at the dataset's radii); ``device`` defaults to cuda
     when available, as ``--device``; ``plugins`` are files or modules to load first, as
     ``--plugin``/``--import``; ``verify`` attacks even triplets proven robust (as ``--verify``);
-    ``precision`` as ``--precision``; ``every`` keeps every k-th triplet (as ``--every``); a swept
+    ``precision`` as ``--precision``; ``perturb`` (``"ref"``, ``"x0"``, ``"x1"`` or ``"all"``) as ``--perturb``; ``every`` keeps every k-th triplet (as ``--every``); a swept
     option takes a list (``smoothing={"sigma": [0.12, 0.25]}``).
     """
     from lipsim_bench.plugins import load_plugins
@@ -155,6 +156,7 @@ def evaluate(
         out=_out(out),
         verify=verify,
         precision=precision,
+        perturb=perturb,
     )
     check_spec(spec)  # the CLI's checks, all of them, before any work
     store = None if out is not None else MemoryStore()
@@ -240,6 +242,7 @@ _PARAMETERS = (
     "plugins",
     "verify",
     "precision",
+    "perturb",
 )
 
 

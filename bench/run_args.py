@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations.targets import PERTURB_TARGETS
 from lipsim_bench.plugins import load_plugins
 from lipsim_bench.run.spec import parse_eps
 
@@ -189,6 +190,13 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         "--histogram-eps",
         default=None,
         help="l2 radius of the direct attack (default: 0.5 on sample, 1 elsewhere; = --set direct.eps=E)",
+    )
+    how.add_argument(
+        "--perturb",
+        choices=PERTURB_TARGETS,
+        default="ref",
+        help="which image(s) of each triplet attacks perturb and certificates cover: ref (the paper's), x0, x1, "
+        "or all (the three under one norm ball: l-inf per image, l2 one joint budget) (default: ref)",
     )
     how.add_argument(
         "--verify",

@@ -204,6 +204,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         workers=args.workers,
         download=args.download,
         verify=args.verify,
+        perturb=args.perturb,
         save_adversarial=args.save_adversarial,
         precision=args.precision,
     )

@@ -109,6 +109,7 @@ class Smoothing(Evaluation):
     """Cohen et al.'s CERTIFY on each triplet's 2AFC decision; scores at eps 0 (smoothed natural) and each eps."""
 
     name = "smoothing"
+    perturb_targets = ("ref",)  # smooths the reference only: --perturb x0/x1/all is refused (bench/run/spec.py)
     kind = Kind.CERTIFICATE
     Options = SmoothingOptions
     sweeps = ("sigma",)

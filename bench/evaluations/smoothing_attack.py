@@ -113,6 +113,7 @@ class SmoothingAttack(Evaluation):
     """PGD-EOT on the smoothed decision at each eps, judged by PREDICT; checks every smoothing certificate."""
 
     name = "smoothing-attack"
+    perturb_targets = ("ref",)  # smooths the reference only: --perturb x0/x1/all is refused (bench/run/spec.py)
     kind = Kind.ATTACK
     Options = SmoothingAttackOptions
     sweeps = ("sigma",)

@@ -70,6 +70,7 @@ class SmoothingEmbed(Evaluation):
     """The smoothed unit embedding's 2AFC decision, certified by its Lipschitz constant sqrt(2/pi)/sigma."""
 
     name = "smoothing-embed"
+    perturb_targets = ("ref",)  # smooths the reference only: --perturb x0/x1/all is refused (bench/run/spec.py)
     kind = Kind.CERTIFICATE
     Options = SmoothingEmbedOptions
     sweeps = ("sigma",)

@@ -26,6 +26,7 @@ def unit_settings(unit: dict[str, Any]) -> dict[str, Any]:
     settings = unit.get("settings") or {}
     options = {k: v for k, v in (settings.get("options") or {}).items() if k not in NOT_COMPARED}
     compared = {key: settings.get(key) for key in ("data", "weights", "source", "version", "batch_size")}
+    compared["perturb"] = settings.get("perturb", "ref")  # keys before --perturb existed were the reference's
     return {
         "seed": settings.get("seed"),
         "settings": json.dumps({**compared, "options": options}, sort_keys=True, default=str),

@@ -260,13 +260,27 @@ def render_tables(
         f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
     )
     title = (
-        f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}{flagged}"
+        f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}"
+        f"{perturbed_phrase(rows)}{flagged}"
     )
     footer = marks.footer + notes + [provenance]
     markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
     markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)
     latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label)
     return TablesDocument(table, markdown, latex)
+
+
+def perturbed_phrase(rows: pd.DataFrame) -> str:
+    """``, perturbed: x0`` when the attacks and certificates moved other images than the reference (``--perturb``);
+    empty for the paper's protocol (ref), so its tables read as before; every target when a table mixes them."""
+    found = []
+    for raw in rows["settings"] if "settings" in rows.columns else []:
+        settings = json.loads(raw) if isinstance(raw, str) and raw else {}
+        found.append(str(settings.get("perturb") or "ref"))
+    targets = list(dict.fromkeys(found))
+    if not targets or targets == ["ref"]:
+        return ""
+    return f", perturbed: {', '.join(targets)}" + (" (per cell)" if len(targets) > 1 else "")
 
 
 def _json_or_none(path: Path) -> object:

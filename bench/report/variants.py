@@ -40,6 +40,7 @@ def setting(record: dict[str, Any]) -> dict[str, str]:
         "every": config.get("every", 1),
         "seed": settings.get("seed"),
         "precision": settings.get("precision", "fp32"),
+        "perturb": settings.get("perturb", "ref"),  # another target is another setting (its own column)
     }
     if settings.get("batch_size") is not None:
         chosen["batch size"] = settings["batch_size"]

@@ -220,6 +220,7 @@ def run_unit(
             planned.metric,
             planned.threat,
             prior_rows,
+            perturb=spec.perturb,
             inputs=dependency_rows(inputs or {}, shard),
             artifacts=artifact_sink(store, planned, spec, read),
             load_artifacts=artifact_reader(store, planned),

@@ -176,6 +176,7 @@ def unit_key(
 ) -> Unit:
     settings: dict[str, Any] = {
         "seed": spec.seed,
+        "perturb": spec.perturb,  # which image(s) attacks move: every unit of another target is recomputed
         **identity,
         **runtime_identity(spec),
         "data": data.content,

@@ -21,6 +21,7 @@ from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import Evaluation, get_evaluation
 from lipsim_bench.evaluations.options import build_options, coerce, expand_sweeps
+from lipsim_bench.evaluations.targets import PERTURB_TARGETS
 from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
 
@@ -72,6 +73,9 @@ class RunSpec:
     download: bool = False
     verify: bool = False  # attack every triplet, proven robust or not, and check every certificate
     save_adversarial: bool = False  # keep attack units' adversarial examples beside their records
+    #: which image(s) of each triplet attacks perturb: ref (the paper's protocol), x0, x1, or all three under one
+    #: norm ball (lipsim_bench.evaluations.targets); certificates are for the same target
+    perturb: str = "ref"
     precision: str = "fp32"  # embeddings of metrics without a Lipschitz bound (lipsim_bench.metrics.precision): fp32, tf32, bf16, fp16
 
     def as_dict(self) -> dict[str, Any]:
@@ -250,6 +254,8 @@ def _check_request(spec: RunSpec) -> None:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"seed (--seed) must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
     spec.seed = int(spec.seed)  # numpy integers are integers
+    if spec.perturb not in PERTURB_TARGETS:
+        raise BenchError(f"perturb (--perturb) {spec.perturb!r} is not one of {', '.join(PERTURB_TARGETS)}")
     if spec.precision not in PRECISIONS:
         raise BenchError(f"precision (--precision) {spec.precision!r} is not one of {', '.join(PRECISIONS)}")
     if spec.precision == "fp16" and not str(spec.device).startswith("cuda"):
@@ -283,6 +289,17 @@ def _check_verify_agrees(spec: RunSpec, name: str) -> None:
         )
 
 
+def _check_targets(spec: RunSpec, classes: Mapping[str, type[Evaluation]]) -> None:
+    """Evaluations that perturb only some targets (``perturb_targets``, e.g. smoothing: the reference) refuse the others."""
+    for name, cls in classes.items():
+        targets = getattr(cls, "perturb_targets", PERTURB_TARGETS)
+        if spec.perturb not in targets:
+            raise BenchError(
+                f"evaluation {name!r} supports only --perturb {', '.join(targets)}, not --perturb {spec.perturb}; "
+                f"drop it from --evaluations or run it with --perturb {targets[0]}"
+            )
+
+
 def check_out_dir(out: Path | None) -> None:
     """A run folder that exists must be a folder: a file there fails now, not after the first unit."""
     if out is not None and out.exists() and not out.is_dir():
@@ -314,6 +331,7 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     if duplicates:
         raise BenchError(f"evaluation {duplicates[0]!r} is named twice; name each once")
     classes = {name: get_evaluation(name) for name in spec.evaluations}
+    _check_targets(spec, classes)
     stray = sorted(set(spec.options) - set(classes))
     if stray:
         raise BenchError(
