@@ -65,6 +65,13 @@ class Transfer(Evaluation):
                 f"compute; add it to --evaluations (e.g. --evaluations natural,{self.options.attack},transfer) "
                 "or name another with --set transfer.attack=NAME"
             )
+        cascaded = next((r for r in attacks if str(getattr(r.evaluation.options, "after", "") or "")), None)
+        if cascaded is not None:
+            raise BenchError(
+                f"transfer.attack {self.options.attack!r} runs after other attacks ({cascaded.evaluation.name}.after="
+                f"{cascaded.evaluation.options.after}): the examples of the flips it takes from them are in their files; "
+                "name the first attack of the cascade (--set transfer.attack=NAME)"
+            )
         self._units = len(attacks)  # for flops: one forward per attack unit and triplet
         return attacks
 

@@ -92,7 +92,7 @@ def transfer_markdown(matrix: pd.DataFrame) -> str:
 
 
 def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
-    """A heatmap per radius (rows: crafted on, columns: scored by), tick labels in each metric's figure colour."""
+    """A heatmap per radius (rows: crafted on, columns: scored by; the diagonal outlined), tick labels in each metric's figure colour."""
     if matrix.empty:
         return None
     panels = _panels(matrix)
@@ -112,7 +112,7 @@ def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
             for i, source in enumerate(table.index):
                 if source in table.columns:  # the diagonal: the source's own robust score
                     j = list(table.columns).index(source)
-                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.0))
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.2))
             ax.set_xticks(range(len(table.columns)), table.columns, rotation=45, ha="right")
             ax.set_yticks(range(len(table.index)), table.index)
             for label in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
@@ -121,7 +121,7 @@ def transfer_figure(matrix: pd.DataFrame) -> Figure | None:
             ax.set_xlabel("scored by")
             ax.set_ylabel("crafted on")
         if image is not None:
-            fig.colorbar(image, ax=axes, label="2AFC score (%)", shrink=0.8)
+            fig.colorbar(image, ax=axes, label="2AFC score (%)", shrink=0.6)
     return fig
 
 

@@ -3,6 +3,7 @@ read back from records/ (nothing attacked again)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 import bench
 from lipsim_bench.datasets import create_dataset
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import get_evaluation
 from lipsim_bench.report.transfer import transfer_matrix
 from lipsim_bench.run.plan import DataIdentity, plan_units
 from lipsim_bench.run.spec import RunSpec, resolve
@@ -136,3 +138,35 @@ def test_without_a_run_folder_it_is_one_line_before_any_work() -> None:
 def test_without_its_attack_it_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"attack 'apgd', which this run does not compute; add it to --evaluations"):
         bench.evaluate(metric="pixel-l2", n=2, evaluations=["natural", "transfer"], out=tmp_path / "run")
+
+
+def test_a_run_perturbing_the_stacked_triplet_gives_the_diagonal_back(tmp_path: Path) -> None:
+    result = bench.evaluate(
+        metric=["pixel-l2", "convsim-tiny"],
+        n=6,
+        evaluations=["apgd", "transfer"],
+        eps=[1.0, 2.0],
+        apgd={"steps": 3},
+        perturb="all",
+        out=tmp_path / "run",
+    )
+    matrix = transfer_matrix(result.diagnostics["transfer_triplets.csv"])
+    assert result.diagnostics["transfer_triplets.csv"]["perturbed"].astype(bool).any()
+    for metric in ("pixel-l2", "convsim-tiny"):
+        for eps in (1.0, 2.0):
+            assert _cell(matrix, metric, metric, eps) == pytest.approx(
+                _score(result.scores, metric, "apgd", eps), abs=1e-9
+            )
+
+
+def test_an_attack_run_after_others_is_refused_in_one_line(tmp_path: Path) -> None:
+    if "after" not in {f.name for f in dataclasses.fields(get_evaluation("apgd").Options)}:
+        pytest.skip("attacks of this tree have no cascade option (apgd.after)")
+    with pytest.raises(BenchError, match=r"transfer.attack 'apgd' runs after other attacks"):
+        bench.evaluate(
+            metric="pixel-l2",
+            n=2,
+            evaluations=["square", "apgd", "transfer"],
+            apgd={"steps": 1, "after": "square"},
+            out=tmp_path / "run",
+        )
