@@ -27,7 +27,8 @@ from torch import Tensor
 
 from lipsim_bench.attacks.base import Attack, DrawRows, ThreatModel
 from lipsim_bench.errors import BenchError
-from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, empty_rows
+from lipsim_bench.evaluations.adversarial import ADVERSARIAL, AdversarialExamples
+from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, UnitRef, empty_rows
 from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.decided import CarriedFlips, proven_robust, work_notes
 from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
@@ -49,7 +50,11 @@ NOT_OPTIONS = ("self", "norm", "eps", "seed")
 #: the batch (the same robust score, less work).
 BENCH_DEFAULTS: dict[str, Any] = {"early_stop": True}
 #: Options of every attack evaluation that are the benchmark's, not the attack's (never passed to it).
-BENCH_OPTIONS: tuple[tuple[str, type, bool], ...] = (("carry", bool, True), ("skip_proven", bool, True))
+BENCH_OPTIONS: tuple[tuple[str, type, object], ...] = (
+    ("carry", bool, True),
+    ("skip_proven", bool, True),
+    ("after", str, ""),  # attacks of the run whose flips at this radius count as found (AutoAttack's cascade)
+)
 
 
 def _options_class(name: str, attack_cls: type[Attack]) -> type:
@@ -79,6 +84,7 @@ class AttackEvaluation(Evaluation):
 
     kind = Kind.ATTACK
     per_threat = True
+    artifacts = (ADVERSARIAL,)
     batch_dependent = True  # random starts are drawn per batch
     attack_cls: type[Attack]
 
@@ -129,13 +135,37 @@ class AttackEvaluation(Evaluation):
     def run(self, metric: PerceptualMetric, batches: Iterable[EmbeddedBatch], ctx: Context) -> pd.DataFrame:
         assert ctx.threat is not None, "attack units are per threat model"
         attack = self.build(ctx.threat, ctx.seed)
-        carried = CarriedFlips.from_rows(ctx.prior, ctx.metric_name) if ctx.prior is not None else None
+        carried = carried_flips(ctx, self.after())
         prove = bool(getattr(self.options, "skip_proven", False)) and bound_proven_by_project(metric)
-        parts = [self._batch(metric, attack, item, ctx, carried, prove) for item in batches]
+        kept = AdversarialExamples() if ctx.artifacts is not None else None
+        parts = [self._batch(metric, attack, item, ctx, carried, prove, kept) for item in batches]
+        if kept is not None and ctx.artifacts is not None:
+            ctx.artifacts(ADVERSARIAL, kept.tensors())
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
+    def after(self) -> tuple[str, ...]:
+        """The attacks whose flips at the same radius this one takes as found (option ``after``: a cascade)."""
+        return tuple(name for name in (t.strip() for t in str(getattr(self.options, "after", "")).split(",")) if name)
+
+    def depends_on(self, metric: str, threat: ThreatModel | None, run: tuple[UnitRef, ...]) -> list[UnitRef]:
+        """With ``after``: the units of those attacks on the same metric and threat model (run first)."""
+        found = []
+        for name in self.after():
+            match = [r for r in run if r.metric == metric and r.threat == threat and r.evaluation.column == name]
+            if not match or match[0].evaluation.kind is not Kind.ATTACK or name == self.column:
+                raise BenchError(
+                    f"{self.name}.after names {name!r}, which is not another attack of this run; "
+                    "name attacks given in --evaluations (e.g. --set square.after=apgd,fmn)"
+                )
+            found.append(match[0])
+        return found
+
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
-        return work_notes(metric_name, self.name, rows) + grad_notes(metric_name, self.name, rows)
+        lines = work_notes(metric_name, self.name, rows)
+        if self.after():
+            lines = [line.replace("from the smaller radius", f"from the smaller radius or {', '.join(self.after())}")
+                     for line in lines]  # fmt: skip
+        return lines + grad_notes(metric_name, self.name, rows)
 
     def _batch(
         self,
@@ -145,6 +175,7 @@ class AttackEvaluation(Evaluation):
         ctx: Context,
         carried_flips: CarriedFlips | None,
         prove: bool,
+        kept: AdversarialExamples | None = None,
     ) -> pd.DataFrame:
         """Attack the correct triplets of one batch that are not decided yet; rows carry the adversarial distances."""
         norm, device, p = attack.norm, ctx.device, item.p
@@ -181,6 +212,8 @@ class AttackEvaluation(Evaluation):
             with torch.no_grad():
                 adv0, adv1 = distances_from_logits(classifier(x_adv).cpu())
             d0[idx], d1[idx] = adv0.to(d0.dtype), adv1.to(d1.dtype)
+            if kept is not None:
+                kept.add(item.batch["index"][idx.cpu()], x_adv)
             delta = (x_adv - ref).flatten(1)
             delta_norm[idx] = (delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)).double().cpu()
             delta_l2[idx] = delta.double().norm(dim=1).cpu()
@@ -202,6 +235,22 @@ class AttackEvaluation(Evaluation):
         return rows.assign(
             attacked=attacked.numpy(), carried=carried.numpy(), proven=proven.numpy(), **health.columns()
         )
+
+
+def carried_flips(ctx: Context, after: tuple[str, ...]) -> CarriedFlips | None:
+    """The flips a unit takes as found: the smaller radius's (``carry``), then those of the attacks it runs
+    ``after`` at this radius, in that order (a triplet takes the first one's adversarial distances)."""
+    found = [CarriedFlips.from_rows(ctx.prior, ctx.metric_name)] if ctx.prior is not None else []
+    for name in after:
+        rows = ctx.inputs.get((ctx.metric_name, name, ctx.threat))
+        if rows is not None:
+            found.append(CarriedFlips.from_rows(rows, ctx.metric_name))
+    if not found:
+        return None
+    merged = found[0]
+    for other in found[1:]:
+        merged = merged.or_else(other)
+    return merged
 
 
 def run_attack(

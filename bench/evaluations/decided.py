@@ -85,6 +85,27 @@ class CarriedFlips:
                 delta_l2[mask] = torch.as_tensor(stored, dtype=delta_l2.dtype)
         return mask
 
+    def or_else(self, other: CarriedFlips) -> CarriedFlips:
+        """These flips, and ``other``'s where these have none (the same triplets, in the same order)."""
+        if list(self.ids) != list(other.ids):
+            raise BenchError("the flips to carry are for other triplets; delete the run folder's records and rerun")
+        take = ~self.flipped & other.flipped
+        pick = lambda mine, theirs: np.where(take, theirs, mine)  # noqa: E731
+        l2 = None
+        if self.delta_l2 is not None or other.delta_l2 is not None:
+            nan = np.full(len(self.ids), np.nan)
+            l2 = pick(
+                nan if self.delta_l2 is None else self.delta_l2, nan if other.delta_l2 is None else other.delta_l2
+            )
+        return CarriedFlips(
+            self.ids,
+            self.flipped | other.flipped,
+            pick(self.d0, other.d0),
+            pick(self.d1, other.d1),
+            pick(self.delta_norm, other.delta_norm),
+            l2,
+        )
+
 
 def l2_ball_radius(norm: str, eps: float, image_shape: tuple[int, ...], perturb: str = "ref") -> float:
     """The l2 radius of the smallest l2 ball holding the ``norm`` ball of radius ``eps`` of the perturbed input
