@@ -1,8 +1,8 @@
 """Write bench/protocol/attack_work.json: how much of each attack unit a run actually attacked.
 
-Usage: python benchmarks/attack_work.py RUN_FOLDER [--out FILE] [--metrics a,b]
-       (the committed file: python run_bench.py --out results/reference/sample-test ... on the bundled run,
-        then python benchmarks/attack_work.py results/reference/sample-test)
+Usage: python benchmarks/attack_work.py RUN_FOLDER [--out FILE] [--metrics a,b] [--passes FILE ...]
+       (the committed file: python benchmarks/attack_floor.py --out RUN_FOLDER, the bundled run counted,
+        then python benchmarks/attack_work.py RUN_FOLDER --metrics ...; its source field has the commands)
 
 Reads RUN_FOLDER/triplets.csv (attack rows need the columns correct, attacked, carried, proven) and,
 per metric, norm and eps (all attack evaluations pooled), counts the initially correct triplets and
@@ -12,7 +12,7 @@ class (certifiable: the metric declares a Lipschitz bound; uncertifiable: the re
 weighing the same. The file records the command, the commits, and the metrics behind each class.
 
 Early stopping: when RUN_FOLDER/attack_passes.json is there (``python benchmarks/attack_floor.py --out
-RUN_FOLDER`` writes it while running the benchmark), the file also gets ``steps``: per attack evaluation, class,
+RUN_FOLDER`` writes it while running the benchmark; ``--passes FILE`` adds other runs' files), the file also gets ``steps``: per attack evaluation, class,
 norm and eps, the share of its budget an attacked triplet took (passes / (attacked x budget); queries for an
 attack without gradients) and the share of attacked triplets left robust, averaged over the class's metrics.
 Prints the table it writes.
@@ -111,21 +111,29 @@ def per_class(metrics: dict[str, dict[str, list[dict[str, float]]]], classes: di
     return result
 
 
-def step_shares(folder: Path, classes: dict[str, str]) -> dict | None:
-    """The ``steps`` object from RUN_FOLDER/attack_passes.json (None when absent): per attack, class and norm."""
-    path = folder / "attack_passes.json"
-    if not path.is_file():
+def step_shares(paths: list[Path], only: list[str] | None) -> dict | None:
+    """The ``steps`` object from attack_passes.json files (None when there are none): per attack, class and norm.
+
+    A unit (metric, attack, norm, eps) found in several files counts once, from the first."""
+    from lipsim_bench.protocol.attack_work import metric_class
+
+    paths = [path for path in paths if path.is_file()]
+    if not paths:
         return None
-    try:
-        units = json.loads(path.read_text())["units"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{path} is not an attack_passes.json ({exc}); rerun benchmarks/attack_floor.py") from None
+    seen: set[tuple[str, str, str, float]] = set()
     pooled: dict[tuple[str, str, str, float], list[dict]] = {}
-    for u in units:
-        metric = str(u["metric"]).removesuffix(RANDOM_SUFFIX)
-        if metric not in classes or not u["attacked"]:
-            continue
-        pooled.setdefault((u["evaluation"], classes[metric], u["norm"], float(u["eps"])), []).append(u)
+    for path in paths:
+        try:
+            units = json.loads(path.read_text())["units"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{path} is not an attack_passes.json ({exc}); rerun benchmarks/attack_floor.py") from None
+        for u in units:
+            metric = str(u["metric"]).removesuffix(RANDOM_SUFFIX)
+            key = (metric, u["evaluation"], u["norm"], float(u["eps"]))
+            if (only and metric not in only) or not u["attacked"] or key in seen:
+                continue
+            seen.add(key)
+            pooled.setdefault((u["evaluation"], metric_class(metric), u["norm"], float(u["eps"])), []).append(u)
     steps: dict = {
         "what": "per attack evaluation, class, norm and eps: share = passes / (attacked x budget) under early "
         "stopping, robust = attacked triplets left unflipped / attacked, budget = steps (or queries) x restarts",
@@ -162,7 +170,7 @@ def _run_commits(folder: Path) -> list[str]:
     return sorted(commits)
 
 
-def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
+def build(folder: Path, only: list[str] | None, argv: list[str], passes: list[Path] | None = None) -> dict:
     from lipsim_bench.metrics import MetricError
     from lipsim_bench.protocol.attack_work import FORMAT, metric_class
     from lipsim_bench.run.records import git_commit
@@ -182,7 +190,7 @@ def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
                 f"{exc} (load its plugin with LIPSIM_BENCH_PLUGINS, or leave it out with --metrics)"
             ) from None
     git = git_commit()
-    steps = step_shares(folder, classes)
+    steps = step_shares([folder / "attack_passes.json", *(passes or [])], only)
     return {
         "format": FORMAT,
         "what": "fraction of the initially correct triplets an attack unit attacks, per class of metric, norm and eps; "
@@ -192,6 +200,7 @@ def build(folder: Path, only: list[str] | None, argv: list[str]) -> dict:
             "commit": f"{git['commit']}{' (dirty)' if git['dirty'] else ''}",
             "run_folder": str(folder),
             "run_commits": _run_commits(folder),
+            "passes": [str(f) for f in [folder / "attack_passes.json", *(passes or [])] if f.is_file()],
             "dataset": sorted(map(str, rows["dataset"].unique())) if "dataset" in rows else None,
             "evaluations": sorted(map(str, rows["evaluation"].unique())) if "evaluation" in rows else None,
             "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -237,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_folder", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default: bench/protocol/attack_work.json")
     parser.add_argument(
+        "--passes",
+        type=Path,
+        action="append",
+        help="repeatable: another run's attack_passes.json for the steps of attacks RUN_FOLDER lacks (e.g. --preset ensemble)",
+    )
+    parser.add_argument(
         "--metrics", default=None, help="comma-separated metrics to use (default: every metric of the run)"
     )
     args = parser.parse_args(argv)
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     only = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     try:
-        work = build(args.run_folder, only, argv)
+        work = build(args.run_folder, only, argv, args.passes)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

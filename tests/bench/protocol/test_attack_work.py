@@ -288,3 +288,20 @@ def test_dry_run_labels_the_steps_taken(
     out = capsys.readouterr().out
     assert "(60% of correct triplets attacked; 59% of their steps)" in out
     assert "early stopping counted for apgd" in out and "not measured) for square" in out
+
+
+def test_other_runs_passes_add_attacks_and_never_count_a_unit_twice(steps_file: Path, tmp_path: Path) -> None:
+    run = steps_file.parent / "run"
+    unit = {"metric": "convsim-tiny", "norm": "l2", "eps": 0.5, "attacked": 10, "fooled": 10, "forwards": 0}
+    other = tmp_path / "ensemble_passes.json"
+    square = {**unit, "evaluation": "square", "budget": 101, "gradients": False, "passes": 0, "forwards": 505}
+    again = {**unit, "evaluation": "apgd", "budget": 11, "gradients": True, "passes": 10}  # the same unit: ignored
+    other.write_text(json.dumps({"format": 1, "units": [square, again]}))
+    out = tmp_path / "attack_work.json"
+    result = run_script(str(run), "--out", str(out), "--passes", str(other))
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(out.read_text())["steps"]
+    assert steps["square"]["uncertifiable"]["l2"] == [
+        {"eps": 0.5, "share": 0.5, "robust": 0.0, "budget": 101, "metrics": 1}
+    ]
+    assert steps["apgd"] == json.loads(steps_file.read_text())["steps"]["apgd"]
