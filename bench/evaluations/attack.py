@@ -108,8 +108,11 @@ class AttackEvaluation(Evaluation):
 
     def resolved(self, threat: ThreatModel | None, seed: int) -> dict[str, Any]:
         own = {name: getattr(self.options, name) for name, _, _ in BENCH_OPTIONS}
+        if not own.get("after"):
+            own.pop("after", None)  # an attack run on its own: keyed (and labelled) as before the option existed
         if threat is None:
-            return options_dict(self.options)
+            values = options_dict(self.options)
+            return {k: v for k, v in values.items() if k != "after" or v}
         return {**{k: v for k, v in self.build(threat, seed).config().items() if k not in ("norm", "eps")}, **own}
 
     def builds_on(self, threat: ThreatModel | None, threats: tuple[ThreatModel, ...]) -> ThreatModel | None:

@@ -95,7 +95,7 @@ class WorstCase(Evaluation):
         norm, eps = rows["norm"].iloc[0], float(rows["eps"].iloc[0])
         where = f"{metric_name} worst-case {norm} {eps:g}"
         over = [c[len("flipped:") :] for c in rows.columns if c.startswith("flipped:")]
-        lines = [f"{where} over {', '.join(over)}: " + _tally(rows, over)]
+        lines = [f"{where}: over {', '.join(over)}, " + _tally(rows, over)]
         return lines + masking_notes(where, rows, over, getattr(self, "gradient_free", ()))
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from lipsim_bench.formatting import format_eps
 from lipsim_bench.report.declared import add_declared_marks, declared_cells
 from lipsim_bench.report.mixing import mark_cells, marker_frame
+from lipsim_bench.report.notes import condense_notes
 
 KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 
@@ -263,7 +264,7 @@ def render_tables(
         f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}"
         f"{perturbed_phrase(rows)}{flagged}"
     )
-    footer = marks.footer + notes + [provenance]
+    footer = marks.footer + condense_notes(notes) + [provenance]
     markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
     markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)
     latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label)
@@ -271,14 +272,16 @@ def render_tables(
 
 
 def perturbed_phrase(rows: pd.DataFrame) -> str:
-    """``, perturbed: x0`` when the attacks and certificates moved other images than the reference (``--perturb``);
-    empty for the paper's protocol (ref), so its tables read as before; every target when a table mixes them."""
+    """``, perturbed: x0``: which image(s) the attacks and certificates moved (``--perturb``; ``ref`` is the paper's
+    protocol), every target when a table mixes them; empty for a table with no attack or certified cell."""
     found = []
+    if "kind" in rows.columns:
+        rows = rows[rows["kind"].isin(("attack", "certificate"))]
     for raw in rows["settings"] if "settings" in rows.columns else []:
         settings = json.loads(raw) if isinstance(raw, str) and raw else {}
         found.append(str(settings.get("perturb") or "ref"))
     targets = list(dict.fromkeys(found))
-    if not targets or targets == ["ref"]:
+    if not targets:
         return ""
     return f", perturbed: {', '.join(targets)}" + (" (per cell)" if len(targets) > 1 else "")
 

@@ -42,7 +42,7 @@ def test_the_title_names_the_target(perturb: str) -> None:
     title = bench.evaluate("pixel-l2", "sample", EVALUATIONS, perturb=perturb, **RUN).markdown.splitlines()[0]
     assert title.endswith(f"seed 0, perturbed: {perturb}")
     paper = bench.evaluate("pixel-l2", "sample", EVALUATIONS, **RUN).markdown.splitlines()[0]
-    assert "perturbed" not in paper  # the paper's protocol reads as before
+    assert paper.endswith("seed 0, perturbed: ref")  # the paper's protocol, named too
 
 
 def test_smoothing_refuses_other_targets_in_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:

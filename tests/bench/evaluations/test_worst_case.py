@@ -52,12 +52,14 @@ def test_the_worst_case_is_never_above_any_single_attack(ensemble: Path) -> None
 def test_the_worst_case_names_its_attacks_in_the_footer(ensemble: Path) -> None:
     text = (ensemble / "scores.md").read_text()
     found = re.search(
-        r"convsim-tiny worst-case l2 0\.5 over apgd, pgd: (\d+) of (\d+) correct triplets flipped, first by apgd (\d+), pgd (\d+)",
+        r"convsim-tiny worst-case l2 ([0-9./ ]+): over apgd, pgd, ([0-9/ ]+) of ([0-9/ ]+) correct triplets flipped, "
+        r"first by apgd ([0-9/ ]+), pgd ([0-9/ ]+)",
         text,
     )
     assert found, text
-    flipped, _, by_apgd, by_pgd = (int(g) for g in found.groups())
-    assert flipped == by_apgd + by_pgd and flipped > 0
+    radii, flipped, _, by_apgd, by_pgd = ([float(v) for v in g.split(" / ")] for g in found.groups())
+    assert radii == [0.25, 0.5, 1.0, 2.0]  # the four radii's lines said once
+    assert all(f == a + p for f, a, p in zip(flipped, by_apgd, by_pgd, strict=True)) and flipped[-1] > 0
 
 
 def test_its_key_holds_its_attacks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
