@@ -5,7 +5,16 @@
 <Kind.CERTIFICATE: 'certificate'>
 """
 
-from lipsim_bench.evaluations.base import POSITION, Context, EmbeddedBatch, Evaluation, Kind, NoOptions, PassCost, UnitRef
+from lipsim_bench.evaluations.base import (
+    POSITION,
+    Context,
+    EmbeddedBatch,
+    Evaluation,
+    Kind,
+    NoOptions,
+    PassCost,
+    UnitRef,
+)
 from lipsim_bench.evaluations.registry import EVALUATIONS, get_evaluation, list_evaluations, register_evaluation
 
 __all__ = [

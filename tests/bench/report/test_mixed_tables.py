@@ -45,7 +45,9 @@ def test_a_cell_at_another_n_is_marked_in_its_cell(capsys, tmp_path: Path) -> No
     _run(capsys, run, "pixel-l2", "--n", "8")
     _run(capsys, run, "toy", "--n", "4", "--attacks", "none")  # another metric's natural cell at n = 4
     markdown, tex = _report(capsys, run)
-    assert markdown.startswith("2AFC score (%) on sample / test, n = 8 triplets, seed 0, perturbed: ref; cells marked (a) differ")
+    assert markdown.startswith(
+        "2AFC score (%) on sample / test, n = 8 triplets, seed 0, perturbed: ref; cells marked (a) differ"
+    )
     assert "(" not in _row(markdown, "pixel-l2").split(" | ", 1)[1]
     assert _row(markdown, "toy").split(" | ")[1].endswith(" (a)")
     assert "- (a) computed with n = 4 triplets (the title's n = 8)" in markdown
@@ -54,7 +56,9 @@ def test_a_cell_at_another_n_is_marked_in_its_cell(capsys, tmp_path: Path) -> No
     # column (bench/report/variants.py), marked as well
     _run(capsys, run, "pixel-l2", "--n", "4", "--attacks", "none")
     markdown, _ = _report(capsys, run)
-    assert markdown.startswith("2AFC score (%) on sample / test, n = 4 triplets, seed 0, perturbed: ref; cells marked (a) differ")
+    assert markdown.startswith(
+        "2AFC score (%) on sample / test, n = 4 triplets, seed 0, perturbed: ref; cells marked (a) differ"
+    )
     assert "| metric | natural | natural(n=8) | apgd l2 0.5 |" in markdown
     natural, before, attack = _row(markdown, "pixel-l2").split(" | ")[1:4]
     assert "(" not in natural and before.endswith(" (a)") and attack.endswith(" (a) |")
@@ -64,7 +68,9 @@ def test_a_cell_at_another_n_is_marked_in_its_cell(capsys, tmp_path: Path) -> No
 def test_the_table_names_its_seed_and_marks_cells_of_another(capsys, tmp_path: Path) -> None:
     run = tmp_path / "run"
     _run(capsys, run, "pixel-l2", "--n", "4", "--seed", "1")
-    assert _report(capsys, run)[0].startswith("2AFC score (%) on sample / test, n = 4 triplets, seed 1, perturbed: ref\n")
+    assert _report(capsys, run)[0].startswith(
+        "2AFC score (%) on sample / test, n = 4 triplets, seed 1, perturbed: ref\n"
+    )
     _run(capsys, run, "toy", "--n", "4", "--seed", "2", "--steps", "3")
     markdown, _ = _report(capsys, run)
     assert ", seed 1, perturbed: ref; cells marked (a), (b) differ" in markdown.splitlines()[0]
