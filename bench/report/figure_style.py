@@ -67,9 +67,10 @@ def eps_tick_labels(ticks: list[float], axis_width_in: float) -> list[str]:
 
 
 def panel_grid(count: int, height_in: float) -> tuple[Figure, list[Axes]]:
-    """One column wide for a single panel, two columns wide (up to 3 per row) for more."""
-    cols = min(count, MAX_PANELS_PER_ROW)
-    rows = -(-count // cols)
+    """One column wide for a single panel, two columns wide (up to 3 per row, rows balanced: 4 panels as 2 x 2,
+    never 3 + 1) for more."""
+    rows = -(-count // MAX_PANELS_PER_ROW)
+    cols = -(-count // rows)
     width = ONE_COLUMN_IN if count == 1 else TWO_COLUMNS_IN
     fig = Figure(figsize=(width, height_in * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
