@@ -111,6 +111,19 @@ def per_class(metrics: dict[str, dict[str, list[dict[str, float]]]], classes: di
     return result
 
 
+def _counted(unit: dict, units: dict[tuple[str, str, str, float], dict]) -> int:
+    """The triplets the dry run counts as attacked in this unit: its own, or for an attack cascaded after others
+    (option ``after``) those the cascade's first attack attacked (the fractions are that attack's)."""
+    seen = {unit["evaluation"]}
+    while True:
+        after = [name for name in str(unit.get("options", {}).get("after", "")).split(",") if name.strip()]
+        head = units.get((unit["metric"], after[0].strip(), unit["norm"], float(unit["eps"]))) if after else None
+        if head is None or head["evaluation"] in seen:
+            return int(unit["attacked"])
+        seen.add(head["evaluation"])
+        unit = head
+
+
 def step_shares(paths: list[Path], only: list[str] | None) -> dict | None:
     """The ``steps`` object from attack_passes.json files (None when there are none): per attack, class and norm.
 
@@ -125,25 +138,33 @@ def step_shares(paths: list[Path], only: list[str] | None) -> dict | None:
     for path in paths:
         try:
             units = json.loads(path.read_text())["units"]
+            by_key = {(u["metric"], u["evaluation"], u["norm"], float(u["eps"])): u for u in units}
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"{path} is not an attack_passes.json ({exc}); rerun benchmarks/attack_floor.py") from None
         for u in units:
             metric = str(u["metric"]).removesuffix(RANDOM_SUFFIX)
             key = (metric, u["evaluation"], u["norm"], float(u["eps"]))
-            if (only and metric not in only) or not u["attacked"] or key in seen:
+            counted = _counted(u, by_key)
+            if (only and metric not in only) or not counted or key in seen:
                 continue
             seen.add(key)
-            pooled.setdefault((u["evaluation"], metric_class(metric), u["norm"], float(u["eps"])), []).append(u)
+            pooled.setdefault((u["evaluation"], metric_class(metric), u["norm"], float(u["eps"])), []).append(
+                {**u, "counted": counted}
+            )
     steps: dict = {
-        "what": "per attack evaluation, class, norm and eps: share = passes / (attacked x budget) under early "
-        "stopping, robust = attacked triplets left unflipped / attacked, budget = steps (or queries) x restarts",
+        "what": "per attack evaluation, class, norm and eps: share = passes / (counted x budget) under early stopping "
+        "(queries for an attack without gradients), robust = attacked triplets left unflipped / counted, budget = "
+        "(steps or queries + 1) x restarts; counted = the triplets attacked, or for an attack cascaded after others "
+        "(option after) those the cascade's first attack attacked",
     }
     for (attack, cls, norm, eps), at in sorted(pooled.items()):
         budgets = {u["budget"] for u in at}
         if len(budgets) != 1:
             raise InputError(f"{path}: {attack} ran with budgets {sorted(budgets)}; measure one budget per run")
-        work = [(u["passes"] if u["gradients"] else u["forwards"]) / (u["attacked"] * u["budget"]) for u in at]
-        robust = [1 - u["fooled"] / u["attacked"] for u in at]
+        # passes, or queries less the run's final forward of each attacked triplet (the cost model's own + F)
+        made = [u["passes"] if u["gradients"] else u["forwards"] - u["attacked"] for u in at]
+        work = [m / (u["counted"] * u["budget"]) for m, u in zip(made, at)]
+        robust = [(u["attacked"] - u["fooled"]) / u["counted"] for u in at]
         steps.setdefault(attack, {}).setdefault(cls, {}).setdefault(norm, []).append(
             {
                 "eps": eps,

@@ -291,17 +291,20 @@ def test_dry_run_labels_the_steps_taken(
 
 
 def test_other_runs_passes_add_attacks_and_never_count_a_unit_twice(steps_file: Path, tmp_path: Path) -> None:
+    """A cascaded attack (after=apgd) is counted per triplet APGD attacked: the dry run scales it by APGD's fractions."""
     run = steps_file.parent / "run"
-    unit = {"metric": "convsim-tiny", "norm": "l2", "eps": 0.5, "attacked": 10, "fooled": 10, "forwards": 0}
+    unit = {"metric": "convsim-tiny", "norm": "l2", "eps": 0.5, "forwards": 0}
     other = tmp_path / "ensemble_passes.json"
-    square = {**unit, "evaluation": "square", "budget": 101, "gradients": False, "passes": 0, "forwards": 505}
-    again = {**unit, "evaluation": "apgd", "budget": 11, "gradients": True, "passes": 10}  # the same unit: ignored
-    other.write_text(json.dumps({"format": 1, "units": [square, again]}))
+    # Square on the 2 triplets APGD left of its 10: one fooled after 50 queries, one robust (101); + the final forward
+    square = {**unit, "evaluation": "square", "options": {"after": "apgd"}, "budget": 101, "gradients": False}
+    square.update(attacked=2, fooled=1, passes=0, forwards=101 + 50 + 2)
+    again = {**unit, "evaluation": "apgd", "budget": 11, "gradients": True, "attacked": 10, "fooled": 8, "passes": 10}
+    other.write_text(json.dumps({"format": 1, "units": [square, again]}))  # again: the same unit, ignored
     out = tmp_path / "attack_work.json"
     result = run_script(str(run), "--out", str(out), "--passes", str(other))
     assert result.returncode == 0, result.stderr
     steps = json.loads(out.read_text())["steps"]
     assert steps["square"]["uncertifiable"]["l2"] == [
-        {"eps": 0.5, "share": 0.5, "robust": 0.0, "budget": 101, "metrics": 1}
+        {"eps": 0.5, "share": round(151 / 1010, 4), "robust": 0.1, "budget": 101, "metrics": 1}
     ]
     assert steps["apgd"] == json.loads(steps_file.read_text())["steps"]["apgd"]
