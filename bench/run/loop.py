@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from lipsim_bench.datasets import TwoAFCDataset, create_dataset
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import ArtifactSink, Context, EmbeddingCache, Evaluation, embedded_batches
+from lipsim_bench.evaluations.smoothing_noise import clear_noise_cache
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.locations import results_root
 from lipsim_bench.metrics import PerceptualMetric
@@ -172,10 +173,13 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
     read = artifacts_read(units, on_disk)
     done: dict[str, UnitResult | None] = {}
-    for planned in execution_order(units):
-        prior = done.get(planned.builds_on.key()) if planned.builds_on is not None else None
-        inputs = {ref.address: done.get(unit.key()) for ref, unit in planned.depends}
-        done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior, inputs, read)
+    try:
+        for planned in execution_order(units):
+            prior = done.get(planned.builds_on.key()) if planned.builds_on is not None else None
+            inputs = {ref.address: done.get(unit.key()) for ref, unit in planned.depends}
+            done[planned.unit.key()] = run_unit(planned, spec, metrics, loader, store, shard, log, prior, inputs, read)
+    finally:
+        clear_noise_cache()  # the smoothing normals shared by a run's units (up to 1 GiB): not kept past it
     outcome.results = [r for r in (done[u.unit.key()] for u in units) if r is not None]
     log.finish(out_dir, len(outcome.reused), len(outcome.results))
     return outcome if shard.is_main else None
