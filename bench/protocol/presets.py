@@ -151,7 +151,8 @@ register_preset(
         "ensemble",
         f"the bundled protocol ({BUNDLED_N} sample test triplets, {BUNDLED_STEPS} steps) under an attack ensemble: "
         f"APGD-CE, APGD-margin, FMN, then Square ({BUNDLED_SQUARE_QUERIES} queries), each on what the ones before left, "
-        "and their worst case per triplet; pixel-l2, convsim-tiny, stlpips-alex, lipsim-tiny (--perturb x0|x1|all for "
+        "and their worst case per triplet, certified at the paper's radii and the attacks'; pixel-l2, convsim-tiny, "
+        "stlpips-alex, lipsim-tiny (--perturb x0|x1|all for "
         "the other targets)",
         {
             "dataset": "sample",
@@ -159,6 +160,8 @@ register_preset(
             "steps": BUNDLED_STEPS,
             "metrics": ["pixel-l2", "convsim-tiny", "stlpips-alex", "lipsim-tiny"],
             "evaluations": ENSEMBLE_EVALUATIONS,
+            # the paper's radii and the attacks' own: the certified lower bound beside the attacks' upper bound
+            "certify_eps": "36/255,0.25,72/255,108/255,0.5,1,2",
             "evaluation_options": ensemble_options(BUNDLED_SQUARE_QUERIES),
         },
     )
