@@ -138,7 +138,9 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
                     None
                     if unit is None or unit.attacked is None
                     else f"{unit.attacked:.0%} of correct triplets attacked",
-                    None if unit is None or unit.steps is None else f"{unit.steps:.0%} of their steps",
+                    None
+                    if unit is None or unit.steps is None or unit.steps >= 0.995  # every step: nothing to say
+                    else f"{unit.steps:.0%} of their steps",
                 )
                 if part
             )
