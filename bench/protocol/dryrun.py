@@ -176,7 +176,7 @@ def _total_lines(estimator: Estimator, total: str) -> list[str]:
     )
     stopping = (
         [
-            f"early stopping counted for {', '.join(sorted(estimator.early_stopped))} (the share of the budget measured on the bundled run)"
+            f"early stopping counted for {', '.join(sorted(estimator.early_stopped))} (the share of the budget the bundled run used)"
         ]
         if estimator.early_stopped
         else []
