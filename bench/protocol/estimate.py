@@ -69,13 +69,14 @@ class Estimator:
         budget = getattr(evaluation, "budget", None)
         if evaluation.kind is not Kind.ATTACK or threat is None or budget is None:
             return None
+        named = f"{evaluation.name} ({threat.norm})"  # measured per norm: one norm may be, the other not
         if getattr(evaluation.options, "early_stop", True) is False:  # --set apgd.early_stop=false: every step
-            self.full_budget.add(evaluation.name)
+            self.full_budget.add(named)
             return None
         share = None
         if self.work is not None:
             share = self.work.step_share(evaluation.name, metric_class(metric), threat.norm, threat.eps, budget())
-        (self.full_budget if share is None else self.early_stopped).add(evaluation.name)
+        (self.full_budget if share is None else self.early_stopped).add(named)
         return share
 
     def estimate(

@@ -262,9 +262,9 @@ def test_attack_units_count_the_steps_early_stopping_leaves(steps_file: Path) ->
     assert unit.seconds == pytest.approx(
         seconds(evaluation_flops("convsim-tiny", apgd(), 100, threats[1], attacked=0.6 * unit.steps))
     )
-    assert estimator.early_stopped == {"apgd"} and not estimator.full_budget
+    assert estimator.early_stopped == {"apgd (l2)"} and not estimator.full_budget
     every_step = estimator.estimate("convsim-tiny", apgd(early_stop=False), threats[1], 100)
-    assert every_step.steps is None and estimator.full_budget == {"apgd"}
+    assert every_step.steps is None and estimator.full_budget == {"apgd (l2)"}
 
 
 def test_every_attack_evaluation_is_counted_by_its_own_passes() -> None:
