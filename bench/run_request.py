@@ -80,6 +80,15 @@ def _check_agrees(shorthand: tuple[str, Any], name: str, option: str, text: str)
         )
 
 
+def _preset_values(values: dict[str, Any], evaluations: list[str]) -> dict[str, Any]:
+    """A preset's options of one evaluation, its cascade (``after``) cut to the attacks this run keeps: a narrower
+    ``--evaluations`` than the preset's leaves the others out of the cascade instead of failing on them."""
+    if "after" not in values:
+        return dict(values)
+    kept = ",".join(n for n in (t.strip() for t in str(values["after"]).split(",")) if n in evaluations)
+    return {k: v for k, v in values.items() if k != "after"} | ({"after": kept} if kept else {})
+
+
 def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict[str, Any]]:
     """Per-evaluation option values: the shorthand flags first, then ``--set`` (which must agree with them)."""
     argv = getattr(args, "_argv", [])
@@ -97,7 +106,7 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
     for name in evaluations:
         fields = option_fields(get_evaluation(name).Options)
         options[name] = {
-            **preset.get(name, {}),
+            **_preset_values(preset.get(name, {}), evaluations),
             **{k: v for k, v in shorthand.items() if v is not None and k in fields},
         }
     if args.certify_eps is not None and "certified" in options:

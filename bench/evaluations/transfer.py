@@ -59,6 +59,11 @@ class Transfer(Evaluation):
         the smaller radius that found it). One transfer unit per metric, not per radius: a diagnostic's records are
         told apart by metric and setting only, and scoring stored examples costs forward passes alone."""
         attacks = [r for r in run if r.evaluation.name == self.options.attack and r.threat is not None]
+        if attacks and not attacks[0].evaluation.artifacts:
+            raise BenchError(
+                f"transfer.attack names {self.options.attack!r}, which crafts no adversarial examples; name an attack "
+                "of the run (--set transfer.attack=apgd, square, ...)"
+            )
         if not attacks:
             raise BenchError(
                 f"transfer scores the stored examples of the attack {self.options.attack!r}, which this run does not "

@@ -35,6 +35,7 @@ from lipsim_bench.evaluations.base import (
 )
 from lipsim_bench.evaluations.decided import as_bool
 from lipsim_bench.evaluations.registry import register_evaluation
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.metrics import PerceptualMetric
 
 #: AutoAttack's ``check_square_sr`` threshold: Square lowering robust accuracy by more than 0.2 points.
@@ -72,7 +73,13 @@ class WorstCase(Evaluation):
             raise BenchError(NO_ATTACK)
         # which of them search without gradients, for the masking check of notes()
         self.gradient_free = tuple(ref.evaluation.column for ref in found if not uses_gradients(ref.evaluation))
+        self.over = tuple(ref.evaluation.column for ref in found)
         return found
+
+    def resolved(self, threat: object, seed: int) -> dict[str, object]:
+        """Its options and the attacks it is over: another set of attacks is another setting (its own column), never
+        a replacement of this one (planning calls depends_on first)."""
+        return {**super().resolved(threat, seed), "over": list(getattr(self, "over", ()))}
 
     def flops(self, cost: PassCost, n_triplets: int, threat: object, attacked: float = 1.0) -> float:
         return 3 * n_triplets * cost.forward  # the clean embeddings the batches carry; no attack step
@@ -93,7 +100,7 @@ class WorstCase(Evaluation):
         if not len(rows) or "by" not in rows.columns:
             return []
         norm, eps = rows["norm"].iloc[0], float(rows["eps"].iloc[0])
-        where = f"{metric_name} worst-case {norm} {eps:g}"
+        where = f"{metric_name} worst-case {norm} {format_eps(eps)}"
         over = [c[len("flipped:") :] for c in rows.columns if c.startswith("flipped:")]
         lines = [f"{where}: over {', '.join(over)}, " + _tally(rows, over)]
         return lines + masking_notes(where, rows, over, getattr(self, "gradient_free", ()))

@@ -243,7 +243,10 @@ def plan_units(
         if ref in units:
             return units[ref]
         if ref in chain:
-            raise BenchError(f"evaluation {ref.evaluation.name!r}: its units depend on each other in a cycle")
+            raise BenchError(
+                f"evaluation {ref.evaluation.name!r}: its units depend on each other in a cycle; check the attacks' "
+                "after options (--set NAME.after=...): an attack cannot run after one that runs after it"
+            )
         base = base_of(ref)
         before = key_of(base, chain + (ref,)) if base is not None else None
         needed = tuple(key_of(d, chain + (ref,)) for d in depends_of(ref))

@@ -55,3 +55,22 @@ def test_after_must_name_another_attack_of_the_run(tmp_path: Path, capsys: pytes
         assert main([*RUN, "--out", str(tmp_path / bad), "--set", f"pgd.after={bad}"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"pgd.after names {bad!r}" in err[0], err
+
+
+def test_a_narrower_run_of_a_preset_cuts_its_cascade(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["--preset", "ensemble", "--evaluations", "natural,apgd,square,worst-case", "--n", "3"]
+    argv += ["--set", "apgd.steps=1", "--set", "square.n_queries=2", "--metrics", "convsim-tiny", "--eps", "0.5"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
+    rows = _rows(tmp_path / "run")
+    settings = pd.read_csv(tmp_path / "run" / "scores.csv").set_index("evaluation")["settings"]
+    assert '"after": "apgd"' in settings["square"] and len(rows)
+
+
+def test_transfer_of_an_evaluation_that_crafts_nothing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["--metrics", "convsim-tiny", "--n", "3", "--evaluations", "natural,apgd,worst-case,transfer"]
+    assert main([*argv, "--set", "transfer.attack=worst-case", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "crafts no adversarial examples" in err[0]
+    assert not list((tmp_path / "run").glob("records/*.json"))

@@ -108,3 +108,16 @@ def test_a_black_box_attack_within_noise_is_said_so() -> None:
     # nothing to say when square found nothing new, or when no gradient-free attack ran
     assert masking_notes("m", _rows([False] * 10, [True] * 10), ["apgd", "square"], ("square",)) == []
     assert masking_notes("m", _rows([True] * 10, [False] * 10), ["apgd", "square"], ()) == []
+
+
+def test_another_set_of_attacks_is_another_column_never_a_replacement(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    base = ["--metrics", "convsim-tiny", "--n", "6", "--eps", "0.5", "--set", "apgd.steps=1", "--out", str(out)]
+    assert main([*base, "--evaluations", "natural,apgd,pgd,worst-case", "--set", "pgd.steps=6"]) == 0
+    assert main([*base, "--evaluations", "natural,apgd,worst-case"]) == 0
+    capsys.readouterr()
+    table = (out / "scores.md").read_text()
+    # over apgd and pgd, and over apgd alone: both kept, the second in its own column
+    assert "| worst-case l2 0.5 |" in table and '| worst-case(over=["apgd"]) l2 0.5 |' in table
