@@ -113,6 +113,7 @@ def evaluate(
     verify: bool = False,
     precision: str = "fp32",
     perturb: str = "ref",
+    save_adversarial: bool = False,
     **options: dict[str, Any],
 ) -> Evaluated:
     """Evaluate one or more metrics; ``NAME={"option": value}`` sets an evaluation's options.
@@ -125,7 +126,8 @@ def evaluate(
     give the attacks' threat models (default: l2 at the dataset's radii); ``device`` defaults to cuda
     when available, as ``--device``; ``plugins`` are files or modules to load first, as
     ``--plugin``/``--import``; ``verify`` attacks even triplets proven robust (as ``--verify``);
-    ``precision`` as ``--precision``; ``perturb`` (``"ref"``, ``"x0"``, ``"x1"`` or ``"all"``) as ``--perturb``; ``every`` keeps every k-th triplet (as ``--every``); a swept
+    ``precision`` as ``--precision``; ``perturb`` (``"ref"``, ``"x0"``, ``"x1"`` or ``"all"``) as ``--perturb``; ``save_adversarial``
+    keeps the attacks' adversarial examples beside their records (as ``--save-adversarial``; needs ``out``); ``every`` keeps every k-th triplet (as ``--every``); a swept
     option takes a list (``smoothing={"sigma": [0.12, 0.25]}``).
     """
     from lipsim_bench.plugins import load_plugins
@@ -139,8 +141,9 @@ def evaluate(
     values = {k: dict(v) for k, v in options.items()}
     if eps is not None and norm in (None, "l2") and "certified" in names and "eps" not in values.get("certified", {}):
         values.setdefault("certified", {})["eps"] = pairs[0][1] if pairs else None  # as --eps: also the certified radii
-    if not isinstance(verify, bool):
-        raise BenchError(f"verify={verify!r}: give True or False")
+    for flag, value in (("verify", verify), ("save_adversarial", save_adversarial)):
+        if not isinstance(value, bool):
+            raise BenchError(f"{flag}={value!r}: give True or False")
     spec = RunSpec(
         metrics=metrics,
         dataset=dataset,
@@ -157,6 +160,7 @@ def evaluate(
         verify=verify,
         precision=precision,
         perturb=perturb,
+        save_adversarial=save_adversarial,
     )
     check_spec(spec)  # the CLI's checks, all of them, before any work
     store = None if out is not None else MemoryStore()
@@ -243,6 +247,7 @@ _PARAMETERS = (
     "verify",
     "precision",
     "perturb",
+    "save_adversarial",
 )
 
 

@@ -99,7 +99,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument(
         "--preset",
         default=None,
-        help="a named protocol (bundled, paper, paper-zero-shot, robust, smoothing, stlpips; see `list`); other options override it (default: bundled, unless --dataset is given)",
+        help="a named protocol (bundled, ensemble, paper, paper-ensemble, paper-zero-shot, robust, smoothing, stlpips; see `list`); other options override it (default: bundled, unless --dataset is given)",
     )
     what.add_argument(
         "--metrics",

@@ -230,3 +230,14 @@ def test_numpy_integers_are_integers() -> None:
         metric="pixel-l2", n=np.int64(2), seed=np.int64(3), batch_size=np.int32(2), every=np.int16(1)
     )
     assert list(result.table.columns) == ["natural"] and result.records[0]["config"]["seed"] == 3
+
+
+def test_save_adversarial_keeps_the_attacks_examples(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run = {"dataset": "sample", "n": 4, "evaluations": ["natural", "apgd"], "eps": [0.5], "apgd": {"steps": 2}}
+    bench.evaluate("convsim-tiny", out=out, **run)
+    assert not list((out / "records").glob("*.safetensors"))
+    bench.evaluate("convsim-tiny", out=out, save_adversarial=True, **run)
+    assert [p.name.split("__")[1] for p in (out / "records").glob("*.adversarial.safetensors")] == ["apgd"]
+    with pytest.raises(BenchError, match="save_adversarial='yes': give True or False"):
+        bench.evaluate("convsim-tiny", out=out, save_adversarial="yes", **run)
