@@ -283,7 +283,7 @@ def artifacts_read(units: list[PlannedUnit], on_disk: bool) -> frozenset[str]:
 def keeps_artifacts(planned: PlannedUnit, spec: RunSpec, read: frozenset[str] = frozenset()) -> bool:
     if not planned.evaluation.artifacts:
         return False
-    return bool(getattr(spec, "save_adversarial", False)) or planned.unit.key() in read
+    return spec.save_adversarial or planned.unit.key() in read
 
 
 def has_artifacts(store: Store, planned: PlannedUnit, spec: RunSpec, read: frozenset[str] = frozenset()) -> bool:
