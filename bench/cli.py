@@ -302,6 +302,17 @@ def cmd_train(argv: Sequence[str]) -> int:
     return train(argv)
 
 
+def _command(module: str) -> Callable[[Sequence[str]], int]:
+    """A command whose parser and work live in ``lipsim_bench.commands.<module>`` (imported when called)."""
+
+    def run(argv: Sequence[str]) -> int:
+        import importlib
+
+        return importlib.import_module(f"lipsim_bench.commands.{module}").main(argv)
+
+    return run
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": cmd_run,
     "list": cmd_list,
@@ -309,6 +320,10 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "report": cmd_report,
     "plot": cmd_plot,
     "fetch": cmd_fetch,
+    "compare": _command("compare"),
+    "leaderboard": _command("leaderboard"),
+    "entry": _command("entry"),
+    "validate": _command("validate"),
 }
 
 
