@@ -86,7 +86,7 @@ def source_fingerprint(factory: object) -> str:
 
 #: Project modules that name, register or explain things but compute no number: editing a message must
 #: not recompute every record.
-NOT_COMPUTING = ("errors", "registry", "extras", "fingerprint")
+NOT_COMPUTING = ("errors", "registry", "extras", "fingerprint", "formatting")
 
 
 def _user_code(module: object) -> bool:

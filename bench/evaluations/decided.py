@@ -28,6 +28,7 @@ from lipsim_bench.evaluations.base import EmbeddedBatch
 from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.radii import certified_radius
 from lipsim_bench.evaluations.targets import input_dimension
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project
 
 #: Per-triplet columns of an attack unit: exactly one is true for an initially correct triplet.
@@ -157,4 +158,4 @@ def work_notes(metric_name: str, evaluation: str, rows: pd.DataFrame) -> list[st
         parts.append(f"{counts['carried']} flips carried from the smaller radius")
     if counts["proven"]:
         parts.append(f"{counts['proven']} robust by the project's certificate (not attacked)")
-    return [f"{metric_name} {evaluation} {norm} {eps:g}: " + ", ".join(parts)]
+    return [f"{metric_name} {evaluation} {norm} {format_eps(float(eps))}: " + ", ".join(parts)]

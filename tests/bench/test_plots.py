@@ -158,7 +158,7 @@ def test_table_points_lie_on_the_curve_and_wrong_scores_are_caught(triplets: pd.
     row = (wrong["evaluation"] == "certified") & (wrong["split"] == "test") & (wrong["eps"] == 0.2)
     wrong.loc[row, "score"] += 0.5
     assert len(certified_mismatches(triplets, wrong, "test")) == 1
-    with pytest.raises(ValueError, match="lip certified at eps 51/255"):  # 0.2 = 51/255
+    with pytest.raises(ValueError, match="lip certified at eps 0.2"):  # 0.2, never 51/255
         check_certified_points(triplets, wrong, "test")
 
 
