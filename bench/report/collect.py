@@ -18,6 +18,7 @@ import pandas as pd
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
+from lipsim_bench.report.intervals import INTERVAL_COLUMNS, row_interval
 from lipsim_bench.report.mixing import unit_settings
 from lipsim_bench.report.variants import resolve, stamp, variant_name
 from lipsim_bench.run.integrity import read_checked
@@ -25,7 +26,22 @@ from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
 from lipsim_bench.run.runlog import RunLog
 
 #: seed and settings (the unit's, as JSON) let a table mark a cell computed unlike the rest (bench/report/mixing.py)
-SCORE_COLUMNS = ["metric", "dataset", "split", "evaluation", "norm", "eps", "score", "n", "kind", "seed", "settings"]
+#: ci_low, ci_high, ci_method: the 95% interval over triplets, in percent (bench/report/intervals.py); after n,
+#: so the first eight columns are as they were
+SCORE_COLUMNS = [
+    "metric",
+    "dataset",
+    "split",
+    "evaluation",
+    "norm",
+    "eps",
+    "score",
+    "n",
+    *INTERVAL_COLUMNS,
+    "kind",
+    "seed",
+    "settings",
+]
 CELL = ["metric", "dataset", "split", "evaluation", "norm", "eps"]
 
 
@@ -104,9 +120,13 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     for i, entry in enumerate(entries):
         unit = entry.record["unit"]
         meta = {"metric": unit["metric"], "dataset": unit["dataset"]}
+        settings = unit_settings(unit)
+        frame = entry.frame() if entry.record.get("scores") else None
         for row in entry.record.get("scores", []):
             cells.append((i, _cell(meta, row)))
-            raw.append({**meta, **row, "kind": entry.kind, **unit_settings(unit), "_entry": i})
+            found = row_interval(frame, row, seed=settings["seed"])
+            ci = {"ci_low": found.low, "ci_high": found.high, "ci_method": found.method}
+            raw.append({**meta, **row, **ci, "kind": entry.kind, **settings, "_entry": i})
     resolved = resolve([e.record for e in entries], cells)
     kept_rows = [row for position, row in enumerate(raw) if position not in resolved.dropped_rows]
     for row in kept_rows:
