@@ -243,7 +243,15 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         default="fp32",
         help="embeddings of metrics without a Lipschitz bound (CLIP, DINO, DreamSim, ...) in TF32 / bf16 / fp16 autocast, a GPU fast path; certified metrics stay fp32 (default: fp32)",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    seeding = run.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    seeding.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S,S,...",
+        help="several seeds, e.g. 0,1,2: attacks and smoothing run once per seed, the rest once (at the first); "
+        "the table shows each cell's mean over seeds, seeds.md its spread and worst case",
+    )
     run.add_argument("--workers", type=int, default=0, help="image-loading worker processes (default: 0)")
     run.add_argument(
         "--weights-dir",

@@ -17,6 +17,7 @@ from lipsim_bench.evaluations import get_evaluation
 from lipsim_bench.evaluations.options import coerce, option_fields, parse_set
 from lipsim_bench.locations import set_user_weights_dir
 from lipsim_bench.metrics import default_metrics, get_metric_spec, list_metrics
+from lipsim_bench.run.seeds import parse_seeds
 from lipsim_bench.run.spec import RunSpec, check_spec, parse_eps
 from lipsim_bench.run_args import _given, parse_threat
 
@@ -209,6 +210,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         batch_size=args.batch_size,
         device=str(resolve_device(args.device)),
         seed=args.seed,
+        seeds=parse_seeds(args.seeds) if getattr(args, "seeds", None) is not None else None,
         out=args.out,
         workers=args.workers,
         download=args.download,

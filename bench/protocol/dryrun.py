@@ -20,6 +20,7 @@ from lipsim_bench.protocol.device_profile import load_device_profile
 from lipsim_bench.protocol.estimate import Estimator
 from lipsim_bench.run.plan import DataIdentity, metric_identity, plan_units
 from lipsim_bench.run.records import RecordStore
+from lipsim_bench.run.seeds import run_seeds
 from lipsim_bench.run.spec import RunSpec, resolve
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
@@ -91,7 +92,13 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
         + "; threat models: "
         + ", ".join(f"{t.norm} {format_eps(t.eps)}" for t in resolved.threats)
     )
-    lines.append(f"seed {config.seed}, batch {config.batch_size}")
+    seeds = run_seeds(config)
+    lines.append(
+        f"seed {config.seed}, batch {config.batch_size}"
+        if len(seeds) == 1
+        else f"seeds {', '.join(map(str, seeds))}: the units whose numbers depend on the seed run once per seed, the "
+        f"others once (at seed {seeds[0]}); batch {config.batch_size}"
+    )
 
     counted = n_triplets if n_triplets is not None else ESTIMATE_PER
     per = (
@@ -124,6 +131,8 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
         unit = None if stored else estimator.estimate(planned.metric, planned.evaluation, planned.threat, counted)
         estimate = None if unit is None else unit.seconds
         what = f"{planned.evaluation.label(planned.threat)} [{planned.evaluation.kind.value}]"
+        if planned.per_seed:
+            what += f" seed {planned.seed}"
         if planned.applies is None:
             what += " (if the metric allows it)"
         if stored:

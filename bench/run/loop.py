@@ -217,10 +217,10 @@ def run_unit(
         shard.broadcast(prior.rows if prior is not None and len(prior.rows) else None) if planned.builds_on else None
     )
     if applies and len(loader):
-        seed_everything(spec.seed)
+        seed_everything(planned.seed)  # the run's seed, or under --seeds this unit's
         ctx = Context(
             metrics.device,
-            spec.seed,
+            planned.seed,
             planned.metric,
             planned.threat,
             prior_rows,
@@ -253,7 +253,7 @@ def run_unit(
         "scores": scores,
         "notes": marked + (evaluation.notes(label, frame) if applies else []),
         "rows": len(frame),
-        "config": {**run_config(spec), "seconds": seconds, "world_size": shard.world_size},
+        "config": {**run_config(spec), "seed": planned.seed, "seconds": seconds, "world_size": shard.world_size},
     }
     record = store.save(planned.unit, body, frame)
     log.unit("computed", planned.unit, record, seconds)

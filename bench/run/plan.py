@@ -28,6 +28,7 @@ from lipsim_bench.metrics import PerceptualMetric, create_metric, get_metric_spe
 from lipsim_bench.metrics.fingerprint import code_fingerprint
 from lipsim_bench.metrics.precision import with_precision
 from lipsim_bench.run.records import Unit
+from lipsim_bench.run.seeds import run_seeds, uses_seed
 from lipsim_bench.run.spec import ResolvedRun, RunSpec
 
 #: Test-only switch: build every metric that can with random weights (``pretrained=False``), so the
@@ -129,6 +130,12 @@ class PlannedUnit:
     position: int  # place in the run, for table order
     builds_on: Unit | None = None  # the unit whose rows this one reuses (computed first)
     depends: tuple[tuple[UnitRef, Unit], ...] = ()  # the units whose rows it reads (``Evaluation.depends_on``)
+    per_seed: bool = False  # planned once per seed of ``--seeds`` (its numbers depend on the seed)
+
+    @property
+    def seed(self) -> int:
+        """The seed this unit runs with (its key's): one of ``--seeds``, or the run's seed."""
+        return int(self.unit.settings["seed"])
 
     def describe(self) -> dict[str, Any]:
         """What a record stores about its evaluation, so reports and plots never need the registry."""
@@ -173,9 +180,11 @@ def unit_key(
     builds_on: Unit | None = None,
     code: str | None = None,
     depends: tuple[Unit, ...] = (),
+    seed: int | None = None,
 ) -> Unit:
+    seed = spec.seed if seed is None else seed  # one of --seeds for a unit planned per seed
     settings: dict[str, Any] = {
-        "seed": spec.seed,
+        "seed": seed,
         "perturb": spec.perturb,  # which image(s) attacks move: every unit of another target is recomputed
         **identity,
         **runtime_identity(spec),
@@ -184,7 +193,7 @@ def unit_key(
         "version": evaluation.version,
         "code": code or evaluation_source_id(evaluation),
         "threat": {"norm": threat.norm, "eps": threat.eps} if threat else None,
-        "options": evaluation.resolved(threat, spec.seed),
+        "options": evaluation.resolved(threat, seed),
     }
     if evaluation.batch_dependent:
         settings["batch_size"] = spec.batch_size
@@ -208,7 +217,8 @@ def plan_units(
     """Every unit of the run in table order: per metric, each evaluation (per threat model when it says so).
 
     A unit's key holds the keys of the units it builds on (smaller radii) and depends on (other evaluations or
-    metrics, ``Evaluation.depends_on``), so changing any of them recomputes it."""
+    metrics, ``Evaluation.depends_on``), so changing any of them recomputes it. Under ``--seeds`` the units whose
+    numbers depend on the seed (lipsim_bench.run.seeds) follow once per further seed, at the same position."""
     refs = tuple(
         UnitRef(metric, evaluation, threat)
         for metric in spec.metrics
@@ -217,7 +227,10 @@ def plan_units(
     )
     codes = {id(ev): evaluation_source_id(ev) for ev in resolved.evaluations}
     metric_ids = {m: (identities or {}).get(m) or metric_identity(m, spec.seed, spec.precision) for m in spec.metrics}
-    units: dict[UnitRef, Unit] = {}
+    seeds = run_seeds(spec)
+    seeded = {id(ev): uses_seed(ev, resolved.threats) for ev in resolved.evaluations} if len(seeds) > 1 else {}
+    units: dict[tuple[UnitRef, int], Unit] = {}
+    varies: dict[UnitRef, bool] = {}  # whether the unit runs once per seed (its own draws, or a unit it reads)
 
     def base_of(ref: UnitRef) -> UnitRef | None:
         base = ref.evaluation.builds_on(ref.threat, resolved.threats)
@@ -239,41 +252,49 @@ def plan_units(
             )
         return found
 
-    def key_of(ref: UnitRef, chain: tuple[UnitRef, ...] = ()) -> Unit:
-        if ref in units:
-            return units[ref]
+    def key_of(ref: UnitRef, seed: int, chain: tuple[UnitRef, ...] = ()) -> Unit:
+        """The unit of ``ref`` at ``seed`` (a unit that does not depend on the seed: at the run's first seed)."""
+        if (ref, seed) in units:
+            return units[ref, seed]
         if ref in chain:
             raise BenchError(
                 f"evaluation {ref.evaluation.name!r}: its units depend on each other in a cycle; check the attacks' "
                 "after options (--set NAME.after=...): an attack cannot run after one that runs after it"
             )
         base = base_of(ref)
-        before = key_of(base, chain + (ref,)) if base is not None else None
-        needed = tuple(key_of(d, chain + (ref,)) for d in depends_of(ref))
-        units[ref] = unit_key(
+        before = key_of(base, seed, chain + (ref,)) if base is not None else None
+        reads = depends_of(ref)
+        needed = tuple(key_of(d, seed, chain + (ref,)) for d in reads)
+        varies[ref] = seeded.get(id(ref.evaluation), False) or any(varies[r] for r in reads + ([base] if base else []))
+        units[ref, seed] = unit_key(
             spec, data, ref.metric, metric_ids[ref.metric], ref.evaluation, ref.threat, before,
-            codes[id(ref.evaluation)], needed,
+            codes[id(ref.evaluation)], needed, seed if varies[ref] else seeds[0],
         )  # fmt: skip
-        return units[ref]
+        return units[ref, seed]
 
     applies = {
         (m, ev.name): type(ev).applies_to(get_metric_spec(m)) for m in spec.metrics for ev in resolved.evaluations
     }
     planned: list[PlannedUnit] = []
-    for ref in refs:
-        base = base_of(ref)
-        planned.append(
-            PlannedUnit(
-                ref.metric,
-                ref.evaluation,
-                ref.threat,
-                key_of(ref),
-                applies[(ref.metric, ref.evaluation.name)],
-                len(planned),
-                units[base] if base is not None else None,
-                tuple((d, units[d]) for d in depends_of(ref)),
+    for seed in seeds:  # the first seed's units (a --seed run's), then each further seed's seed-dependent ones
+        for position, ref in enumerate(refs):
+            unit = key_of(ref, seed)
+            if seed != seeds[0] and not varies[ref]:
+                continue  # the same unit as at the first seed: computed once
+            base = base_of(ref)
+            planned.append(
+                PlannedUnit(
+                    ref.metric,
+                    ref.evaluation,
+                    ref.threat,
+                    unit,
+                    applies[(ref.metric, ref.evaluation.name)],
+                    position,
+                    units[base, seed] if base is not None else None,
+                    tuple((d, units[d, seed]) for d in depends_of(ref)),
+                    len(seeds) > 1 and varies[ref],
+                )
             )
-        )
     return planned
 
 

@@ -24,6 +24,7 @@ from lipsim_bench.evaluations.options import build_options, coerce, expand_sweep
 from lipsim_bench.evaluations.targets import PERTURB_TARGETS
 from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
+from lipsim_bench.run.seeds import MAX_SEED, check_seeds
 
 #: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
 #: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
@@ -35,8 +36,6 @@ DEFAULT_ATTACK_EPS: dict[tuple[str, str], tuple[float, ...]] = {
 }
 FALLBACK_ATTACK_EPS: dict[str, tuple[float, ...]] = {"l2": (0.5, 1.0, 2.0, 3.0), "linf": (2 / 255, 4 / 255, 8 / 255)}
 DEFAULT_EVALUATIONS: tuple[str, ...] = ("natural", "certified", "apgd")
-#: Seeds numpy accepts (its legacy generator takes 0 .. 2**32 - 1).
-MAX_SEED = 2**32 - 1
 #: Images are in [0, 1]: an l-inf radius above 1, or an l2 radius above the diagonal sqrt(3*H*W) of the
 #: image cube, allows every image and measures nothing. Before the data is loaded (the CLI's check) the
 #: diagonal of the largest resolution we accept, 1024x1024, bounds l2; the run checks the data's own size.
@@ -68,6 +67,9 @@ class RunSpec:
     batch_size: int = 100
     device: str = "cpu"
     seed: int = 0
+    #: several seeds (``--seeds``): the units that depend on the seed run under each, the others once under the
+    #: first (which is then ``seed``); None: one seed
+    seeds: list[int] | None = None
     out: Path | None = None
     workers: int = 0
     download: bool = False
@@ -254,6 +256,11 @@ def _check_request(spec: RunSpec) -> None:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, numbers.Integral) or not 0 <= spec.seed <= MAX_SEED:
         raise BenchError(f"seed (--seed) must be an integer from 0 to {MAX_SEED}, got {spec.seed!r}")
     spec.seed = int(spec.seed)  # numpy integers are integers
+    if spec.seeds is not None:
+        seeds = check_seeds(spec.seeds)
+        if spec.seed not in (0, seeds[0]):
+            raise BenchError(f"give seed (--seed) or seeds (--seeds), not both (seed {spec.seed}, seeds {seeds})")
+        spec.seeds, spec.seed = seeds, seeds[0]  # the seed-independent units run once, at the first seed
     if spec.perturb not in PERTURB_TARGETS:
         raise BenchError(f"perturb (--perturb) {spec.perturb!r} is not one of {', '.join(PERTURB_TARGETS)}")
     if spec.precision not in PRECISIONS:
