@@ -161,4 +161,4 @@ def interval_footer(scores: pd.DataFrame) -> str:
             f"{'otherwise ' if EXACT in methods else ''}a BCa bootstrap of the mean agreement ({N_RESAMPLES} resamples "
             f"within each group, seed {', '.join(map(str, seeds))})"
         )
-    return f"[low, high]: {round(100 * CONFIDENCE)}% interval over triplets, " + "; ".join(parts)
+    return f"[low, high] after a score: its {round(100 * CONFIDENCE)}% interval over the triplets, " + "; ".join(parts)

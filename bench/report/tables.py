@@ -15,6 +15,7 @@ import pandas as pd
 
 from lipsim_bench.formatting import format_eps
 from lipsim_bench.report.declared import add_declared_marks, declared_cells
+from lipsim_bench.report.intervals import interval_footer
 from lipsim_bench.report.mixing import mark_cells, marker_frame
 from lipsim_bench.report.notes import condense_notes
 
@@ -38,8 +39,9 @@ def _kind_rank(kind: object) -> int:
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
-def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Pivot score rows of one split into the paper's table (metrics in their run order)."""
+def scores_table(scores: pd.DataFrame, split: str, value: str = "score") -> pd.DataFrame:
+    """Pivot score rows of one split into the paper's table (metrics in their run order); ``value`` names the
+    column shown (``ci_low``/``ci_high`` give the interval tables of the same layout)."""
     rows = scores[scores["split"] == split]
     if "kind" not in rows.columns:  # tables of older runs: infer the kind from the name
         rows = rows.assign(kind=[legacy_kind(e) for e in rows["evaluation"]])
@@ -66,7 +68,7 @@ def scores_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
         ]
         if norm is not None:
             match = match[match["norm"] == norm]
-        table[column_label(evaluation, norm, eps)] = match.set_index("metric")["score"]
+        table[column_label(evaluation, norm, eps)] = match.set_index("metric")[value]
     table.index.name = "metric"
     return table
 
@@ -129,23 +131,58 @@ def legacy_kind(evaluation: str) -> str:
     return {"natural": "clean", "certified": "certificate", "direct": "diagnostic"}.get(evaluation, "attack")
 
 
+#: Bounds of the intervals: a cell reads ``96.00 [90.1, 98.9]`` (one decimal: their own uncertainty is larger)
+INTERVAL_DIGITS = 1
+Intervals = tuple[pd.DataFrame, pd.DataFrame]
+
+
+def interval_tables(rows: pd.DataFrame, split: str) -> Intervals | None:
+    """(low, high) tables in the score table's layout, or None where no cell has an interval (older scores.csv)."""
+    if not {"ci_low", "ci_high"} <= set(rows.columns) or not rows["ci_low"].notna().any():
+        return None
+    return scores_table(rows, split, "ci_low"), scores_table(rows, split, "ci_high")
+
+
+def _bounds(intervals: Intervals | None, name: object, column: object) -> str:
+    """``[low, high]`` of a cell, or empty where it has none."""
+    if intervals is None:
+        return ""
+    low, high = (t.at[name, column] if name in t.index and column in t.columns else float("nan") for t in intervals)
+    return "" if pd.isna(low) or pd.isna(high) else f"[{low:.{INTERVAL_DIGITS}f}, {high:.{INTERVAL_DIGITS}f}]"
+
+
 def _cells(
-    table: pd.DataFrame, name: object, row: pd.Series, digits: int, markers: pd.DataFrame | None, mark: str
+    table: pd.DataFrame,
+    name: object,
+    row: pd.Series,
+    digits: int,
+    markers: pd.DataFrame | None,
+    mark: str,
+    intervals: Intervals | None = None,
+    joined: str = "{number} {interval}{mark}",
 ) -> list[str]:
-    """A row's numbers; a cell computed unlike the rest carries its marker (``mark`` formats it)."""
-    cells = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
-    if markers is None:
-        return cells
-    letters = markers.loc[name] if name in markers.index else pd.Series("", index=table.columns)
-    return [c + (mark.format(letters[col]) if c and letters.get(col) else "") for c, col in zip(cells, table.columns)]
+    """A row's numbers, each with its interval and, where computed unlike the rest, its marker (``mark`` formats
+    it); ``joined`` lays out the three (markdown: ``96.00 [90.1, 98.9] (a)``)."""
+    numbers = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in row]
+    letters = markers.loc[name] if markers is not None and name in markers.index else pd.Series(dtype=object)
+    cells = []
+    for number, column in zip(numbers, table.columns):
+        marked = mark.format(letters[column]) if number and letters.get(column) else ""
+        bounds = _bounds(intervals, name, column) if number else ""
+        cells.append(joined.format(number=number, interval=bounds, mark=marked) if bounds else number + marked)
+    return cells
 
 
-def to_markdown(table: pd.DataFrame, *, digits: int = 2, markers: pd.DataFrame | None = None) -> str:
-    """A GitHub-markdown table; missing cells are blank, marked cells end in " (a)"."""
+def to_markdown(
+    table: pd.DataFrame, *, digits: int = 2, markers: pd.DataFrame | None = None, intervals: Intervals | None = None
+) -> str:
+    """A GitHub-markdown table; missing cells are blank, marked cells read "96.00 (a)", intervals follow the
+    number in the cell: "96.00 [90.1, 98.9]"."""
     header = [table.index.name or ""] + list(table.columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(table.columns)) + "|"]
     for name, row in table.iterrows():
-        lines.append("| " + " | ".join([str(name)] + _cells(table, name, row, digits, markers, " ({})")) + " |")
+        cells = _cells(table, name, row, digits, markers, " ({})", intervals)
+        lines.append("| " + " | ".join([str(name)] + cells) + " |")
     return "\n".join(lines)
 
 
@@ -157,11 +194,13 @@ def to_latex(
     label: str = "tab:2afc",
     footer: list[str] | None = None,
     markers: pd.DataFrame | None = None,
+    intervals: Intervals | None = None,
 ) -> str:
     """A booktabs table in the paper's layout, with grouped headers (natural | attack eps | certified eps).
 
     Columns of one evaluation and norm share a header cell spanning their eps; the footer lines
-    (n, provenance, notes) go below the rule as a small note.
+    (n, provenance, notes) go below the rule as a small note. A cell's interval is a second, smaller line
+    under its number (a stacked cell, no extra package), so the columns stay as narrow as the numbers.
     """
     groups: list[tuple[str, list[tuple[str, str]]]] = []
     for column in table.columns:
@@ -196,7 +235,7 @@ def to_latex(
         lines += [" ".join(rules), " & ".join(second) + r" \\"]
     lines.append(r"\midrule")
     for name, row in table.iterrows():
-        cells = _cells(table, name, row, digits, markers, r"\textsuperscript{{({})}}")
+        cells = _cells(table, name, row, digits, markers, r"\textsuperscript{{({})}}", intervals, STACKED)
         lines.append(" & ".join([_tex(str(name))] + cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if footer:
@@ -206,6 +245,9 @@ def to_latex(
     lines += [rf"\label{{{label}}}", r"\end{table}"]
     return "\n".join(lines)
 
+
+#: A LaTeX cell of two centred lines: the score, then its interval in \scriptsize
+STACKED = r"\begin{{tabular}}[t]{{@{{}}c@{{}}}}{number}{mark}\\[-2pt]{{\scriptsize {interval}}}\end{{tabular}}"
 
 _TEX_ESCAPES = {
     "\\": r"\textbackslash{}",
@@ -264,10 +306,13 @@ def render_tables(
         f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}"
         f"{perturbed_phrase(rows)}{flagged}"
     )
-    footer = marks.footer + condense_notes(notes) + [provenance]
+    intervals = interval_tables(rows, split)
+    shown = rows[rows["metric"].isin(table.index)] if intervals is not None else rows.iloc[:0]
+    footer = marks.footer + [line for line in [interval_footer(shown)] if line] + condense_notes(notes) + [provenance]
     markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
-    markdown = f"{title}\n\n{to_markdown(table, markers=markers)}\n\n" + "\n".join(f"- {line}" for line in footer)
-    latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label)
+    body = to_markdown(table, markers=markers, intervals=intervals)
+    markdown = f"{title}\n\n{body}\n\n" + "\n".join(f"- {line}" for line in footer)
+    latex = to_latex(table, caption=title, footer=footer, markers=markers, label=label, intervals=intervals)
     return TablesDocument(table, markdown, latex)
 
 

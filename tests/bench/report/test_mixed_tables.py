@@ -76,7 +76,9 @@ def test_the_table_names_its_seed_and_marks_cells_of_another(capsys, tmp_path: P
     assert ", seed 1, perturbed: ref; cells marked (a), (b) differ" in markdown.splitlines()[0]
     assert "- (a) computed with seed 2 (the title's seed 1)" in markdown
     assert "- (b) computed with seed 2 (the title's seed 1); apgd steps = 3 (its other cells: 2)" in markdown
-    assert re.fullmatch(r"\| toy \| [\d.]+ \(a\) \| [\d.]+ \(b\) \|", _row(markdown, "toy"))
+    assert re.fullmatch(
+        r"\| toy \| [\d.]+ \[[\d.]+, [\d.]+\] \(a\) \| [\d.]+ \[[\d.]+, [\d.]+\] \(b\) \|", _row(markdown, "toy")
+    )
     assert "(" not in _row(markdown, "pixel-l2")
     scores = pd.read_csv(run / "scores.csv")
     assert sorted(scores["seed"]) == [1, 1, 2, 2]
