@@ -20,6 +20,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
 from lipsim_bench.report.intervals import INTERVAL_COLUMNS, row_interval
 from lipsim_bench.report.mixing import unit_settings
+from lipsim_bench.report.seeds import SEED_COLUMNS, fold_seeds
 from lipsim_bench.report.variants import resolve, stamp, variant_name
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
@@ -115,6 +116,7 @@ def _cell(meta: dict[str, Any], row: dict[str, Any]) -> tuple:
 
 def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Collected:
     """Frames from records in the given order (a run's): one setting per cell (see bench/report/variants.py)."""
+    entries, seed_notes = fold_seeds(entries)  # a cell run under several seeds: one entry, their mean (report/seeds.py)
     cells: list[tuple[int, tuple]] = []
     raw: list[dict] = []
     for i, entry in enumerate(entries):
@@ -136,7 +138,8 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     kept_rows.sort(
         key=lambda row: (metric_rank[row["metric"]], row["_entry"] in resolved.names)
     )  # a column after its variants' main one
-    scores = pd.DataFrame(kept_rows, columns=SCORE_COLUMNS + ["_entry"])
+    columns = SCORE_COLUMNS + [c for c in SEED_COLUMNS if any(c in row for row in kept_rows)]
+    scores = pd.DataFrame(kept_rows, columns=columns + ["_entry"])
     scores["eps"] = scores["eps"].astype(float)
     kept = set(scores["_entry"])
     replaced = len(resolved.dropped_rows)
@@ -157,6 +160,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     if replaced:
         why = f"after a change of {', '.join(sorted(resolved.changed))}" if resolved.changed else "with the same key"
         notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed {why})")
+    notes += seed_notes
     triplets, diagnostics = [], {}
     for i, entry in enumerate(entries):
         if i in resolved.dropped_records:
@@ -177,7 +181,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
                 frame = frame.assign(evaluation=[variant_name(str(e), differs) for e in own])
             triplets.append(frame.assign(**meta, kind=entry.kind))
     return Collected(
-        scores=scores[SCORE_COLUMNS].reset_index(drop=True),
+        scores=scores[columns].reset_index(drop=True),
         triplets=pd.concat(triplets, ignore_index=True) if triplets else pd.DataFrame(),
         diagnostics={name: pd.concat(parts, ignore_index=True) for name, parts in diagnostics.items()},
         notes=notes,

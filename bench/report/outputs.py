@@ -11,6 +11,7 @@ from lipsim_bench.evaluations.transfer import TRANSFER_TRIPLETS
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
 from lipsim_bench.report.masking import stronger_attack_notes
+from lipsim_bench.report.seeds import write_seeds
 from lipsim_bench.report.tables import (
     TablesDocument,
     certificates_markdown,
@@ -119,6 +120,7 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
     written = ["scores.csv", "scores.md", "scores.tex"] + (["triplets.csv"] if len(triplets) else []) + written
+    written += write_seeds(out_dir, scores)  # seeds.csv/.md: the spread over seeds of cells run under several
     if _write_certificates(out_dir, tables, scores, collected.notes):
         written.append("certificates.md")
     document.files = written
