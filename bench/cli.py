@@ -164,6 +164,21 @@ def cmd_report(argv: Sequence[str]) -> int:
         help="where to write the tables (default: the run folder when one is given "
         "and nothing is filtered, else ./report)",
     )
+
+    def pair_of_names(text: str) -> tuple[str, str]:  # --compare A,B: exactly two metric names
+        names = [t.strip() for t in text.split(",")]
+        if len(names) != 2 or not all(names):
+            raise argparse.ArgumentTypeError(f"--compare takes two metric names as A,B, got {text!r}")
+        return names[0], names[1]
+
+    parser.add_argument(
+        "--compare",
+        type=pair_of_names,
+        default=None,
+        metavar="A,B",
+        help="also the paired difference A - B on the triplets both metrics were scored on, per cell, with its 95%% "
+        "interval and an exact paired test (printed, and written as compare_A_B.md/.csv)",
+    )
     args = parser.parse_args(argv)
     filtered = args.metrics is not None or args.evaluations is not None
     out = args.out or (args.runs[0] if len(args.runs) == 1 and not filtered else Path("report"))
@@ -176,10 +191,12 @@ def cmd_report(argv: Sequence[str]) -> int:
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file; give a folder")
     try:
-        document = report_runs(list(args.runs), out, args.metrics, args.evaluations)
+        document = report_runs(list(args.runs), out, args.metrics, args.evaluations, args.compare)
     except OSError as exc:  # the records are read-only input: nothing of a run is at stake
         raise BenchError(describe_os_error(exc, "then rerun the report (or give another --out)")) from None
     print(document.markdown)
+    if document.comparison:
+        print(f"\n{document.comparison}")
     print(f"\nwrote {out}/: {', '.join(document.files)}" if document.files else f"\nwrote nothing to {out}/")
     return 0
 

@@ -70,6 +70,19 @@ def interval(agreement: np.ndarray, groups: np.ndarray | None = None, *, seed: i
 
         low, high = proportion_confint(int(values.sum()), len(values), alpha=1 - CONFIDENCE, method="beta")
         return Interval(100.0 * float(low), 100.0 * float(high), EXACT)
+    return bootstrap_interval(values, labels, seed=seed)
+
+
+def bootstrap_interval(values: np.ndarray, groups: np.ndarray | None = None, *, seed: int = 0) -> Interval:
+    """The seeded BCa bootstrap interval (percent) of the mean of ``values``, each of ``groups`` resampled on its
+    own: a score's (agreements) or a paired difference's (per-triplet differences of two metrics)."""
+    values = np.asarray(values, dtype=float)
+    labels = np.zeros(len(values), dtype=int) if groups is None else pd.factorize(np.asarray(groups))[0]
+    keep = np.isfinite(values)
+    values, labels = values[keep], labels[keep]
+    if not len(values):
+        return NONE
+    samples = [values[labels == g] for g in np.unique(labels)]
     varying = [s for s in samples if len(s) > 1 and np.ptp(s) > 0]
     if not varying:  # every resample within groups is the sample itself (all equal, one triplet, constant groups)
         point = 100.0 * float(values.mean())
@@ -132,10 +145,10 @@ def row_interval(frame: pd.DataFrame | None, row: dict, *, seed: object) -> Inte
         return NONE
     if abs(100.0 * float(agreement.mean()) - float(score)) > MATCH_TOLERANCE * max(1.0, abs(float(score))):
         return NONE  # the score is not this mean (a plugin's own statistic): no interval rather than a wrong one
-    return interval(agreement, None if groups is None else part["group"].to_numpy(), seed=_seed(seed))
+    return interval(agreement, None if groups is None else part["group"].to_numpy(), seed=seed_of(seed))
 
 
-def _seed(seed: object) -> int:
+def seed_of(seed: object) -> int:
     """The unit's seed as the bootstrap's; a record without one uses 0 (still reproducible)."""
     try:
         value = int(seed)  # type: ignore[arg-type]
@@ -151,7 +164,9 @@ def interval_footer(scores: pd.DataFrame) -> str:
     if not methods:
         return ""
     seeds = (
-        sorted({_seed(s) for s in scores.loc[scores["ci_method"] == BOOTSTRAP, "seed"]}) if BOOTSTRAP in methods else []
+        sorted({seed_of(s) for s in scores.loc[scores["ci_method"] == BOOTSTRAP, "seed"]})
+        if BOOTSTRAP in methods
+        else []
     )
     parts = []
     if EXACT in methods:

@@ -11,6 +11,7 @@ from lipsim_bench.evaluations.transfer import TRANSFER_TRIPLETS
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
 from lipsim_bench.report.masking import stronger_attack_notes
+from lipsim_bench.report.paired import compare_metrics, write_comparison
 from lipsim_bench.report.seeds import write_seeds
 from lipsim_bench.report.tables import (
     TablesDocument,
@@ -181,10 +182,20 @@ def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def report_runs(
-    run_dirs: list[Path], out_dir: Path, metrics: list[str] | None = None, evaluations: list[str] | None = None
+    run_dirs: list[Path],
+    out_dir: Path,
+    metrics: list[str] | None = None,
+    evaluations: list[str] | None = None,
+    compare: tuple[str, str] | None = None,
 ) -> TablesDocument:
     """Write the tables of the merged records of ``run_dirs`` (of ``metrics`` and ``evaluations`` when given)
-    into ``out_dir``: one per dataset they hold."""
+    into ``out_dir``: one per dataset they hold; with ``compare`` (A, B), the paired differences of A and B
+    beside them (checked before anything is written)."""
     collected = read_records(run_dirs, metrics, evaluations)
+    comparison = compare_metrics(collected, *compare) if compare else None
     sources = "; ".join(provenance_line(folder) for folder in collected.records_dirs)
-    return _write(out_dir, table_splits(collected.scores), collected, sources)
+    document = _write(out_dir, table_splits(collected.scores), collected, sources)
+    if comparison is not None:
+        document.files += write_comparison(out_dir, comparison)
+        document.comparison = comparison.markdown
+    return document

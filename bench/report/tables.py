@@ -275,6 +275,7 @@ class TablesDocument:
     markdown: str
     latex: str
     files: list[str] = field(default_factory=list)  # what writing it put in the folder (bench/report/outputs.py)
+    comparison: str = ""  # report --compare A,B: the paired differences' table (bench/report/paired.py)
 
 
 def _cell_label(row: object) -> str:
