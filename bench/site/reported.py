@@ -1,0 +1,150 @@
+"""Published ("reported") cells, kept apart from the re-evaluated ones: numbers a paper printed, with their
+source, that no run here recomputed. Read from bench/report/published.json (or ``--published FILE``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from lipsim_bench.errors import BenchError
+from lipsim_bench.report.tables import column_label
+
+#: The shape the site needs of a published-cells file (the calibration data may hold more fields).
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "sources", "cells"],
+    "properties": {
+        "format": {"const": 1},
+        "sources": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["title"],
+                "properties": {"title": {"type": "string"}},
+            },
+        },
+        "cells": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["source", "metric", "dataset", "evaluation", "score"],
+                "properties": {
+                    "source": {"type": "string"},
+                    "metric": {"type": "string"},
+                    "dataset": {"type": "string"},
+                    "split": {"type": ["string", "null"]},
+                    "evaluation": {"type": "string"},
+                    "norm": {"type": ["string", "null"]},
+                    "eps": {"type": ["number", "null"]},
+                    "score": {"type": "number"},
+                    "n": {"type": ["integer", "null"]},
+                    "protocol": {"type": ["object", "null"]},
+                },
+            },
+        },
+    },
+}
+
+
+def default_published() -> Path:
+    """The bundled calibration file (written by the calibration work; absent before it)."""
+    import lipsim_bench.report
+
+    return Path(lipsim_bench.report.__file__).parent / "published.json"
+
+
+@dataclass
+class ReportedCell:
+    score: float
+    n: int | None
+    protocol: str
+
+
+@dataclass
+class ReportedRow:
+    """A metric's cells from one source; ``protocol`` is what its cells share (a cell's own says how it differs)."""
+
+    metric: str
+    source: str
+    protocol: str
+    cells: list[ReportedCell | None]
+
+
+@dataclass
+class ReportedTable:
+    """Published cells of one dataset and split: a row per (metric, source), a column per evaluation and radius."""
+
+    dataset: str
+    split: str
+    columns: list[str]
+    rows: list[ReportedRow] = field(default_factory=list)
+
+
+@dataclass
+class Reported:
+    sources: dict[str, dict[str, Any]]
+    tables: list[ReportedTable]
+    path: str
+
+    def of_metric(self, metric: str) -> list[ReportedTable]:
+        """The tables cut to ``metric``'s rows (none where no source reports it)."""
+        cut = [
+            ReportedTable(t.dataset, t.split, t.columns, [r for r in t.rows if r.metric == metric]) for t in self.tables
+        ]
+        return [t for t in cut if t.rows]
+
+
+def _rank(evaluation: str) -> int:
+    return 0 if evaluation == "natural" else 2 if evaluation.startswith("certified") else 1
+
+
+def _eps(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def read_published(path: Path) -> Reported:
+    """The published cells of ``path``, checked against :data:`SCHEMA`; a bad file is one line naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"--published {path}: no such file; give a published-cells JSON file") from None
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--published {path}: not readable JSON ({exc}); fix or replace the file") from None
+    try:
+        jsonschema.validate(data, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise BenchError(f"--published {path}: {where}: {exc.message}; see docs/leaderboard.md") from None
+    sources = data["sources"]
+    unknown = sorted({c["source"] for c in data["cells"]} - set(sources))
+    if unknown:
+        raise BenchError(f"--published {path}: cells cite unknown source(s) {', '.join(unknown)}; add them to sources")
+    tables: dict[tuple[str, str], dict[str, Any]] = {}
+    for cell in data["cells"]:
+        split = str(cell.get("split") or "")
+        part = tables.setdefault((cell["dataset"], split), {"columns": {}, "rows": {}})
+        eps = _eps(cell.get("eps"))
+        label = column_label(cell["evaluation"], cell.get("norm"), eps)
+        part["columns"][label] = (_rank(cell["evaluation"]), cell["evaluation"], cell.get("norm") or "", eps or 0.0)
+        protocol = cell.get("protocol") or {}
+        text = "; ".join(f"{k}: {v}" for k, v in protocol.items())
+        part["rows"].setdefault((cell["metric"], cell["source"]), {})[label] = ReportedCell(
+            float(cell["score"]), cell.get("n"), text
+        )
+    out = []
+    for (dataset, split), part in tables.items():
+        columns = sorted(part["columns"], key=lambda label: part["columns"][label])
+        table = ReportedTable(dataset, split, columns)
+        for (metric, source), cells in part["rows"].items():
+            texts = {cell.protocol for cell in cells.values()}
+            shared = texts.pop() if len(texts) == 1 else ""
+            if shared:
+                cells = {label: ReportedCell(c.score, c.n, "") for label, c in cells.items()}
+            table.rows.append(ReportedRow(metric, source, shared, [cells.get(label) for label in columns]))
+        out.append(table)
+    return Reported(sources, out, str(path))
