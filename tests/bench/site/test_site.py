@@ -101,7 +101,7 @@ def test_without_intervals_the_site_says_so(tiny_runs: list[Path], tmp_path: Pat
 
 def test_rebuild_replaces_an_earlier_site(tiny_runs: list[Path], tmp_path: Path, capsys) -> None:
     out = tmp_path / "site"
-    assert main(["leaderboard", str(tiny_runs[0]), "--out", str(out), "--no-published"]) == 0
+    assert main(["leaderboard", str(tiny_runs[2]), "--out", str(out), "--no-published"]) == 0
     (out / "metrics" / "stale.html").write_text("old")
     assert main(["leaderboard", str(tiny_runs[2]), "--out", str(out), "--no-published"]) == 0
     assert sorted(p.name for p in (out / "metrics").iterdir()) == ["pixel-l2.html"]
@@ -121,6 +121,9 @@ def test_bad_input_is_one_line(tiny_runs: list[Path], published_file: Path, tmp_
     run = str(tiny_runs[0])
     line = _one_line_error(capsys, ["leaderboard", str(tmp_path), "--out", str(tmp_path / "site")])
     assert "is not a run folder" in line and "records/" in line
+    (tmp_path / "empty" / "records").mkdir(parents=True)
+    line = _one_line_error(capsys, ["leaderboard", str(tmp_path / "empty"), "--out", str(tmp_path / "site")])
+    assert "holds no usable records" in line
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     line = _one_line_error(capsys, ["leaderboard", run, "--out", str(blocker / "site")])
@@ -144,3 +147,22 @@ def test_read_only_out_is_one_line(tiny_runs: list[Path], tmp_path: Path, capsys
     locked.mkdir(mode=0o500)
     line = _one_line_error(capsys, ["leaderboard", str(tiny_runs[0]), "--out", str(locked / "site")])
     assert "cannot write there" in line
+
+
+def test_a_damaged_record_is_left_out_and_named(tiny_runs: list[Path], tmp_path: Path, capsys) -> None:
+    import shutil
+
+    run = tmp_path / "ensemble"
+    shutil.copytree(tiny_runs[1], run)
+    damaged = sorted((run / "records").glob("pixel-l2__worst-case__*.json"))[0]
+    record = json.loads(damaged.read_text())
+    record["scores"][0]["score"] = 99.0  # an edited score: its checksum no longer holds
+    damaged.write_text(json.dumps(record))
+    out = tmp_path / "site"
+    assert main(["leaderboard", str(run), "--out", str(out), "--no-published"]) == 0
+    text = (out / "index.html").read_text()
+    assert f"skipped {damaged.name} of ensemble" in text and "1 record(s) left out" in text
+    (table,) = tables(out / "index.html")
+    eps = record["scores"][0]["eps"]
+    assert table.rows[0][0] == "pixel-l2" and table.column(f"worst-case l2 {eps:g}")[0] == ""
+    assert "99.00" not in text
