@@ -213,6 +213,7 @@ def _count(option: str) -> Callable[[str], int]:
 
 
 def cmd_plot(argv: Sequence[str]) -> int:
+    from lipsim_bench.report.plot_data import listed_names
     from lipsim_bench.report.plots import plot_run
 
     parser = OneLineParser(
@@ -234,6 +235,16 @@ def cmd_plot(argv: Sequence[str]) -> int:
         help="attack radius of examples.png, e.g. 0.5 or 4/255 (default: where the metrics disagree on most triplets)",
     )
     parser.add_argument("--attack", default=None, help="attack of examples.png (default: the one with most examples)")
+    parser.add_argument(
+        "--metrics", default=None, help="draw only these metrics, e.g. pixel-l2,lipsim-tiny (default: all the run has)"
+    )
+    parser.add_argument(
+        "--evaluations",
+        default=None,
+        help="draw only these evaluations, e.g. certified,fmn (natural, every figure's baseline, is always kept; "
+        "direct: the histograms)",
+    )
+    parser.add_argument("--title", default=None, help="headline of every figure (the run facts stay beneath it)")
     args = parser.parse_args(argv)
     if not any((args.run / name).is_file() for name in ("scores.csv", "triplets.csv", "histogram.csv")):
         hint = (
@@ -256,7 +267,15 @@ def cmd_plot(argv: Sequence[str]) -> int:
     try:
         with warnings.catch_warnings():  # numpy's and matplotlib's advice on odd numbers: check_frame names the cause
             warnings.simplefilter("ignore")
-            paths = plot_run(args.run, args.out, examples=examples, notes=notes)
+            paths = plot_run(
+                args.run,
+                args.out,
+                examples=examples,
+                notes=notes,
+                metrics=listed_names(args.metrics, "--metrics"),
+                evaluations=listed_names(args.evaluations, "--evaluations"),
+                title=args.title,
+            )
     except OSError as exc:
         raise BenchError(describe_os_error(exc, "then rerun the plot (or give another --out)")) from None
     except (

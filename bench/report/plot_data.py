@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.radii import certified_agreement
 from lipsim_bench.evaluations.twoafc import twoafc_agreement
 from lipsim_bench.formatting import format_eps
@@ -105,7 +106,7 @@ def triplets_of_split(triplets: pd.DataFrame, split: str) -> pd.DataFrame:
 
 
 def metric_order(*frames: pd.DataFrame | None) -> list[str]:
-    """Metrics in run order, so colours and markers match across figures."""
+    """Metrics in run order: the order of panels and legend entries (colours come from the name, see palette.py)."""
     names: list[str] = []
     for frame in frames:
         if frame is not None and "metric" in frame.columns:
@@ -200,18 +201,6 @@ def check_certified_points(triplets: pd.DataFrame, scores: pd.DataFrame, split: 
         raise ValueError("scores.csv and triplets.csv disagree on certified scores:\n" + "\n".join(problems))
 
 
-def empirical_radii(triplets: pd.DataFrame, metric: str) -> pd.Series:
-    """Smallest l2 perturbation that flipped each triplet, over every l2 attack and eps (index id).
-
-    Triplets never flipped are absent: no attack found an upper bound of their radius.
-    """
-    if "delta_norm" not in triplets.columns or "flipped" not in triplets.columns:
-        return pd.Series(dtype=np.float64, name="empirical_radius")
-    rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "attack") & (triplets["norm"] == "l2")]
-    rows = rows[as_bool(rows["flipped"])]
-    return rows.groupby("id", sort=False)["delta_norm"].min().astype(np.float64).rename("empirical_radius")
-
-
 def attacked_ids(triplets: pd.DataFrame, metric: str) -> pd.Index:
     """Triplets some l2 attack tried: those correct before the attack (the runner attacks only those)."""
     rows = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "clean")]
@@ -219,3 +208,60 @@ def attacked_ids(triplets: pd.DataFrame, metric: str) -> pd.Index:
 
 
 # --- drawing helpers --------------------------------------------------------------------------
+
+
+# --- choosing what to draw (plot --metrics/--evaluations) ---------------------------------------
+
+
+def listed_names(value: str | None, option: str) -> list[str] | None:
+    """``A,B`` as a list (None: the option was not given); an empty list is refused in one line."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise BenchError(f"plot {option} names nothing; give names separated by commas, e.g. {option} A,B")
+    return names
+
+
+def select_rows(
+    frames: dict[str, pd.DataFrame | None],
+    metrics: list[str] | None,
+    evaluations: list[str] | None,
+    where: str,
+) -> dict[str, pd.DataFrame | None]:
+    """The frames cut to the named metrics and evaluations (clean rows kept: every figure's baseline; the
+    histogram is the ``direct`` evaluation's). A name no frame holds is refused in one line naming those it has."""
+    present = [f for f in frames.values() if f is not None]
+    have_metrics = list(dict.fromkeys(m for f in present for m in f["metric"].astype(str)))
+    have_evaluations = list(
+        dict.fromkeys(
+            [
+                e
+                for name, f in frames.items()
+                if f is not None and name != "histogram"
+                for e in f["evaluation"].astype(str)
+            ]
+            + (["direct"] if frames.get("histogram") is not None else [])
+        )
+    )
+    for option, wanted, have in (
+        ("--metrics", metrics, have_metrics),
+        ("--evaluations", evaluations, have_evaluations),
+    ):
+        unknown = [w for w in wanted or () if w not in have]
+        if unknown:
+            raise BenchError(
+                f"plot {option}: {where} has no {', '.join(repr(u) for u in unknown)}; it has {', '.join(have) or 'none'}"
+            )
+    out: dict[str, pd.DataFrame | None] = {}
+    for name, frame in frames.items():
+        if frame is None:
+            out[name] = None
+            continue
+        keep = frame["metric"].astype(str).isin(metrics) if metrics else pd.Series(True, index=frame.index)
+        if evaluations and name == "histogram":
+            keep &= "direct" in evaluations
+        elif evaluations:
+            keep &= frame["evaluation"].astype(str).isin(evaluations) | (kinds(frame) == "clean")
+        out[name] = frame[keep]
+    return out

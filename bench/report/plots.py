@@ -2,14 +2,15 @@
 
 Figures are rebuilt from the files a run writes, never from models, so anyone holding a run folder can
 redraw them (examples.png also reads records/' adversarial examples and the dataset). Each figure is
-skipped when its data is absent. The certified curve is recomputed per triplet with the scoring's own
-functions and checked against the table: a marker off its curve would mean the figure and the table
-disagree, so ``plot_run`` refuses to draw it.
+skipped when its data is absent. Every figure's title names what was run (attack and steps, dataset, split,
+n); a metric keeps one colour and marker everywhere (palette.py); scores' 95% intervals are shaded where
+scores.csv has them; cells the table marks as computed unlike the rest are drawn dashed and hollow. The
+certified curve is recomputed per triplet with the scoring's own functions and checked against the table:
+a point off its curve would mean the figure and the table disagree, so ``plot_run`` refuses to draw it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -18,329 +19,243 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from lipsim_bench.formatting import format_eps
 from lipsim_bench.report.examples import ExampleOptions
 from lipsim_bench.report.examples_figure import run_examples_figure
+from lipsim_bench.report.figure_facts import (
+    BAND_WORDS,
+    MARKED_WORDS,
+    Facts,
+    attack_words,
+    figure_title,
+    is_marked,
+    marked_labels,
+    run_facts,
+)
 from lipsim_bench.report.figure_style import (
     LINE_STYLES,
-    ONE_COLUMN_IN,
     STYLE,
+    band_handle,
     eps_axis_label,
     eps_tick_labels,
+    marked_handle,
     metric_styles,
     norm_label,
     panel_grid,
     save_figure,
+    scored_line,
     shared_legend,
 )
+from lipsim_bench.report.histograms import clean_distances, diagnostic_figure, histogram_figure, histogram_frames
 from lipsim_bench.report.plot_data import (
-    attacked_ids,
-    base_certificate,
     certificate_curves,
     certified_curve,
-    certified_points,
     certified_rows,
     check_certified_points,
-    empirical_radii,
-    histogram_bounds,
     kinds,
     metric_order,
     read_optional,
+    select_rows,
     triplets_of_split,
 )
+from lipsim_bench.report.radius_scatter import (
+    NO_MIN_NORM,
+    empirical_radii,
+    has_min_norm,
+    radius_panel,
+    radius_scatter_figure,
+)
 from lipsim_bench.report.tables import certificate_order, headline_split
+
+#: Re-exported for callers of the figures' old home.
+__all__ = [
+    "certified_curve",
+    "certified_figure",
+    "check_certified_points",
+    "diagnostic_figure",
+    "empirical_radii",
+    "headline_split",
+    "histogram_figure",
+    "histogram_frames",
+    "plot_run",
+    "radius_panel",
+    "radius_scatter_figure",
+    "robustness_figure",
+    "save_figure",
+]
+
+
+def _interval(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """ci_low, ci_high of score rows (NaN where scores.csv predates intervals)."""
+    if "ci_low" not in rows.columns or "ci_high" not in rows.columns:
+        return np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    return (pd.to_numeric(rows[c], errors="coerce").to_numpy(np.float64) for c in ("ci_low", "ci_high"))
+
+
+def _extras(banded: bool, marked: bool) -> list[tuple[object, str]]:
+    return ([(band_handle(), BAND_WORDS)] if banded else []) + ([(marked_handle(), MARKED_WORDS)] if marked else [])
+
 
 # --- figures ----------------------------------------------------------------------------------
 
 
-def robustness_figure(scores: pd.DataFrame, split: str) -> Figure | None:
+def robustness_figure(
+    scores: pd.DataFrame, split: str, facts: Facts | None = None, title: str | None = None
+) -> Figure | None:
     """2AFC score against attack eps, a panel per (attack, norm), natural score at eps = 0."""
     rows = scores[scores["split"] == split]
     attacks = rows[kinds(rows) == "attack"]
     if attacks.empty:
         return None
+    facts = facts or run_facts(scores, None, split)
+    marked = marked_labels(scores, split)
     panels = list(dict.fromkeys(zip(attacks["evaluation"], attacks["norm"])))
     styles = metric_styles(metric_order(scores))
-    natural = rows[kinds(rows) == "clean"].drop_duplicates("metric").set_index("metric")["score"]
+    natural = rows[kinds(rows) == "clean"].drop_duplicates("metric").set_index("metric")
+    banded = any_marked = False
     with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(panels), 2.3)
         for ax, (attack, norm) in zip(axes, panels):
             part = attacks[(attacks["evaluation"] == attack) & (attacks["norm"] == norm)]
             for metric, line in part.groupby("metric", sort=False):
                 line = line.sort_values("eps")
-                eps, score = line["eps"].to_list(), line["score"].to_list()
                 if metric in natural.index:
-                    eps, score = [0.0] + eps, [float(natural[metric])] + score
-                ax.plot(eps, score, label=str(metric), **styles[str(metric)])
+                    line = pd.concat([natural.loc[[metric]].reset_index().assign(eps=0.0), line], ignore_index=True)
+                flags = np.array(
+                    [
+                        is_marked(marked, str(metric), str(r.evaluation), r.norm, None if r.kind == "clean" else r.eps)
+                        for r in line.assign(kind=kinds(line)).itertuples()
+                    ],
+                    dtype=bool,
+                )
+                low, high = _interval(line)
+                x, y = line["eps"].to_numpy(np.float64), line["score"].to_numpy(np.float64)
+                banded |= scored_line(ax, x, y, low, high, flags, styles[str(metric)], str(metric))
+                any_marked |= bool(flags.any())
             ticks = [0.0] + sorted(float(e) for e in part["eps"].unique())
             ax.set_xticks(ticks, eps_tick_labels(ticks, ax.get_position().width * fig.get_figwidth()))
             ax.axhline(50.0, color="gray", ls="--", lw=0.8, label="chance (50%)", zorder=1)
-            ax.set(
-                ylim=(0, 100),
-                xlabel=eps_axis_label(str(norm)),
-                ylabel="2AFC score (%)",
-                title=f"{attack}, {norm_label(str(norm))}",
-            )
+            ax.set(ylim=(0, 100), xlabel=eps_axis_label(str(norm)), ylabel="2AFC score (%)")
+            ax.set_title(f"{attack_words(str(attack), scores)}, {norm_label(str(norm))}")
             ax.grid(alpha=0.3, lw=0.5)
-        shared_legend(fig, axes)
+        shared_legend(fig, axes, _extras(banded, any_marked))
+        names = ", ".join(dict.fromkeys(attack_words(str(a), scores) for a, _ in panels))
+        fig.suptitle(figure_title(f"2AFC score under attack: {names}", facts, fig.get_figwidth(), title))
     return fig
 
 
-def certified_figure(scores: pd.DataFrame | None, triplets: pd.DataFrame, split: str) -> Figure | None:
+def _attack_radii(scores: pd.DataFrame | None, split: str) -> list[float]:
+    """The run's l2 attack radii (where the certified curve meets the robustness curves)."""
+    if scores is None:
+        return []
+    l2 = scores[(scores["split"] == split) & (kinds(scores) == "attack") & (scores["norm"] == "l2")]
+    return sorted({float(e) for e in l2["eps"]})
+
+
+def certified_range(points: pd.DataFrame, scores: pd.DataFrame | None, split: str, radii: np.ndarray) -> float:
+    """The radii that matter: up to the larger of the table's certified radii and the run's l2 attack radii
+    (a little beyond); without either, where 95% of the triplets' radii lie."""
+    tops = ([float(points["eps"].max())] if len(points) else []) + _attack_radii(scores, split)[-1:]
+    if tops and max(tops) > 0:
+        return 1.15 * max(tops)
+    positive = radii[radii > 0]
+    return float(np.quantile(positive, 0.95)) if positive.size else 1.0
+
+
+def certified_figure(
+    scores: pd.DataFrame | None,
+    triplets: pd.DataFrame,
+    split: str,
+    facts: Facts | None = None,
+    title: str | None = None,
+) -> Figure | None:
     """Certified score against l2 radius, the exact step curve per metric and certificate, with the table's
-    points as markers. Up to two certificates share one panel (a line style each); more (smoothing at
-    several sigmas beside the Lipschitz certificate) get a panel each, on one radius axis, so a metric keeps
-    its colour and every panel stays readable."""
+    points (and their 95% intervals as bars). Up to two certificates share one panel (solid and dotted);
+    more (smoothing at several sigmas beside the Lipschitz certificate) get a panel each, on one radius axis."""
     order = metric_order(triplets)
-    curves = sorted(
-        certificate_curves(triplets), key=lambda curve: order.index(curve[0])
-    )  # stable: a metric's curves together
+    curves = sorted(certificate_curves(triplets), key=lambda curve: order.index(curve[0]))
     if not curves:
         return None
     styles = metric_styles(metric_order(scores, triplets))
     evaluations = sorted(dict.fromkeys(e for _, e in curves), key=certificate_order)
     dashes = {e: LINE_STYLES[i % len(LINE_STYLES)] for i, e in enumerate(evaluations)}
     points = (
-        certified_points(scores, split)
+        scores[(scores["split"] == split) & (kinds(scores) == "certificate")].sort_values(
+            ["metric", "evaluation", "eps"], kind="stable"
+        )
         if scores is not None
         else pd.DataFrame(columns=["metric", "evaluation", "eps", "score"])
     )
+    marked = marked_labels(scores, split)
     panels = [evaluations] if len(evaluations) <= 2 else [[e] for e in evaluations]
-    top = max(float(certified_rows(triplets, m, e)["radius"].max()) for m, e in curves) or 1.0
-    if len(panels) > 1 and len(points):  # one radius axis for every panel, where the table's radii are (a pixel
-        top = min(top, 2.5 * float(points["eps"].max()))  # metric's radii of 10 would squash everything else)
+    radii = np.concatenate([certified_rows(triplets, m, e)["radius"].to_numpy(np.float64) for m, e in curves])
+    top = certified_range(points, scores, split, radii)
+    facts = facts or run_facts(scores, triplets, split)
+    any_marked = banded = False
     with matplotlib.rc_context(STYLE):
-        if len(panels) == 1:
-            fig = Figure(figsize=(ONE_COLUMN_IN, 2.6), layout="constrained")
-            axes = [fig.subplots()]
-        else:
-            fig, axes = panel_grid(len(panels), 2.3)
+        fig, axes = panel_grid(len(panels), 2.4)
         for ax, shown in zip(axes, panels):
-            mine = points[points["evaluation"].isin(shown)]
             for metric, evaluation in [c for c in curves if c[1] in shown]:
-                _certified_curve(
-                    ax,
-                    triplets,
-                    points,
-                    metric,
-                    evaluation,
-                    top,
-                    styles[metric],
-                    dashes[evaluation] if len(shown) > 1 else "-",
-                    metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric} {evaluation}",
+                label = metric if len(evaluations) == 1 or len(shown) == 1 else f"{metric}, {evaluation}"
+                mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
+                flags = np.array([is_marked(marked, metric, evaluation, "l2", e) for e in mine["eps"]], dtype=bool)
+                dash = "--" if flags.any() else dashes[evaluation] if len(shown) > 1 else "-"
+                banded |= _certified_curve(
+                    ax, triplets, mine, metric, evaluation, top, styles[metric], dash, flags, label
                 )
-            for eps in sorted(mine["eps"].unique()):
-                ax.axvline(float(eps), color="gray", lw=0.5, ls=":")
-            xlabel = (
-                r"certified radius $\epsilon$ ($\ell_2$, images in [0, 1])"
-                if len(panels) == 1
-                else r"certified radius $\epsilon$ ($\ell_2$)"
-            )
-            ax.set(xlim=(0, top * 1.05), ylim=(0, 100), xlabel=xlabel, ylabel="certified 2AFC score (%)")
+                any_marked |= bool(flags.any())
+            certified_eps = sorted({float(e) for e in points[points["evaluation"].isin(shown)]["eps"] if e > 0})
+            for eps in certified_eps:
+                ax.axvline(eps, color="gray", lw=0.5, ls=":")
+            ticks = sorted({0.0, *certified_eps, *(e for e in _attack_radii(scores, split) if e <= top)})
+            if len(ticks) > 1:
+                width_in = 0.9 * ax.get_position().width * fig.get_figwidth()  # before layout: allow for the labels
+                ax.set_xticks(ticks, eps_tick_labels(ticks, width_in, span=top))
+            ax.set(xlim=(0, top), ylim=(0, 100), xlabel=eps_axis_label("l2"), ylabel="certified 2AFC score (%)")
             if len(panels) > 1:
                 ax.set_title(shown[0])
             ax.grid(alpha=0.3, lw=0.5)
-        if not points.empty:
-            axes[0].plot(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                color="black",
-                markerfacecolor="white",
-                label="hollow markers: scores.csv",
-            )
-        shared_legend(fig, axes)
+        extra = [(_point_handle(), "dots: the table's scores at its radii")] if len(points) else []
+        shared_legend(fig, axes, extra + _extras(banded, any_marked))
+        headline = f"Certified 2AFC score against the radius, certificate: {', '.join(evaluations)}"
+        fig.suptitle(figure_title(headline, facts, fig.get_figwidth(), title))
     return fig
+
+
+def _point_handle() -> object:
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none", marker="o", color="0.3")
 
 
 def _certified_curve(
     ax: Axes,
     triplets: pd.DataFrame,
-    points: pd.DataFrame,
+    mine: pd.DataFrame,
     metric: str,
     evaluation: str,
     top: float,
     style: dict[str, object],
     dash: str,
+    flags: np.ndarray,
     label: str,
-) -> None:
-    """One metric's certified step curve for one certificate, its table points, and its legend entry."""
-    radii = np.unique(
-        np.concatenate(
-            [np.linspace(0.0, top * 1.05, 512), certified_rows(triplets, metric, evaluation)["radius"].to_numpy()]
-        )
-    )
-    line = {"color": style["color"], "ls": dash}
-    ax.plot(radii, certified_curve(triplets, metric, radii, evaluation), drawstyle="steps-post", **line)
-    mine = points[(points["metric"] == metric) & (points["evaluation"] == evaluation)]
-    marker = {"marker": style["marker"], "color": style["color"], "markerfacecolor": "white", "markeredgewidth": 1.0}
-    ax.plot(mine["eps"], mine["score"], ls="none", zorder=3, **marker)
-    ax.plot([], [], label=label, **({**marker, "ls": dash} if not mine.empty else line))  # legend: curve + its marker
-
-
-def histogram_figure(frames: dict[str, pd.DataFrame], eps: float) -> Figure:
-    """d(x, x + delta) under the direct attack: a panel per metric, with the certified bound beside it where
-    the run folder has one (``bound``: a line when it is the same for every triplet, as L eps is for l2
-    distances, else a second histogram of per-triplet bounds).
-
-    Each panel has its own x axis from 0 to the larger of its found distances and bounds: distances of
-    different metrics are on different scales (pixels, 1 - cos), and one shared axis flattened the
-    smaller ones into a single bar, found and bound indistinguishable.
-    """
-    with matplotlib.rc_context(STYLE):
-        fig, axes = panel_grid(len(frames), 1.9)
-        for ax, (metric, frame) in zip(axes, frames.items()):
-            bound = histogram_bounds(frame)
-            top = max(float(frame["distance"].max()), float(bound.max()) if len(bound) else 0.0) or 1.0
-            ax.hist(
-                frame["distance"],
-                bins=30,
-                range=(0.0, top),
-                color="tab:blue",
-                alpha=0.85,
-                label="found (direct attack)",
-            )
-            ax.axvline(float(frame["distance"].median()), color="black", lw=1, ls="--", label="median found")
-            _draw_bound(ax, bound, top)
-            ax.set(
-                title=metric, xlabel=r"$d(x, x+\delta)$ (the metric's distance)", ylabel="images", xlim=(0, top * 1.02)
-            )
-        shared_legend(fig, axes)
-        fig.suptitle(rf"direct attack, $\ell_2$ $\epsilon$ = {format_eps(eps)} (images in [0, 1])")
-    return fig
-
-
-def _draw_bound(ax: Axes, bound: pd.Series, top: float) -> None:
-    """The certified bound of one panel (nothing without one)."""
-    if bound.empty:
-        return
-    label = r"certified bound ($L\epsilon$)"
-    if np.allclose(bound.to_numpy(), bound.iloc[0], rtol=1e-9, atol=0.0):
-        ax.axvline(float(bound.iloc[0]), color="tab:red", lw=1.4, label=label)
-    else:
-        ax.hist(bound, bins=30, range=(0.0, top), histtype="step", color="tab:red", lw=1.2, label=label)
-
-
-def histogram_frames(histogram: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], float]:
-    """histogram.csv (id, group, eps, distance, metric) as the per-metric frames plot_histograms takes."""
-    frames = {str(m): part for m, part in histogram.groupby("metric", sort=False)}
-    return frames, float(histogram["eps"].max())
-
-
-def diagnostic_figure(csv_name: str, frame: pd.DataFrame) -> Figure | None:
-    """The figure drawn beside a diagnostic evaluation's CSV in the run folder (None: CSV only)."""
-    if csv_name == "histogram.csv" and not frame.empty:
-        return histogram_figure(*histogram_frames(frame))
-    return None
-
-
-@dataclass
-class RadiusPanel:
-    """One certified metric's radii over the triplets its l2 attacks tried (index id)."""
-
-    metric: str
-    certified: pd.Series
-    empirical: pd.Series
-    never_flipped: pd.Index
-    largest_eps: float
-
-
-def radius_panel(triplets: pd.DataFrame, metric: str) -> RadiusPanel | None:
-    """The scatter's data for a metric, or None without certified rows or l2 attack rows."""
-    attacks = triplets[(triplets["metric"] == metric) & (kinds(triplets) == "attack") & (triplets["norm"] == "l2")]
-    evaluation = base_certificate(triplets, metric)  # a smoothed radius says nothing about attacks on the metric itself
-    rows = certified_rows(triplets, metric, evaluation) if evaluation is not None else triplets.iloc[:0]
-    if rows.empty or attacks.empty:
-        return None
-    certified = rows.set_index("id")["radius"].astype(np.float64)
-    empirical = empirical_radii(triplets, metric)
-    tried = certified.index.intersection(attacked_ids(triplets, metric)).union(
-        certified.index.intersection(empirical.index)
-    )
-    return RadiusPanel(
-        metric,
-        certified[tried],
-        empirical[empirical.index.intersection(tried)],
-        tried.difference(empirical.index),
-        float(attacks["eps"].max()),
-    )
-
-
-def _axis_range(values: np.ndarray) -> tuple[bool, float, float]:
-    """(log, low, high): log when the positive values span more than two decades."""
-    positive = values[values > 0]
-    if positive.size == 0:
-        return False, 0.0, 1.0
-    log = bool(positive.max() / positive.min() > 100)
-    return log, (positive.min() / 1.5 if log else 0.0), positive.max() * (1.3 if log else 1.08)
-
-
-def _scatter_panel(ax: Axes, panel: RadiusPanel, colour: str) -> None:
-    """Certified (x) against empirical (y) radius; never-flipped triplets as triangles in a band above.
-
-    A point below y = x would be a flip inside a certified radius (a broken certificate): counted
-    in the corner. Never-flipped triplets have no empirical radius, only "above the largest eps".
-    """
-    x = panel.certified[panel.empirical.index].to_numpy()
-    y = panel.empirical.to_numpy()
-    below = int((y < x * (1 - 1e-6) - 1e-9).sum())
-    log, low, high = _axis_range(np.concatenate([x, y, panel.certified.to_numpy(), [panel.largest_eps]]))
-    band, top = (high * 1.3, high * 1.7) if log else (high * 1.06, high * 1.12)
-    ax.axhspan(high, top, color="0.92", lw=0, zorder=0)
-    ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":", label="y = x")
-    ax.axhline(
-        panel.largest_eps,
-        color="gray",
-        lw=0.8,
-        ls="--",
-        label=rf"largest attack $\epsilon$ = {format_eps(panel.largest_eps)}",
-    )
-    ax.plot(
-        np.maximum(x, low), y, ls="none", marker="o", ms=3, alpha=0.7, color=colour, label=f"flipped (n = {len(x)})"
-    )
-    kept = np.maximum(panel.certified[panel.never_flipped].to_numpy(), low)
-    ax.plot(
-        kept,
-        np.full(len(kept), band),
-        ls="none",
-        marker="^",
-        ms=4,
-        alpha=0.7,
-        color="gray",
-        label=f"never flipped (n = {len(kept)}), top band",
-    )
-    if log:
-        ax.set(xscale="log", yscale="log")
-    ax.set(xlim=(low, high), ylim=(low, top))
-    ax.text(
-        0.97,
-        0.03,
-        f"below y = x: {below}",
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        color="red" if below else "black",
-    )
-
-
-def radius_scatter_figure(triplets: pd.DataFrame) -> Figure | None:
-    """Per triplet, the certified against the smallest flipping l2 radius, a panel per certified metric."""
-    styles = metric_styles(metric_order(triplets))
-    panels = [p for p in (radius_panel(triplets, m) for m in metric_order(triplets)) if p is not None]
-    if not panels:
-        return None
-    with matplotlib.rc_context(STYLE):
-        fig, axes = panel_grid(len(panels), 3.3)
-        for ax, panel in zip(axes, panels):
-            _scatter_panel(ax, panel, str(styles[panel.metric]["color"]))
-            ax.set(
-                title=panel.metric,
-                xlabel=r"certified radius ($\ell_2$, images in [0, 1])",
-                ylabel=r"empirical radius ($\ell_2$)",
-            )
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, columnspacing=1.0)
-    return fig
+) -> bool:
+    """One metric's certified step curve for one certificate, its table points (with interval bars, hollow where
+    the table marks the cell) and its legend entry; returns whether an interval was drawn."""
+    radii = certified_rows(triplets, metric, evaluation)["radius"].to_numpy()
+    grid = np.unique(np.concatenate([np.linspace(0.0, top, 512), radii[radii <= top]]))
+    colour = style["color"]
+    ax.plot(grid, certified_curve(triplets, metric, grid, evaluation), drawstyle="steps-post", color=colour, ls=dash)
+    x, y = mine["eps"].to_numpy(np.float64), mine["score"].to_numpy(np.float64)
+    low, high = _interval(mine)
+    known = np.isfinite(low) & np.isfinite(high)
+    if known.any():
+        bars = np.vstack([y[known] - low[known], high[known] - y[known]])
+        ax.errorbar(x[known], y[known], yerr=np.clip(bars, 0, None), ls="none", color=colour, elinewidth=3, alpha=0.35)
+    for group, face in ((~flags, colour), (flags, "white")):
+        if group.any():
+            ax.plot(x[group], y[group], ls="none", marker=style["marker"], color=colour, markerfacecolor=face, zorder=3)
+    ax.plot([], [], color=colour, ls=dash, marker=style["marker"] if len(mine) else "", label=label)
+    return bool(known.any())
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -354,38 +269,49 @@ def plot_run(
     split: str | None = None,
     examples: ExampleOptions | None = None,
     notes: list[str] | None = None,
+    metrics: list[str] | None = None,
+    evaluations: list[str] | None = None,
+    title: str | None = None,
 ) -> list[Path]:
     """Draw every figure whose data the run folder holds; returns the files written.
 
     Reads scores.csv, triplets.csv and histogram.csv; the examples figure also reads the adversarial examples
     in records/ and the clean images (bench/report/examples.py). ``split`` defaults to the headline split
-    (see headline_split). Raises ValueError when the table's certified scores are off their curve. ``notes``
-    receives one line when the run kept no adversarial examples (how to get them) or when examples.png cannot
-    be drawn (why; the other figures are drawn all the same); without ``notes`` that second case raises.
+    (see headline_split). ``metrics`` and ``evaluations`` cut what is drawn (a name the folder lacks: BenchError);
+    ``title`` replaces every figure's headline (the run facts stay beneath). Raises ValueError when the table's
+    certified scores are off their curve. ``notes`` receives one line when a figure is not drawn for want of
+    data the run could have had (no minimum-norm attack; no adversarial examples kept) or when examples.png
+    cannot be drawn (why; the other figures are drawn all the same); without ``notes`` that last case raises.
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
-    scores, triplets, histogram = (
-        read_optional(run_dir / name) for name in ("scores.csv", "triplets.csv", "histogram.csv")
-    )
-    if scores is None and triplets is None and histogram is None:
+    frames = {name: read_optional(run_dir / f"{name}.csv") for name in ("scores", "triplets", "histogram")}
+    if all(f is None for f in frames.values()):
         raise FileNotFoundError(f"{run_dir}: no scores.csv, triplets.csv or histogram.csv; is this a run folder?")
-    if split is None and scores is not None:
+    if metrics or evaluations:
+        frames = select_rows(frames, metrics, evaluations, str(run_dir))
+    scores, triplets, histogram = frames["scores"], frames["triplets"], frames["histogram"]
+    if split is None and scores is not None and not scores.empty:
         split = headline_split(scores)
-    if split is None and triplets is not None:
+    if split is None and triplets is not None and not triplets.empty:
         split = str(triplets["split"].mode().iloc[0])
     if triplets is not None and split is not None:
         triplets = triplets_of_split(triplets, split)
+    facts = run_facts(scores, triplets, split)
     figures: dict[str, Figure | None] = {}
     if scores is not None and split is not None:
-        figures["robustness_curves"] = robustness_figure(scores, split)
-    if triplets is not None and split is not None:
+        figures["robustness_curves"] = robustness_figure(scores, split, facts, title)
+    if triplets is not None and split is not None and not triplets.empty:
         if scores is not None:
             check_certified_points(triplets, scores, split)
-        figures["certified_curves"] = certified_figure(scores, triplets, split)
-        figures["radius_scatter"] = radius_scatter_figure(triplets)
+        figures["certified_curves"] = certified_figure(scores, triplets, split, facts, title)
+        figures["radius_scatter"] = radius_scatter_figure(triplets, scores, facts, title)
+        if figures["radius_scatter"] is None and certificate_curves(triplets) and not has_min_norm(triplets):
+            (notes if notes is not None else []).append(NO_MIN_NORM)
     if histogram is not None and not histogram.empty:
-        figures["histograms"] = histogram_figure(*histogram_frames(histogram))
+        facts_here = Facts(facts.dataset, facts.split, int(histogram["id"].nunique()))
+        frames_, eps = histogram_frames(histogram)
+        figures["histograms"] = histogram_figure(frames_, eps, clean_distances(triplets), facts_here, title)
     figures["examples"] = run_examples_figure(run_dir, examples or ExampleOptions(), notes)
     paths: list[Path] = []
     for name, fig in figures.items():
