@@ -61,6 +61,7 @@ class Provenance:
     weights: str
     weights_text: str
     seconds: float | None
+    device: str
     time: str
     options: str
 
@@ -225,6 +226,7 @@ def provenance(entry: Entry, run: str, environments: dict[str, dict[str, Any]]) 
         weights=str(settings.get("weights") or "none"),
         weights_text=str(conventions.get("weights") or "not stated"),
         seconds=_number(config.get("seconds")),
+        device=str(settings.get("device") or config.get("device") or ""),
         time=str(prov.get("time", "unknown")),
         options=shown,
     )

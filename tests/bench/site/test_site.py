@@ -60,7 +60,7 @@ def test_metric_page_gives_every_cells_provenance(tiny_runs: list[Path], tiny_si
         cells = dict(zip(table.headers, row[0]))
         assert cells["commit"].startswith(record["provenance"]["git"]["commit"][:10])
         assert cells["seed"] == str(record["unit"]["settings"]["seed"])
-        assert cells["compute (s)"] == f"{record['config']['seconds']:.1f}"
+        assert cells["compute (s)"] == f"{record['config']['seconds']:.1f} on {record['unit']['settings']['device']}"
         assert cells["n"] == str(record["unit"]["n"])
         assert cells["95% interval"].startswith("[")
     assert records[0]["unit"]["settings"]["weights"] in text  # the weights' sha256, once above the table
