@@ -29,6 +29,7 @@ from lipsim_bench.report.tables import provenance_line, render_tables, scores_ta
 from lipsim_bench.run.distributed import Shard
 from lipsim_bench.run.loop import RunOutcome, Store, run_units
 from lipsim_bench.run.records import MemoryStore
+from lipsim_bench.run.seeds import parse_seeds
 from lipsim_bench.run.spec import RunSpec, check_spec, default_attack_eps, parse_eps, radii_value
 
 NORMS = ("l2", "linf")
@@ -106,6 +107,7 @@ def evaluate(
     norm: str | None = None,
     threats: str | Sequence[str | tuple[str, Sequence[float]]] | None = None,
     seed: int = 0,
+    seeds: str | Sequence[int] | None = None,
     batch_size: int = 100,
     device: str | None = None,
     out: str | Path | None = None,
@@ -126,7 +128,8 @@ def evaluate(
     give the attacks' threat models (default: l2 at the dataset's radii); ``device`` defaults to cuda
     when available, as ``--device``; ``plugins`` are files or modules to load first, as
     ``--plugin``/``--import``; ``verify`` attacks even triplets proven robust (as ``--verify``);
-    ``precision`` as ``--precision``; ``perturb`` (``"ref"``, ``"x0"``, ``"x1"`` or ``"all"``) as ``--perturb``; ``save_adversarial``
+    ``precision`` as ``--precision``; ``seeds`` (``[0, 1, 2]`` or ``"0,1,2"``, instead of ``seed``) runs the
+    units that depend on the seed once per seed and reports each cell's mean over seeds (as ``--seeds``); ``perturb`` (``"ref"``, ``"x0"``, ``"x1"`` or ``"all"``) as ``--perturb``; ``save_adversarial``
     keeps the attacks' adversarial examples beside their records (as ``--save-adversarial``; needs ``out``); ``every`` keeps every k-th triplet (as ``--every``); a swept
     option takes a list (``smoothing={"sigma": [0.12, 0.25]}``).
     """
@@ -141,6 +144,8 @@ def evaluate(
     values = {k: dict(v) for k, v in options.items()}
     if eps is not None and norm in (None, "l2") and "certified" in names and "eps" not in values.get("certified", {}):
         values.setdefault("certified", {})["eps"] = pairs[0][1] if pairs else None  # as --eps: also the certified radii
+    if seeds is not None and seed != 0:
+        raise BenchError(f"give seed= or seeds=, not both (seed={seed!r}, seeds={seeds!r})")
     for flag, value in (("verify", verify), ("save_adversarial", save_adversarial)):
         if not isinstance(value, bool):
             raise BenchError(f"{flag}={value!r}: give True or False")
@@ -156,6 +161,7 @@ def evaluate(
         batch_size=batch_size,
         device=str(resolve_device(device, "device")),
         seed=seed,
+        seeds=parse_seeds(seeds) if isinstance(seeds, str) else seeds.tolist() if hasattr(seeds, "tolist") else seeds,
         out=_out(out),
         verify=verify,
         precision=precision,
@@ -240,6 +246,7 @@ _PARAMETERS = (
     "norm",
     "threats",
     "seed",
+    "seeds",
     "batch_size",
     "device",
     "out",
