@@ -168,12 +168,14 @@ def interval_footer(scores: pd.DataFrame) -> str:
         if BOOTSTRAP in methods
         else []
     )
-    parts = []
-    if EXACT in methods:
-        parts.append("exact binomial (Clopper-Pearson) where every agreement is 0 or 1")
-    if BOOTSTRAP in methods:
-        parts.append(
-            f"{'otherwise ' if EXACT in methods else ''}a BCa bootstrap of the mean agreement ({N_RESAMPLES} resamples "
-            f"within each group, seed {', '.join(map(str, seeds))})"
-        )
-    return f"[low, high] after a score: its {round(100 * CONFIDENCE)}% interval over the triplets, " + "; ".join(parts)
+    exact = "exact binomial (Clopper-Pearson)"
+    resampled = (
+        f"a BCa bootstrap of the mean agreement ({N_RESAMPLES} resamples within each group, "
+        f"seed {', '.join(map(str, seeds))})"
+    )
+    how = (
+        f"{exact} where every agreement is 0 or 1 in one group, otherwise {resampled}"
+        if methods == {EXACT, BOOTSTRAP}
+        else (f"{exact}: every agreement is 0 or 1" if EXACT in methods else resampled)
+    )
+    return f"[low, high] after a score: its {round(100 * CONFIDENCE)}% interval over the triplets, {how}"
