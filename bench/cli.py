@@ -244,7 +244,9 @@ def cmd_plot(argv: Sequence[str]) -> int:
         help="draw only these evaluations, e.g. certified,fmn (natural, every figure's baseline, is always kept; "
         "direct: the histograms)",
     )
-    parser.add_argument("--title", default=None, help="headline of every figure (the run facts stay beneath it)")
+    parser.add_argument(
+        "--title", default=None, help="a headline above every figure's own title (attack, dataset and n stay)"
+    )
     args = parser.parse_args(argv)
     if not any((args.run / name).is_file() for name in ("scores.csv", "triplets.csv", "histogram.csv")):
         hint = (

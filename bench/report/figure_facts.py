@@ -110,11 +110,11 @@ def is_marked(marked: set[tuple[str, str]], metric: str, evaluation: str, norm: 
 
 
 def figure_title(headline: str, facts: Facts, width_in: float, user: str | None = None) -> str:
-    """The suptitle: the headline (``--title`` replaces it) and the run facts, wrapped to the figure's width
-    (never inside a $...$ formula)."""
+    """The suptitle: ``user``'s headline (``--title``) if any, the figure's own headline (attack, steps) and the
+    run facts (dataset, split, n), wrapped to the figure's width (never inside a $...$ formula)."""
     chars = max(20, int(width_in / (0.6 * 9 / 72)))  # figure.titlesize 9, a generous glyph width
     lines = []
-    for line in (user or headline, facts.text()):
+    for line in (user, headline, facts.text()):
         if line:
             parts = line.split("$")
             kept = "$".join(p.replace(" ", "\0") if i % 2 else p for i, p in enumerate(parts))

@@ -278,7 +278,7 @@ def plot_run(
     Reads scores.csv, triplets.csv and histogram.csv; the examples figure also reads the adversarial examples
     in records/ and the clean images (bench/report/examples.py). ``split`` defaults to the headline split
     (see headline_split). ``metrics`` and ``evaluations`` cut what is drawn (a name the folder lacks: BenchError);
-    ``title`` replaces every figure's headline (the run facts stay beneath). Raises ValueError when the table's
+    ``title`` goes above every figure's own title. Raises ValueError when the table's
     certified scores are off their curve. ``notes`` receives one line when a figure is not drawn for want of
     data the run could have had (no minimum-norm attack; no adversarial examples kept) or when examples.png
     cannot be drawn (why; the other figures are drawn all the same); without ``notes`` that last case raises.
@@ -313,6 +313,8 @@ def plot_run(
         frames_, eps = histogram_frames(histogram)
         figures["histograms"] = histogram_figure(frames_, eps, clean_distances(triplets), facts_here, title)
     figures["examples"] = run_examples_figure(run_dir, examples or ExampleOptions(), notes)
+    if title and figures["examples"] is not None and figures["examples"]._suptitle is not None:
+        figures["examples"].suptitle(f"{title}\n{figures['examples']._suptitle.get_text()}")
     paths: list[Path] = []
     for name, fig in figures.items():
         if fig is not None:

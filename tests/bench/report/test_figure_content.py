@@ -47,7 +47,7 @@ def test_titles_name_the_attack_and_its_steps_the_dataset_and_n(triplets: pd.Dat
     assert "fmn (20 steps)" in scatter and "n = 12 triplets" in scatter
     assert "n = 12 triplets" in certified_figure(scores, triplets, "test")._suptitle.get_text()
     user = robustness_figure(scores, "test", title="Figure 3: our metric")._suptitle.get_text()
-    assert user.startswith("Figure 3: our metric\n") and "n = 12 triplets" in user
+    assert user.startswith("Figure 3: our metric\n") and "apgd (20 steps)" in user and "n = 12 triplets" in user
 
 
 def test_intervals_are_bands_where_scores_csv_has_them_and_plain_lines_where_not(triplets: pd.DataFrame) -> None:
