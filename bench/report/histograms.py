@@ -81,17 +81,16 @@ def _raw_panel(ax: Axes, metric: str, frame: pd.DataFrame, colour: str) -> None:
 def _scale_free_panel(
     ax: Axes, frames: dict[str, pd.DataFrame], clean: dict[str, np.ndarray], styles: dict[str, dict[str, object]]
 ) -> None:
-    """Share of images (%) whose found distance is at most the p-th percentile of the metric's clean distances."""
+    """Share of images (%) whose found distance is at most the p-th percentile of the metric's clean distances;
+    the metric's marker at its median (metrics of one family share a colour, never a marker)."""
     for metric, reference in clean.items():
         found = np.sort(percentiles(frames[metric]["distance"].to_numpy(np.float64), reference))
         share = 100.0 * np.arange(1, len(found) + 1) / len(found)
+        colour, marker = styles[metric]["color"], styles[metric]["marker"]
         ax.step(
-            np.concatenate([[0.0], found, [100.0]]),
-            np.concatenate([[0.0], share, [100.0]]),
-            where="post",
-            color=styles[metric]["color"],
-            label=metric,
+            np.concatenate([[0.0], found, [100.0]]), np.concatenate([[0.0], share, [100.0]]), where="post", color=colour
         )
+        ax.plot([float(np.median(found))], [50.0], marker=marker, color=colour, ls="-", label=metric)  # its median
     ax.set(
         title=SCALE_FREE_TITLE,
         xlabel="percentile of its clean\nd(ref, x0), d(ref, x1)",
