@@ -57,9 +57,10 @@ def test_report_regenerates_tables_from_records_only(capsys, night_tree: Path, t
 
     shutil.rmtree(run / "records")
     assert main(["plot", str(run)]) == 0
-    assert {"robustness_curves.png", "robustness_curves.pdf", "certified_curves.pdf", "radius_scatter.png"} <= {
+    assert {"robustness_curves.png", "robustness_curves.pdf", "certified_curves.pdf"} <= {
         p.name for p in (run / "plots").iterdir()
     }
+    assert "radius_scatter: not drawn, the run has no minimum-norm attack" in capsys.readouterr().out  # APGD only
 
 
 def test_report_merges_runs_and_keeps_another_seed_apart(capsys, night_tree: Path, tmp_path: Path) -> None:
