@@ -49,12 +49,14 @@ def eps_axis_label(norm: str) -> str:
     return rf"$\epsilon$ ({norm_label(norm)}, images in [0, 1])"
 
 
-def eps_tick_labels(ticks: list[float], axis_width_in: float, span: float | None = None) -> list[str]:
+def eps_tick_labels(
+    ticks: list[float], axis_width_in: float, span: float | None = None, first: tuple[float, ...] = ()
+) -> list[str]:
     """format_eps labels, blanking those that would overlap a neighbour (the tick and point stay).
 
     Attack radii are often geometric (0.25, 0.5, 1, 2): near 0 the labels collide on a linear axis.
-    ``span``: the axis' data range (default: the ticks'). The last label is always kept, so the axis shows
-    its range.
+    ``span``: the axis' data range (default: the ticks'). Labelled first: 0, the last tick (the axis shows its
+    range), then ``first`` (the certified figure's own radii), then the others left to right.
     """
     labels = ["0" if t == 0 else format_eps(t) for t in ticks]
     span = span or (ticks[-1] - ticks[0]) or 1.0
@@ -64,13 +66,14 @@ def eps_tick_labels(ticks: list[float], axis_width_in: float, span: float | None
         room = abs(ticks[j] - ticks[i]) / span * axis_width_in
         return room < (len(labels[i]) + len(labels[j]) + 2) / 2 * char_in
 
-    kept = [0]
-    for i in range(1, len(ticks)):
-        if not clash(kept[-1], i):
-            kept.append(i)
     last = len(ticks) - 1
-    if kept[-1] != last:
-        kept = [k for k in kept if not clash(k, last)] + [last]
+    wanted = {round(float(f), 12) for f in first}
+    order = [0, last] + [i for i in range(1, last) if round(ticks[i], 12) in wanted]
+    order += [i for i in range(1, last) if i not in order]
+    kept: list[int] = []
+    for i in dict.fromkeys(order):
+        if not any(clash(k, i) for k in kept):
+            kept.append(i)
     return [label if i in kept else "" for i, label in enumerate(labels)]
 
 

@@ -209,7 +209,7 @@ def certified_figure(
             ticks = sorted({0.0, *certified_eps, *(e for e in _attack_radii(scores, split) if e <= top)})
             if len(ticks) > 1:
                 width_in = 0.9 * ax.get_position().width * fig.get_figwidth()  # before layout: allow for the labels
-                ax.set_xticks(ticks, eps_tick_labels(ticks, width_in, span=top))
+                ax.set_xticks(ticks, eps_tick_labels(ticks, width_in, span=top, first=tuple(certified_eps)))
             ax.set(xlim=(0, top), ylim=(0, 100), xlabel=eps_axis_label("l2"), ylabel="certified 2AFC score (%)")
             if len(panels) > 1:
                 ax.set_title(shown[0])
