@@ -128,24 +128,28 @@ def metric_of(entry: dict[str, Any], record: dict[str, Any], device: torch.devic
     return metric.eval()
 
 
-def _origin(unit: Loaded, tid: str, units: list[Loaded]) -> Loaded | None:
-    """The smaller radius of the same attack and norm whose unit attacked and flipped ``tid`` (a carried flip)."""
-    same = (unit.record["evaluation"]["name"], _norm(unit), unit.record["unit"]["settings"].get("seed"))
-    smaller = [
-        u
-        for u in units
-        if (u.record["evaluation"]["name"], _norm(u), u.record["unit"]["settings"].get("seed")) == same
-        and _eps(u) < _eps(unit)
-    ]
-    for u in sorted(smaller, key=lambda u: -_eps(u)):
-        rows = _rows(u)
-        if tid not in rows.index:
-            return None
-        row = rows.loc[tid]
-        if as_bool(pd.Series([row.get("attacked")]))[0] and as_bool(pd.Series([row.get("flipped")]))[0]:
+def _origin(unit: Loaded, tid: str, units: list[Loaded], indexed: dict[str, pd.DataFrame]) -> Loaded | None:
+    """The unit whose input decided a carried row: an attack unit of the same norm and seed at a radius no larger
+    (a smaller radius's flip, or an attack this one runs after at its radius) that attacked and flipped the
+    triplet and stored the very distances the carried row copied."""
+    row, seed = indexed[unit.rel].loc[tid], unit.record["unit"]["settings"].get("seed")
+    for u in units:
+        if (
+            u is unit
+            or _norm(u) != _norm(unit)
+            or _eps(u) > _eps(unit)
+            or u.record["unit"]["settings"].get("seed") != seed
+            or tid not in indexed[u.rel].index
+        ):
+            continue
+        other = indexed[u.rel].loc[tid]
+        if (
+            _flag(other, "attacked")
+            and _flag(other, "flipped")
+            and math.isclose(float(other["d0"]), float(row["d0"]), rel_tol=1e-9, abs_tol=1e-12)
+            and math.isclose(float(other["d1"]), float(row["d1"]), rel_tol=1e-9, abs_tol=1e-12)
+        ):
             return u
-        if not as_bool(pd.Series([row.get("carried")]))[0]:
-            return None
     return None
 
 
@@ -154,8 +158,9 @@ def _tasks(
 ) -> tuple[list[Task], int]:
     """Every stored row with an input to re-score, and how many carried rows have none in the entry."""
     tasks, unchecked = [], 0
+    indexed = {u.rel: _rows(u) for u in units}
     for unit in units:
-        rows = _rows(unit)
+        rows = indexed[unit.rel]
         attacked = set(rows.index[as_bool(rows["attacked"])]) if "attacked" in rows.columns else set()
         carried = set(rows.index[as_bool(rows["carried"])]) if "carried" in rows.columns else set()
         own = stored.get(unit.rel)
@@ -169,7 +174,7 @@ def _tasks(
                 else:
                     tasks.append(Task(unit, tid, position[tid], unit, own[position[tid]], rows.loc[tid]))
         for tid in sorted(carried):
-            origin = _origin(unit, tid, units)
+            origin = _origin(unit, tid, units, indexed)
             inputs = stored.get(origin.rel) if origin is not None else None
             if origin is None or inputs is None or position.get(tid) not in inputs:
                 unchecked += 1

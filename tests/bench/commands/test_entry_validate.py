@@ -87,6 +87,7 @@ def test_a_runs_own_entry_is_accepted_by_every_check(submission: Path) -> None:
     for check in ("schema", "files", "cells", "rescoring"):
         assert f"{check}: ok" in out
     assert re.search(r"rescoring: ok: [1-9]\d* of \d+ stored input\(s\) and [1-9]\d* of \d+ unperturbed row", out)
+    assert "carried flip(s) from inputs the entry lacks" not in out  # eps 2's carried flip re-scored on eps 1's input
     assert out.strip().splitlines()[-1].startswith("verdict: accepted")
 
 
