@@ -30,7 +30,7 @@ from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.decided import as_bool
 from lipsim_bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, twoafc_agreement
-from lipsim_bench.run.plan import build_metric, metric_weights_id
+from lipsim_bench.run.plan import RANDOM_WEIGHTS_ENV, build_metric, metric_weights_id
 from lipsim_bench.submission.checks import Check, Loaded
 
 DIST_RTOL, DIST_ATOL = 1e-3, 1e-5
@@ -119,7 +119,12 @@ def metric_of(entry: dict[str, Any], record: dict[str, Any], device: torch.devic
     except BenchError as exc:
         raise Cannot(f"metric {name} cannot be built here ({exc})") from None
     if here != settings.get("weights"):
-        raise Cannot(f"the weights of {name} here are {here}, the records' {settings.get('weights')}; fetch those")
+        fix = (
+            f"they were drawn at random ({RANDOM_WEIGHTS_ENV}=1, a test switch): set it to re-score"
+            if str(settings.get("weights")).startswith("random-init")
+            else "fetch those (`run_bench.py fetch`), or give --no-rescore"
+        )
+        raise Cannot(f"the weights of {name} here are {here}, the records' {settings.get('weights')}; {fix}")
     precision = str((record.get("config") or {}).get("precision") or "fp32")
     try:
         metric = build_metric(name, device, seed, precision)
