@@ -24,6 +24,7 @@ import jsonschema
 import pandas as pd
 
 from lipsim_bench.errors import BenchError
+from lipsim_bench.report.paper_certified import paper_certified  # noqa: F401  (re-exported for compare)
 
 #: The file's format; a reader of another format refuses it rather than misreading it.
 PUBLISHED_FORMAT = 1
@@ -151,42 +152,3 @@ def load_published(path: Path | None = None) -> Published:
             }
         )
     return Published(pd.DataFrame(rows), data["sources"], str(path))
-
-
-def _paper_group(rows: pd.DataFrame) -> tuple[float, int]:
-    """The paper's certified accuracy (percent) of one group's rows at one eps, and how many triplets it keeps."""
-    kept = rows[rows["p"] != 0.5]
-    if not len(kept):
-        return float("nan"), 0
-    hits = kept["correct"].astype(bool) & (kept["radius"] > kept["eps"])
-    return 100.0 * float(hits.mean()), len(kept)
-
-
-def paper_certified(triplets: pd.DataFrame) -> pd.DataFrame:
-    """Per certified cell (metric, dataset, split, evaluation, eps): the paper's certified accuracy.
-
-    One row per group (NIGHT's halves) and one per unit split; a split of several groups gets the mean of its
-    groups weighted by each group's size before the p = 0.5 triplets are dropped, as the official code weights
-    its halves. ``correct`` is this project's (agreement > 1/2), which equals "choice == round(p)" on every
-    triplet the paper keeps except exact distance ties (never correct here; the official argmax picks x0).
-    """
-    columns = ["metric", "dataset", "split", "evaluation", "eps", "paper_score", "paper_n", "dropped"]
-    needed = {"evaluation", "kind", "p", "correct", "radius", "eps", "group"}
-    if triplets is None or not len(triplets) or not needed <= set(triplets.columns):
-        return pd.DataFrame(columns=columns)
-    rows = triplets[(triplets["kind"] == "certificate") & (triplets["evaluation"].str.split("(").str[0] == "certified")]
-    out = []
-    for (metric, dataset, split, evaluation, eps), unit in rows.groupby(
-        ["metric", "dataset", "split", "evaluation", "eps"], sort=False
-    ):
-        parts = []
-        for group, part in unit.groupby("group", sort=False):
-            score, kept = _paper_group(part)
-            parts.append((score, len(part), kept))
-            if unit["group"].nunique() > 1:
-                out.append([metric, dataset, group, evaluation, eps, score, kept, len(part) - kept])
-        sizes = sum(size for _, size, kept in parts if kept)
-        weighted = sum(score * size for score, size, kept in parts if kept) / sizes if sizes else float("nan")
-        kept_all = sum(kept for *_, kept in parts)
-        out.append([metric, dataset, split, evaluation, eps, weighted, kept_all, len(unit) - kept_all])
-    return pd.DataFrame(out, columns=columns)

@@ -20,6 +20,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import subsample_phrase
 from lipsim_bench.report.intervals import INTERVAL_COLUMNS, row_interval
 from lipsim_bench.report.mixing import unit_settings
+from lipsim_bench.report.paper_certified import paper_certified_rows
 from lipsim_bench.report.seeds import SEED_COLUMNS, fold_seeds
 from lipsim_bench.report.variants import resolve, stamp, variant_name
 from lipsim_bench.run.integrity import read_checked
@@ -180,11 +181,16 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
                 own = frame["evaluation"] if "evaluation" in frame.columns else pd.Series(entry.name, index=frame.index)
                 frame = frame.assign(evaluation=[variant_name(str(e), differs) for e in own])
             triplets.append(frame.assign(**meta, kind=entry.kind))
+    triplet_frame = pd.concat(triplets, ignore_index=True) if triplets else pd.DataFrame()
+    scores = scores[columns].reset_index(drop=True)
+    paper, paper_notes = paper_certified_rows(scores, triplet_frame)  # NIGHT's votes: the paper's definition too
+    if len(paper):
+        scores = pd.concat([scores, paper], ignore_index=True)
     return Collected(
-        scores=scores[columns].reset_index(drop=True),
-        triplets=pd.concat(triplets, ignore_index=True) if triplets else pd.DataFrame(),
+        scores=scores,
+        triplets=triplet_frame,
         diagnostics={name: pd.concat(parts, ignore_index=True) for name, parts in diagnostics.items()},
-        notes=notes,
+        notes=notes + paper_notes,
     )
 
 

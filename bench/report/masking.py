@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 from scipy.stats import binomtest
 
+from lipsim_bench.formatting import format_eps
+
 #: Options whose larger values make the same attack stronger.
 STRENGTH = ("steps", "restarts")
 LEVEL = 0.05
@@ -104,7 +106,7 @@ def _compare(
     p = float(binomtest(up, up + down, 0.5, alternative="greater").pvalue)
     if p >= LEVEL:
         return None
-    threat = f" {norm} {eps:g}" if isinstance(norm, str) else f" {eps:g}"
+    threat = f" {norm} {format_eps(eps)}" if isinstance(norm, str) else f" {format_eps(eps)}"
     return (
         f"WARNING: {metric}{threat}: the robust score rises with more steps or restarts ({weak} {100 * a.mean():.2f} -> "
         f"{strong} {100 * b.mean():.2f} on {len(shared)} shared triplets; {up} agree more under the stronger attack, "

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from lipsim_bench.evaluations.transfer import TRANSFER_TRIPLETS
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected, read_records
 from lipsim_bench.report.masking import stronger_attack_notes
@@ -51,8 +52,8 @@ def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
         rises = [(a, b) for a, b in zip(part.itertuples(), part.iloc[1:].itertuples()) if b.score > a.score + 1e-9]
         for a, b in rises:
             lines.append(
-                f"WARNING: {metric} {evaluation} {norm}: score rises with eps ({a.score:.2f} at {a.eps:g} -> "
-                f"{b.score:.2f} at {b.eps:g}); the attack is weaker at the larger eps: try more --restarts or --steps"
+                f"WARNING: {metric} {evaluation} {norm}: score rises with eps ({a.score:.2f} at {format_eps(a.eps)} -> "
+                f"{b.score:.2f} at {format_eps(b.eps)}); the attack is weaker at the larger eps: try more --restarts or --steps"
             )
     return lines
 
@@ -81,7 +82,7 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         written.append(name)
         from lipsim_bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
 
-        figure = diagnostic_figure(name, frame)
+        figure = diagnostic_figure(name, frame, collected.triplets)
         if figure is not None:
             save_figure(figure, out_dir / Path(name).stem, ("png", "pdf"))
             written += [f"{Path(name).stem}.png", f"{Path(name).stem}.pdf"]

@@ -19,7 +19,7 @@ KNOWN = {
     "lipsim-margin0.5": ("#d55e00", "^"),
     "lipsim-pretrained": ("#d55e00", "D"),
     "lipsim-tiny": ("#e69f00", "o"),
-    "lipsim-tiny-stlpips": ("#e69f00", "s"),
+    "lipsim-tiny-stlpips": ("#8c510a", "s"),  # its own colour: it sits beside lipsim-tiny in the default run
     "convsim-tiny": ("#009e73", "^"),
     "convsim-tiny-noise": ("#009e73", "v"),
     "dreamsim": ("#cc79a7", "D"),

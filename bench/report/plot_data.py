@@ -13,6 +13,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.radii import certified_agreement
 from lipsim_bench.evaluations.twoafc import twoafc_agreement
 from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.paper_certified import PAPER_EVALUATION
 from lipsim_bench.report.tables import legacy_kind
 
 #: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
@@ -171,8 +172,10 @@ def certified_curve(
 
 
 def certified_points(scores: pd.DataFrame, split: str) -> pd.DataFrame:
-    """The table's certified scores of one split: metric, evaluation, eps, score."""
-    rows = scores[(scores["split"] == split) & (kinds(scores) == "certificate")]
+    """The table's certified scores of one split: metric, evaluation, eps, score (the paper-defined scores beside
+    NIGHT's soft ones have no curve of their own: bench/report/paper_certified.py)."""
+    derived = scores["evaluation"].astype(str).str.startswith(PAPER_EVALUATION)
+    rows = scores[(scores["split"] == split) & (kinds(scores) == "certificate") & ~derived]
     return rows[["metric", "evaluation", "eps", "score"]].sort_values(["metric", "evaluation", "eps"], kind="stable")
 
 

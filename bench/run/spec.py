@@ -22,6 +22,7 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import Evaluation, get_evaluation
 from lipsim_bench.evaluations.options import build_options, coerce, expand_sweeps
 from lipsim_bench.evaluations.targets import PERTURB_TARGETS
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
 from lipsim_bench.run.seeds import MAX_SEED, check_seeds
@@ -166,7 +167,7 @@ def check_radius(eps: float, norm: str, where: str, image_size: int | None = Non
         size = f"{image_size}x{image_size}" if image_size else f"up to {MAX_SIDE}x{MAX_SIDE}"
         why = "pixels are in [0, 1]" if norm == "linf" else f"the diagonal of [0, 1] images {size}"
         raise BenchError(
-            f"{where}: {norm} radius {eps:g} is larger than {bound:.4g} ({why}), so it allows every "
+            f"{where}: {norm} radius {format_eps(eps)} is larger than {bound:.4g} ({why}), so it allows every "
             "image and measures nothing; give a smaller radius"
         )
 
@@ -183,7 +184,7 @@ def resolve_threats(spec: RunSpec, dataset: str, image_size: int | None = None) 
         check_radius(threat.eps, threat.norm, f"threat model {threat.norm} (--threat/--eps)", image_size)
         if (threat.norm, threat.eps) in seen:
             raise BenchError(
-                f"threat model {threat.norm} eps {threat.eps:g} is given twice (--eps/--threat); give each radius once"
+                f"threat model {threat.norm} eps {format_eps(threat.eps)} is given twice (--eps/--threat); give each radius once"
             )
         seen.add((threat.norm, threat.eps))
     return threats
