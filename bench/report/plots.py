@@ -58,7 +58,9 @@ from lipsim_bench.report.plot_data import (
     triplets_of_split,
 )
 from lipsim_bench.report.radius_scatter import (
+    CASCADED,
     NO_MIN_NORM,
+    cascade_of,
     empirical_radii,
     has_min_norm,
     radius_panel,
@@ -306,8 +308,11 @@ def plot_run(
             check_certified_points(triplets, scores, split)
         figures["certified_curves"] = certified_figure(scores, triplets, split, facts, title)
         figures["radius_scatter"] = radius_scatter_figure(triplets, scores, facts, title)
-        if figures["radius_scatter"] is None and certificate_curves(triplets) and not has_min_norm(triplets):
-            (notes if notes is not None else []).append(NO_MIN_NORM)
+        if figures["radius_scatter"] is None and certificate_curves(triplets):
+            after = cascade_of(scores)
+            if not has_min_norm(triplets) or after is not None:
+                why = NO_MIN_NORM if after is None else CASCADED.format(after=after)
+                (notes if notes is not None else []).append(why)
     if histogram is not None and not histogram.empty:
         facts_here = Facts(facts.dataset, facts.split, int(histogram["id"].nunique()))
         frames_, eps = histogram_frames(histogram)

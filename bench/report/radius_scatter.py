@@ -9,6 +9,7 @@ flipped up to its largest eps sit in a grey band above the panel.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import matplotlib
@@ -29,6 +30,26 @@ NO_MIN_NORM = (
     "radius_scatter: not drawn, the run has no minimum-norm attack (its empirical radius is the smallest "
     "perturbation FMN finds); add fmn, e.g. --evaluations natural,certified,fmn"
 )
+
+CASCADED = (
+    "radius_scatter: not drawn, fmn ran in a cascade after {after} (--set fmn.after=...), so its rows hold those "
+    "attacks' flips at their radii, not FMN's smallest perturbations; run fmn on its own, e.g. --evaluations "
+    "natural,certified,fmn"
+)
+
+
+def cascade_of(scores: pd.DataFrame | None) -> str | None:
+    """The attacks a cascaded FMN ran after (its triplet rows then carry their flips and norms), or None."""
+    if scores is None or "settings" not in scores.columns:
+        return None
+    for text in scores.loc[scores["evaluation"] == MIN_NORM_ATTACK, "settings"].dropna():
+        try:
+            after = json.loads(text).get("options", {}).get("after")
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if after:
+            return after if isinstance(after, str) else ", ".join(map(str, after))
+    return None
 
 
 @dataclass
@@ -122,6 +143,8 @@ def radius_scatter_figure(
     title: str | None = None,
 ) -> Figure | None:
     """Per triplet, the certified against the smallest flipping l2 radius FMN found, a panel per certified metric."""
+    if cascade_of(scores) is not None:  # its rows are other attacks' flips: the figure would claim what FMN never found
+        return None
     order = metric_order(triplets)
     styles = metric_styles(order)
     panels = [p for p in (radius_panel(triplets, m) for m in order) if p is not None]

@@ -17,7 +17,7 @@ from lipsim_bench.report.figure_facts import BAND_WORDS, MARKED_WORDS
 from lipsim_bench.report.histograms import SCALE_FREE_TITLE, clean_distances, histogram_figure, percentiles
 from lipsim_bench.report.palette import metric_style
 from lipsim_bench.report.plots import certified_figure, plot_run, radius_scatter_figure, robustness_figure
-from lipsim_bench.report.radius_scatter import NO_MIN_NORM
+from lipsim_bench.report.radius_scatter import CASCADED, NO_MIN_NORM
 from tests.bench.report.synthetic_run import synthetic_histogram, synthetic_scores, synthetic_triplets
 
 warnings.filterwarnings("ignore")
@@ -95,6 +95,21 @@ def test_a_run_without_fmn_says_how_to_get_the_scatter(triplets: pd.DataFrame, t
     paths = plot_run(run, formats=("png",), notes=notes)
     assert "radius_scatter.png" not in {p.name for p in paths} and NO_MIN_NORM in notes
     assert "--evaluations natural,certified,fmn" in NO_MIN_NORM
+
+
+def test_a_cascaded_fmn_draws_no_scatter_and_says_why(triplets: pd.DataFrame) -> None:
+    """FMN after APGD (the ensemble's cascade) holds APGD's flips at APGD's radii: no scatter may claim them."""
+    import json
+
+    scores = synthetic_scores(triplets)
+    assert radius_scatter_figure(triplets, scores) is not None
+    settings = [json.loads(text) for text in scores["settings"]]
+    for row, evaluation in zip(settings, scores["evaluation"]):
+        if evaluation == "fmn":
+            row.setdefault("options", {})["after"] = "apgd"
+    cascaded = scores.assign(settings=[json.dumps(row) for row in settings])
+    assert radius_scatter_figure(triplets, cascaded) is None
+    assert "after apgd" in CASCADED.format(after="apgd")
 
 
 def test_certified_curves_span_the_radii_that_matter(triplets: pd.DataFrame) -> None:
