@@ -1,8 +1,10 @@
 """A metric's curves on its page: score against radius, a line per attack and certificate of one protocol.
 
 Drawn here rather than with bench/report/plots.py, whose figures compare metrics (a line per metric); a
-metric's page compares its evaluations. Small PNGs (90 dpi, 64 colours, no timestamp) keep the committed site
-light and byte-stable.
+metric's page compares its evaluations. Every line is in the metric's own colour and marker
+(bench/report/palette.py), the one ``plot`` gives it in every figure; evaluations differ by line style (the worst
+case solid and heavy, certificates with hollow markers). Small PNGs (90 dpi, 64 colours, no timestamp) keep the
+committed site light and byte-stable.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from lipsim_bench.formatting import format_eps
+from lipsim_bench.report.palette import metric_style
 from lipsim_bench.site.model import Cell, Protocol
 
 DPI = 90
-#: Line style per column group; the worst case over attacks is drawn heavier than the attacks it is over.
-STYLES = {"robust": {"ls": "-", "marker": "o"}, "certified": {"ls": "--", "marker": "s"}}
+#: The column groups drawn as lines (a certificate's markers hollow); the worst case is drawn heaviest.
+STYLES = {"robust": {}, "certified": {"mfc": "white"}}
+#: Dash patterns of the lines after the first (solid) one, in column order: told apart in one colour.
+DASHES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (9, 2)), (0, (2, 3)))
 
 
 def _series(protocol: Protocol, metric: str) -> dict[tuple[str, str], list[tuple[float, Cell]]]:
@@ -58,14 +63,28 @@ def metric_figure(protocol: Protocol, metric: str, path: Path) -> bool:
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
     groups = {c.evaluation: c.group for c in protocol.columns}
     banded = {key for key in lines if key[0] == "worst-case"} or set(lines)  # bands on the worst case where it is
+    own_style = metric_style(metric)
+    colour = str(own_style["color"])
+    evaluations = list(dict.fromkeys(e for e, _ in lines))
+    dashes = {
+        e: DASHES[i % len(DASHES)]
+        for i, e in enumerate(sorted(evaluations, key=lambda e: e != "worst-case"))  # the worst case solid
+    }
     for ax, norm in zip(axes, norms):
         for (evaluation, own), points in lines.items():
             if own != norm:
                 continue
             eps = [p[0] for p in points]
-            style = {**STYLES[groups[evaluation]], "ms": 3.5, "lw": 1.2}
+            style = {
+                **STYLES[groups[evaluation]],
+                "color": colour,
+                "marker": own_style["marker"],
+                "ls": dashes[evaluation],
+                "ms": 3.5,
+                "lw": 1.1,
+            }
             if evaluation == "worst-case":
-                style.update(color="black", lw=2.2, zorder=3)
+                style.update(lw=2.4, ms=4.5, zorder=3)
             elif groups[evaluation] == "certified" and (evaluation, own) not in banded:
                 banded.add((evaluation, own))  # a certificate is no attack: its band is always drawn
             (drawn,) = ax.plot(eps, [p[1].score for p in points], label=evaluation, **style)

@@ -11,7 +11,6 @@ difference, as ``report`` names it (bench/report/variants.py), so a 20-step and 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from lipsim_bench.report.tables import column_label, headline_split, scores_tabl
 from lipsim_bench.report.variants import stamp
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT
+from lipsim_bench.site.provenance import Provenance, number, plain, provenance
+from lipsim_bench.site.transfer import TransferPanel, transfer_panels
 
 #: Column groups of a protocol's table, in reading order, by the evaluation's kind.
 GROUPS = {"clean": "natural", "attack": "robust", "certificate": "certified"}
@@ -35,35 +36,6 @@ GROUPS = {"clean": "natural", "attack": "robust", "certificate": "certified"}
 def slug(text: str) -> str:
     """A file-name-safe form of a metric or protocol name (letters, digits, ``.``, ``_``, ``-``)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-@dataclass
-class Provenance:
-    """Where one cell's number came from: its record and the code, packages, weights and seed behind it."""
-
-    run: str
-    record: str
-    commit: str
-    dirty: bool
-    version: str
-    env: str
-    seed: Any
-    weights: str
-    weights_text: str
-    seconds: float | None
-    device: str
-    time: str
-    options: str
 
 
 @dataclass
@@ -105,6 +77,7 @@ class Protocol:
     settings: list[str]
     notes: list[str]
     runs: list[str]
+    transfer: list[TransferPanel] = field(default_factory=list)  # the transfer matrix, a panel per radius
 
     @property
     def title(self) -> str:
@@ -159,7 +132,7 @@ def read_runs(run_dirs: list[Path]) -> tuple[list[tuple[Entry, str]], list[str]]
                 notes.append(f"skipped {path.name} of {run_dir.name}: {checked}")
                 continue
             record, rows = checked
-            same = (path.name, json.dumps(record.get("provenance"), sort_keys=True, default=str))
+            same = _identity(path, record)
             if same in seen:  # the same computation copied into two folders: one cell
                 continue
             seen.add(same)
@@ -168,6 +141,11 @@ def read_runs(run_dirs: list[Path]) -> tuple[list[tuple[Entry, str]], list[str]]
         if not found:
             raise BenchError(f"{run_dir} holds no usable records; run the benchmark into it first")
     return entries, notes
+
+
+def _identity(path: Path, record: dict[str, Any]) -> tuple[str, str]:
+    """One computation, wherever its record was copied (a run folder, an entry's folder): name and provenance."""
+    return path.name, json.dumps(record.get("provenance"), sort_keys=True, default=str)
 
 
 def _ordered(entries: list[tuple[Entry, str]]) -> list[tuple[Entry, str]]:
@@ -185,55 +163,6 @@ def _ordered(entries: list[tuple[Entry, str]]) -> list[tuple[Entry, str]]:
             stamp(pair[0].record),
         ),
     )
-
-
-def _environment(record: dict[str, Any], environments: dict[str, dict[str, Any]]) -> str:
-    """A short label (env 1, env 2, ...) for the record's package set, shared by every cell computed in it."""
-    prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
-    packages = prov.get("packages") if isinstance(prov.get("packages"), dict) else {}
-    described = {
-        "lipsim-bench": str(prov.get("lipsim_bench", "unknown")),
-        "python": str(prov.get("python", "unknown")),
-        "platform": str(prov.get("platform", "unknown")),
-        **{str(k): str(v) for k, v in sorted(packages.items())},
-    }
-    for label, known in environments.items():
-        if known == described:
-            return label
-    label = f"env {len(environments) + 1}"
-    environments[label] = described
-    return label
-
-
-def provenance(entry: Entry, run: str, environments: dict[str, dict[str, Any]]) -> Provenance:
-    """The provenance of the cells one record computed (every field may be missing in an old record)."""
-    record = entry.record
-    prov = record.get("provenance") if isinstance(record.get("provenance"), dict) else {}
-    git = prov.get("git") if isinstance(prov.get("git"), dict) else {}
-    settings = (record.get("unit") or {}).get("settings") or {}
-    config = record.get("config") if isinstance(record.get("config"), dict) else {}
-    conventions = record.get("conventions") if isinstance(record.get("conventions"), dict) else {}
-    options = settings.get("options") if isinstance(settings.get("options"), dict) else {}
-    shown = ", ".join(f"{k} {_plain(v)}" for k, v in sorted(options.items()) if k not in ("seed", "eps", "attack"))
-    return Provenance(
-        run=run,
-        record=entry.path.name if entry.path else "",
-        commit=str(git.get("commit") or "unknown"),
-        dirty=bool(git.get("dirty")),
-        version=str(prov.get("lipsim_bench", "unknown")),
-        env=_environment(record, environments),
-        seed=settings.get("seed"),
-        weights=str(settings.get("weights") or "none"),
-        weights_text=str(conventions.get("weights") or "not stated"),
-        seconds=_number(config.get("seconds")),
-        device=str(settings.get("device") or config.get("device") or ""),
-        time=str(prov.get("time", "unknown")),
-        options=shown,
-    )
-
-
-def _plain(value: Any) -> str:
-    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
 
 
 def _index(entries: list[tuple[Entry, str]]) -> dict[tuple, list[tuple[str, int]]]:
@@ -256,7 +185,7 @@ def _index(entries: list[tuple[Entry, str]]) -> dict[tuple, list[tuple[str, int]
 
 
 def _eps(value: Any) -> float | None:
-    eps = _number(value)
+    eps = number(value)
     return None if eps is None else round(eps, 12)
 
 
@@ -301,7 +230,7 @@ def build_protocol(
         label = column_label(str(row.evaluation), row.norm, row.eps)
         norm = row.norm if isinstance(row.norm, str) else None
         columns.setdefault(
-            label, Column(label, GROUPS.get(str(row.kind), str(row.kind)), str(row.evaluation), norm, _number(row.eps))
+            label, Column(label, GROUPS.get(str(row.kind), str(row.kind)), str(row.evaluation), norm, number(row.eps))
         )
         kinds[label] = str(row.kind)
         source = _source(row, entries, index)
@@ -309,11 +238,11 @@ def build_protocol(
             metric=str(row.metric),
             column=label,
             score=float(row.score),
-            n=int(row.n) if _number(row.n) is not None else None,
-            ci_low=_number(getattr(row, "ci_low", None)),
-            ci_high=_number(getattr(row, "ci_high", None)),
+            n=int(row.n) if number(row.n) is not None else None,
+            ci_low=number(getattr(row, "ci_low", None)),
+            ci_high=number(getattr(row, "ci_high", None)),
             ci_method=str(getattr(row, "ci_method", "") or "")
-            if _number(getattr(row, "ci_low", None)) is not None
+            if number(getattr(row, "ci_low", None)) is not None
             else "",
             provenance=None if source is None else provenance(entries[source][0], entries[source][1], environments),
         )
@@ -342,12 +271,24 @@ def build_protocol(
         settings=settings,
         notes=collected.notes,
         runs=list(dict.fromkeys(run for _, run in entries)),
+        transfer=transfer_panels(collected),
     )
 
 
-def build_board(run_dirs: list[Path]) -> Board:
-    """The leaderboard of ``run_dirs``: a protocol per distinct (dataset, split, perturbed image, triplets)."""
+def build_board(run_dirs: list[Path], submitted: list[tuple[Entry, str]] = (), left_out: list[str] = ()) -> Board:
+    """The leaderboard of ``run_dirs`` and the records of submitted entries (checked by their reader, labelled by
+    their entry): a protocol per distinct (dataset, split, perturbed image, triplets)."""
     entries, notes = read_runs(run_dirs)
+    seen = {_identity(e.path, e.record) for e, _ in entries if e.path}
+    for entry, label in submitted:  # an entry of a run given too: its records are that run's, shown once
+        same = _identity(entry.path, entry.record) if entry.path else None
+        if same is None or same not in seen:
+            entries.append((entry, label))
+            seen.add(same)
+    notes = [*left_out, *notes]
+    if not entries:
+        why = f" ({notes[0]})" if notes else ""
+        raise BenchError(f"no records to show{why}; give a run folder or a re-evaluated entry that passes its checks")
     groups: dict[tuple, list[tuple[Entry, str]]] = {}
     for pair in entries:
         groups.setdefault(_protocol_key(pair[0].record), []).append(pair)
@@ -355,7 +296,7 @@ def build_board(run_dirs: list[Path]) -> Board:
     protocols = [p for key, part in groups.items() if (p := build_protocol(part, key, environments)) is not None]
     if not protocols:
         raise BenchError(
-            f"the records of {', '.join(map(str, run_dirs))} hold no scores (diagnostics only); "
+            f"the records of {', '.join(map(str, run_dirs)) or 'the entries'} hold no scores (diagnostics only); "
             "give run folders with natural, attack or certified units"
         )
     metrics: dict[str, str] = {}
@@ -374,5 +315,5 @@ def build_board(run_dirs: list[Path]) -> Board:
     for entry, _ in entries:
         stated = entry.record.get("conventions")
         if isinstance(stated, dict):
-            conventions.setdefault(entry.record["unit"]["metric"], {str(k): _plain(v) for k, v in stated.items()})
+            conventions.setdefault(entry.record["unit"]["metric"], {str(k): plain(v) for k, v in stated.items()})
     return Board(protocols, metrics, environments, conventions, notes)

@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from lipsim_bench.errors import BenchError
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.io import atomic_write_text
-from lipsim_bench.site.model import Board, Cell, Column, Protocol, build_board
-from lipsim_bench.site.reported import Reported, read_published
+from lipsim_bench.report.collect import Entry
+from lipsim_bench.report.palette import metric_style
+from lipsim_bench.site.model import Board, Cell, Column, Protocol, build_board, slug
+from lipsim_bench.site.reported import Reported, read_published, with_reported
+from lipsim_bench.site.transfer import TransferPanel, shade
 
 HERE = Path(__file__).parent
 #: Marks a folder as a site this command wrote, so a rebuild may clear its old pages (and nothing else's).
 MARKER = "leaderboard.json"
-OWN = ("index.html", "metrics", "img", "static", MARKER)
+OWN = ("index.html", "metrics", "img", "static", "transfer", MARKER)
 
 
 def _environment() -> jinja2.Environment:
@@ -31,8 +37,26 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=False,
         keep_trailing_newline=True,
     )
-    env.globals.update(column_groups=_column_groups, cells_of=_cells_of, shared=_shared)
+    env.globals.update(
+        column_groups=_column_groups,
+        cells_of=_cells_of,
+        shared=_shared,
+        swatch=_swatch,
+        shade=shade,
+        format_eps=format_eps,
+        panel_id=_panel_id,
+    )
     return env
+
+
+def _swatch(metric: str) -> Markup:
+    """A small square in the metric's figure colour (bench/report/palette.py), as every figure draws it."""
+    colour = escape(str(metric_style(metric)["color"]))
+    return Markup(f'<span class="swatch" style="background-color: {colour}"></span>')
+
+
+def _panel_id(panel: TransferPanel) -> str:
+    return slug(f"{panel.attack}-{panel.norm}-{format_eps(panel.eps)}")
 
 
 def _shared(rows: list[tuple[Column, Cell]], field: str) -> str | None:
@@ -92,10 +116,11 @@ def _data(board: Board, reported: Reported | None) -> dict[str, Any]:
                 "runs": p.runs,
                 "metrics": p.metrics,
                 "columns": [c.label for c in p.columns],
+                "transfer": [_panel_id(t) for t in p.transfer],
             }
             for p in board.protocols
         ],
-        "reported": Path(reported.path).name if reported else None,
+        "reported": reported.path if reported else None,
     }
 
 
@@ -114,6 +139,13 @@ def write_site(board: Board, out: Path, reported: Reported | None, runs: list[st
     )
     atomic_write_text(out / "index.html", index)
     written.append(out / "index.html")
+    for protocol in board.protocols:
+        if protocol.transfer:
+            html = env.get_template("transfer.html").render(
+                root="../", protocol=protocol, metrics=board.metrics, **common
+            )
+            atomic_write_text(out / "transfer" / f"{protocol.slug}.html", html)
+            written.append(out / "transfer" / f"{protocol.slug}.html")
     for metric, page in board.metrics.items():
         sections: list[tuple[Protocol, str | None]] = []
         for protocol in board.protocols:
@@ -152,12 +184,30 @@ def write_site(board: Board, out: Path, reported: Reported | None, runs: list[st
     return written
 
 
-def build_site(run_dirs: list[Path], out: Path, published: Path | None) -> list[Path]:
-    """Read ``run_dirs`` (and the published cells), then write the site into ``out``; the files written."""
-    board = build_board(run_dirs)
+def build_site(
+    run_dirs: list[Path], out: Path, published: Path | None, submitted: Submissions | None = None
+) -> list[Path]:
+    """Read ``run_dirs``, the submitted entries (checked by the caller) and the published cells, then write the
+    site into ``out``; the files written."""
+    submitted = submitted or Submissions()
+    board = build_board(run_dirs, submitted.records, submitted.notes)
     reported = read_published(published) if published is not None else None
+    reported = with_reported(reported, submitted.sources, submitted.cells, ", ".join(submitted.reported))
     prepare(out)
-    return write_site(board, out, reported, list(dict.fromkeys(d.resolve().name for d in run_dirs)))
+    names = [d.resolve().name for d in run_dirs] + [label for _, label in submitted.records] + submitted.reported
+    return write_site(board, out, reported, list(dict.fromkeys(names)))
 
 
-__all__ = ["build_site", "prepare", "write_site"]
+@dataclass
+class Submissions:
+    """What entries add (read and checked by bench/submission/leaderboard.py): a re-evaluated entry's records
+    with its label, a reported entry's sources and cells (published.json's shape), a line per entry left out."""
+
+    records: list[tuple[Entry, str]] = field(default_factory=list)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    reported: list[str] = field(default_factory=list)  # labels of the reported entries
+    notes: list[str] = field(default_factory=list)
+
+
+__all__ = ["Submissions", "build_site", "prepare", "write_site"]

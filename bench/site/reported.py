@@ -89,7 +89,8 @@ class ReportedTable:
 class Reported:
     sources: dict[str, dict[str, Any]]
     tables: list[ReportedTable]
-    path: str
+    path: str  # where the cells came from: the published file's name, and any reported entries'
+    cells: list[dict[str, Any]] = field(default_factory=list)  # as read, so more can be added
 
     def of_metric(self, metric: str) -> list[ReportedTable]:
         """The tables cut to ``metric``'s rows (none where no source reports it)."""
@@ -124,8 +125,24 @@ def read_published(path: Path) -> Reported:
     unknown = sorted({c["source"] for c in data["cells"]} - set(sources))
     if unknown:
         raise BenchError(f"--published {path}: cells cite unknown source(s) {', '.join(unknown)}; add them to sources")
+    return build_reported(sources, data["cells"], Path(path).name)
+
+
+def with_reported(
+    reported: Reported | None, sources: dict[str, dict[str, Any]], cells: list[dict[str, Any]], where: str
+) -> Reported | None:
+    """``reported`` with more sources and their cells (a reported entry's claims), in the same tables."""
+    if not cells:
+        return reported
+    if reported is None:
+        return build_reported(sources, cells, where)
+    return build_reported({**reported.sources, **sources}, reported.cells + cells, f"{reported.path}, {where}")
+
+
+def build_reported(sources: dict[str, dict[str, Any]], given: list[dict[str, Any]], path: str) -> Reported:
+    """Tables of published cells (of :data:`SCHEMA`'s shape, their sources known): one per dataset and split."""
     tables: dict[tuple[str, str], dict[str, Any]] = {}
-    for cell in data["cells"]:
+    for cell in given:
         split = str(cell.get("split") or "")
         part = tables.setdefault((cell["dataset"], split), {"columns": {}, "rows": {}})
         eps = _eps(cell.get("eps"))
@@ -147,4 +164,4 @@ def read_published(path: Path) -> Reported:
                 cells = {label: ReportedCell(c.score, c.n, "") for label, c in cells.items()}
             table.rows.append(ReportedRow(metric, source, shared, [cells.get(label) for label in columns]))
         out.append(table)
-    return Reported(sources, out, str(path))
+    return Reported(sources, out, path, list(given))

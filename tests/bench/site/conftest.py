@@ -1,6 +1,8 @@
 """A tiny leaderboard built once per session from real records: three metrics of the bundled sample-test
-reference (natural, APGD, certified), the worst case of two of them from the ensemble reference (same protocol),
-pixel-l2 perturbing x0 (another protocol), and a small published-cells file of the calibration format."""
+reference (natural, APGD, certified), the worst case of two of them and the transfer rows of all three from the
+ensemble reference (same protocol), pixel-l2 perturbing x0 (another protocol), and a small published-cells file of
+the calibration format. Submitted entries: one written by `run_bench.py entry` from a tiny run (8 triplets), and a
+hand-made "reported" one."""
 
 from __future__ import annotations
 
@@ -59,7 +61,9 @@ def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             lambda m, e: m in METRICS and e in ("natural", "apgd", "certified"),
         ),
         copy_records(
-            REFERENCE / "sample-ensemble", base / "ensemble", lambda m, e: m in METRICS[:2] and e == "worst-case"
+            REFERENCE / "sample-ensemble",
+            base / "ensemble",
+            lambda m, e: (m in METRICS[:2] and e == "worst-case") or (m in METRICS and e == "transfer"),
         ),
         copy_records(REFERENCE / "sample-ensemble-x0", base / "x0", lambda m, e: m == "pixel-l2" and e == "natural"),
     ]
@@ -80,3 +84,38 @@ def tiny_site(tiny_runs: list[Path], published_file: Path, tmp_path_factory: pyt
     out = tmp_path_factory.mktemp("site") / "site"
     assert main(["leaderboard", *map(str, tiny_runs), "--out", str(out), "--published", str(published_file)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def entry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A re-evaluated entry written by `run_bench.py entry` (--out: its records copied beside it) from a tiny run:
+    pixel-l2 on the first 8 bundled triplets, natural and 5-step APGD."""
+    from lipsim_bench.cli import main
+
+    base = tmp_path_factory.mktemp("entry")
+    run = ["--n", "8", "--metrics", "pixel-l2", "--evaluations", "natural,apgd", "--set", "apgd.steps=5"]
+    assert main([*run, "--out", str(base / "run")]) == 0
+    entry = base / "sub" / "ENTRY.json"
+    assert main(["entry", str(base / "run"), "--metric", "pixel-l2", "--out", str(entry)]) == 0
+    return entry
+
+
+#: The scores the hand-made reported entry claims: numbers no record holds, so a test can tell where they went.
+CLAIMED = (11.11, 22.22, 33.33, 44.44, 55.55)
+
+
+@pytest.fixture(scope="session")
+def reported_entry(entry_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny entry hand-edited into a paper's claims: kind "reported", a paper, no records, its own scores."""
+    entry = json.loads(entry_file.read_text())
+    entry["kind"] = "reported"
+    entry["paper"] = {"title": "Claimed <i>robust</i> pixels", "year": 2025, "url": "https://example.org/claim"}
+    del entry["records"]
+    for cell, score in zip(entry["cells"], CLAIMED, strict=True):
+        del cell["record"]
+        cell["score"] = score
+        for key in ("ci_low", "ci_high", "ci_method"):
+            cell.pop(key, None)
+    path = tmp_path_factory.mktemp("claims") / "claims.json"
+    path.write_text(json.dumps(entry))
+    return path

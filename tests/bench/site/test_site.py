@@ -161,7 +161,7 @@ def test_a_damaged_record_is_left_out_and_named(tiny_runs: list[Path], tmp_path:
     out = tmp_path / "site"
     assert main(["leaderboard", str(run), "--out", str(out), "--no-published"]) == 0
     text = (out / "index.html").read_text()
-    assert f"skipped {damaged.name} of ensemble" in text and "1 record(s) left out" in text
+    assert f"skipped {damaged.name} of ensemble" in text and "1 left out (records that fail" in text
     (table,) = tables(out / "index.html")
     eps = record["scores"][0]["eps"]
     assert table.rows[0][0] == "pixel-l2" and table.column(f"worst-case l2 {eps:g}")[0] == ""
