@@ -107,7 +107,7 @@ def test_tables_render_and_headers_sort(page, site: Path) -> None:
 
 
 def _pages(site: Path) -> list[Path]:
-    return [site / "index.html", *sorted((site / "metrics").glob("*.html"))]
+    return [site / "index.html", *sorted((site / "metrics").glob("*.html")), *sorted(site.glob("transfer/*.html"))]
 
 
 def test_every_link_resolves_and_every_image_loads(page, site: Path) -> None:
