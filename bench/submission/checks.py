@@ -3,12 +3,14 @@
 Files: every referenced file exists inside the entry's folder and has its sha256; every record passes the
 project's own checks (bench/run/integrity.py: typed fields, checksum, its CSV's sha256 and rows, every stored
 score recomputed from the rows) and is of the entry's metric. Claims: a seeded sample of cells (all when few) is
-recomputed from the records' per-triplet rows (score, n, and the interval where the entry gives one), and the
-protocol and weights the entry states are those of its records.
+recomputed from the records' per-triplet rows (score, n, and the interval and its method where the entry gives
+one), each of its stated seeds, seed and variant setting (``apgd(steps=20)``) is its records', and the protocol
+(attacks and their options included) and weights the entry states are those of its records.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pandas as pd
 
 from lipsim_bench.report.collect import Entry
 from lipsim_bench.report.intervals import row_interval
+from lipsim_bench.report.variants import setting
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, Unit
 from lipsim_bench.submission.build import protocol_of
@@ -29,6 +32,8 @@ from lipsim_bench.submission.files import digest, resolve_in
 TOLERANCE = 1e-6
 #: Protocol fields compared with the records' (the rest is description).
 PROTOCOL_FIELDS = ("dataset", "split", "n", "every", "perturb", "seeds", "threat_models")
+#: Protocol lists compared with the records' as sets (an entry edited by hand may reorder them, not change them).
+PROTOCOL_LISTS = ("evaluations", "attacks", "software")
 
 
 @dataclass
@@ -144,9 +149,16 @@ def _cell_problem(cell: dict[str, Any], loaded: dict[str, Loaded]) -> str | None
     if any(r not in loaded for r in rels):
         return None  # a record that failed the file checks: already a problem there
     members = [loaded[r] for r in rels]
+    stated = _stated_seed_problem(cell, members, rels.index(cell["record"]))
+    if stated:
+        return f"{where}: {stated}"
     again = [recomputed(cell, m.rows, m.record["unit"]["split"]) for m in members]
     if any(a is None for a in again):
         return f"{where}: record {rels[again.index(None)]} has no rows for it"
+    index = rels.index(cell["record"])
+    named = _variant_problem(str(cell["evaluation"]), str(again[index]["evaluation"]), members[index].record)
+    if named:
+        return f"{where}: {named}"
     if len(members) > 1:
         for seed, claimed, found in zip(cell["seeds"], cell["seed_scores"], again):
             if abs(float(claimed) - float(found["score"])) > TOLERANCE:
@@ -168,6 +180,47 @@ def _cell_problem(cell: dict[str, Any], loaded: dict[str, Loaded]) -> str | None
         for bound, value in (("ci_low", found.low), ("ci_high", found.high)):
             if bound in cell and not (math.isfinite(value) and abs(float(cell[bound]) - value) <= TOLERANCE):
                 return f"{where}: claimed {bound} {float(cell[bound]):.6f}, recomputed {value:.6f}"
+        if "ci_method" in cell and cell["ci_method"] != found.method:
+            return f"{where}: claimed ci_method {cell['ci_method']!r}, its rows give {found.method!r}"
+    return None
+
+
+def _seed_of(member: Loaded) -> Any:
+    return member.record["unit"]["settings"].get("seed")
+
+
+def _stated_seed_problem(cell: dict[str, Any], members: list[Loaded], index: int) -> str | None:
+    """Why the seeds a cell states are not its records' (one item per seed, in order), or None: a reader takes
+    the cell's seeds and seed as said, so a cell that lies about them passes a wrong protocol."""
+    if len(members) > 1:
+        counts = [len(cell.get(key) or []) for key in ("seeds", "seed_scores", "seed_records")]
+        if len(set(counts)) > 1:
+            return "seeds, seed_scores and seed_records must give one item per seed, got {} / {} / {}".format(*counts)
+        found = [_seed_of(m) for m in members]
+        if list(cell["seeds"]) != found:
+            return f"claimed seeds {cell['seeds']}, its seed_records are of seeds {found}"
+    if "seed" in cell and cell["seed"] != _seed_of(members[index]):
+        return f"claimed seed {cell['seed']}, its record {cell['record']} is of seed {_seed_of(members[index])}"
+    return None
+
+
+def _variant_problem(shown: str, stored: str, record: dict[str, Any]) -> str | None:
+    """A name like ``apgd(steps=20)`` claims a setting: each ``key=value`` after the rows' own evaluation name
+    ``stored`` must be the record's (bench/report/variants.py names variants so)."""
+    if shown == stored:
+        return None
+    prefix = stored[:-1] + ", " if stored.endswith(")") and "(" in stored else stored + "("
+    if not (shown.startswith(prefix) and shown.endswith(")")):
+        return f"named {shown!r}, its record is of {stored!r}"
+    words = shown[len(prefix) : -1]
+    tokens = sorted((f"{k.replace(' ', '_')}={v}" for k, v in setting(record).items()), key=len, reverse=True)
+    while words:
+        token = next((t for t in tokens if words == t or words.startswith(t + ", ")), None)
+        if token is None:
+            key = words.split("=", 1)[0]
+            held = next((t for t in tokens if t.startswith(key + "=")), f"no {key}")
+            return f"named {shown!r}, but its record's setting has {held}, not {words.split(', ', 1)[0]}"
+        words = words[len(token) + 2 :]
     return None
 
 
@@ -181,6 +234,12 @@ def _stated_problems(entry: dict[str, Any], loaded: dict[str, Loaded]) -> list[s
     for key in PROTOCOL_FIELDS:
         if key in entry["protocol"] and entry["protocol"][key] != found[key]:
             problems.append(f"protocol.{key}: the entry says {entry['protocol'][key]!r}, its records {found[key]!r}")
+    for key in PROTOCOL_LISTS:
+        stated, held = _as_set(entry["protocol"].get(key, [])), _as_set(found[key])
+        if key in entry["protocol"] and stated != held:
+            extra = [json.loads(t) for t in sorted(stated - held)]
+            missing = [json.loads(t) for t in sorted(held - stated)]
+            problems.append(f"protocol.{key}: the entry states {_difference(extra, missing)}")
     ids = sorted({str(r.record["unit"]["settings"].get("weights")) for r in records})
     stated = entry["weights"].get("id")
     if stated is not None and ids != [stated]:
@@ -189,6 +248,41 @@ def _stated_problems(entry: dict[str, Any], loaded: dict[str, Loaded]) -> list[s
         if stated and stated.startswith("sha256:") and file["sha256"] != stated.removeprefix("sha256:"):
             problems.append(f"weights.files {file['name']}: sha256 {file['sha256']} is not the records' {stated}")
     return problems
+
+
+def _difference(extra: list[Any], missing: list[Any], limit: int = 240) -> str:
+    """What a stated list has that the records' has not: for an attack, the options that differ from the closest
+    records' attack of that name (``apgd steps 100 (its records: 3)``); else the items themselves."""
+
+    def options(item: Any) -> dict[str, Any] | None:
+        return item["options"] if isinstance(item, dict) and isinstance(item.get("options"), dict) else None
+
+    def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+        return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+    parts, named = [], set()
+    for item in extra:
+        twins = [
+            m for m in missing if options(m) is not None and options(item) is not None and m["name"] == item["name"]
+        ]
+        if twins:
+            ours = options(item) or {}
+            theirs = options(min(twins, key=lambda m: len(differing(ours, options(m) or {})))) or {}
+            named.add(item["name"])
+            keys = differing(ours, theirs)
+            parts.append(
+                f"{item['name']} " + ", ".join(f"{k} {ours.get(k)} (its records: {theirs.get(k)})" for k in keys)
+            )
+        else:
+            parts.append(f"{json.dumps(item, sort_keys=True)}, which its records do not have")
+    missing = [m for m in missing if not (isinstance(m, dict) and m.get("name") in named)]
+    parts += [f"not {json.dumps(m, sort_keys=True)}, which its records have" for m in missing]
+    text = "; ".join(dict.fromkeys(parts))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_set(items: Any) -> set[str]:
+    return {json.dumps(item, sort_keys=True, default=str) for item in items} if isinstance(items, list) else {"?"}
 
 
 def check_claims(entry: dict[str, Any], loaded: dict[str, Loaded], sample: int | None, seed: int) -> Check:
