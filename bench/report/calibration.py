@@ -120,7 +120,7 @@ def load_published(path: Path | None = None) -> Published:
     """The published cells of ``path`` (default: the shipped file), checked against :data:`SCHEMA`."""
     path = path or default_published_path()
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(), parse_constant=_not_a_number)
     except FileNotFoundError:
         raise BenchError(f"--published {path}: no such file; give a JSON file of published cells") from None
     except (OSError, ValueError) as err:
@@ -139,6 +139,7 @@ def load_published(path: Path | None = None) -> Published:
         raise BenchError(
             f"--published {path}: cells name undeclared source(s) {', '.join(unknown)}; add them to sources"
         )
+    _check_cells(path, data["cells"])
     rows = []
     for cell in data["cells"]:
         protocol = cell.get("protocol") or {}
@@ -152,3 +153,30 @@ def load_published(path: Path | None = None) -> Published:
             }
         )
     return Published(pd.DataFrame(rows), data["sources"], str(path))
+
+
+def _not_a_number(word: str) -> float:
+    """JSON has no NaN or Infinity (Python writes them): a published score is a number or the cell is left out."""
+    raise ValueError(f"{word} is not a number; give the published value, or leave the cell out")
+
+
+_KEY = ("source", "metric", "dataset", "split", "evaluation", "norm", "eps")
+
+
+def _check_cells(path: Path, cells: list[dict[str, Any]]) -> None:
+    """What the schema cannot say: a radius needs its norm (and a norm its radius), and one source gives one
+    number per cell; either mistake would otherwise match nothing, or two different numbers, silently."""
+    seen: dict[tuple, int] = {}
+    for i, cell in enumerate(cells):
+        if (cell["norm"] is None) != (cell["eps"] is None):
+            raise BenchError(
+                f"--published {path}: cells/{i}: norm {cell['norm']!r} with eps {cell['eps']!r}; give both (an "
+                "attack or certified cell) or neither (natural)"
+            )
+        key = tuple(cell[k] for k in _KEY)
+        if key in seen:
+            raise BenchError(
+                f"--published {path}: cells/{i} repeats cells/{seen[key]} ({cell['source']} {cell['metric']} "
+                f"{cell['evaluation']}, same dataset, split, norm and eps); keep one number per cell and source"
+            )
+        seen[key] = i

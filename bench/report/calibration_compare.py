@@ -117,7 +117,7 @@ def _differences(row: dict[str, Any]) -> list[str]:
     """The protocol differences that could explain a gap, short enough for a table cell."""
     out = []
     if row["weights"] != "official":
-        out.append(f"weights {row['weights']} vs {row['published_weights'] or 'official'}")
+        out.append(f"weights {row['weights']} vs {row['published_weights'] or 'not stated'}")
     for key in ("n", "steps", "restarts"):
         ours, theirs = row[key], row[f"published_{key}"]
         if ours is None:

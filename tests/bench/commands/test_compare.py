@@ -84,6 +84,7 @@ def test_a_run_with_published_weights_gets_a_verdict_per_cell(
     assert "not comparable" not in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "o" / "compare.csv").set_index("evaluation")
     assert table.loc["natural", "inside"] == "yes" and table.loc["natural", "difference"] == 0
+    assert "weights none vs not stated" in table.loc["natural", "differences"]  # the cell states no weights
     assert table.loc["apgd", "inside"] == "no" and "steps 1 vs 100" in table.loc["apgd", "differences"]
     certified = table.loc["certified"]
     assert certified["score_used"] == "paper-certified" and certified["ours"] == certified["paper_score"]

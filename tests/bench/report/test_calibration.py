@@ -46,6 +46,20 @@ def test_a_malformed_file_is_one_line_naming_the_cell(tmp_path: Path) -> None:
         load_published(tmp_path / "missing.json")
 
 
+def test_nan_a_radius_without_its_norm_and_a_repeated_cell_are_refused(tmp_path: Path) -> None:
+    """Each of these matched nothing, or matched twice with two numbers, without a word."""
+    shipped = json.loads(Path(load_published().path).read_text())
+    natural = next(c for c in shipped["cells"] if c["evaluation"] == "natural")
+    attack = next(c for c in shipped["cells"] if c["evaluation"] == "apgd")
+    nan = _write(tmp_path, {**shipped, "cells": [{**natural, "score": float("nan")}]})
+    with pytest.raises(BenchError, match="NaN is not a number"):
+        load_published(nan)
+    with pytest.raises(BenchError, match=r"cells/0: norm 'l2' with eps None; give both"):
+        load_published(_write(tmp_path, {**shipped, "cells": [{**attack, "eps": None}]}))
+    with pytest.raises(BenchError, match=r"cells/1 repeats cells/0"):
+        load_published(_write(tmp_path, {**shipped, "cells": [natural, {**natural, "score": 12.0}]}))
+
+
 def _rows(p: list[float], correct: list[bool], radius: list[float], group: list[str], eps: float = 0.1) -> pd.DataFrame:
     n = len(p)
     return pd.DataFrame(
