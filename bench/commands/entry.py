@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from lipsim_bench.errors import BenchError
 from lipsim_bench.run_args import OneLineParser
 from lipsim_bench.submission.build import Paper, build_entry
 
@@ -36,6 +37,12 @@ def main(argv: Sequence[str]) -> int:
     args = parser().parse_args(list(argv))
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.metric)
     out = args.out or args.run_dir / f"{safe}.entry.json"
+    records = (args.run_dir / "records").resolve()
+    if records == out.resolve().parent or records in out.resolve().parents:
+        raise BenchError(
+            f"--out {out}: inside the run's records/ folder, where every .json is read as a record (and its files "
+            f"would be copied into it again); write the entry beside it, e.g. --out {args.run_dir / (safe + '.entry.json')}"
+        )
     authors = [a.strip() for a in (args.paper_authors or "").split(",") if a.strip()]
     paper = Paper(args.paper_title, authors, args.paper_year, args.paper_url)
     entry, skipped = build_entry(

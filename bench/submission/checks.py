@@ -295,9 +295,13 @@ def check_claims(entry: dict[str, Any], loaded: dict[str, Loaded], sample: int |
     chosen = _sample(cells, sample, seed)
     check.problems = [p for c in chosen if (p := _cell_problem(c, loaded))]
     check.problems += _stated_problems(entry, loaded)
-    intervals = sum("ci_low" in c for c in chosen)
+    readable = [c for c in chosen if all(r in loaded for r in c.get("seed_records") or [c["record"]])]
+    intervals = sum("ci_low" in c for c in readable)
+    unread = len(chosen) - len(readable)
     check.summary = (
-        f"{len(chosen)} of {len(entry['cells'])} cell(s) recomputed from their records' rows (seed {seed}, "
-        f"tolerance {TOLERANCE:g}; {intervals} with their interval); protocol and weights as the records say"
+        f"{len(readable)} of {len(entry['cells'])} cell(s) recomputed from their records' rows (seed {seed}, "
+        f"tolerance {TOLERANCE:g}; {intervals} with their interval)"
+        + (f"; {unread} not, their records failed the file checks" if unread else "")
+        + ("; protocol and weights as the records say" if loaded else "; no record to check the protocol against")
     )
     return check

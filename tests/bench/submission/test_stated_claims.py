@@ -83,3 +83,18 @@ def test_a_stated_claim_its_records_do_not_hold_is_rejected(entry: Path, tmp_pat
     (tmp_path / entry.name).write_text(json.dumps(data))
     code, out = quiet_main("validate", str(tmp_path / entry.name), "--no-rescore")
     assert code == 1 and line in out, out
+
+
+def test_an_entry_moved_without_its_records_recomputes_nothing_and_says_so(entry: Path, tmp_path: Path) -> None:
+    shutil.copy(entry, tmp_path / entry.name)
+    code, out = quiet_main("validate", str(tmp_path / entry.name), "--no-rescore")
+    assert code == 1 and "missing (hand it in beside the entry" in out
+    assert "cells: ok: 0 of" in out and "not, their records failed the file checks" in out, out
+
+
+def test_an_entry_written_into_the_runs_records_folder_is_refused(entry: Path) -> None:
+    code, out = quiet_main(
+        "entry", str(entry.parent), "--metric", "pixel-l2", "--out", str(entry.parent / "records/e.json")
+    )
+    assert code == 2 and "inside the run's records/ folder" in out and out.count("\n") == 1, out
+    assert not (entry.parent / "records" / "e.json").exists() and not (entry.parent / "records" / "records").exists()
