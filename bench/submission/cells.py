@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from lipsim_bench.evaluations.twoafc import score_rows
+from lipsim_bench.formatting import format_eps
 
 
 def _eps(value: Any) -> float | None:
@@ -45,10 +46,11 @@ def same_cell(cell: dict[str, Any], row: dict[str, Any]) -> bool:
 
 
 def cell_name(cell: dict[str, Any]) -> str:
-    """``apgd l2 eps 2 on test``: how a line names a cell."""
+    """``apgd l2 eps 2 on test``, ``certified l2 eps 36/255 on test``: how a line names a cell (radii as tables
+    print them)."""
     parts = [str(cell.get("evaluation")), _norm(cell.get("norm"))]
     eps = _eps(cell.get("eps"))
-    parts.append(None if eps is None else f"eps {eps:g}")
+    parts.append(None if eps is None else f"eps {format_eps(eps)}")
     return " ".join(p for p in parts if p) + f" on {cell.get('split')}"
 
 

@@ -30,6 +30,7 @@ from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.decided import as_bool
 from lipsim_bench.evaluations.twoafc import TwoAFCClassifier, distances_from_logits, twoafc_agreement
+from lipsim_bench.formatting import format_eps
 from lipsim_bench.run.plan import RANDOM_WEIGHTS_ENV, build_metric, metric_weights_id
 from lipsim_bench.submission.checks import Check, Loaded
 
@@ -235,7 +236,7 @@ def _task_problem(task: Task, d0: float, d1: float, target: Tensor, p: float) ->
     delta = (x_adv - target.double()).flatten()
     size = float(delta.norm()) if norm == "l2" else float(delta.abs().max())
     if size > eps * (1 + BALL_RTOL) + BALL_ATOL:
-        return f"{where}: its perturbation has {norm} norm {size:.6g}, outside eps {eps:g}"
+        return f"{where}: its perturbation has {norm} norm {size:.6g}, outside eps {format_eps(eps)}"
     if "delta_norm" in row and not math.isclose(size, float(row["delta_norm"]), rel_tol=NORM_RTOL, abs_tol=NORM_ATOL):
         return f"{where}: its perturbation has {norm} norm {size:.6g}, its row says {float(row['delta_norm']):.6g}"
     return _distance_problem(where, row, d0, d1, p)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lipsim_bench.cli import main
+from lipsim_bench.submission.cells import cell_name
 
 RUN = ["--n", "8", "--metrics", "pixel-l2", "--evaluations", "natural,apgd", "--set", "apgd.steps=2"]
 CHEAP = ["--eps", "1,2", "--seeds", "0,1"]
@@ -98,3 +99,9 @@ def test_an_entry_written_into_the_runs_records_folder_is_refused(entry: Path) -
     )
     assert code == 2 and "inside the run's records/ folder" in out and out.count("\n") == 1, out
     assert not (entry.parent / "records" / "e.json").exists() and not (entry.parent / "records" / "records").exists()
+
+
+def test_a_rejected_cell_names_its_radius_as_the_tables_do() -> None:
+    assert cell_name({"evaluation": "certified", "norm": "l2", "eps": 72 / 255, "split": "test"}) == (
+        "certified l2 eps 72/255 on test"
+    )
