@@ -164,6 +164,20 @@ def test_a_natural_row_edited_and_resealed_is_caught_by_rescoring_the_clean_imag
     assert f"{item['path']}: triplet {tid}: re-scored d0" in out
 
 
+def test_without_adversarial_inputs_a_resealed_natural_row_is_still_caught(run: Path, tmp_path: Path) -> None:
+    """An entry written with --no-adversarial still has its natural rows re-scored on the clean images."""
+    entry = tmp_path / "plain" / "pixel-l2.entry.json"
+    assert quiet_main("entry", str(run), "--metric", "pixel-l2", "--no-adversarial", "--out", str(entry))[0] == 0
+    assert "adversarial" not in load(entry) or not load(entry)["adversarial"]
+    code, out = validate(entry)
+    assert code == 0 and "no adversarial inputs in the entry; 8 of 8 natural row(s) re-scored" in out, out
+    item = next(r for r in load(entry)["records"] if "__natural__" in r["path"])
+    tid = reseal_scaled_distances(entry, item, entry.parent / item["triplets"]["path"], 0)
+    code, out = validate(entry)
+    assert code == 1 and "files: ok" in out and "cells: ok" in out
+    assert f"{item['path']}: triplet {tid}: re-scored d0" in out
+
+
 def test_a_perturbation_outside_its_eps_is_rejected(submission: Path) -> None:
     data = load(submission)
     item, _, _ = attacked_row(submission)
