@@ -116,8 +116,14 @@ def _preprocessing(conventions: dict[str, Any]) -> str:
 def _differences(row: dict[str, Any]) -> list[str]:
     """The protocol differences that could explain a gap, short enough for a table cell."""
     out = []
-    if row["weights"] != "official":
-        out.append(f"weights {row['weights']} vs {row['published_weights'] or 'not stated'}")
+    theirs = row["published_weights"]
+    if theirs is None or (isinstance(theirs, float) and math.isnan(theirs)):
+        if row["weights"] != "official":  # the sources state their weights; a file that does not: say so
+            out.append(f"weights {row['weights']} vs not stated")
+    elif not str(theirs).startswith(row["weights"]):  # "official (Croce et al.'s checkpoint; ...)" is official
+        out.append(f"weights {row['weights']} vs {theirs}")
+    if row.get("perturb", "ref") != "ref" and row["evaluation_base"] != "natural":
+        out.append(f"perturbed {row['perturb']} vs ref (published attacks perturb the reference)")
     for key in ("n", "steps", "restarts"):
         ours, theirs = row[key], row[f"published_{key}"]
         if ours is None:
@@ -204,6 +210,7 @@ def compare(collected: Collected, published: Published) -> Comparison:
                 "published_steps": _int(cell.protocol_steps), "restarts": options.get("restarts"),
                 "published_restarts": _int(cell.protocol_restarts),
                 "weights": weights_kind(metric, settings, stated), "published_weights": cell.protocol_weights,
+                "perturb": str(settings.get("perturb") or "ref"),
                 "preprocessing": _preprocessing(stated), "published_preprocessing": cell.protocol_preprocessing,
                 "score_definition": "paper-certified" if use_paper else soft_def,
                 "published_score_definition": definition,

@@ -107,3 +107,29 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main(["compare", "results/reference/sample-test", "--published", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --published") and "cells/0/norm" in err and err.count("\n") == 1
+
+
+def test_a_run_perturbing_x0_says_so_and_equal_weights_are_no_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The published attacks perturb the reference: a --perturb x0 cell matched to one names that difference,
+    and a cell whose weights are the published ones ('none' beside 'none') lists none."""
+    run = tmp_path / "x0"
+    argv = ["--n", "4", "--metrics", "pixel-l2", "--evaluations", "natural,apgd", "--set", "apgd.steps=1"]
+    assert main([*argv, "--eps", "0.5", "--perturb", "x0", "--out", str(run)]) == 0
+    cell = {"source": "t", "metric": "pixel-l2", "dataset": "sample", "split": "test", "n": None, "score": 50.0}
+    data = {
+        "format": 1,
+        "sources": {"t": {"title": "T", "authors": "A", "year": 2020, "where": "Table 1", "url": "u"}},
+        "cells": [
+            {**cell, "evaluation": "natural", "norm": None, "eps": None, "protocol": {"weights": "none"}},
+            {**cell, "evaluation": "apgd", "norm": "l2", "eps": 0.5, "protocol": {"weights": "none", "steps": 1}},
+        ],
+    }
+    (tmp_path / "pub.json").write_text(json.dumps(data))
+    assert main(["compare", str(run), "--published", str(tmp_path / "pub.json"), "--out", str(tmp_path / "o")]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(tmp_path / "o" / "compare.csv").set_index("evaluation")
+    assert "perturbed x0 vs ref" in table.loc["apgd", "differences"]
+    assert "perturbed" not in table.loc["natural", "differences"]
+    assert not table["differences"].str.contains("weights").any(), table["differences"].tolist()
