@@ -196,7 +196,20 @@ def seeds_table(scores: pd.DataFrame) -> pd.DataFrame:
                 **{f"seed {s}": v for s, v in zip(seeds, values)},
             }
         )
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    # the main table's order: metrics and evaluations as they come, radii ascending (not 36/255, 72/255, 0.25)
+    first = {key: {v: i for i, v in enumerate(dict.fromkeys(table[key]))} for key in ("metric", "evaluation")}
+    keys = pd.DataFrame(
+        {
+            "metric": table["metric"].map(first["metric"]),
+            "evaluation": table["evaluation"].map(first["evaluation"]),
+            "norm": table["norm"].astype(str),
+            "eps": pd.to_numeric(table["eps"], errors="coerce"),
+        }
+    )
+    return table.loc[keys.sort_values(list(keys.columns), kind="stable").index].reset_index(drop=True)
 
 
 def seeds_markdown(table: pd.DataFrame) -> str:

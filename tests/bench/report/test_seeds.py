@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from lipsim_bench.report.collect import Entry, collect
-from lipsim_bench.report.seeds import write_seeds
+from lipsim_bench.report.seeds import seeds_table, write_seeds
 
 
 def _entry(
@@ -127,3 +127,16 @@ def test_no_several_seeds_no_seed_files(tmp_path: Path) -> None:
     (tmp_path / "seeds.md").write_text("old")
     assert write_seeds(tmp_path, collect([_natural()]).scores) == []
     assert not (tmp_path / "seeds.md").exists()  # an old spread never outlives its cells
+
+
+def test_seeds_md_orders_radii_as_the_table_does() -> None:
+    """Radii ascending within a cell's evaluation (36/255 < 0.25 < 72/255), as scores.md's columns."""
+    eps = [0.0, 36 / 255, 72 / 255, 108 / 255, 0.25, 0.5]
+    scores = pd.DataFrame(
+        {
+            "metric": "m", "dataset": "sample", "split": "test", "evaluation": "smoothing(sigma=0.5)", "norm": "l2",
+            "eps": eps, "n": 8, "score": 50.0, "seeds": "0,1", "seed_scores": "50,50", "seed_sd": 0.0,
+            "seed_worst": 50.0,
+        }
+    )  # fmt: skip
+    assert seeds_table(scores)["eps"].tolist() == sorted(eps)
