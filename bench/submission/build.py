@@ -24,6 +24,7 @@ from lipsim_bench.io import atomic_write_text
 from lipsim_bench.metrics import get_metric_spec
 from lipsim_bench.report.collect import Entry, collect
 from lipsim_bench.report.mixing import unit_settings
+from lipsim_bench.report.paper_certified import PAPER_EVALUATION
 from lipsim_bench.report.variants import stamp
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.plan import RANDOM_WEIGHTS_LABEL
@@ -221,6 +222,8 @@ def build_entry(
     base = Path(out).resolve().parent
     held = base / "records"
     scores = collect(entries).scores
+    # the paper's certified accuracy is derived from the certified records' rows, not a record's own score
+    scores = scores[~scores["evaluation"].astype(str).str.startswith(PAPER_EVALUATION)]
     sources = [_sources(entries, row) for _, row in scores.iterrows()]
     used = [e for e in entries if any(e is s for members in sources for s in members)]
     where, records, stored = {}, [], []
