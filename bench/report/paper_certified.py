@@ -8,7 +8,10 @@ run shows both: ``certified`` (soft) and ``certified-paper`` (the paper's defini
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+
+from lipsim_bench.report.intervals import NONE, Interval, _bootstrap, interval, seed_of
 
 #: the table's name of the paper-defined certified score, derived from a ``certified`` unit's rows
 PAPER_EVALUATION = "certified-paper"
@@ -61,6 +64,46 @@ def has_fractional_votes(triplets: pd.DataFrame) -> bool:
     return bool(((p > 0) & (p < 1)).any())
 
 
+def paper_interval(rows: pd.DataFrame, *, seed: int = 0) -> Interval:
+    """The 95% interval of the paper's certified accuracy over ``rows`` (one cell's certified rows).
+
+    One group: exact Clopper-Pearson on the kept triplets' hits. Several (NIGHT's halves): the seeded bootstrap
+    of the paper's statistic, each half resampled on its own and weighted by its size before the drop.
+    """
+    samples, sizes = [], []
+    for _, part in rows.groupby("group", sort=False):
+        kept = part[part["p"] != 0.5]
+        if len(kept):
+            samples.append((kept["correct"].astype(bool) & (kept["radius"] > kept["eps"])).to_numpy(dtype=float))
+            sizes.append(len(part))
+    if not samples:
+        return NONE
+    if len(samples) == 1:
+        return interval(samples[0], seed=seed)
+    weights = np.asarray(sizes, dtype=float) / sum(sizes)
+    if all(np.ptp(s) == 0 for s in samples):
+        point = 100.0 * float(sum(w * s.mean() for w, s in zip(weights, samples)))
+        return Interval(point, point, "bootstrap")
+
+    def weighted(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        return sum(w * np.mean(s, axis=axis) for w, s in zip(weights, resampled))
+
+    return _bootstrap(samples, weighted, seed)
+
+
+def _cell_rows(triplets: pd.DataFrame, row: object) -> pd.DataFrame:
+    """The certified triplet rows behind one paper score row (a whole split, or one of its groups)."""
+    rows = triplets[
+        (triplets["kind"] == "certificate")
+        & (triplets["metric"] == row.metric)
+        & (triplets["dataset"] == row.dataset)
+        & (triplets["evaluation"] == row.evaluation)
+        & ((pd.to_numeric(triplets["eps"], errors="coerce") - float(row.eps)).abs() < 1e-12)
+    ]
+    in_group = rows["group"] == row.split
+    return rows[in_group] if in_group.any() else rows[rows["split"] == row.split]
+
+
 def paper_certified_rows(scores: pd.DataFrame, triplets: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Score rows of the paper's certified accuracy, one beside each soft ``certified`` cell, and the footer
     line saying which is which; nothing where every target is 0 or 1 (the two scores are then the same)."""
@@ -80,15 +123,14 @@ def paper_certified_rows(scores: pd.DataFrame, triplets: pd.DataFrame) -> tuple[
             continue
         row = soft.iloc[0].to_dict()
         row.update(evaluation=f"{PAPER_EVALUATION}{r.evaluation[len('certified') :]}", score=float(r.paper_score))
-        row.update(n=int(r.paper_n), **{k: float("nan") for k in ("ci_low", "ci_high") if k in row})
-        if "ci_method" in row:
-            row["ci_method"] = ""
+        found = paper_interval(_cell_rows(triplets, r), seed=seed_of(row.get("seed")))
+        row.update(n=int(r.paper_n), ci_low=found.low, ci_high=found.high, ci_method=found.method)
         rows.append(row)
     if not rows:
         return scores.iloc[0:0], []
     note = (
         "certified: soft agreement (p or 1 - p when certified, min(p, 1 - p) otherwise); certified-paper: the "
         "paper's certified accuracy from the same rows (targets rounded, p = 0.5 triplets dropped, its n the "
-        "triplets kept; no interval)"
+        "triplets kept; its interval exact where one group, else a bootstrap within each half, weighted as the paper)"
     )
     return pd.DataFrame(rows, columns=scores.columns), [note]

@@ -300,6 +300,9 @@ def render_tables(
     table = scores_table(rows, split)
     marks = mark_cells(rows, _cell_label)
     seed = f", seed {marks.seed}" if marks.seed is not None else ""
+    folded = rows["seeds"].dropna().astype(str) if "seeds" in rows.columns else pd.Series(dtype=str)
+    if len(folded):  # a --seeds run: the seed-dependent cells are means over seeds (report/seeds.py)
+        seed = f", seeds {folded.mode().iloc[0].replace(',', ', ')} (random cells: mean over seeds)"
     flagged = (
         f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
     )

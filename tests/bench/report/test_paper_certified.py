@@ -52,7 +52,19 @@ def test_fractional_votes_add_the_paper_score_with_its_own_n() -> None:
     # p = 0.5 dropped (3 kept); hits: 0.8 (correct, radius 1 > 0.5); 1.0 has radius 0.1; 0.3 is wrong
     assert rows["n"].tolist() == [3]
     assert abs(rows["score"].iloc[0] - 100 / 3) < 1e-9
-    assert rows["ci_low"].isna().all() and "p = 0.5 triplets dropped" in notes[0]
+    # exact Clopper-Pearson on 1 hit of 3 kept triplets (statsmodels: 0.84% to 90.57%)
+    assert abs(rows["ci_low"].iloc[0] - 0.840) < 0.01 and abs(rows["ci_high"].iloc[0] - 90.57) < 0.01
+    assert "p = 0.5 triplets dropped" in notes[0]
+
+
+def test_two_halves_get_a_bootstrap_interval_around_the_weighted_score() -> None:
+    scores, triplets = _frames([0.8, 0.5, 1.0, 0.3])
+    triplets = pd.concat([triplets, triplets.assign(group="test_no_imagenet", p=[0.9, 0.8, 0.7, 0.6])])
+    triplets = pd.concat([triplets] * 5, ignore_index=True)  # 20 triplets per half
+    rows, _ = paper_certified_rows(scores, triplets)
+    row = rows.iloc[0]
+    assert row["ci_method"] == "bootstrap" and row["ci_low"] <= row["score"] <= row["ci_high"]
+    assert row["ci_high"] - row["ci_low"] > 1
 
 
 def test_hard_votes_add_nothing() -> None:

@@ -137,6 +137,7 @@ def test_a_seeds_run_computes_natural_once_and_folds_random_cells(
         assert row["ci_low"] <= row["score"] <= row["ci_high"]  # the interval of the seed-averaged score
     assert pd.isna(scores.loc[scores["evaluation"] == "natural", "seed_sd"]).all()
     assert "mean over seeds 0, 1, 2" in (run / "scores.md").read_text()
+    assert "seeds 0, 1, 2 (random cells: mean over seeds)" in (run / "scores.md").read_text().splitlines()[0]
     assert (run / "seeds.md").read_text().count("| pixel-l2 |") == len(cells) + 1  # and its apgd cell
     # a --seed 0 run of the same request is the seeds run's first seed: every unit reused
     assert main([*argv, "--seed", "0"]) == 0
