@@ -10,6 +10,7 @@ Both are statsmodels'; p-values are per cell and also Holm-adjusted over the tab
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -137,7 +138,37 @@ def compare_metrics(collected: Collected, a: str, b: str) -> Comparison:
     from statsmodels.stats.multitest import multipletests
 
     frame["p_holm"] = multipletests(frame["p_value"].to_numpy(float), method="holm")[1]
-    return Comparison(a, b, frame, comparison_markdown(frame, a, b, seed_of(own_a["seed"].iloc[0])))
+    differs = _setting_differences(scored, a, b, frame)
+    markdown = comparison_markdown(frame, a, b, seed_of(own_a["seed"].iloc[0]))
+    if differs:
+        markdown += "\n- WARNING: the two metrics' cells were computed with other options: " + "; ".join(differs)
+    return Comparison(a, b, frame, markdown)
+
+
+def _options(settings: object) -> dict:
+    try:
+        return dict(json.loads(str(settings)).get("options", {}))
+    except (TypeError, ValueError, AttributeError):
+        return {}
+
+
+def _setting_differences(scores: pd.DataFrame, a: str, b: str, frame: pd.DataFrame) -> list[str]:
+    """Per compared cell, the attack or certificate options on which A's unit and B's differ (e.g. steps 20 vs 3
+    when two runs are merged): a paired difference across settings is no like-for-like comparison."""
+    if "settings" not in scores.columns:
+        return []
+    lines = []
+    for r in frame.itertuples():
+        same = (scores["evaluation"] == r.evaluation) & (scores["split"] == r.split) & (scores["dataset"] == r.dataset)
+        same &= scores["eps"].isna() if pd.isna(r.eps) else (scores["eps"] - float(r.eps)).abs() < 1e-12
+        found = {m: _options(scores.loc[same & (scores["metric"] == m), "settings"].iloc[0]) for m in (a, b)}
+        keys = sorted(set(found[a]) | set(found[b]))
+        diffs = [f"{k} {found[a].get(k)} vs {found[b].get(k)}" for k in keys if found[a].get(k) != found[b].get(k)]
+        if diffs:
+            eps = None if pd.isna(r.eps) else float(r.eps)
+            label = column_label(str(r.evaluation), r.norm if isinstance(r.norm, str) else None, eps)
+            lines.append(f"{label}: {', '.join(diffs)}")
+    return lines
 
 
 def _p(value: float) -> str:
@@ -180,7 +211,7 @@ def comparison_markdown(frame: pd.DataFrame, a: str, b: str, seed: int) -> str:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
 
 
 def write_comparison(out_dir: Path, comparison: Comparison) -> list[str]:

@@ -88,3 +88,22 @@ def test_report_compare_prints_and_writes_the_table(capsys, tmp_path: Path) -> N
     assert (out / "compare_lipsim-tiny_convsim-tiny.md").read_text().startswith("Paired difference")
     assert main(argv + ["--compare", "lipsim-tiny,lipsim-tiny"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_cells_computed_with_other_options_are_named() -> None:
+    """Merged runs can pair a 5-step attack with a 2-step one: the paired table must say so, never silently."""
+    import json
+
+    from lipsim_bench.report.paired import _setting_differences
+
+    def settings(steps: int) -> str:
+        return json.dumps({"options": {"attack": "apgd", "steps": steps}})
+
+    cell = {"dataset": "sample", "split": "test", "evaluation": "apgd", "norm": "l2", "eps": 0.5}
+    scores = pd.DataFrame(
+        [{**cell, "metric": "a", "settings": settings(5)}, {**cell, "metric": "b", "settings": settings(2)}]
+    )
+    frame = pd.DataFrame([cell])
+    assert _setting_differences(scores, "a", "b", frame) == ["apgd l2 0.5: steps 5 vs 2"]
+    same = scores.assign(settings=settings(5))
+    assert _setting_differences(same, "a", "b", frame) == []
