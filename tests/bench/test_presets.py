@@ -90,6 +90,7 @@ def test_dry_run_counts_triplets_and_stored_units(capsys, night_tree: Path, tmp_
     assert capsys.readouterr().out.count("stored, skipped") == 3  # natural, certified, apgd l2 1
 
 
+@pytest.mark.slow  # ViT-B CLIP and DINO on CPU (about 30 s); tests/bench/commands/test_compare.py runs the paper preset fast
 def test_paper_protocol_on_cpu_with_random_weights(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole path, adapter to table: clip and dino (real architectures, random weights) under the paper preset."""
     monkeypatch.setenv(RANDOM_WEIGHTS_ENV, "1")

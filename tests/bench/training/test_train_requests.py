@@ -111,6 +111,7 @@ def test_finetuning_on_the_test_split_warns_in_one_line(capsys, tmp_path: Path) 
     assert "warning:" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two distillations (about 25 s) for one warning line
 def test_distilling_on_test_split_images_warns_in_one_line(capsys, tmp_path: Path) -> None:
     argv = [
         "train",
