@@ -53,6 +53,7 @@ def _run(args: list[str], *, torchrun: int | None = None) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow  # two torchrun worker processes (about 15-25 s); the shard logic is tested in-process above
 def test_torchrun_two_cpu_processes_equal_one(night_tree: Path, tmp_path: Path) -> None:
     """gloo on CPU: 2 processes write byte-identical scores, per-triplet rows and histograms."""
     common = [

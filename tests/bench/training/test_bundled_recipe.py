@@ -23,6 +23,7 @@ def losses(result) -> list[float]:
     return [row["loss"] for row in result.history]
 
 
+@pytest.mark.slow  # three training stages end to end (about 10-18 s)
 def test_convsim_then_lipsim_distill_then_finetune(mini_sample: Path, tmp_path: Path) -> None:
     train = night_like_dataset(mini_sample, "train", name="sample", image_size=None)
     torch.manual_seed(0)
