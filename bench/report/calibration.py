@@ -116,8 +116,9 @@ def default_published_path() -> Path:
     return Path(str(resources.files("lipsim_bench.report") / "published.json"))
 
 
-def load_published(path: Path | None = None) -> Published:
-    """The published cells of ``path`` (default: the shipped file), checked against :data:`SCHEMA`."""
+def read_published_data(path: Path | None = None) -> dict[str, Any]:
+    """The published-cells file as JSON, checked: :data:`SCHEMA`, declared sources, radius with its norm, one
+    number per cell and source. ``compare`` and the leaderboard site both read it here; a bad file is one line."""
     path = path or default_published_path()
     try:
         data = json.loads(Path(path).read_text(), parse_constant=_not_a_number)
@@ -140,6 +141,13 @@ def load_published(path: Path | None = None) -> Published:
             f"--published {path}: cells name undeclared source(s) {', '.join(unknown)}; add them to sources"
         )
     _check_cells(path, data["cells"])
+    return data
+
+
+def load_published(path: Path | None = None) -> Published:
+    """The published cells of ``path`` (default: the shipped file) as a frame, checked by :func:`read_published_data`."""
+    path = path or default_published_path()
+    data = read_published_data(path)
     rows = []
     for cell in data["cells"]:
         protocol = cell.get("protocol") or {}

@@ -3,52 +3,13 @@ source, that no run here recomputed. Read from bench/report/published.json (or `
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from lipsim_bench.errors import BenchError
+from lipsim_bench.report.calibration import read_published_data
 from lipsim_bench.report.tables import column_label
-
-#: The shape the site needs of a published-cells file (the calibration data may hold more fields).
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["format", "sources", "cells"],
-    "properties": {
-        "format": {"const": 1},
-        "sources": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "required": ["title"],
-                "properties": {"title": {"type": "string"}},
-            },
-        },
-        "cells": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["source", "metric", "dataset", "evaluation", "score"],
-                "properties": {
-                    "source": {"type": "string"},
-                    "metric": {"type": "string"},
-                    "dataset": {"type": "string"},
-                    "split": {"type": ["string", "null"]},
-                    "evaluation": {"type": "string"},
-                    "norm": {"type": ["string", "null"]},
-                    "eps": {"type": ["number", "null"]},
-                    "score": {"type": "number"},
-                    "n": {"type": ["integer", "null"]},
-                    "protocol": {"type": ["object", "null"]},
-                },
-            },
-        },
-    },
-}
 
 
 def default_published() -> Path:
@@ -109,23 +70,9 @@ def _eps(value: Any) -> float | None:
 
 
 def read_published(path: Path) -> Reported:
-    """The published cells of ``path``, checked against :data:`SCHEMA`; a bad file is one line naming it."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"--published {path}: no such file; give a published-cells JSON file") from None
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"--published {path}: not readable JSON ({exc}); fix or replace the file") from None
-    try:
-        jsonschema.validate(data, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise BenchError(f"--published {path}: {where}: {exc.message}; see docs/leaderboard.md") from None
-    sources = data["sources"]
-    unknown = sorted({c["source"] for c in data["cells"]} - set(sources))
-    if unknown:
-        raise BenchError(f"--published {path}: cells cite unknown source(s) {', '.join(unknown)}; add them to sources")
-    return build_reported(sources, data["cells"], Path(path).name)
+    """The published cells of ``path``, read and checked as ``compare`` reads them; a bad file is one line naming it."""
+    data = read_published_data(Path(path))
+    return build_reported(data["sources"], data["cells"], Path(path).name)
 
 
 def with_reported(
@@ -140,7 +87,7 @@ def with_reported(
 
 
 def build_reported(sources: dict[str, dict[str, Any]], given: list[dict[str, Any]], path: str) -> Reported:
-    """Tables of published cells (of :data:`SCHEMA`'s shape, their sources known): one per dataset and split."""
+    """Tables of published cells (checked by calibration.read_published_data, or an entry's): one per dataset and split."""
     tables: dict[tuple[str, str], dict[str, Any]] = {}
     for cell in given:
         split = str(cell.get("split") or "")

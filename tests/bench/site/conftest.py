@@ -22,7 +22,7 @@ PUBLISHED = {
     "sources": {
         "paper2024": {
             "title": "A <b>paper</b> on metrics",
-            "authors": ["A. Author", "B. Author"],
+            "authors": "A. Author and B. Author",
             "year": 2024,
             "where": "a venue",
             "url": "https://example.org/paper",
@@ -34,7 +34,7 @@ PUBLISHED = {
         {"source": "paper2024", "metric": "lipsim-tiny", "dataset": "sample", "split": "test", "evaluation": "apgd",
          "norm": "l2", "eps": 0.5, "score": 43.21, "n": 100, "protocol": {"steps": 100, "weights": "official"}},
         {"source": "paper2024", "metric": "only-published", "dataset": "sample", "split": "test",
-         "evaluation": "natural", "norm": None, "eps": None, "score": 77.77, "n": None, "protocol": None},
+         "evaluation": "natural", "norm": None, "eps": None, "score": 77.77, "n": None, "protocol": {}},
     ],
 }  # fmt: skip
 
