@@ -24,7 +24,6 @@ import jsonschema
 import pandas as pd
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.report.paper_certified import paper_certified  # noqa: F401  (re-exported for compare)
 
 #: The file's format; a reader of another format refuses it rather than misreading it.
 PUBLISHED_FORMAT = 1

@@ -22,9 +22,9 @@ from lipsim_bench.report.calibration import (
     SCORE_DEFINITIONS,
     Published,
     canonical_metric,
-    paper_certified,
 )
 from lipsim_bench.report.collect import Collected
+from lipsim_bench.report.paper_certified import paper_certified
 from lipsim_bench.run.plan import RANDOM_WEIGHTS_LABEL
 
 RANDOM_SUFFIX = RANDOM_WEIGHTS_LABEL.format(name="")

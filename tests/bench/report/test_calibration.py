@@ -10,7 +10,8 @@ import pytest
 
 from lipsim_bench.errors import BenchError
 from lipsim_bench.metrics import list_metrics
-from lipsim_bench.report.calibration import ALIASES, load_published, paper_certified
+from lipsim_bench.report.calibration import ALIASES, load_published
+from lipsim_bench.report.paper_certified import paper_certified
 
 
 def test_shipped_cells_name_registry_metrics_and_declared_sources() -> None:
