@@ -61,7 +61,8 @@ class Entry:
         name = self.record.get("triplets_file")
         if self.path is None or not name or not (self.path.parent / name).is_file():
             return None
-        return read_triplets(self.path.parent / name)
+        self.rows = read_triplets(self.path.parent / name)  # read once: the intervals and the triplets both use it
+        return self.rows
 
     @property
     def name(self) -> str:
