@@ -78,6 +78,15 @@ def describe(entry: object) -> str:
     return f"{what} ({where})" if where else str(what)
 
 
+def package_modules(package: str) -> list[str]:
+    """Every module and sub-package directly inside ``package``, sorted: a built-in written as ``PACKAGE.*`` is
+    each file of its folder, so adding a task, dataset or evaluation is adding a file (no list to edit)."""
+    import pkgutil
+
+    found = importlib.import_module(package)
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(found.__path__) if not m.name.startswith("_"))
+
+
 class Registry(Generic[T]):
     """Named entries of one plugin kind (lm-evaluation-harness' ``Registry[T]``, timm's lazy loading)."""
 
@@ -169,7 +178,8 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         for module in self.builtins:
-            importlib.import_module(module)
+            for name in package_modules(module[:-2]) if module.endswith(".*") else (module,):
+                importlib.import_module(name)
         for ep in entry_points(group=self.group):
             try:
                 ep.load()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lipsim_bench.datasets import parse_dataset_arg
+from lipsim_bench.datasets import dataset_task, parse_dataset_arg
 from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import get_evaluation
@@ -20,6 +20,8 @@ from lipsim_bench.metrics import default_metrics, get_metric_spec, list_metrics
 from lipsim_bench.run.seeds import parse_seeds
 from lipsim_bench.run.spec import RunSpec, check_spec, parse_eps
 from lipsim_bench.run_args import _given, parse_threat
+from lipsim_bench.tasks import get_task
+from lipsim_bench.tasks.base import DEFAULT_TASK
 
 
 def _evaluation_names(args: argparse.Namespace) -> list[str]:
@@ -34,6 +36,14 @@ def _evaluation_names(args: argparse.Namespace) -> list[str]:
                 )
             raise BenchError("give either --evaluations or --attacks/--certify/--histogram, not both")
         return list(args.evaluations)
+    task = dataset_task(str(args.dataset))
+    if task != DEFAULT_TASK:  # the shorthand flags name 2AFC's evaluations; another task has its own defaults
+        if _given(argv, "--attacks", "--certify", "--no-certify", "--histogram"):
+            raise BenchError(
+                f"--attacks/--certify/--histogram name 2AFC evaluations, and {args.dataset} is a {task} dataset; "
+                f"name its evaluations with --evaluations (see `python run_bench.py list`)"
+            )
+        return list(get_task(task).default_evaluations)
     attacks = [] if args.attacks == ["none"] else list(args.attacks)
     from lipsim_bench.attacks import ATTACKS
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -167,9 +167,19 @@ class DatasetSpec:
     fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = (
         None  # offline: what fetch would do
     )
+    #: The task its items are scored by (lipsim_bench.tasks): "2afc" for triplets, "retrieval", "knn", ...
+    task: str = "2afc"
+    #: Its default attack radii per norm: an l2 radius means less at a higher resolution, so each dataset says its own.
+    attack_eps: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
-DATASETS: Registry[DatasetSpec] = Registry("dataset", error=DatasetError, hint="see `python run_bench.py list`")
+#: Attack radii of a dataset that names none: the LipSim paper's l2 radii (3x224x224 inputs) and Croce et al.'s
+#: l-inf 4/255 bracketed by 2/255 and 8/255 (l-inf radii do not depend on resolution).
+FALLBACK_ATTACK_EPS: dict[str, tuple[float, ...]] = {"l2": (0.5, 1.0, 2.0, 3.0), "linf": (2 / 255, 4 / 255, 8 / 255)}
+
+DATASETS: Registry[DatasetSpec] = Registry(
+    "dataset", builtins=("lipsim_bench.datasets.*",), error=DatasetError, hint="see `python run_bench.py list`"
+)
 
 
 def register_dataset(
@@ -181,22 +191,40 @@ def register_dataset(
     description: str,
     fetch: Callable[[Path | None, str, int | None], object] | None = None,
     fetch_plan: Callable[[Path | None, str, int | None], tuple[list[str], int | None]] | None = None,
+    task: str = "2afc",
+    attack_eps: Mapping[str, tuple[float, ...]] | None = None,
 ) -> Callable[[DatasetBuilder], DatasetBuilder]:
-    """Register ``builder(root: Path | None, split: str) -> TwoAFCDataset`` under ``name``.
+    """Register ``builder(root: Path | None, split: str) -> Dataset`` under ``name``.
 
-    ``fetch(root, split, n)`` downloads the files a run on ``split`` (first ``n`` triplets) needs;
-    ``fetch_plan(root, split, n)`` says offline what it would download, and how many triplets.
+    ``fetch(root, split, n)`` downloads the files a run on ``split`` (first ``n`` items) needs;
+    ``fetch_plan(root, split, n)`` says offline what it would download, and how many items. ``task`` names the
+    task that scores its items; ``attack_eps`` its default attack radii per norm (the fallback's where it names none).
     """
+    radii = {norm: tuple(float(e) for e in values) for norm, values in (attack_eps or {}).items()}
 
     def decorator(builder: DatasetBuilder) -> DatasetBuilder:
         DATASETS.add(
             name,
-            DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan),
+            DatasetSpec(name, builder, splits, default_split, needs_root, description, fetch, fetch_plan, task, radii),
             same=lambda old, new: old.builder is new.builder,
         )
         return builder
 
     return decorator
+
+
+def dataset_attack_eps(dataset: str, norm: str) -> tuple[float, ...]:
+    """The default attack radii of a dataset family (``NAME`` or ``NAME:ROOT``) for ``norm``; an unregistered name
+    (a record of a plugin's dataset not loaded now) gets the fallback's."""
+    name = dataset.partition(":")[0]
+    own = DATASETS.get(name).attack_eps if name in DATASETS else {}
+    return tuple(own.get(norm) or FALLBACK_ATTACK_EPS[norm])
+
+
+def dataset_task(dataset: str) -> str:
+    """The task of a dataset family (``NAME`` or ``NAME:ROOT``); 2AFC for a name not registered."""
+    name = dataset.partition(":")[0]
+    return DATASETS.get(name).task if name in DATASETS else "2afc"
 
 
 def list_datasets() -> list[DatasetSpec]:

@@ -2,7 +2,8 @@
 run only ever talk to it (never to an evaluation's name).
 
 An evaluation owns its name, its :class:`Kind` (which alone drives column order, plot panels and the
-cost class), whether it runs once per threat model, an ``Options`` dataclass (its resolved values
+cost class), the tasks it scores (``tasks``), the figures drawn from its rows (``figures``), whether it runs once
+per threat model, an ``Options`` dataclass (its resolved values
 enter the unit key, with ``version``), ``applies_to(spec)`` (answered from the registry before any
 model is built), ``run`` (per-triplet rows), ``score``, ``notes`` and ``flops``.
 
@@ -290,6 +291,15 @@ class Evaluation:
     #: Options a run may give several values of (``--set smoothing.sigma=0.12,0.25,0.5``): one unit per value,
     #: and the value is part of the evaluation's name in rows and tables (:attr:`column`).
     sweeps: ClassVar[tuple[str, ...]] = ()
+    #: The tasks (lipsim_bench.tasks) whose items it scores: a run plans it only on a dataset of one of them.
+    tasks: ClassVar[tuple[str, ...]] = ("2afc",)
+    #: Figures the report draws from its rows: dotted paths ``"module:function"`` of report-layer functions
+    #: ``draw(run_dir: Path, rows: pd.DataFrame) -> list[str]`` (the file names written); records store them, so the
+    #: report finds a figure by what the evaluation declares, never by its name or a file's.
+    figures: ClassVar[tuple[str, ...]] = ()
+    #: Its place among the columns of its kind where tables line them up by declaration (the certificates table:
+    #: a proof before a statistical certificate), then by name.
+    table_rank: ClassVar[int] = 1
 
     def __init__(self, options: Any = None) -> None:
         self.options = options if options is not None else self.Options()

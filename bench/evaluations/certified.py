@@ -70,6 +70,7 @@ class Certified(Evaluation):
 
     name = "certified"
     kind = Kind.CERTIFICATE
+    table_rank = 0  # a proof: first among the certificates
     Options = CertifiedOptions
     description = "certified 2AFC score from the metric's Lipschitz bound (l2)"
 

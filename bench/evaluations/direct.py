@@ -32,8 +32,6 @@ from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.twoafc import check_differentiable
 from lipsim_bench.metrics import PerceptualMetric, declares_bound
 
-DEFAULT_HISTOGRAM_EPS = {"sample": 0.5, "night": 1.0}
-
 
 @dataclass(frozen=True)
 class DirectAttack:
@@ -91,11 +89,16 @@ class Direct(Evaluation):
     version = 2  # 2: rows carry the certified ``bound`` (and are checked against it)
     Options = DirectOptions
     output_csv = "histogram.csv"
+    figures = ("lipsim_bench.report.histograms:draw",)
     description = "d(x, x + delta) under l2 PGD on the embedding (histograms)"
 
     @classmethod
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
-        return {"eps": DEFAULT_HISTOGRAM_EPS.get(dataset, 1.0)}
+        # the dataset's second l2 attack radius: 0.5 on the 64x64 sample set, 1 on NIGHT (and elsewhere); imported
+        # here so the datasets' code stays out of the code fingerprint (the radius enters the key as an option value)
+        from lipsim_bench.datasets import dataset_attack_eps
+
+        return {"eps": dataset_attack_eps(dataset, "l2")[1]}
 
     def attack(self, seed: int) -> DirectAttack:
         o = self.options

@@ -24,16 +24,7 @@ def _attack_evaluations() -> dict[str, type]:
 
 EVALUATIONS: Registry[type[Evaluation]] = Registry(
     "evaluation",
-    builtins=(
-        "lipsim_bench.evaluations.natural",
-        "lipsim_bench.evaluations.certified",
-        "lipsim_bench.evaluations.direct",
-        "lipsim_bench.evaluations.smoothing",
-        "lipsim_bench.evaluations.smoothing_embed",
-        "lipsim_bench.evaluations.smoothing_attack",
-        "lipsim_bench.evaluations.transfer",
-        "lipsim_bench.evaluations.worst_case",
-    ),
+    builtins=("lipsim_bench.evaluations.*",),  # every module of the folder: a new evaluation is a new file
     error=BenchError,
     derived=_attack_evaluations,
 )

@@ -41,8 +41,8 @@ from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Ki
 from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.smoothing import (
-    DEFAULT_SMOOTHING_EPS,
     FALLBACK_SMOOTHING_EPS,
+    default_smoothing_eps,
     Smoothing,
     SmoothingOptions,
     check_options,
@@ -121,7 +121,7 @@ class SmoothingAttack(Evaluation):
 
     @classmethod
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
-        return {"eps": DEFAULT_SMOOTHING_EPS.get(dataset, FALLBACK_SMOOTHING_EPS)}
+        return {"eps": default_smoothing_eps(dataset)}
 
     def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         o = self.options

@@ -29,8 +29,8 @@ from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Kind, PassCost, checked_call, empty_rows
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.smoothing import (
-    DEFAULT_SMOOTHING_EPS,
     FALLBACK_SMOOTHING_EPS,
+    default_smoothing_eps,
     abstentions,
     check_options,
     smoothed_rows,
@@ -87,7 +87,7 @@ class SmoothingEmbed(Evaluation):
 
     @classmethod
     def default_options(cls, dataset: str, seed: int) -> dict[str, Any]:
-        return {"eps": DEFAULT_SMOOTHING_EPS.get(dataset, FALLBACK_SMOOTHING_EPS)}
+        return {"eps": default_smoothing_eps(dataset)}
 
     def flops(self, cost: PassCost, n_triplets: int, threat: ThreatModel | None, attacked: float = 1.0) -> float:
         return n_triplets * (2 + self.options.n) * cost.forward

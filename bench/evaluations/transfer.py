@@ -52,6 +52,7 @@ class Transfer(Evaluation):
     reads_artifacts = True
     Options = TransferOptions
     output_csv = TRANSFER_TRIPLETS
+    figures = ("lipsim_bench.report.transfer:write_transfer",)  # the matrix, its table and heatmap
     description = "2AFC score on the stored adversarial examples of every metric's attack (transfer matrix)"
 
     def depends_on(self, metric: str, threat: ThreatModel | None, run: tuple[UnitRef, ...]) -> list[UnitRef]:

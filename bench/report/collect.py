@@ -26,6 +26,7 @@ from lipsim_bench.report.variants import resolve, stamp, variant_name
 from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT, read_triplets
 from lipsim_bench.run.runlog import RunLog
+from lipsim_bench.tasks.base import TaskInfo
 
 #: seed and settings (the unit's, as JSON) let a table mark a cell computed unlike the rest (bench/report/mixing.py)
 #: ci_low, ci_high, ci_method: the 95% interval over triplets, in percent (bench/report/intervals.py); after n,
@@ -82,6 +83,34 @@ class Collected:
     diagnostics: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     records_dirs: list[Path] = field(default_factory=list)
+    #: Each dataset's task, as its records describe it (title, item nouns, per-item columns and file)
+    tasks: dict[str, TaskInfo] = field(default_factory=dict)
+    #: The figures the records' evaluations declare ("module:function"), each with the rows it is drawn from
+    figures: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The footer lines of the records of each evaluation kind (a table of certificates shows the certificates')
+    kind_notes: dict[str, list[str]] = field(default_factory=dict)
+    #: Each evaluation's declared place among its kind's columns (``Evaluation.table_rank``), by its name in the rows
+    ranks: dict[str, int] = field(default_factory=dict)
+
+    def task(self, dataset: str) -> TaskInfo:
+        return self.tasks.get(dataset) or TaskInfo.from_dict(None)
+
+
+#: The figures of evaluations whose records predate declared figures (``Evaluation.figures``): their records name
+#: no figure, so a report of such a folder still draws what it drew before.
+LEGACY_FIGURES = {
+    "direct": ("lipsim_bench.report.histograms:draw",),
+    "transfer": ("lipsim_bench.report.transfer:write_transfer",),
+}
+
+
+def declared_figures(record: dict[str, Any]) -> tuple[str, ...]:
+    """The figures a record's evaluation declares (older records: :data:`LEGACY_FIGURES`)."""
+    evaluation = record.get("evaluation") or {}
+    figures = evaluation.get("figures")
+    if isinstance(figures, list):
+        return tuple(str(f) for f in figures)
+    return LEGACY_FIGURES.get(str(evaluation.get("name")), ())
 
 
 def not_applicable_note(evaluation: str, metric: str) -> str:
@@ -146,6 +175,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     kept = set(scores["_entry"])
     replaced = len(resolved.dropped_rows)
     notes: list[str] = []
+    kind_notes: dict[str, list[str]] = {}
     for i, entry in enumerate(entries):
         if i in resolved.dropped_records:
             continue  # its cells were replaced: its footer lines describe numbers the table does not show
@@ -159,19 +189,31 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         if i in resolved.names:  # a column of its own: its lines say which
             new = [f"{resolved.names[i]}: {line}" for line in new if line]
         notes += [n for n in new if n and n not in notes]
+        own = kind_notes.setdefault(entry.kind, [])
+        own += [n for n in new if n and n not in own]
     if replaced:
         why = f"after a change of {', '.join(sorted(resolved.changed))}" if resolved.changed else "with the same key"
         notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed {why})")
     notes += seed_notes
     triplets, diagnostics = [], {}
+    figures: dict[str, list[pd.DataFrame]] = {}
+    tasks: dict[str, TaskInfo] = {}
+    ranks: dict[str, int] = {}
     for i, entry in enumerate(entries):
         if i in resolved.dropped_records:
             continue
         unit = entry.record["unit"]
+        tasks.setdefault(str(unit["dataset"]), TaskInfo.from_dict(entry.record.get("task")))
+        rank = (entry.record.get("evaluation") or {}).get("table_rank")
+        if isinstance(rank, int) and not isinstance(rank, bool):
+            ranks.setdefault(entry.name, rank)
         frame = entry.frame()
         if frame is None or not len(frame):
             continue
         meta = {"metric": unit["metric"], "dataset": unit["dataset"], "split": unit["split"]}
+        for figure in declared_figures(entry.record):
+            metric = f"{unit['metric']} [{resolved.names[i]}]" if i in resolved.names else unit["metric"]
+            figures.setdefault(figure, []).append(frame.assign(**{**meta, "metric": metric}))
         if entry.kind == "diagnostic" and entry.record["evaluation"].get("output_csv"):
             metric = f"{unit['metric']} [{resolved.names[i]}]" if i in resolved.names else unit["metric"]
             diagnostics.setdefault(entry.record["evaluation"]["output_csv"], []).append(frame.assign(metric=metric))
@@ -192,6 +234,10 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         triplets=triplet_frame,
         diagnostics={name: pd.concat(parts, ignore_index=True) for name, parts in diagnostics.items()},
         notes=notes + paper_notes,
+        tasks=tasks,
+        figures={name: pd.concat(parts, ignore_index=True) for name, parts in figures.items()},
+        kind_notes=kind_notes,
+        ranks=ranks,
     )
 
 

@@ -9,6 +9,8 @@ far as a typical clean pair is apart; metrics become comparable without a common
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -117,9 +119,18 @@ def histogram_frames(histogram: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], 
     return frames, float(histogram["eps"].max())
 
 
-def diagnostic_figure(csv_name: str, frame: pd.DataFrame, triplets: pd.DataFrame | None = None) -> Figure | None:
-    """The figure drawn beside a diagnostic evaluation's CSV in the run folder (None: CSV only); the scale-free
-    panel needs the run's triplets (``run_bench.py plot`` reads them)."""
-    if csv_name == "histogram.csv" and not frame.empty:
-        return histogram_figure(*histogram_frames(frame), clean=clean_distances(triplets))
-    return None
+def draw(run_dir: Path, rows: pd.DataFrame) -> list[str]:
+    """histogram.png/.pdf beside histogram.csv: the figure the direct attack declares (``Evaluation.figures``); the
+    scale-free panel reads the clean distances of the folder's triplets.csv (written before the figures)."""
+    if rows.empty:
+        return []
+    from lipsim_bench.report.figure_style import save_figure
+
+    triplets_csv = run_dir / "triplets.csv"
+    triplets = pd.read_csv(triplets_csv) if triplets_csv.is_file() else None
+    figure = histogram_figure(*histogram_frames(rows), clean=clean_distances(triplets))
+    save_figure(figure, run_dir / HISTOGRAM_STEM, ("png", "pdf"))
+    return [f"{HISTOGRAM_STEM}.png", f"{HISTOGRAM_STEM}.pdf"]
+
+
+HISTOGRAM_STEM = "histogram"

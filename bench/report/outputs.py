@@ -7,39 +7,25 @@ from pathlib import Path
 
 import pandas as pd
 
-from lipsim_bench.evaluations.transfer import TRANSFER_TRIPLETS
+from lipsim_bench.errors import BenchError
 from lipsim_bench.formatting import format_eps
 from lipsim_bench.io import atomic_write_text
+from lipsim_bench.report.certificates_table import certificates_markdown, certificates_table
 from lipsim_bench.report.collect import Collected, read_records
 from lipsim_bench.report.masking import stronger_attack_notes
 from lipsim_bench.report.paired import compare_metrics, write_comparison
 from lipsim_bench.report.seeds import write_seeds
 from lipsim_bench.report.tables import (
     TablesDocument,
-    certificates_markdown,
-    certificates_table,
     headline_split,
     legacy_kind,
     provenance_line,
     render_tables,
 )
+from lipsim_bench.tasks.base import TaskInfo
 
-TRIPLET_COLUMNS = [
-    "metric",
-    "dataset",
-    "split",
-    "group",
-    "evaluation",
-    "kind",
-    "norm",
-    "eps",
-    "id",
-    "p",
-    "d0",
-    "d1",
-    "agreement",
-    "correct",
-]
+#: The per-item CSVs' first columns, whatever the task; the task's own columns (``Task.row_columns``) follow
+ITEM_LEAD_COLUMNS = ("metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps")
 
 
 def monotonicity_notes(scores: pd.DataFrame, split: str) -> list[str]:
@@ -69,7 +55,7 @@ def write_outputs(out_dir: Path, dataset: str, split: str, collected: Collected,
 
 
 #: The table files, removed where a folder has no scores (left behind, they would show numbers no record holds).
-TABLE_FILES = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")
+TABLE_FILES = ("scores.csv", "scores.md", "scores.tex", "triplets.csv")  # and each task's per-item CSV
 
 
 def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, provenance: str) -> TablesDocument:
@@ -80,16 +66,6 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
     for name, frame in collected.diagnostics.items():
         atomic_write_text(out_dir / name, frame.to_csv(index=False))
         written.append(name)
-        from lipsim_bench.report.plots import diagnostic_figure, save_figure  # matplotlib only when drawing
-
-        figure = diagnostic_figure(name, frame, collected.triplets)
-        if figure is not None:
-            save_figure(figure, out_dir / Path(name).stem, ("png", "pdf"))
-            written += [f"{Path(name).stem}.png", f"{Path(name).stem}.pdf"]
-        if name == TRANSFER_TRIPLETS:
-            from lipsim_bench.report.transfer import write_transfer  # the matrix, its table and heatmap
-
-            written += write_transfer(out_dir, frame)
     if collected.scores.empty or not tables:
         for name in TABLE_FILES + ("certificates.md",):
             if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables
@@ -100,18 +76,15 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
             if written
             else f"no scores (nothing to tabulate): {why or 'the records hold no scores'}"
         )
-        return TablesDocument(pd.DataFrame(), text, "", written)
+        return TablesDocument(pd.DataFrame(), text, "", written + draw_figures(out_dir, collected))
     scores = collected.scores
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
-    triplets = collected.triplets
-    if len(triplets):
-        extra = [c for c in triplets.columns if c not in TRIPLET_COLUMNS]
-        triplets = triplets[[c for c in TRIPLET_COLUMNS if c in triplets.columns] + extra]
-        atomic_write_text(out_dir / "triplets.csv", triplets.to_csv(index=False))
-    elif (out_dir / "triplets.csv").is_file():
-        (out_dir / "triplets.csv").unlink()
+    item_files = write_item_rows(out_dir, collected)
     notes = collected.notes + stronger_attack_notes(scores, collected.triplets)  # columns of one attack, more steps
-    documents = [_document(scores, dataset, split, notes, provenance, len(tables)) for dataset, split in tables]
+    documents = [
+        _document(scores, dataset, split, notes, provenance, len(tables), collected.task(dataset))
+        for dataset, split in tables
+    ]
     document = (
         documents[0]
         if len(documents) == 1
@@ -121,20 +94,62 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
     )
     atomic_write_text(out_dir / "scores.md", document.markdown + "\n")
     atomic_write_text(out_dir / "scores.tex", document.latex + "\n")
-    written = ["scores.csv", "scores.md", "scores.tex"] + (["triplets.csv"] if len(triplets) else []) + written
+    written = ["scores.csv", "scores.md", "scores.tex"] + item_files + written
     written += write_seeds(out_dir, scores)  # seeds.csv/.md: the spread over seeds of cells run under several
-    if _write_certificates(out_dir, tables, scores, collected.notes):
+    if _write_certificates(out_dir, tables, collected):
         written.append("certificates.md")
+    written += draw_figures(out_dir, collected)
     document.files = written
     return document
 
 
-def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd.DataFrame, notes: list[str]) -> bool:
+def write_item_rows(out_dir: Path, collected: Collected) -> list[str]:
+    """The per-item rows, one CSV per task (``triplets.csv``, ``queries.csv``, ...), the task's columns first; a
+    file of a task the records no longer hold is removed (left behind, it would show rows no record holds)."""
+    rows, written = collected.triplets, []
+    datasets = rows["dataset"] if len(rows) and "dataset" in rows.columns else pd.Series(dtype=object)
+    by_file: dict[str, tuple[TaskInfo, list[str]]] = {}
+    for dataset in dict.fromkeys(datasets):
+        info = collected.task(str(dataset))
+        by_file.setdefault(info.rows_file, (info, []))[1].append(dataset)
+    for name, (info, members) in by_file.items():
+        part = rows[datasets.isin(members)].dropna(axis=1, how="all") if len(by_file) > 1 else rows
+        order = [*ITEM_LEAD_COLUMNS, *info.row_columns]
+        part = part[[c for c in order if c in part.columns] + [c for c in part.columns if c not in order]]
+        atomic_write_text(out_dir / name, part.to_csv(index=False))
+        written.append(name)
+    for name in {TaskInfo.from_dict(None).rows_file, *(i.rows_file for i in collected.tasks.values())} - set(by_file):
+        if (out_dir / name).is_file():
+            (out_dir / name).unlink()
+    return written
+
+
+def draw_figures(out_dir: Path, collected: Collected) -> list[str]:
+    """Every figure the records' evaluations declare (``Evaluation.figures``), drawn from their rows; a declared
+    figure that cannot be imported is a footer-free warning in the run log's words, never a crash of the report."""
+    import importlib
+
+    written: list[str] = []
+    for path, rows in collected.figures.items():
+        module, _, function = path.partition(":")
+        try:
+            draw = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError) as exc:
+            raise BenchError(
+                f"a record declares the figure {path!r}, which cannot be loaded ({exc}); load the plugin that "
+                "defines it (--plugin FILE.py or --import MODULE), or report without that evaluation (--evaluations)"
+            ) from None
+        written += list(draw(out_dir, rows))
+    return written
+
+
+def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], collected: Collected) -> bool:
     """certificates.md where a run compares several certificates (Lipschitz, smoothing at each sigma)."""
     parts = []
+    scores, notes = collected.scores, collected.notes
     for dataset, split in tables:
         own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
-        table = certificates_table(own, split)
+        table = certificates_table(own, split, collected.ranks)
         if table.index.get_level_values("certificate").nunique() < 2:
             continue
         shown = own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]
@@ -152,7 +167,8 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
             if "," in sizes
             else []
         )
-        footer = mixed + [line for line in notes if line.startswith(("triplets:", "WARNING")) or "smoothing" in line]
+        own_notes = collected.kind_notes.get("certificate", [])  # the certificates' own lines, by the records' kind
+        footer = mixed + [line for line in notes if line.startswith(("triplets:", "WARNING")) or line in own_notes]
         parts.append(certificates_markdown(table, title, footer))
     path = out_dir / "certificates.md"
     if parts:
@@ -163,16 +179,15 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], scores: pd
 
 
 def _document(
-    scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int
+    scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, count: int, task: TaskInfo
 ) -> TablesDocument:
     """One dataset's table; beside others, it says so (a table per dataset, never one mixing them)."""
     own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
     footer = notes + monotonicity_notes(own, split)
     if count > 1:
         footer.append(f"the records hold {count} datasets: one table each; this one is {dataset} only")
-    return render_tables(
-        own, dataset, split, footer, provenance, label="tab:2afc" if count == 1 else f"tab:2afc-{dataset}"
-    )
+    label = f"tab:{task.name}" if count == 1 else f"tab:{task.name}-{dataset}"
+    return render_tables(own, dataset, split, footer, provenance, label=label, task=task)
 
 
 def table_splits(scores: pd.DataFrame) -> list[tuple[str, str]]:

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from lipsim_bench.report.certificates_table import certificate_order
 from lipsim_bench.report.examples import ExampleOptions
 from lipsim_bench.report.examples_figure import run_examples_figure
 from lipsim_bench.report.figure_facts import (
@@ -45,7 +46,7 @@ from lipsim_bench.report.figure_style import (
     scored_line,
     shared_legend,
 )
-from lipsim_bench.report.histograms import clean_distances, diagnostic_figure, histogram_figure, histogram_frames
+from lipsim_bench.report.histograms import clean_distances, histogram_figure, histogram_frames
 from lipsim_bench.report.plot_data import (
     certificate_curves,
     certified_curve,
@@ -66,14 +67,13 @@ from lipsim_bench.report.radius_scatter import (
     radius_panel,
     radius_scatter_figure,
 )
-from lipsim_bench.report.tables import certificate_order, headline_split
+from lipsim_bench.report.tables import headline_split
 
 #: Re-exported for callers of the figures' old home.
 __all__ = [
     "certified_curve",
     "certified_figure",
     "check_certified_points",
-    "diagnostic_figure",
     "empirical_radii",
     "headline_split",
     "histogram_figure",

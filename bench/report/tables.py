@@ -18,6 +18,7 @@ from lipsim_bench.report.declared import add_declared_marks, declared_cells
 from lipsim_bench.report.intervals import interval_footer
 from lipsim_bench.report.mixing import mark_cells, marker_frame
 from lipsim_bench.report.notes import condense_notes
+from lipsim_bench.tasks.base import TaskInfo
 
 KIND_ORDER = ("clean", "attack", "certificate", "diagnostic")
 
@@ -71,59 +72,6 @@ def scores_table(scores: pd.DataFrame, split: str, value: str = "score") -> pd.D
         table[column_label(evaluation, norm, eps)] = match.set_index("metric")[value]
     table.index.name = "metric"
     return table
-
-
-def certificate_order(evaluation: str) -> tuple[int, str, float]:
-    """Certificates in reading order: the Lipschitz one first, then by name and by the swept value
-    (``smoothing(sigma=0.12)`` before ``smoothing(sigma=0.5)``), whatever order the records came in."""
-    name, _, rest = evaluation.partition("(")
-    value = rest.rstrip(")").partition("=")[2]
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    return (0 if name == "certified" else 1, name, number)
-
-
-def certificates_table(scores: pd.DataFrame, split: str) -> pd.DataFrame:
-    """Certified scores side by side: a row per (metric, certificate), a column per l2 radius, the natural
-    score first. The wide table gives each certificate its own group of columns; this one puts the
-    Lipschitz certificate and smoothing at each sigma on the same radii, one above the other."""
-    rows = scores[scores["split"] == split]
-    kinds = rows["kind"] if "kind" in rows.columns else rows["evaluation"].map(legacy_kind)
-    certified, natural = (
-        rows[kinds == "certificate"],
-        rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"],
-    )
-    radii = sorted({float(e) for e in certified["eps"].dropna()})
-    metrics = list(dict.fromkeys(certified["metric"]))
-    index = sorted(
-        dict.fromkeys(zip(certified["metric"], certified["evaluation"])),
-        key=lambda cell: (metrics.index(cell[0]), certificate_order(str(cell[1]))),
-    )
-    table = pd.DataFrame(
-        index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"])
-        if index
-        else pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
-        columns=["natural"] + [format_eps(r) for r in radii],
-        dtype=float,
-    )
-    for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):  # fills the sorted index
-        table.loc[(metric, evaluation), "natural"] = natural.get(metric, float("nan"))
-        for r in part.itertuples():
-            table.loc[(metric, evaluation), format_eps(float(r.eps))] = float(r.score)
-    return table
-
-
-def certificates_markdown(table: pd.DataFrame, title: str, footer: list[str]) -> str:
-    """The certificates table as GitHub markdown: metric and certificate as the first two columns."""
-    flat = table.copy()
-    flat.index = [f"{m} | {e}" for m, e in table.index]
-    flat.index.name = "metric | certificate"
-    body = to_markdown(flat)
-    lines = body.splitlines()
-    lines[1] = "|---" + lines[1]  # the header's first cell spans two columns
-    return f"{title}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in footer)
 
 
 def legacy_kind(evaluation: str) -> str:
@@ -285,7 +233,13 @@ def _cell_label(row: object) -> str:
 
 
 def render_tables(
-    scores: pd.DataFrame, dataset: str, split: str, notes: list[str], provenance: str, label: str = "tab:2afc"
+    scores: pd.DataFrame,
+    dataset: str,
+    split: str,
+    notes: list[str],
+    provenance: str,
+    label: str = "tab:2afc",
+    task: TaskInfo | None = None,
 ) -> TablesDocument:
     """scores.md / scores.tex content: title with n and seed, the table, notes, then the provenance footer.
 
@@ -306,8 +260,9 @@ def render_tables(
     flagged = (
         f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
     )
+    task = task or TaskInfo.from_dict(None)
     title = (
-        f"2AFC score (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} triplets{seed}"
+        f"{task.score} (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} {task.items}{seed}"
         f"{perturbed_phrase(rows)}{flagged}"
     )
     intervals = interval_tables(rows, split)

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from lipsim_bench.datasets import TwoAFCDataset, create_dataset
+from lipsim_bench.datasets import TwoAFCDataset, create_dataset, dataset_task
 from lipsim_bench.errors import BenchError
-from lipsim_bench.evaluations.base import ArtifactSink, Context, EmbeddingCache, Evaluation, embedded_batches
+from lipsim_bench.evaluations.base import ArtifactSink, Context, EmbeddingCache, Evaluation
 from lipsim_bench.evaluations.smoothing_noise import clear_noise_cache
 from lipsim_bench.io import atomic_write_text
 from lipsim_bench.locations import results_root
@@ -42,6 +42,8 @@ from lipsim_bench.run.records import RecordStore, Unit
 from lipsim_bench.run.runlog import RunLog
 from lipsim_bench.run.scorecheck import rows_problem, score_problem
 from lipsim_bench.run.spec import RunSpec, check_subsample, resolve
+from lipsim_bench.tasks import Task, get_task
+from lipsim_bench.tasks.base import DEFAULT_TASK
 
 
 class Store(Protocol):
@@ -95,7 +97,7 @@ def prepare_out_dir(out_dir: Path) -> None:
         ) from None
 
 
-def make_loader(dataset: TwoAFCDataset, batch_size: int, workers: int = 0, shard: Shard | None = None) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, workers: int = 0, shard: Shard | None = None) -> DataLoader:
     """Consecutive batches in dataset order; under torchrun, this rank's share of them."""
     shard = shard or Shard()
     sampler = ShardedBatchSampler(len(dataset), batch_size, shard.rank, shard.world_size)
@@ -134,8 +136,9 @@ class _Metrics:
     """Builds each metric the first time a unit needs it (a fully stored metric is never built), and
     holds its clean embeddings for the units after the first."""
 
-    def __init__(self, device: torch.device, seed: int, precision: str = "fp32") -> None:
+    def __init__(self, device: torch.device, seed: int, precision: str = "fp32", task: Task | None = None) -> None:
         self.device, self.seed, self.precision = device, seed, precision
+        self.task = task or get_task(DEFAULT_TASK)  # embeds the run's items: its batches carry the clean embeddings
         self.name: str | None = None
         self.metric: PerceptualMetric | None = None
         self.embeddings = EmbeddingCache()
@@ -169,7 +172,7 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     if isinstance(store, RecordStore):
         store.on_invalid = log.warn
     log.start(run_config(spec), len(dataset), shard.world_size)
-    metrics = _Metrics(shard.device(spec.device), spec.seed, spec.precision)
+    metrics = _Metrics(shard.device(spec.device), spec.seed, spec.precision, get_task(dataset_task(spec.dataset)))
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
     read = artifacts_read(units, on_disk)
     done: dict[str, UnitResult | None] = {}
@@ -229,7 +232,7 @@ def run_unit(
             artifacts=artifact_sink(store, planned, spec, read),
             load_artifacts=artifact_reader(store, planned),
         )
-        batches = embedded_batches(
+        batches = metrics.task.batches(
             metric,
             loader,
             ctx.device,
@@ -248,6 +251,7 @@ def run_unit(
     scores = checked_scores(evaluation, frame, split, label, applies)
     body = {
         **planned.describe(),
+        "task": metrics.task.info().as_dict(),
         "conventions": metric_conventions(planned.metric),
         "applies": applies,
         "scores": scores,

@@ -141,7 +141,14 @@ class PlannedUnit:
         """What a record stores about its evaluation, so reports and plots never need the registry."""
         ev = self.evaluation
         return {
-            "evaluation": {"name": ev.name, "kind": ev.kind.value, "version": ev.version, "output_csv": ev.output_csv},
+            "evaluation": {
+                "name": ev.name,
+                "kind": ev.kind.value,
+                "version": ev.version,
+                "output_csv": ev.output_csv,
+                "figures": list(ev.figures),
+                "table_rank": ev.table_rank,
+            },
             "threat": {"norm": self.threat.norm, "eps": self.threat.eps} if self.threat else None,
             "position": self.position,
         }

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lipsim_bench.attacks.base import ThreatModel
+from lipsim_bench.datasets import dataset_attack_eps, dataset_task
 from lipsim_bench.devices import resolve_device
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations import Evaluation, get_evaluation
@@ -27,15 +28,6 @@ from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
 from lipsim_bench.run.seeds import MAX_SEED, check_seeds
 
-#: Attack radii per dataset. An l2 radius means less at higher resolution: the paper's 0.5..3 are for
-#: 3x224x224 inputs; the same per-pixel (RMS) change on 3x64x64 is 3.5x smaller. For the 64x64 sample
-#: set we take 0.25..2, i.e. the paper's range and a step beyond it in RMS terms.
-#: l-inf radii do not depend on resolution: 4/255 is Croce et al.'s, 2/255 and 8/255 bracket it.
-DEFAULT_ATTACK_EPS: dict[tuple[str, str], tuple[float, ...]] = {
-    ("sample", "l2"): (0.25, 0.5, 1.0, 2.0),
-    ("night", "l2"): (0.5, 1.0, 2.0, 3.0),
-}
-FALLBACK_ATTACK_EPS: dict[str, tuple[float, ...]] = {"l2": (0.5, 1.0, 2.0, 3.0), "linf": (2 / 255, 4 / 255, 8 / 255)}
 DEFAULT_EVALUATIONS: tuple[str, ...] = ("natural", "certified", "apgd")
 #: Images are in [0, 1]: an l-inf radius above 1, or an l2 radius above the diagonal sqrt(3*H*W) of the
 #: image cube, allows every image and measures nothing. Before the data is loaded (the CLI's check) the
@@ -44,8 +36,8 @@ MAX_SIDE = 1024
 
 
 def default_attack_eps(dataset: str, norm: str) -> tuple[float, ...]:
-    """The attack radii a run uses when none are given."""
-    return DEFAULT_ATTACK_EPS.get((dataset, norm), FALLBACK_ATTACK_EPS[norm])
+    """The attack radii a run uses when none are given: the dataset's own (``register_dataset(attack_eps=...)``)."""
+    return dataset_attack_eps(dataset, norm)
 
 
 @dataclass
@@ -327,6 +319,17 @@ def check_spec(spec: RunSpec) -> ResolvedRun:
     return resolve(spec, family.name)
 
 
+def _check_tasks(spec: RunSpec, classes: Mapping[str, type[Evaluation]]) -> None:
+    """Every evaluation scores the task of the run's dataset (a 2AFC attack has no meaning on retrieval queries)."""
+    task = dataset_task(spec.dataset)
+    for name, cls in classes.items():
+        if task not in cls.tasks:
+            raise BenchError(
+                f"evaluation {name!r} scores {', '.join(cls.tasks)} items, and {spec.dataset} is a {task} dataset; "
+                f"drop it, or use a {task} evaluation (`python run_bench.py list` shows each one's task)"
+            )
+
+
 def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> ResolvedRun:
     """Evaluation objects with defaults resolved (dataset-dependent ones first, then the spec's values).
 
@@ -339,6 +342,7 @@ def resolve(spec: RunSpec, dataset: str, image_size: int | None = None) -> Resol
     if duplicates:
         raise BenchError(f"evaluation {duplicates[0]!r} is named twice; name each once")
     classes = {name: get_evaluation(name) for name in spec.evaluations}
+    _check_tasks(spec, classes)
     _check_targets(spec, classes)
     stray = sorted(set(spec.options) - set(classes))
     if stray:

@@ -97,6 +97,7 @@ def _fetch_plan(root: Path | None, split: str, n: int | None) -> tuple[list[str]
     "night = the cache filled by `run_bench.py fetch night` ($LIPSIM_BENCH_DATA/nights), night:ROOT = a folder",
     fetch=_fetch,
     fetch_plan=_fetch_plan,
+    attack_eps={"l2": (0.5, 1.0, 2.0, 3.0)},  # the LipSim paper's (3x224x224 inputs)
 )
 def night_dataset(root: Path | None, split: str) -> TwoAFCDataset:
     folder = _root(root)

@@ -26,7 +26,7 @@ from lipsim_bench.evaluations import get_evaluation
 from lipsim_bench.evaluations.base import Context, EmbeddedBatch
 from lipsim_bench.evaluations.options import build_options
 from lipsim_bench.evaluations.radii import certified_agreement
-from lipsim_bench.evaluations.smoothing import DEFAULT_SMOOTHING_EPS, Smoothing, SmoothingOptions
+from lipsim_bench.evaluations.smoothing import Smoothing, SmoothingOptions, default_smoothing_eps
 from lipsim_bench.evaluations.smoothing_stats import Certificate, certify_counts, clopper_pearson_lower, max_radius
 from lipsim_bench.evaluations.twoafc import twoafc_agreement
 from lipsim_bench.metrics import PerceptualMetric
@@ -337,7 +337,7 @@ def test_pixel_l2_end_to_end_on_the_sample_world(tmp_path: Path) -> None:
         out=tmp_path / "run",
     )
     scores = result.scores[result.scores["evaluation"] == "smoothing(sigma=0.25)"]
-    assert sorted(scores["eps"].unique()) == sorted((0.0,) + DEFAULT_SMOOTHING_EPS["sample"])
+    assert sorted(scores["eps"].unique()) == sorted((0.0,) + default_smoothing_eps("sample"))
     rows = result.triplets
     smooth = rows[(rows["evaluation"] == "smoothing(sigma=0.25)") & (rows["eps"] == 0)].set_index("id")
     exact = rows[(rows["evaluation"] == "certified")].drop_duplicates("id").set_index("id")["radius"]
