@@ -7,6 +7,7 @@ import textwrap
 from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
 from lipsim_bench.evaluations.options import option_fields
+from lipsim_bench.tasks import TASKS
 from lipsim_bench.extras import missing_extras
 from lipsim_bench.metrics import MetricSpec, default_metrics, get_metric_spec, list_metrics
 from lipsim_bench.metrics.conventions import NOT_STATED
@@ -62,7 +63,8 @@ def _evaluation_lines() -> list[str]:
     lines = ["evaluations (--evaluations NAME,...; options: --set NAME.OPTION=VALUE):"]
     for name, cls in EVALUATIONS.items():
         per = ", per threat model" if cls.per_threat else ""
-        lines.append(f"  {name:<18} {cls.kind.value}{per}: {cls.description}")
+        tasks = ", ".join(cls.tasks)
+        lines.append(f"  {name:<18} {cls.kind.value}{per}, task {tasks}: {cls.description}")
         defaults = cls.Options()
         options = ", ".join(f"{field}={getattr(defaults, field)!r}" for field in option_fields(cls.Options))
         if options:
@@ -79,7 +81,11 @@ def listing() -> str:
     for ds in list_datasets():
         splits = ", ".join(ds.splits) if ds.splits else "subsets under ROOT, or all"
         usage = f"{ds.name}:ROOT" if ds.needs_root else ds.name
-        lines.append(f"  {usage:<18} splits: {splits}\n  {'':<18} {ds.description}")
+        lines.append(f"  {usage:<18} task {ds.task}, splits: {splits}\n  {'':<18} {ds.description}")
+    lines += ["", "tasks (a dataset's task decides its evaluations and its table):"]
+    for name, task in TASKS.items():
+        defaults = ", ".join(task.default_evaluations)
+        lines.append(f"  {name:<18} {task.score_name} per {task.item}; default evaluations: {defaults}")
     lines += ["", *_evaluation_lines(), "", "attacks (each is an evaluation of kind attack):"]
     lines.append("  " + (", ".join(n for n, c in EVALUATIONS.items() if c.kind.value == "attack") or "(none)"))
     lines += ["", "presets (--preset NAME; add --dry-run to see what it needs):"]
