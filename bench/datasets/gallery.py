@@ -71,7 +71,11 @@ class GalleryDataset(Dataset):
         self.image_size = image_size
         self._check_records()
         position = {g.id: i for i, g in enumerate(self.gallery)}
-        self._relevant = [np.fromiter((position[r] for r in q.relevant), np.int64) for q in self.queries]
+        indices: dict[int, np.ndarray] = {}  # by tuple identity: the kNN layouts share one tuple per label
+        for q in self.queries:
+            if id(q.relevant) not in indices:
+                indices[id(q.relevant)] = np.fromiter((position[r] for r in q.relevant), np.int64)
+        self._relevant = [indices[id(q.relevant)] for q in self.queries]
         self._cache: dict[Path, torch.Tensor] = {}
         self._cache_bytes = 0
         self._first_shape: tuple[int, ...] | None = None  # of queries[0], once read
@@ -90,7 +94,11 @@ class GalleryDataset(Dataset):
                     f"{where}: {what} id {doubled!r} appears more than once; give every {what} its own id"
                 )
         known = {g.id for g in self.gallery}
+        checked: set[int] = set()  # tuples already checked (shared by every query of a label)
         for q in self.queries:
+            if id(q.relevant) in checked:
+                continue
+            checked.add(id(q.relevant))
             if not q.relevant:
                 raise DatasetError(
                     f"{where}: query {q.id!r} has no relevant gallery item; every query needs at least one "
@@ -206,8 +214,15 @@ class GalleryDataset(Dataset):
         def sha(path: Path) -> str:
             return files.setdefault(str(path), hashes.sha256(path) or "missing")
 
+        relevance: dict[int, str] = {}  # digest of each relevant tuple, once per tuple object
+
+        def listed(q: QueryRecord) -> str:
+            if id(q.relevant) not in relevance:
+                relevance[id(q.relevant)] = hashlib.sha256(json.dumps(list(q.relevant)).encode()).hexdigest()
+            return relevance[id(q.relevant)]
+
         for q in self.queries:
-            row = ["query", q.id, os.path.relpath(str(q.path), root), q.label, list(q.relevant), sha(q.path)]
+            row = ["query", q.id, os.path.relpath(str(q.path), root), q.label, listed(q), sha(q.path)]
             digest.update(json.dumps(row).encode())
         for g in self.gallery:
             digest.update(
