@@ -157,7 +157,7 @@ def seed_of(seed: object) -> int:
     return value if value >= 0 else 0
 
 
-def interval_footer(scores: pd.DataFrame) -> str:
+def interval_footer(scores: pd.DataFrame, items: str = "triplets") -> str:
     """The footer line that says what the bracketed numbers are; empty when no cell has an interval."""
     methods = set(scores["ci_method"].dropna()) if "ci_method" in scores.columns else set()
     methods.discard("")
@@ -178,4 +178,4 @@ def interval_footer(scores: pd.DataFrame) -> str:
         if methods == {EXACT, BOOTSTRAP}
         else (f"{exact}: every agreement is 0 or 1" if EXACT in methods else resampled)
     )
-    return f"[low, high] after a score: its {round(100 * CONFIDENCE)}% interval over the triplets, {how}"
+    return f"[low, high] after a score: its {round(100 * CONFIDENCE)}% interval over the {items}, {how}"

@@ -154,14 +154,15 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], collected:
             continue
         shown = own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]
         sizes = ", ".join(str(n) for n in sorted({int(v) for v in shown["n"].dropna()}))
+        task = collected.task(dataset)
         title = (
-            f"Certified 2AFC score (%) on {dataset} / {split}, n = {sizes} triplets, by certificate: at radius r, a "
-            "triplet counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 is the "
-            "smoothed metric's own score"
+            f"Certified {task.score} (%) on {dataset} / {split}, n = {sizes} {task.items}, by certificate: at radius r, "
+            f"a {task.item} counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 "
+            "is the smoothed metric's own score"
         )
         mixed = (
             [
-                f"WARNING: these rows were computed on different numbers of triplets ({sizes}); compare only rows of the "
+                f"WARNING: these rows were computed on different numbers of {task.items} ({sizes}); compare only rows of the "
                 "same n (scores.md marks which cells differ)"
             ]
             if "," in sizes

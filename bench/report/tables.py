@@ -267,7 +267,12 @@ def render_tables(
     )
     intervals = interval_tables(rows, split)
     shown = rows[rows["metric"].isin(table.index)] if intervals is not None else rows.iloc[:0]
-    footer = marks.footer + [line for line in [interval_footer(shown)] if line] + condense_notes(notes) + [provenance]
+    footer = (
+        marks.footer
+        + [line for line in [interval_footer(shown, task.items)] if line]
+        + condense_notes(notes)
+        + [provenance]
+    )
     markers = add_declared_marks(marker_frame(table, marks), declared_cells(rows, notes, _cell_label))
     body = to_markdown(table, markers=markers, intervals=intervals)
     markdown = f"{title}\n\n{body}\n\n" + "\n".join(f"- {line}" for line in footer)
