@@ -125,12 +125,14 @@ class GalleryCertified(Evaluation):
         return [{**row, BOUND_COLUMN: DECLARED} for row in scores] if from_declared_bound(rows) else scores
 
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
-        """Whose bound certified the cells, and the median radius of the queries."""
+        """Whose bound certified the cells; how many items some radius certifies, and their median radius."""
         declared = [declared_bound_note(metric_name)] if from_declared_bound(rows) else []
         if "radius" not in rows.columns or not len(rows):
             return declared
-        part = rows.drop_duplicates("id")
-        return declared + [f"{metric_name} {self.name}: median certified radius {part['radius'].median():.3f} (l2)"]
+        items = rows.drop_duplicates("id")
+        certified = items[items["radius"] > 0]
+        median = f", median radius {certified['radius'].median():.3f} (l2)" if len(certified) else ""
+        return declared + [f"{metric_name} {self.name}: {len(certified)}/{len(items)} certified at some radius{median}"]
 
 
 @register_evaluation

@@ -74,6 +74,9 @@ def test_certified_recall_never_exceeds_clean_recall_and_falls_with_eps(metric_n
             assert (by_eps[0.0].values <= clean.set_index("id").loc[by_eps.index, "agreement"].values).all()
         radius = rows.drop_duplicates("id")["radius"]
         assert (radius >= 0).all() and radius.notna().all()
+        note = cls(GalleryCertifiedOptions(eps=EPS)).notes(metric_name, rows)
+        count = int((radius > 0).sum())
+        assert len(note) == 1 and note[0].startswith(f"{metric_name} {cls.name}: {count}/8 certified at some radius")
     assert Recall().notes(metric_name, clean)
 
 
