@@ -59,6 +59,11 @@ def _metric_lines() -> list[str]:
     return lines
 
 
+def _sweep_example(default: object) -> str:
+    """Values of the option's own type: sigmas for a float, counts for an integer."""
+    return "1,5,10" if isinstance(default, int) and not isinstance(default, bool) else "0.12,0.25,0.5"
+
+
 def _evaluation_lines() -> list[str]:
     lines = ["evaluations (--evaluations NAME,...; options: --set NAME.OPTION=VALUE):"]
     for name, cls in EVALUATIONS.items():
@@ -71,7 +76,8 @@ def _evaluation_lines() -> list[str]:
             lines.append(f"  {'':<18} options: {options}")
         if cls.sweeps:
             lines.append(
-                f"  {'':<18} several values run one unit each: {', '.join(cls.sweeps)} (e.g. --set {name}.{cls.sweeps[0]}=0.12,0.25,0.5)"
+                f"  {'':<18} several values run one unit each: {', '.join(cls.sweeps)} "
+                f"(e.g. --set {name}.{cls.sweeps[0]}={_sweep_example(getattr(defaults, cls.sweeps[0]))})"
             )
     return lines
 
