@@ -22,6 +22,7 @@ from lipsim_bench.run.plan import DataIdentity, metric_identity, plan_units
 from lipsim_bench.run.records import RecordStore
 from lipsim_bench.run.seeds import run_seeds
 from lipsim_bench.run.spec import RunSpec, resolve
+from lipsim_bench.tasks import get_task
 
 #: Triplet count used for estimates when the dataset's size is not known offline.
 ESTIMATE_PER = 1000
@@ -38,15 +39,16 @@ def format_seconds(seconds: float) -> str:
 def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, str | None]:
     """Lines on the data, the number of triplets (None when unknown) and the data's content id."""
     family, root = parse_dataset_arg(config.dataset)
+    items = get_task(family.task).items  # triplets, queries, images
     lines = [
-        f"data: {config.dataset} / {split}"
-        + (f", first {config.n} triplets" if config.n else "")
+        f"data: {config.dataset} / {split} ({family.task})"
+        + (f", first {config.n} {items}" if config.n else "")
         + subsample_phrase(config.every)
     ]
     try:
         dataset = create_dataset(config.dataset, config.split).head(config.n).every(config.every)
         dataset.check_files()
-        lines.append(f"  here: {len(dataset)} triplets, all images present")
+        lines.append(f"  here: {len(dataset)} {items}, all images present")
         return lines, len(dataset), dataset.fingerprint()
     except BenchError as exc:
         if family.fetch_plan is None:

@@ -50,7 +50,7 @@ def test_dry_run_counts_the_subsample(capsys, tmp_path: Path) -> None:
     argv = ["--metrics", "pixel-l2", "--n", "300", "--every", "3", "--dry-run", "--out", str(tmp_path / "run")]
     assert main(argv) == 0  # --n 300: the bundled preset's --n 100 would leave 34
     out = capsys.readouterr().out
-    assert "data: sample / test, first 300 triplets, every 3rd triplet" in out and "here: 100 triplets" in out
+    assert "data: sample / test (2afc), first 300 triplets, every 3rd triplet" in out and "here: 100 triplets" in out
 
 
 def test_ordinals() -> None:
