@@ -7,8 +7,8 @@ float64 from the chosen pairs either way, so they do not depend on the backend, 
 (distance, gallery index).
 
 Where FAISS takes over: ``benchmarks/retrieval_search.py`` times both at 512 dimensions with 100 queries. On
-the 2-core CPU it was measured on, exact FAISS never did (1.6 to 2.5 times slower than torch from 1e3 to 1e6
-gallery items: both are one matrix product, and torch's BLAS was the faster): ``auto`` uses FAISS only from
+the shared 2-core CPU it was measured on, exact FAISS never did (about even at 1e3 gallery items, 1.4 to 3.2
+times slower than torch from 1e4 to 1e6: both are one matrix product, and torch's BLAS was the faster): ``auto`` uses FAISS only from
 :data:`FAISS_MIN_GALLERY` items, None until a machine shows a size where it pays. FAISS's speed-ups beyond this
 come from approximate indexes (IVF, HNSW), which may return other items, so a certificate cannot rest on them.
 """
