@@ -3,6 +3,7 @@ histogram figure), written alike after a run and by ``run_bench.py report DIR...
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +68,7 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
         atomic_write_text(out_dir / name, frame.to_csv(index=False))
         written.append(name)
     if collected.scores.empty or not tables:
+        written += draw_figures(out_dir, collected)
         for name in TABLE_FILES + ("certificates.md",):
             if (out_dir / "records").is_dir() and (out_dir / name).is_file():  # only a run folder's own tables
                 (out_dir / name).unlink()
@@ -76,7 +78,7 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
             if written
             else f"no scores (nothing to tabulate): {why or 'the records hold no scores'}"
         )
-        return TablesDocument(pd.DataFrame(), text, "", written + draw_figures(out_dir, collected))
+        return TablesDocument(pd.DataFrame(), text, "", written)
     scores = collected.scores
     atomic_write_text(out_dir / "scores.csv", scores.to_csv(index=False))
     item_files = write_item_rows(out_dir, collected)
@@ -125,8 +127,9 @@ def write_item_rows(out_dir: Path, collected: Collected) -> list[str]:
 
 
 def draw_figures(out_dir: Path, collected: Collected) -> list[str]:
-    """Every figure the records' evaluations declare (``Evaluation.figures``), drawn from their rows; a declared
-    figure that cannot be imported is a footer-free warning in the run log's words, never a crash of the report."""
+    """Every figure the records' evaluations declare (``Evaluation.figures``), drawn from their rows, after the tables:
+    a figure that cannot be drawn here (its plugin not loaded, its images not on this machine) is one warning line
+    naming it and the fix, and the tables and other figures stand."""
     import importlib
 
     written: list[str] = []
@@ -135,11 +138,14 @@ def draw_figures(out_dir: Path, collected: Collected) -> list[str]:
         try:
             draw = getattr(importlib.import_module(module), function)
         except (ImportError, AttributeError) as exc:
-            raise BenchError(
-                f"a record declares the figure {path!r}, which cannot be loaded ({exc}); load the plugin that "
-                "defines it (--plugin FILE.py or --import MODULE), or report without that evaluation (--evaluations)"
-            ) from None
-        written += list(draw(out_dir, rows))
+            why = f"cannot be loaded ({exc}); load the plugin that defines it (--plugin FILE.py or --import MODULE)"
+        else:
+            try:
+                written += list(draw(out_dir, rows))
+                continue
+            except BenchError as exc:
+                why = str(exc)
+        print(f"warning: figure {path} not drawn: {why}", file=sys.stderr)
     return written
 
 

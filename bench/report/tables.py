@@ -263,7 +263,7 @@ def render_tables(
     task = task or TaskInfo.from_dict(None)
     title = (
         f"{task.score} (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} {task.items}{seed}"
-        f"{perturbed_phrase(rows)}{flagged}"
+        f"{perturbed_phrase(rows, task.target)}{flagged}"
     )
     intervals = interval_tables(rows, split)
     shown = rows[rows["metric"].isin(table.index)] if intervals is not None else rows.iloc[:0]
@@ -280,9 +280,11 @@ def render_tables(
     return TablesDocument(table, markdown, latex)
 
 
-def perturbed_phrase(rows: pd.DataFrame) -> str:
+def perturbed_phrase(rows: pd.DataFrame, target: str = "") -> str:
     """``, perturbed: x0``: which image(s) the attacks and certificates moved (``--perturb``; ``ref`` is the paper's
     protocol), every target when a table mixes them; empty for a table with no attack or certified cell."""
+    if "kind" in rows.columns and target:  # the task fixes what attacks move (a retrieval query)
+        return f", perturbed: {target}" if rows["kind"].isin(("attack", "certificate")).any() else ""
     found = []
     if "kind" in rows.columns:
         rows = rows[rows["kind"].isin(("attack", "certificate"))]

@@ -27,6 +27,7 @@ from lipsim_bench.formatting import format_eps
 from lipsim_bench.locations import env_number, env_switch
 from lipsim_bench.metrics.precision import PRECISIONS
 from lipsim_bench.run.seeds import MAX_SEED, check_seeds
+from lipsim_bench.tasks import get_task
 
 DEFAULT_EVALUATIONS: tuple[str, ...] = ("natural", "certified", "apgd")
 #: Images are in [0, 1]: an l-inf radius above 1, or an l2 radius above the diagonal sqrt(3*H*W) of the
@@ -322,6 +323,12 @@ def check_spec(spec: RunSpec) -> ResolvedRun:
 def _check_tasks(spec: RunSpec, classes: Mapping[str, type[Evaluation]]) -> None:
     """Every evaluation scores the task of the run's dataset (a 2AFC attack has no meaning on retrieval queries)."""
     task = dataset_task(spec.dataset)
+    target = get_task(task).target
+    if target and spec.perturb != "ref":
+        raise BenchError(
+            f"--perturb {spec.perturb} chooses an image of a 2AFC triplet; on {spec.dataset} ({task}) attacks always "
+            f"move the {target}: leave --perturb out"
+        )
     for name, cls in classes.items():
         if task not in cls.tasks:
             raise BenchError(

@@ -40,6 +40,7 @@ class TaskInfo:
     items: str  # plural: "triplets", "queries"
     score: str  # the table's quantity: "2AFC score", "Recall@1"
     row_columns: tuple[str, ...] = ()  # per-item columns, in the order the per-item CSV lists them
+    target: str = ""  # the input attacks move where the task fixes it ("query"); empty: the run's --perturb
 
     @property
     def rows_file(self) -> str:
@@ -55,7 +56,9 @@ class TaskInfo:
         if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("name", "item", "items", "score")):
             columns = value.get("row_columns")
             own = tuple(str(c) for c in columns) if isinstance(columns, list) else ()
-            return cls(value["name"], value["item"], value["items"], value["score"], own)
+            return cls(
+                value["name"], value["item"], value["items"], value["score"], own, str(value.get("target") or "")
+            )
         return task_info(DEFAULT_TASK)
 
 
@@ -71,6 +74,9 @@ class Task:
     default_evaluations: ClassVar[tuple[str, ...]] = ()
     #: Per-item columns, in the order the run folder's per-item CSV lists them (other columns follow).
     row_columns: ClassVar[tuple[str, ...]] = ()
+    #: The input its attacks and certificates move, where the task fixes it ("query"); empty where the run's
+    #: ``--perturb`` chooses (2AFC: ref, x0, x1 or all three).
+    target: ClassVar[str] = ""
 
     def batches(
         self,
@@ -93,7 +99,7 @@ class Task:
 
     @classmethod
     def info(cls) -> TaskInfo:
-        return TaskInfo(cls.name, cls.item, cls.items, cls.score_name, tuple(cls.row_columns))
+        return TaskInfo(cls.name, cls.item, cls.items, cls.score_name, tuple(cls.row_columns), cls.target)
 
 
 TASKS: Registry[type[Task]] = Registry(

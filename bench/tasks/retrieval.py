@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 class GalleryTask(Task):
     """A task whose items are queries against one gallery, embedded once per metric."""
 
+    target = "query"  # attacks and certificates move the query; the gallery is the defender's, fixed
+
     def batches(
         self,
         metric: PerceptualMetric,
