@@ -103,8 +103,8 @@ def test_list_shows_plugins_loaded_from_the_environment(capsys, monkeypatch: pyt
     load_plugins()
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"brightness\s+attack: 2AFC score with the reference darkened", out)
-    assert re.search(r"noise\s+attack, per threat model", out) and "draws=8" in out
+    assert re.search(r"brightness\s+attack, task 2afc: 2AFC score with the reference darkened", out)
+    assert re.search(r"noise\s+attack, per threat model, task 2afc", out) and "draws=8" in out
 
 
 def test_edited_plugin_metric_is_recomputed_and_reuse_is_reported(capsys, tmp_path: Path) -> None:
