@@ -108,9 +108,9 @@ def distance_matrix(
     """(N, G) float64 distances d(query_n, gallery_g), differentiable in ``e_query``: equal to
     ``metric.distance(e_query[n], e_gallery[g])`` (the closed form only where a probe shows ``distance`` computes it)."""
     name = metric_name or type(metric).__name__
-    kind = metric.distance_kind
-    if kind in _CLOSED_FORMS and _closed_form_matches(metric, kind, e_query, e_gallery, name):
-        return _CLOSED_FORMS[kind](e_query, e_gallery)
+    for form in _FORMS_OF_KIND.get(metric.distance_kind, ()):
+        if _closed_form_matches(metric, form, e_query, e_gallery, name):
+            return _CLOSED_FORMS[form](e_query, e_gallery)
     return _pairwise(metric, e_query, e_gallery, name)
 
 
@@ -122,16 +122,42 @@ def _cosine(e_query: Tensor, e_gallery: Tensor) -> Tensor:
 
 
 def _l2(e_query: Tensor, e_gallery: Tensor) -> Tensor:
-    """Euclidean distance, computed pair by pair (no ||a||^2 + ||b||^2 - 2ab cancellation)."""
+    """Euclidean distance, computed pair by pair (no ||a||^2 + ||b||^2 - 2ab cancellation); under an attack's
+    gradient from the expanded square (cdist's backward on CPU costs several times the embedding's; double precision
+    keeps the cancellation far below any decision, and the attack's outcome is recomputed exactly)."""
+    if _attacked(e_query):
+        return _expanded_square(e_query, e_gallery).clamp_min(1e-300).sqrt()
     q, g = e_query.flatten(1).double(), e_gallery.flatten(1).double()
     return torch.cdist(q, g, compute_mode="donot_use_mm_for_euclid_dist")
 
 
-_CLOSED_FORMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cosine": _cosine, "l2": _l2}
+def _squared_l2(e_query: Tensor, e_gallery: Tensor) -> Tensor:
+    """Squared Euclidean distance: LPIPS and ST-LPIPS (``distance_kind`` "l2": the same decisions as the distance)."""
+    return _expanded_square(e_query, e_gallery) if _attacked(e_query) else _l2(e_query, e_gallery).square()
+
+
+def _attacked(e_query: Tensor) -> bool:
+    return e_query.requires_grad and torch.is_grad_enabled()
+
+
+def _expanded_square(e_query: Tensor, e_gallery: Tensor) -> Tensor:
+    """||q||^2 + ||g||^2 - 2 <q, g> in float64, clamped at 0: one matrix product forward and backward."""
+    q, g = e_query.flatten(1).double(), e_gallery.flatten(1).double()
+    return ((q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2.0 * (q @ g.T)).clamp_min(0.0)
+
+
+_CLOSED_FORMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "cosine": _cosine,
+    "l2": _l2,
+    "squared-l2": _squared_l2,
+}
+#: The closed forms each distance kind may stand for, tried in order: LPIPS-style metrics declare "l2" (their
+#: decisions are the Euclidean distance's) while their ``distance`` is its square.
+_FORMS_OF_KIND: dict[str, tuple[str, ...]] = {"cosine": ("cosine",), "l2": ("l2", "squared-l2")}
 
 
 def _closed_form_matches(metric: PerceptualMetric, kind: str, e_query: Tensor, e_gallery: Tensor, name: str) -> bool:
-    """Whether ``metric.distance`` is the closed form of its ``distance_kind`` on a few pairs (once per metric)."""
+    """Whether ``metric.distance`` is the closed form ``kind`` on a few pairs (once per metric and form)."""
     known = _FORMULA_OK.setdefault(metric, {})
     if kind not in known:
         k = min(PROBE_PAIRS, len(e_query))

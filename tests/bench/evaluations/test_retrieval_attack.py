@@ -20,6 +20,7 @@ from lipsim_bench.attacks import APGD
 from lipsim_bench.attacks.base import ThreatModel
 from lipsim_bench.datasets import create_dataset
 from lipsim_bench.errors import BenchError
+from lipsim_bench.evaluations import gallery_batches as gallery_batches_module
 from lipsim_bench.evaluations import retrieval_attack
 from lipsim_bench.evaluations.base import Context
 from lipsim_bench.evaluations.gallery_batches import GalleryBatch, GalleryEmbeddings, distance_matrix
@@ -28,7 +29,7 @@ from lipsim_bench.evaluations.gallery_radii import set_radius
 from lipsim_bench.evaluations.grad_health import GradHealth
 from lipsim_bench.evaluations.knn import knn_vote
 from lipsim_bench.evaluations.retrieval_attack import KnnAPGD, RecallAPGD, StabilityAPGD, hit_at_1
-from lipsim_bench.metrics import create_metric
+from lipsim_bench.metrics import PerceptualMetric, create_metric
 
 N_QUERIES, N_PHOTOS, SIZE = 8, 10, 32
 STEPS = 30  # APGD steps per restart in the certificate test
@@ -228,3 +229,32 @@ def test_classifier_logits_restrict_and_gradient_health() -> None:
     detached.embed = lambda z: z.detach().flatten(1)  # type: ignore[method-assign]
     with pytest.raises(BenchError, match="without gradient"):
         GalleryClassifier(detached, e_gallery, members, "broken")(QUERIES.clone().requires_grad_(True))
+
+
+class SquaredL2(PerceptualMetric):
+    """An LPIPS-style toy: distance_kind "l2", distance = the squared Euclidean distance."""
+
+    distance_kind = "l2"
+
+    def embed(self, x: Tensor) -> Tensor:
+        return x.flatten(1)[:, :64] * 2.0
+
+    def distance(self, e_a: Tensor, e_b: Tensor) -> Tensor:
+        return (e_a - e_b).pow(2).sum(dim=1)
+
+
+@pytest.mark.parametrize("metric", [SquaredL2(), create_metric("pixel-l2")], ids=["squared-l2", "l2"])
+def test_attack_distances_take_a_closed_form_equal_to_the_metrics_own(metric: PerceptualMetric) -> None:
+    """ST-LPIPS's squared distance gets a closed form (no per-pair calls: 380 s per attack unit before), and under
+    gradients the expanded square gives the values and input gradients of the exact pairwise distance."""
+    calls = []
+    metric.distance = lambda a, b, inner=metric.distance: calls.append(len(a)) or inner(a, b)  # type: ignore[method-assign]
+    e_gallery = metric.embed(GALLERY)
+    x = QUERIES.clone().requires_grad_(True)
+    fast = gallery_batches_module.distance_matrix(metric, metric.embed(x), e_gallery)
+    assert max(calls) <= gallery_batches_module.PROBE_PAIRS  # only the probe called distance
+    exact = gallery_batches_module._pairwise(metric, metric.embed(x), e_gallery, "toy")
+    assert torch.allclose(fast, exact, rtol=1e-5, atol=1e-6)
+    (grad_fast,) = torch.autograd.grad(fast.min(dim=1).values.sum(), x)
+    (grad_exact,) = torch.autograd.grad(exact.min(dim=1).values.sum(), x)
+    assert torch.allclose(grad_fast, grad_exact, rtol=1e-4, atol=1e-6)
