@@ -19,7 +19,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from lipsim_bench.datasets import dataset_attack_eps
 from lipsim_bench.errors import BenchError
 from lipsim_bench.evaluations.base import (
     Context,
@@ -46,6 +45,8 @@ from lipsim_bench.metrics import MetricSpec, PerceptualMetric, bound_proven_by_p
 
 def default_certified_eps(dataset: str) -> tuple[float, ...]:
     """The dataset's l2 attack radii and the LipSim paper's certified radii, sorted, each once."""
+    from lipsim_bench.datasets import dataset_attack_eps  # here: the datasets' code stays out of the key
+
     return tuple(sorted({float(eps) for eps in (*dataset_attack_eps(dataset, "l2"), *DEFAULT_CERTIFIED_EPS)}))
 
 
@@ -149,6 +150,13 @@ class RecallCertified(GalleryCertified):
         return hit, relevant, ~relevant, {"top1": top1}
 
 
+#: The footer line of the stability columns: they share the retrieval table, whose title names Recall@1.
+STABILITY_NOTE = (
+    "stability-apgd, stability-certified: the share of queries whose nearest gallery item is the clean query's own "
+    "(whatever its label), not Recall@1"
+)
+
+
 @register_evaluation
 class StabilityCertified(GalleryCertified):
     """Certified top-1 stability: the nearest gallery item stays the clean one, whatever its label."""
@@ -161,3 +169,6 @@ class StabilityCertified(GalleryCertified):
         winners = torch.zeros_like(item.distances, dtype=torch.bool)
         winners[torch.arange(len(top1)), top1] = True
         return torch.ones(len(top1), dtype=torch.bool), winners, ~winners, {"top1": top1}
+
+    def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
+        return [*super().notes(metric_name, rows), STABILITY_NOTE]
