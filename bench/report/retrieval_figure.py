@@ -5,10 +5,13 @@ Declared by ``recall-apgd`` (``Evaluation.figures``): :func:`draw` gets the atta
 ``adv_top5``, space-joined gallery ids) and reads the images again from the run's dataset (rebuilt from a record's
 ``config.dataset``, checked to be the content its unit keys name, as the 2AFC examples figure does). The adversarial
 query comes from the attack unit's stored ``adversarial`` tensors when the run kept them (``--save-adversarial``);
-otherwise its slot shows the clean query with a note, and its neighbours are still the attacked ones.
+otherwise its slot shows the clean query with a note, and its neighbours are still the attacked ones. A success
+carried from a smaller radius (rows: ``carried``, not ``attacked``) is the query found there: it is read from that
+radius's unit (the same metric and evaluation), captioned "found at l2 0.5", or noted as not stored there.
 
 Choices, all deterministic: the radius with the most flipped (query, metric) pairs (l2 before linf, then the
-smaller radius); the queries flipped for some metric first, then the others, in dataset order; four of them.
+smaller radius); the queries flipped for some metric first, then the others, in dataset order; three of them
+(a row per metric: three queries of the five bundled metrics are 15 rows, about 13 inches tall; four were 18).
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ from lipsim_bench.report.figure_style import STYLE, norm_label, save_figure
 from lipsim_bench.run.records import RecordStore, Unit
 
 STEM = "retrieval_examples"
-QUERIES = 4  # queries shown
+QUERIES = 3  # queries shown (a row per metric each)
 TOP = 5  # neighbours shown per query
 NOT_STORED = "adversarial image not stored: rerun with --save-adversarial"
 NOT_ATTACKED = "not attacked (a miss before the attack)"
+PROVEN = "not attacked (robust by proof: certified beyond the radius)"
+RERUN = "rerun with --save-adversarial"
 RELEVANT, IRRELEVANT, QUIET = "#2e7d32", "#c62828", "0.35"
 PANEL_IN = 0.62  # one image's width and height
 LABEL_IN = 0.22  # the gallery ids under a row
@@ -59,6 +64,7 @@ class Shown:
     adv_top: list[int]
     relevant: set[int]
     flipped: bool
+    found_at: str | None = None  # a carried success: the radius its adversarial query was found at ("l2 0.5")
 
 
 @dataclass
@@ -95,15 +101,35 @@ def flipped_column(rows: pd.DataFrame) -> pd.Series:
 
 def chosen_cell(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of one dataset, split and radius: the first dataset and split, the radius with most flips."""
-    rows = rows.assign(_flipped=flipped_column(rows), id=rows["id"].astype(str))
-    first = rows.iloc[0]
-    keys = [k for k in ("dataset", "split") if k in rows.columns]
-    for k in keys:
-        rows = rows[rows[k] == first[k]]
+    rows = first_data(rows)
     cells = []
     for (norm, eps), part in rows.groupby(["norm", "eps"], sort=False):
         cells.append(((int(part["_flipped"].sum()), norm == "l2", -float(eps)), part))
     return max(cells, key=lambda c: c[0])[1]
+
+
+def first_data(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the first dataset and split (every radius), with ``_flipped`` and ids as text."""
+    rows = rows.assign(_flipped=flipped_column(rows), id=rows["id"].astype(str))
+    first = rows.iloc[0]
+    for k in (k for k in ("dataset", "split") if k in rows.columns):
+        rows = rows[rows[k] == first[k]]
+    return rows.reset_index(drop=True)
+
+
+def found_at(rows: pd.DataFrame, row: pd.Series) -> pd.DataFrame | None:
+    """The row (as a one-row frame) of the smaller radius where ``row``'s carried success was found: the radii of
+    its metric, norm and query below its own, largest first, down to the first one not carried; None if absent."""
+    same = rows[(rows["metric"] == row["metric"]) & (rows["id"] == row["id"]) & (rows["norm"] == row["norm"])]
+    for i in same.index[np.argsort(-same["eps"].astype(float).to_numpy(), kind="stable")]:
+        if float(same.at[i, "eps"]) < float(row["eps"]) and not truthy(same.at[i, "carried"]):
+            return same.loc[[i]] if truthy(same.at[i, "_flipped"]) else None
+    return None
+
+
+def truthy(value: Any) -> bool:
+    """A boolean cell as computed or read back from CSV."""
+    return value is True or str(value).strip().lower() in ("true", "1", "1.0")
 
 
 def chosen_queries(cell: pd.DataFrame, order: list[str], count: int = QUERIES) -> list[str]:
@@ -167,6 +193,7 @@ def collect(run_dir: Path, rows: pd.DataFrame, count: int = QUERIES) -> Retrieva
     index = {g: i for i, g in enumerate(gallery_ids)}
     store = RecordStore(run_dir)
     stored = {m: load_adversarial(store, r) for m, r in found.items()}
+    every = first_data(rows)
     shown = []
     for query_id in chosen_queries(cell, list(position), count):
         item = data[position[query_id]]
@@ -176,12 +203,12 @@ def collect(run_dir: Path, rows: pd.DataFrame, count: int = QUERIES) -> Retrieva
             if part.empty:
                 continue
             row = part.iloc[0]
-            x_adv = stored[metric].get(position[query_id])
-            attacked = str(row.get("attacked", True)).lower() in ("true", "1", "1.0")
-            note = None if x_adv is not None else NOT_STORED if attacked else NOT_ATTACKED
+            x_adv, note, origin = adversarial_query(row, position[query_id], stored[metric], every, records, store)
             top, adv_top = (neighbours(str(row[c]), index, query_id) for c in ("top5", "adv_top5"))
             shown.append(
-                Shown(query_id, metric, item["query"], x_adv, note, top, adv_top, relevant, bool(row["_flipped"]))
+                Shown(
+                    query_id, metric, item["query"], x_adv, note, top, adv_top, relevant, bool(row["_flipped"]), origin
+                )
             )
     needed = sorted({g for s in shown for g in (*s.top, *s.adv_top)})
     images = dict(zip(needed, data.gallery_images(needed))) if needed else {}
@@ -190,6 +217,28 @@ def collect(run_dir: Path, rows: pd.DataFrame, count: int = QUERIES) -> Retrieva
         str(first.get("evaluation", "attack")), str(first["norm"]), float(first["eps"]), str(record["unit"]["dataset"]),
         str(record["unit"]["split"]), len(data), int(cell["_flipped"].sum()), shown, gallery_ids, images,
     )  # fmt: skip
+
+
+def adversarial_query(
+    row: pd.Series,
+    position: int,
+    stored: dict[int, Tensor],
+    every: pd.DataFrame,
+    records: list[tuple[dict[str, Any], pd.DataFrame, Path]],
+    store: RecordStore,
+) -> tuple[Tensor | None, str | None, str | None]:
+    """(the adversarial query or None, the note on its panel, the radius it was found at when carried)."""
+    if "attacked" not in row.index or truthy(row["attacked"]):
+        x_adv = stored.get(position)
+        return x_adv, None if x_adv is not None else NOT_STORED, None
+    if truthy(row.get("carried", False)):
+        origin = found_at(every, row)
+        if origin is None:
+            return None, "found at a smaller radius (its rows are not in this run)", None
+        radius = f"{origin.iloc[0]['norm']} {format_eps(float(origin.iloc[0]['eps']))}"
+        x_adv = load_adversarial(store, matching_record(records, str(row["metric"]), origin)).get(position)
+        return x_adv, None if x_adv is not None else f"found at {radius} (not stored: {RERUN})", radius
+    return None, PROVEN if truthy(row.get("proven", False)) else NOT_ATTACKED, None
 
 
 def neighbours(text: str, index: dict[str, int], query_id: str) -> list[int]:
@@ -257,6 +306,8 @@ def draw_row(axes: list[Axes], shown: Shown, examples: RetrievalExamples, first:
     axes[1 + TOP].set_visible(False)
     adversarial = shown.adversarial if shown.adversarial is not None else shown.clean
     draw_query(axes[2 + TOP], adversarial, shown.note)
+    if shown.found_at and shown.adversarial is not None:
+        axes[2 + TOP].set_xlabel(f"found at {shown.found_at}", fontsize=5, labelpad=1)
     draw_neighbours(axes[3 + TOP :], shown.adv_top, shown, examples)
     flipped = "\n(flipped)" if shown.flipped else ""
     axes[0].set_ylabel(f"{shown.query_id}\n{shown.metric}{flipped}", fontsize=6, labelpad=3,
@@ -297,8 +348,8 @@ def title(examples: RetrievalExamples) -> str:
         if examples.flipped
         else f"no query flipped at this radius; the first {queries} shown"
     )
-    missing = sum(s.note == NOT_STORED for s in examples.shown)
-    stored = f"; {missing} adversarial image(s) not stored: rerun with --save-adversarial" if missing else ""
+    missing = sum(s.note is not None and RERUN in s.note for s in examples.shown)
+    stored = f"; {missing} adversarial image(s) not stored: {RERUN}" if missing else ""
     return (
         f"Retrieval under attack: {examples.evaluation}, {norm_label(examples.norm)} ε = {format_eps(examples.eps)}; "
         f"{examples.dataset} / {examples.split}, n = {examples.n} queries\n{picked}{stored}\n"

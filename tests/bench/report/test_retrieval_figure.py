@@ -102,7 +102,7 @@ def test_flipped_queries_come_first_at_the_radius_with_most_flips(run: tuple[Pat
     examples = collect(folder, rows)
     assert (examples.norm, examples.eps, examples.flipped) == ("l2", 0.5, 4)
     assert [(s.query_id, s.metric) for s in examples.shown][::2] == [("q1", "lipsim-tiny"), ("q3", "lipsim-tiny"),
-                                                                    ("q0", "lipsim-tiny"), ("q2", "lipsim-tiny")]  # fmt: skip
+                                                                    ("q0", "lipsim-tiny")]  # fmt: skip
     q3 = {s.metric: s for s in examples.shown if s.query_id == "q3"}
     assert torch.equal(q3["lipsim-tiny"].adversarial, adv) and q3["lipsim-tiny"].note is None
     assert q3["pixel-l2"].adversarial is None and q3["pixel-l2"].note == NOT_STORED
@@ -136,3 +136,27 @@ def test_rows_naming_an_item_outside_the_gallery_are_one_line(run: tuple[Path, p
     rows = rows.assign(adv_top5=rows["adv_top5"].str.replace("g7", "g99"))
     with pytest.raises(BenchError, match=r"neighbour 'g99' is not in the run's gallery"):
         collect(folder, rows)
+
+
+def test_a_success_carried_from_the_smaller_radius_shows_the_query_found_there(tmp_path: Path) -> None:
+    """q3 broke at 0.25 and was carried to 0.5 (not attacked there): lipsim-tiny kept its adversarial query at 0.25,
+    pixel-l2 kept none. Before, both read "not attacked (a miss before the attack)"."""
+    spec = tiny_set(tmp_path / "data")
+    folder = tmp_path / "run"
+    (folder / "records").mkdir(parents=True)
+    adv = torch.full((3, 224, 224), 0.25)
+    parts = []
+    for metric, kept in (("lipsim-tiny", {3: adv}), ("pixel-l2", {})):
+        small = attack_rows(metric, 0.25, {"q3"})
+        large = attack_rows(metric, 0.5, {"q1", "q3"}).assign(carried=[q == "q3" for q in QUERIES])
+        large["attacked"] = ~large["carried"]
+        store_unit(folder, spec, metric, 0.25, small, kept)
+        store_unit(folder, spec, metric, 0.5, large, {})
+        parts += [r.assign(metric=metric, dataset="retrieval", split="test") for r in (small, large)]
+    rows = pd.concat(parts, ignore_index=True)
+    examples = collect(folder, rows.assign(flipped=rows["flipped"].astype(str)), count=2)  # as read back from CSV
+    assert examples.eps == 0.5 and [s.query_id for s in examples.shown] == ["q1", "q1", "q3", "q3"]
+    q3 = {s.metric: s for s in examples.shown if s.query_id == "q3"}
+    assert q3["pixel-l2"].note == "found at l2 0.25 (not stored: rerun with --save-adversarial)"
+    assert q3["lipsim-tiny"].note is None and torch.equal(q3["lipsim-tiny"].adversarial, adv)
+    assert q3["lipsim-tiny"].found_at == "l2 0.25" and q3["pixel-l2"].adversarial is None
