@@ -24,7 +24,7 @@ from lipsim_bench.run.seeds import run_seeds
 from lipsim_bench.run.spec import RunSpec, resolve
 from lipsim_bench.tasks import get_task
 
-#: Triplet count used for estimates when the dataset's size is not known offline.
+#: Item count (triplets, queries, ...) used for estimates when the dataset's size is not known offline.
 ESTIMATE_PER = 1000
 
 
@@ -84,6 +84,7 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
         lines.append(f"preset {preset}: {get_preset(preset).description}")
     family, _ = parse_dataset_arg(config.dataset)
     name, split = family.name, config.split or family.default_split
+    task = get_task(family.task)  # its items (triplets, queries, images) are what the lines below count
     data_lines, n_triplets, content = _dataset_lines(config, split)
     lines += data_lines + _weights_lines(config)
 
@@ -106,7 +107,7 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     per = (
         ""
         if n_triplets is not None
-        else f" per {ESTIMATE_PER} triplets (the dataset's size is known once data.csv is here)"
+        else f" per {ESTIMATE_PER} {task.items} (the dataset's size is known once its files are here)"
     )
     out_dir = config.out or results_root() / f"{name}-{split}"
     store = RecordStore(out_dir)
@@ -148,7 +149,7 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
                 for part in (
                     None
                     if unit is None or unit.attacked is None
-                    else f"{unit.attacked:.0%} of correct triplets attacked",
+                    else f"{unit.attacked:.0%} of correct {task.items} attacked",
                     None
                     if unit is None or unit.steps is None or unit.steps >= 0.995  # every step: nothing to say
                     else f"{unit.steps:.0%} of their steps",
@@ -159,7 +160,7 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
             cost = format_seconds(estimate) + scaled
             total += estimate
         lines.append(f"  {planned.metric:<20} {what:<48} {cost}")
-    lines += _total_lines(estimator, format_seconds(total) + per)
+    lines += _total_lines(estimator, format_seconds(total) + per, task.item)
     if unknown:
         lines.append(
             f"  not counted: {', '.join(sorted(set(unknown)))} (no FLOPs in the cost table; add them with benchmarks/flops.py)"
@@ -167,8 +168,9 @@ def dry_run_report(config: RunSpec, preset: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _total_lines(estimator: Estimator, total: str) -> list[str]:
-    """The total, which metrics were measured on a device and which assumed, and how attacks were counted."""
+def _total_lines(estimator: Estimator, total: str, item: str = "triplet") -> list[str]:
+    """The total, which metrics were measured on a device and which assumed, and how attacks were counted (per
+    ``item``: the task's, e.g. triplet or query)."""
     gpu, profile, torchrun = estimator.gpu, estimator.profile, "with torchrun on K GPUs, about 1/K of it"
     assumed = f"one {gpu.name} ({gpu.sustained_tflops:.1f} TFLOPS sustained, assumed)"
     if not estimator.measured or profile is None:
@@ -198,9 +200,9 @@ def _total_lines(estimator: Estimator, total: str) -> list[str]:
     )
     lines.append(f"  estimate = {' or '.join(sources) or 'nothing to compute'}" + "".join(f"; {s}" for s in stopping))
     if estimator.scaled:
-        lines.append(f"  {SCALED_LABEL}; every triplet counted as initially correct")
+        lines.append(f"  {SCALED_LABEL}; every {item} counted as initially correct")
     if estimator.unscaled:
-        lines.append(f"  attacks counted on every triplet (an upper bound): {'; '.join(sorted(estimator.unscaled))}")
+        lines.append(f"  attacks counted on every {item} (an upper bound): {'; '.join(sorted(estimator.unscaled))}")
     return lines
 
 
