@@ -15,6 +15,11 @@ Three decisions, each "which set of gallery items holds the query's nearest item
 After the attack the distances, the decision and the rows are recomputed from the adversarial queries. A success
 whose l2 perturbation lies inside the certified set radius (:func:`gallery_radii.set_radius`) is a BenchError
 naming the query: a broken bound or a broken attack, never a number.
+
+As the 2AFC attacks (:mod:`decided`): ``carry`` counts a success at the next smaller radius as found, and
+``skip_proven`` counts a query whose set radius under the project's own bound
+(:func:`metrics.bound_proven_by_project`) exceeds the threat ball as robust by proof, not attacked (row column
+``proven``); ``--verify`` attacks it anyway and the certificate check runs on it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from lipsim_bench.evaluations.adversarial import ADVERSARIAL, AdversarialExample
 from lipsim_bench.evaluations.attack import run_attack
 from lipsim_bench.evaluations.base import Context, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.bound_checks import checked_bound
-from lipsim_bench.evaluations.decided import as_bool, work_notes
+from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius, work_notes
 from lipsim_bench.evaluations.gallery_batches import GalleryBatch, check_k, distance_matrix
 from lipsim_bench.evaluations.gallery_classifier import GalleryClassifier
 from lipsim_bench.evaluations.gallery_radii import set_radius
@@ -44,7 +49,7 @@ from lipsim_bench.evaluations.knn import knn_vote
 from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.retrieval_certified import triplet_twin
-from lipsim_bench.metrics import PerceptualMetric, declares_bound
+from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, declares_bound
 
 #: Gallery ids listed per query in the rows (clean and adversarial), for the figure and for reading by eye.
 TOP = 5
@@ -64,6 +69,7 @@ class GalleryAPGDOptions:
     momentum: float = 0.75
     early_stop: bool = True  # a fooled query leaves the batch: the same successes, less work
     carry: bool = True  # a success at the next smaller radius of the norm counts here, not searched again
+    skip_proven: bool = True  # a query certified beyond the ball (the project's own bound) is not attacked
 
 
 #: The options passed to APGD (the others are the benchmark's).
@@ -153,11 +159,12 @@ class GalleryAttackEvaluation(Evaluation):
         attack = self.build(ctx.threat, ctx.seed)
         kept = AdversarialExamples() if ctx.artifacts is not None else None
         carried = Carried.from_rows(ctx.prior, ctx.metric_name) if ctx.prior is not None else None
+        prove = bool(getattr(self.options, "skip_proven", False)) and bound_proven_by_project(metric)
         on_device: dict[int, Tensor] = {}  # the gallery moved once, not per batch
         parts = []
         for item in batches:
             e_gallery = on_device.setdefault(id(item.gallery), item.gallery.embeddings.to(ctx.device))
-            parts.append(self._batch(metric, attack, item, e_gallery, ctx, kept, carried))
+            parts.append(self._batch(metric, attack, item, e_gallery, ctx, kept, carried, prove))
         if kept is not None and ctx.artifacts is not None:
             ctx.artifacts(ADVERSARIAL, kept.tensors())
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
@@ -171,9 +178,10 @@ class GalleryAttackEvaluation(Evaluation):
         ctx: Context,
         kept: AdversarialExamples | None,
         carried_from: Carried | None = None,
+        prove: bool = False,
     ) -> pd.DataFrame:
-        """Attack the eligible queries of one batch not broken at the smaller radius; rows carry the adversarial
-        decision and top-5."""
+        """Attack the eligible queries of one batch neither broken at the smaller radius nor proven robust; rows
+        carry the adversarial decision and top-5."""
         clean = item.distances.double()
         n = len(clean)
         clean_order = nearest_first(clean)
@@ -185,7 +193,12 @@ class GalleryAttackEvaluation(Evaluation):
         carried = torch.zeros(n, dtype=torch.bool)
         if carried_from is not None:
             carried = target.eligible & carried_from.mask(item)
-        attacked = target.eligible & ~carried
+        radius = self.certified(metric, item, target, ctx.metric_name) if prove else None
+        proven = torch.zeros(n, dtype=torch.bool)
+        if radius is not None:  # a margin against rounding: a query exactly at the radius is attacked
+            ball = l2_ball_radius(attack.norm, attack.eps, tuple(item.batch["query"].shape[1:]))
+            proven = target.eligible & ~carried & (radius > ball * (1 + 1e-6) + 1e-9)
+        attacked = target.eligible & ~carried & ~proven
         idx = attacked.nonzero().flatten()
         health = GradHealth(n)
         if idx.numel():
@@ -208,7 +221,7 @@ class GalleryAttackEvaluation(Evaluation):
         right = self.outcome(item, distances, top1) & ~carried
         flipped = target.eligible & ~right
         # carried successes were checked at their own radius (the same perturbation)
-        self.check_certificate(metric, item, target, flipped & ~carried, attack.norm, delta_l2, ctx.metric_name)
+        self.check_certificate(metric, item, target, flipped & ~carried, attack.norm, delta_l2, ctx.metric_name, radius)
         adv_order = nearest_first(distances)
         frame = item.rows(
             self.name,
@@ -223,9 +236,24 @@ class GalleryAttackEvaluation(Evaluation):
             adv_top5=top_ids(adv_order, item.gallery.ids),
         )
         frame = frame.assign(
-            flipped=flipped.numpy(), attacked=attacked.numpy(), carried=carried.numpy(), **health.columns()
+            flipped=flipped.numpy(),
+            attacked=attacked.numpy(),
+            carried=carried.numpy(),
+            proven=proven.numpy(),
+            **health.columns(),
         )
         return carried_from.fill(frame, carried) if carried_from is not None and carried.any() else frame
+
+    def certified(
+        self, metric: PerceptualMetric, item: GalleryBatch, target: Target, metric_name: str
+    ) -> Tensor | None:
+        """(N,) the set radius of each query's decision under the metric's bound; None: no bound or no certificate."""
+        if target.winners is None or target.losers is None or not declares_bound(metric):
+            return None
+        lipschitz = checked_bound(metric, triplet_twin(metric, item, metric_name), metric_name)
+        return set_radius(
+            metric.distance_kind, item.e_query, item.gallery.embeddings, target.winners, target.losers, lipschitz
+        )
 
     def check_certificate(
         self,
@@ -236,14 +264,14 @@ class GalleryAttackEvaluation(Evaluation):
         norm: str,
         delta_l2: Tensor,
         metric_name: str,
+        radius: Tensor | None = None,
     ) -> None:
         """A success inside the certified set radius (l2; an l-inf success by its l2 norm) is a broken bound."""
-        if target.winners is None or target.losers is None or not declares_bound(metric) or not flipped.any():
+        if not flipped.any():
             return
-        lipschitz = checked_bound(metric, triplet_twin(metric, item, metric_name), metric_name)
-        radius = set_radius(
-            metric.distance_kind, item.e_query, item.gallery.embeddings, target.winners, target.losers, lipschitz
-        )
+        radius = radius if radius is not None else self.certified(metric, item, target, metric_name)
+        if radius is None:
+            return
         violated = flipped & (radius.double() > delta_l2.double() * (1 + 1e-6) + 1e-9)
         if violated.any():
             i = int(violated.nonzero()[0])

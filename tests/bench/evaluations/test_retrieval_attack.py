@@ -157,18 +157,38 @@ def test_certified_recall_is_below_attacked_recall_below_clean(metric_name: str)
         rows["agreement"].mean(),
         float((hits & (radius > eps)).double().mean()),
     )
-    assert list(rows["position"]) == list(range(N_QUERIES)) and list(rows["attacked"]) == hits.tolist()
+    proven = hits & (radius > eps)  # skip_proven: certified beyond the ball, robust by proof, not attacked
+    assert list(rows["position"]) == list(range(N_QUERIES)) and list(rows["proven"]) == proven.tolist()
+    assert list(rows["attacked"]) == (hits & ~proven).tolist() and (rows["agreement"][rows["proven"]] == 1).all()
     assert 0 < certified <= attacked <= clean
     assert rows["flipped"].sum() == hits.sum() - rows["agreement"].sum()
     assert (rows["delta_norm"] <= eps + 1e-5).all()
     assert rows["top5"].str.split().map(len).eq(5).all() and (rows["top1"] == item.distances.argmin(1).numpy()).all()
-    assert list(sink["adversarial"]["position"]) == [i for i in range(N_QUERIES) if hits[i]]
+    assert list(sink["adversarial"]["position"]) == [i for i in range(N_QUERIES) if hits[i] and not proven[i]]
+
+
+def test_verify_attacks_the_proven_queries_with_the_same_score_and_the_footer_counts_them() -> None:
+    """skip_proven=False (what --verify sets) attacks every hit, the certificate check included; the proven ones
+    all survive, so the score is the same."""
+    threat = ThreatModel("l2", 0.3)
+    skipped = _run(RecallAPGD(RecallAPGD.Options(steps=10)), "lipsim-tiny", threat)
+    verified = _run(RecallAPGD(RecallAPGD.Options(steps=10, skip_proven=False)), "lipsim-tiny", threat)
+    proven = skipped["proven"].to_numpy()
+    assert proven.any() and not verified["proven"].any() and verified["attacked"][proven].all()
+    assert (verified["agreement"] == skipped["agreement"]).all() and (verified["agreement"][proven] == 1).all()
+    assert RecallAPGD(RecallAPGD.Options(steps=10)).notes("lipsim-tiny", skipped)[0] == (
+        f"lipsim-tiny recall-apgd l2 0.3: {int(skipped['attacked'].sum())} attacked, {int(proven.sum())} robust by "
+        "the project's certificate (not attacked)"
+    )
+    uncertified = _run(RecallAPGD(RecallAPGD.Options(steps=10)), "convsim-tiny", threat)  # no bound: none proven
+    assert not uncertified["proven"].any()
 
 
 def test_stability_linf_runs_and_counts_the_top1_changes() -> None:
     eps = 4 / 255
     rows = _run(StabilityAPGD(StabilityAPGD.Options(steps=10)), "pixel-l2", ThreatModel("linf", eps))
-    assert rows["attacked"].all() and set(rows["norm"]) == {"linf"}
+    # l-inf 4/255 lies inside the l2 ball of 4/255 x sqrt(3 x 32 x 32) = 0.87: a query certified beyond it is proven
+    assert (rows["attacked"] ^ rows["proven"]).all() and rows["proven"].any() and set(rows["norm"]) == {"linf"}
     assert (rows["delta_norm"] <= eps + 1e-6).all() and (rows["delta_l2"] >= rows["delta_norm"]).all()
     moved = rows["top1"] != rows["adv_top1"]
     assert (rows["agreement"] == (~moved).astype(float)).all() and (rows["flipped"] == moved).all()
@@ -186,8 +206,10 @@ def test_successes_at_the_smaller_radius_are_carried_not_searched_again() -> Non
     for column in ("adv_top5", "delta_l2"):
         assert (rows[column][carried] == prior[column][carried]).all()
     assert rows["agreement"].mean() <= prior["agreement"].mean() and not rows["agreement"][carried].any()
+    proven = f", {int(rows['proven'].sum())} robust by the project's certificate (not attacked)"
     assert evaluation.notes("pixel-l2", rows) == [
         f"pixel-l2 stability-apgd l2 0.5: {int(rows['attacked'].sum())} attacked, {int(carried.sum())} successes carried from the smaller radius"
+        + (proven if rows["proven"].any() else "")
     ]
 
 
@@ -196,8 +218,9 @@ def test_a_success_inside_an_inflated_radius_is_an_error(monkeypatch: pytest.Mon
     assert rows["flipped"].any()  # the attack succeeds at this radius ...
     sound = retrieval_attack.set_radius
     monkeypatch.setattr(retrieval_attack, "set_radius", lambda *args: 100 * sound(*args))
+    verify = StabilityAPGD(StabilityAPGD.Options(steps=10, skip_proven=False))  # --verify: attacks proven queries
     with pytest.raises(BenchError, match=r"certificate violated: query q\d .*inside its certified radius"):
-        _run(StabilityAPGD(StabilityAPGD.Options(steps=10)), "pixel-l2", ThreatModel("l2", 2.0))  # ... inside 100x
+        _run(verify, "pixel-l2", ThreatModel("l2", 2.0))  # ... inside 100x
 
 
 def test_knn_attack_only_attacks_correct_queries_and_never_helps() -> None:
