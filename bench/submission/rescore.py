@@ -57,6 +57,12 @@ class Task:
     row: pd.Series  # the unit's stored row of the triplet
 
 
+def _task_name(record: dict[str, Any]) -> str:
+    """The record's task (a record written before tasks is 2AFC's)."""
+    task = record.get("task")
+    return str(task.get("name") or "2afc") if isinstance(task, dict) else "2afc"
+
+
 def _attack(loaded: Loaded) -> bool:
     record = loaded.record
     return record["evaluation"]["kind"] == "attack" and bool(record.get("applies")) and bool(record.get("threat"))
@@ -292,6 +298,13 @@ def check_rescore(
 ) -> Check:
     """Check 4: a seeded sample of the stored inputs (all when few) re-scored by the rebuilt metric."""
     check = Check("rescoring")
+    other = sorted({_task_name(u.record) for u in loaded.values()} - {"2afc"})
+    if other:  # the re-scoring below rebuilds 2AFC distances (d0, d1); another task's rows have none
+        check.cannot = (
+            f"re-scoring checks 2AFC entries only, and this entry's records score {', '.join(other)} items; "
+            "skip it with --no-rescore (the files and cells checks still run)"
+        )
+        return check
     units = [u for u in loaded.values() if _attack(u)]
     natural = [u for u in loaded.values() if u.record["evaluation"]["kind"] == "clean" and u.record.get("applies")]
     if not entry.get("adversarial") and not natural:
