@@ -28,6 +28,7 @@ from lipsim_bench.run.integrity import read_checked
 from lipsim_bench.run.records import RECORD_FORMAT
 from lipsim_bench.site.provenance import Provenance, number, plain, provenance
 from lipsim_bench.site.transfer import TransferPanel, transfer_panels
+from lipsim_bench.tasks.base import TaskInfo
 
 #: Column groups of a protocol's table, in reading order, by the evaluation's kind.
 GROUPS = {"clean": "natural", "attack": "robust", "certificate": "certified"}
@@ -275,6 +276,22 @@ def build_protocol(
     )
 
 
+def _refuse_other_tasks(entries: list[tuple[Entry, str]]) -> None:
+    """The site's words, columns and curves are 2AFC's (score, natural/robust/certified, triplets): records of
+    another task (retrieval, kNN) are refused in one line rather than shown under a 2AFC heading."""
+    other: dict[str, str] = {}
+    for entry, label in entries:
+        task = TaskInfo.from_dict(entry.record.get("task"))
+        if task.name != "2afc":
+            other.setdefault(label, f"{(entry.record.get('unit') or {}).get('dataset')} ({task.name})")
+    if other:
+        where = "; ".join(f"{label}: {what}" for label, what in other.items())
+        raise BenchError(
+            f"the leaderboard shows 2AFC records only, and these hold another task's ({where}); leave them out, "
+            "and read their tables with `run_bench.py report RUN`"
+        )
+
+
 def build_board(run_dirs: list[Path], submitted: list[tuple[Entry, str]] = (), left_out: list[str] = ()) -> Board:
     """The leaderboard of ``run_dirs`` and the records of submitted entries (checked by their reader, labelled by
     their entry): a protocol per distinct (dataset, split, perturbed image, triplets)."""
@@ -286,6 +303,7 @@ def build_board(run_dirs: list[Path], submitted: list[tuple[Entry, str]] = (), l
             entries.append((entry, label))
             seen.add(same)
     notes = [*left_out, *notes]
+    _refuse_other_tasks(entries)
     if not entries:
         why = f" ({notes[0]})" if notes else ""
         raise BenchError(f"no records to show{why}; give a run folder or a re-evaluated entry that passes its checks")
