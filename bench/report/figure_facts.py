@@ -27,10 +27,11 @@ class Facts:
     dataset: str = ""
     split: str = ""
     n: int | None = None
+    items: str = "triplets"  # the task's scored items (queries, images)
 
     def text(self) -> str:
         where = " / ".join(p for p in (self.dataset, self.split) if p)
-        count = f"n = {self.n} triplets" if self.n is not None else ""
+        count = f"n = {self.n} {self.items}" if self.n is not None else ""
         return ", ".join(p for p in (where, count) if p)
 
 

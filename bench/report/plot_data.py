@@ -3,6 +3,7 @@ curves recomputed per triplet with the scoring's own functions, empirical radii 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,25 @@ from lipsim_bench.evaluations.twoafc import twoafc_agreement
 from lipsim_bench.formatting import format_eps
 from lipsim_bench.report.paper_certified import PAPER_EVALUATION
 from lipsim_bench.report.tables import legacy_kind
+from lipsim_bench.tasks.base import TaskInfo
 
 #: Scores and certified curves agree to float rounding (size-weighted mean vs plain mean).
 SCORE_TOLERANCE = 1e-6
 
 
 # --- reading ---------------------------------------------------------------------------------
+
+
+def run_task(run_dir: Path) -> TaskInfo:
+    """The task a run folder's records name (their first that names one; 2AFC's for older records or none)."""
+    for path in sorted((Path(run_dir) / "records").glob("*.json")):
+        try:
+            task = json.loads(path.read_text()).get("task")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if task:
+            return TaskInfo.from_dict(task)
+    return TaskInfo.from_dict(None)
 
 
 def read_optional(path: Path) -> pd.DataFrame | None:

@@ -55,6 +55,7 @@ from lipsim_bench.report.plot_data import (
     kinds,
     metric_order,
     read_optional,
+    run_task,
     select_rows,
     triplets_of_split,
 )
@@ -68,6 +69,7 @@ from lipsim_bench.report.radius_scatter import (
     radius_scatter_figure,
 )
 from lipsim_bench.report.tables import headline_split
+from lipsim_bench.tasks.base import DEFAULT_TASK, TaskInfo
 
 #: Re-exported for callers of the figures' old home.
 __all__ = [
@@ -93,17 +95,24 @@ def _interval(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return (pd.to_numeric(rows[c], errors="coerce").to_numpy(np.float64) for c in ("ci_low", "ci_high"))
 
 
-def _extras(banded: bool, marked: bool) -> list[tuple[object, str]]:
-    return ([(band_handle(), BAND_WORDS)] if banded else []) + ([(marked_handle(), MARKED_WORDS)] if marked else [])
+def _extras(banded: bool, marked: bool, items: str = "triplets") -> list[tuple[object, str]]:
+    band = BAND_WORDS.replace("triplets", items)
+    return ([(band_handle(), band)] if banded else []) + ([(marked_handle(), MARKED_WORDS)] if marked else [])
 
 
 # --- figures ----------------------------------------------------------------------------------
 
 
 def robustness_figure(
-    scores: pd.DataFrame, split: str, facts: Facts | None = None, title: str | None = None
+    scores: pd.DataFrame, split: str, facts: Facts | None = None, title: str | None = None, task: TaskInfo | None = None
 ) -> Figure | None:
-    """2AFC score against attack eps, a panel per (attack, norm), natural score at eps = 0."""
+    """The task's score against attack eps, a panel per (attack, norm). 2AFC: natural score at eps = 0 and chance
+    at 50%. Another task has neither: its clean cells need not be the attack's eps-0 score (a stability attack
+    starts at 100%, a clean Recall@5 is no Recall@1), its chance depends on the gallery, and its axis reads
+    "score": the panel names the evaluation (a stability attack's score is no Recall@1)."""
+    task = task or TaskInfo.from_dict(None)
+    two_afc = task.name == DEFAULT_TASK
+    quantity = task.score if two_afc else "score"  # e.g. a stability attack's score is no Recall@1
     rows = scores[scores["split"] == split]
     attacks = rows[kinds(rows) == "attack"]
     if attacks.empty:
@@ -113,6 +122,8 @@ def robustness_figure(
     panels = list(dict.fromkeys(zip(attacks["evaluation"], attacks["norm"])))
     styles = metric_styles(metric_order(scores))
     natural = rows[kinds(rows) == "clean"].drop_duplicates("metric").set_index("metric")
+    if not two_afc:
+        natural = natural.iloc[0:0]
     banded = any_marked = False
     with matplotlib.rc_context(STYLE):
         fig, axes = panel_grid(len(panels), 2.3)
@@ -133,15 +144,18 @@ def robustness_figure(
                 x, y = line["eps"].to_numpy(np.float64), line["score"].to_numpy(np.float64)
                 banded |= scored_line(ax, x, y, low, high, flags, styles[str(metric)], str(metric))
                 any_marked |= bool(flags.any())
-            ticks = [0.0] + sorted(float(e) for e in part["eps"].unique())
+            ticks = ([0.0] if two_afc else []) + sorted(float(e) for e in part["eps"].unique())
             ax.set_xticks(ticks, eps_tick_labels(ticks, ax.get_position().width * fig.get_figwidth()))
-            ax.axhline(50.0, color="gray", ls="--", lw=0.8, label="chance (50%)", zorder=1)
-            ax.set(ylim=(0, 100), xlabel=eps_axis_label(str(norm)), ylabel="2AFC score (%)")
+            if two_afc:
+                ax.axhline(50.0, color="gray", ls="--", lw=0.8, label="chance (50%)", zorder=1)
+            ax.set(ylim=(0, 100), xlabel=eps_axis_label(str(norm)), ylabel=f"{quantity} (%)")
             ax.set_title(f"{attack_words(str(attack), scores)}, {norm_label(str(norm))}")
             ax.grid(alpha=0.3, lw=0.5)
-        shared_legend(fig, axes, _extras(banded, any_marked))
+        shared_legend(fig, axes, _extras(banded, any_marked, task.items))
         names = ", ".join(dict.fromkeys(attack_words(str(a), scores) for a, _ in panels))
-        fig.suptitle(figure_title(f"2AFC score under attack: {names}", facts, fig.get_figwidth(), title))
+        fig.suptitle(
+            figure_title(f"{quantity if two_afc else 'Scores'} under attack: {names}", facts, fig.get_figwidth(), title)
+        )
     return fig
 
 
@@ -300,7 +314,19 @@ def plot_run(
     if triplets is not None and split is not None:
         triplets = triplets_of_split(triplets, split)
     facts = run_facts(scores, triplets, split)
+    task = run_task(run_dir)
     figures: dict[str, Figure | None] = {}
+    if task.name != DEFAULT_TASK:  # the other figures read 2AFC triplets (d0, d1, p) and 2AFC examples
+        if scores is not None and split is not None:
+            facts = Facts(facts.dataset, facts.split, facts.n, task.items)
+            figures["robustness_curves"] = robustness_figure(scores, split, facts, title, task)
+        (notes if notes is not None else []).append(
+            f"a {task.name} run: plot draws its robustness curves only (the certified curves, radii, histograms and "
+            f"examples are 2AFC figures); `report` draws the figures its evaluations declare into {run_dir}"
+        )
+        return [
+            p for name, fig in figures.items() if fig is not None for p in save_figure(fig, out_dir / name, formats)
+        ]
     if scores is not None and split is not None:
         figures["robustness_curves"] = robustness_figure(scores, split, facts, title)
     if triplets is not None and split is not None and not triplets.empty:
