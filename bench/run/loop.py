@@ -124,7 +124,8 @@ def load_dataset(spec: RunSpec) -> TwoAFCDataset:
     full = create_dataset(spec.dataset, spec.split)
     if spec.n is not None and spec.n > len(full):
         print(
-            f"warning: --n {spec.n} is more than the {len(full)} triplets of {full.name} / {full.split}: all {len(full)} are used",
+            f"warning: --n {spec.n} is more than the {len(full)} {get_task(dataset_task(spec.dataset)).items} of "
+            f"{full.name} / {full.split}: all {len(full)} are used",
             file=sys.stderr,
         )
     dataset = full.head(spec.n).every(spec.every)
@@ -171,8 +172,8 @@ def run_units(spec: RunSpec, shard: Shard | None = None, store: Store | None = N
     log = RunLog(out_dir / "run.log", enabled=shard.is_main and on_disk)
     if isinstance(store, RecordStore):
         store.on_invalid = log.warn
-    log.start(run_config(spec), len(dataset), shard.world_size)
     metrics = _Metrics(shard.device(spec.device), spec.seed, spec.precision, get_task(dataset_task(spec.dataset)))
+    log.start(run_config(spec), len(dataset), shard.world_size, metrics.task.items)
     outcome = RunOutcome(out_dir if on_disk else None, dataset.name, dataset.split)
     read = artifacts_read(units, on_disk)
     done: dict[str, UnitResult | None] = {}

@@ -41,8 +41,8 @@ class RunLog:
             pass  # a read-only folder (e.g. under `report`) must not hide the warning itself
         console(message)
 
-    def start(self, config: dict[str, Any], n_triplets: int, world_size: int) -> None:
-        self.write(f"start: {n_triplets} triplets, {world_size} process(es), argv {' '.join(sys.argv)}")
+    def start(self, config: dict[str, Any], n_items: int, world_size: int, items: str = "triplets") -> None:
+        self.write(f"start: {n_items} {items}, {world_size} process(es), argv {' '.join(sys.argv)}")
         self.write(f"config: {json.dumps(config, sort_keys=True, default=str)}")
 
     def unit(self, action: str, unit: Unit, record: dict[str, Any], seconds: float | None) -> None:
