@@ -19,6 +19,7 @@ from lipsim_bench.evaluations import Evaluation, Kind
 from lipsim_bench.protocol.attack_work import AttackWork, metric_class, work_mode
 from lipsim_bench.protocol.cost import ALIASES, DEFAULT_GPU, GpuProfile, evaluation_flops, pass_counts, seconds
 from lipsim_bench.protocol.device_profile import DeviceProfile
+from lipsim_bench.tasks.base import DEFAULT_TASK
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Estimator:
     def attacked_fraction(self, metric: str, evaluation: Evaluation, threat: ThreatModel | None) -> float | None:
         """The measured fraction of triplets this attack unit attacks; None: all of them."""
         if evaluation.kind is not Kind.ATTACK or threat is None:
+            return None
+        if DEFAULT_TASK not in getattr(evaluation, "tasks", (DEFAULT_TASK,)):
+            self.unscaled.add(f"{evaluation.name}: the attacked shares were measured on 2AFC runs only")
             return None
         smallest = not any(t.norm == threat.norm and t.eps < threat.eps for t in self.threats)
         mode = work_mode(evaluation.options, smallest)
