@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lipsim_bench.datasets import create_dataset, parse_dataset_arg
 from lipsim_bench.errors import BenchError
-from lipsim_bench.formatting import format_eps, subsample_phrase
+from lipsim_bench.formatting import format_eps, ordinal
 from lipsim_bench.locations import results_root
 from lipsim_bench.metrics import get_metric_spec
 from lipsim_bench.protocol.attack_work import LABEL as SCALED_LABEL
@@ -43,7 +43,7 @@ def _dataset_lines(config: RunSpec, split: str) -> tuple[list[str], int | None, 
     lines = [
         f"data: {config.dataset} / {split} ({family.task})"
         + (f", first {config.n} {items}" if config.n else "")
-        + subsample_phrase(config.every)
+        + (f", every {ordinal(config.every)} {get_task(family.task).item}" if config.every > 1 else "")
     ]
     try:
         dataset = create_dataset(config.dataset, config.split).head(config.n).every(config.every)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from lipsim_bench.errors import BenchError
-from lipsim_bench.formatting import subsample_phrase
+from lipsim_bench.formatting import ordinal
 from lipsim_bench.report.intervals import INTERVAL_COLUMNS, row_interval
 from lipsim_bench.report.mixing import unit_settings
 from lipsim_bench.report.paper_certified import paper_certified_rows
@@ -118,14 +118,15 @@ def not_applicable_note(evaluation: str, metric: str) -> str:
     return f"{evaluation} does not apply to {metric}"
 
 
-def subsample_note(config: dict[str, Any]) -> str:
-    """The footer line of a run on a subsample (``--every K``); empty for a run on every triplet."""
+def subsample_note(config: dict[str, Any], task: TaskInfo | None = None) -> str:
+    """The footer line of a run on a subsample (``--every K``), in the task's items; empty for a run on all."""
     every = config.get("every", 1)
     if not isinstance(every, int) or every <= 1:
         return ""
     first = config.get("n")
+    task = task or TaskInfo.from_dict(None)
     return (
-        f"triplets: a subsample{subsample_phrase(every)} of the split"
+        f"{task.items}: a subsample, every {ordinal(every)} {task.item} of the split"
         + (f"'s first {first}" if first else "")
         + f" (--every {every})"
     )
@@ -185,7 +186,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
             if not entry.record.get("applies")
             else entry.record.get("notes", [])
         )
-        new = [subsample_note(entry.record.get("config") or {})] + new
+        new = [subsample_note(entry.record.get("config") or {}, TaskInfo.from_dict(entry.record.get("task")))] + new
         if i in resolved.names:  # a column of its own: its lines say which
             new = [f"{resolved.names[i]}: {line}" for line in new if line]
         notes += [n for n in new if n and n not in notes]

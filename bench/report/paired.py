@@ -24,6 +24,7 @@ from lipsim_bench.io import atomic_write_text
 from lipsim_bench.report.collect import Collected
 from lipsim_bench.report.intervals import CONFIDENCE, N_RESAMPLES, bootstrap_interval, seed_of
 from lipsim_bench.report.tables import column_label
+from lipsim_bench.tasks.base import TaskInfo
 
 MCNEMAR = "mcnemar-exact"
 SIGN = "sign-exact"
@@ -139,7 +140,9 @@ def compare_metrics(collected: Collected, a: str, b: str) -> Comparison:
 
     frame["p_holm"] = multipletests(frame["p_value"].to_numpy(float), method="holm")[1]
     differs = _setting_differences(scored, a, b, frame)
-    markdown = comparison_markdown(frame, a, b, seed_of(own_a["seed"].iloc[0]))
+    tasks = {collected.task(str(d)) for d in frame["dataset"]}
+    task = tasks.pop() if len(tasks) == 1 else None  # datasets of several tasks: the 2AFC words, as before
+    markdown = comparison_markdown(frame, a, b, seed_of(own_a["seed"].iloc[0]), task)
     if differs:
         markdown += "\n- WARNING: the two metrics' cells were computed with other options: " + "; ".join(differs)
     return Comparison(a, b, frame, markdown)
@@ -175,11 +178,14 @@ def _p(value: float) -> str:
     return "" if math.isnan(value) else (f"{value:.3f}" if value >= 0.001 else f"{value:.1e}")
 
 
-def comparison_markdown(frame: pd.DataFrame, a: str, b: str, seed: int) -> str:
-    """The printed table: a row per cell, A and B on the common triplets, A - B [interval], the test's p."""
+def comparison_markdown(frame: pd.DataFrame, a: str, b: str, seed: int, task: TaskInfo | None = None) -> str:
+    """The printed table: a row per cell, A and B on the common items, A - B [interval], the test's p; in the words
+    of the items' task (2AFC points on triplets, Recall@1 points on queries)."""
+    task = task or TaskInfo.from_dict(None)
+    items, item = task.items, task.item
     places = list(dict.fromkeys(zip(frame["dataset"], frame["split"])))
     lines = [
-        f"Paired difference {a} - {b} (2AFC points) on the triplets both were scored on",
+        f"Paired difference {a} - {b} ({task.score} points) on the {items} both were scored on",
         "",
         "| "
         + " | ".join(
@@ -201,11 +207,11 @@ def comparison_markdown(frame: pd.DataFrame, a: str, b: str, seed: int) -> str:
     where = f" on {places[0][0]} / {places[0][1]}" if len(places) == 1 else ""
     lines += [
         "",
-        f"- cells{where}: those both metrics have, on their common triplets (matched on group and id)",
-        f"- [95% CI]: {round(100 * CONFIDENCE)}% BCa bootstrap of the per-triplet differences ({N_RESAMPLES} resamples "
+        f"- cells{where}: those both metrics have, on their common {items} (matched on group and id)",
+        f"- [95% CI]: {round(100 * CONFIDENCE)}% BCa bootstrap of the per-{item} differences ({N_RESAMPLES} resamples "
         f"within each group, seed {seed})",
-        "- test: exact McNemar on the triplets where one metric agrees and the other not (agreements 0 or 1), "
-        "else an exact sign test on the per-triplet differences; p (Holm): adjusted over this table's cells",
+        f"- test: exact McNemar on the {items} where one metric agrees and the other not (agreements 0 or 1), "
+        f"else an exact sign test on the per-{item} differences; p (Holm): adjusted over this table's cells",
     ]
     return "\n".join(lines)
 

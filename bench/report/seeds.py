@@ -28,6 +28,7 @@ import pandas as pd
 
 from lipsim_bench.formatting import format_eps
 from lipsim_bench.io import atomic_write_text
+from lipsim_bench.tasks.base import TaskInfo
 
 #: scores.csv columns of a folded cell: its seeds ("0,1,2"), their scores in that order, their sample sd, the lowest
 SEED_COLUMNS = ["seeds", "seed_scores", "seed_sd", "seed_worst"]
@@ -135,6 +136,7 @@ def fold_seeds(entries: list[EntryLike]) -> tuple[list[EntryLike], list[str]]:
     replaced: dict[int, EntryLike] = {}
     dropped: set[int] = set()
     folded_seeds: set[int] = set()
+    items = "triplets"
     for members in groups.values():
         declared = set().union(*(_declared(entries[i].record) for i in members))
         newest: dict[int, int] = {}
@@ -156,15 +158,16 @@ def fold_seeds(entries: list[EntryLike]) -> tuple[list[EntryLike], list[str]]:
             replaced[newest[rep_seed]] = one
             dropped |= others  # an older record of the representative's seed stays: variants.py counts it replaced
             folded_seeds |= set(newest)
+            items = TaskInfo.from_dict(one.record.get("task")).items
     kept = [replaced.get(i, e) for i, e in enumerate(entries) if i not in dropped]
-    return kept, [seed_note(sorted(folded_seeds))] if folded_seeds else []
+    return kept, [seed_note(sorted(folded_seeds), items)] if folded_seeds else []
 
 
-def seed_note(seeds: list[int]) -> str:
-    """The table's footer line on cells averaged over seeds."""
+def seed_note(seeds: list[int], items: str = "triplets") -> str:
+    """The table's footer line on cells averaged over seeds (``items``: the task's, e.g. queries)."""
     return (
         f"cells of evaluations that draw at random (attacks with random starts, smoothing, and what reads them): the "
-        f"mean over seeds {', '.join(map(str, seeds))}, their interval over triplets of the seed-averaged agreement; "
+        f"mean over seeds {', '.join(map(str, seeds))}, their interval over {items} of the seed-averaged agreement; "
         "spread and worst case over seeds in seeds.md (scores.csv: seed_sd, seed_worst); the other cells ran once"
     )
 

@@ -1,0 +1,73 @@
+"""A retrieval run's footers speak of queries (H6's hostile pass): the --every and --seeds footers, the paired
+comparison (it said "2AFC points" and "triplets"), and the dry run, which scaled an attack's work by the share
+of 2AFC triplets the bundled 2AFC run attacked."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from lipsim_bench.cli import main
+
+RUN = [
+    "--dataset",
+    "sample-retrieval",
+    "--n",
+    "6",
+    "--every",
+    "2",
+    "--metrics",
+    "pixel-l2,lipsim-tiny",
+    "--evaluations",
+    "recall,stability-apgd",
+    "--eps",
+    "2",
+    "--set",
+    "stability-apgd.steps=2",
+    "--seeds",
+    "0,1",
+]
+
+
+def quiet_main(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("retrieval") / "run"
+    code, _, err = quiet_main(*RUN, "--out", str(folder))
+    assert code == 0, err
+    return folder
+
+
+def test_subsample_and_seed_footers_name_queries(run: Path) -> None:
+    table = (run / "scores.md").read_text()
+    assert "queries: a subsample, every 2nd query of the split's first 6 (--every 2)" in table
+    assert "their interval over queries of the seed-averaged agreement" in table
+    assert "triplet" not in table
+
+
+def test_paired_comparison_speaks_of_queries_and_recall(run: Path) -> None:
+    code, out, err = quiet_main("report", str(run), "--compare", "pixel-l2,lipsim-tiny")
+    assert code == 0, err
+    written = (run / "compare_pixel-l2_lipsim-tiny.md").read_text()
+    assert written.startswith("Paired difference pixel-l2 - lipsim-tiny (Recall@1 points) on the queries both")
+    assert "per-query differences" in written
+    assert "triplet" not in written and "2AFC" not in written
+
+
+def test_dry_run_does_not_scale_retrieval_attacks_by_2afc_fractions() -> None:
+    code, out, _ = quiet_main(*RUN[:8], "--dry-run")
+    assert code == 0
+    assert "of correct" not in out  # no share measured on 2AFC triplets applied to queries
+    assert (
+        "attacks counted on every query (an upper bound): recall-apgd: the attacked shares were measured on 2AFC" in out
+    )
+    assert "every 2nd query" in out and "triplet" not in out
