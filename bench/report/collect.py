@@ -91,6 +91,15 @@ class Collected:
     kind_notes: dict[str, list[str]] = field(default_factory=dict)
     #: Each evaluation's declared place among its kind's columns (``Evaluation.table_rank``), by its name in the rows
     ranks: dict[str, int] = field(default_factory=dict)
+    #: The footer lines of each dataset's records: a table shows its own dataset's, not another's (kNN notes under
+    #: a retrieval table); lines of no record (replaced cells, seeds) are every table's
+    dataset_notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def notes_of(self, dataset: str, notes: list[str]) -> list[str]:
+        """``notes`` without the lines that only other datasets' records wrote."""
+        own = set(self.dataset_notes.get(dataset, []))
+        foreign = {n for d, lines in self.dataset_notes.items() if d != dataset for n in lines} - own
+        return [n for n in notes if n not in foreign]
 
     def task(self, dataset: str) -> TaskInfo:
         return self.tasks.get(dataset) or TaskInfo.from_dict(None)
@@ -177,6 +186,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
     replaced = len(resolved.dropped_rows)
     notes: list[str] = []
     kind_notes: dict[str, list[str]] = {}
+    dataset_notes: dict[str, list[str]] = {}
     for i, entry in enumerate(entries):
         if i in resolved.dropped_records:
             continue  # its cells were replaced: its footer lines describe numbers the table does not show
@@ -192,6 +202,8 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         notes += [n for n in new if n and n not in notes]
         own = kind_notes.setdefault(entry.kind, [])
         own += [n for n in new if n and n not in own]
+        mine = dataset_notes.setdefault(str(unit["dataset"]), [])
+        mine += [n for n in new if n and n not in mine]
     if replaced:
         why = f"after a change of {', '.join(sorted(resolved.changed))}" if resolved.changed else "with the same key"
         notes.append(f"{replaced} older cell(s) replaced by newer records of the same settings (recomputed {why})")
@@ -239,6 +251,7 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
         figures={name: pd.concat(parts, ignore_index=True) for name, parts in figures.items()},
         kind_notes=kind_notes,
         ranks=ranks,
+        dataset_notes=dataset_notes,
     )
 
 

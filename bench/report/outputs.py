@@ -84,7 +84,9 @@ def _write(out_dir: Path, tables: list[tuple[str, str]], collected: Collected, p
     item_files = write_item_rows(out_dir, collected)
     notes = collected.notes + stronger_attack_notes(scores, collected.triplets)  # columns of one attack, more steps
     documents = [
-        _document(scores, dataset, split, notes, provenance, len(tables), collected.task(dataset))
+        _document(
+            scores, dataset, split, collected.notes_of(dataset, notes), provenance, len(tables), collected.task(dataset)
+        )
         for dataset, split in tables
     ]
     document = (
