@@ -186,7 +186,10 @@ def collect(run_dir: Path, rows: pd.DataFrame, count: int = QUERIES) -> Retrieva
     found = {m: matching_record(records, m, cell) for m in metrics}
     record = next((r for r in found.values() if r is not None), None)
     if record is None:
-        raise BenchError(f"{STEM}.png: no stored record of {', '.join(metrics)} in {run_dir}/records; rerun the run")
+        raise BenchError(
+            f"{STEM}.png: no stored record of {', '.join(metrics)} in {run_dir}/records (the figure reads the records "
+            "of the folder it is drawn in); draw it with `run_bench.py report RUN` into the run folder itself"
+        )
     data = run_data(record)
     position = {str(q.id): i for i, q in enumerate(data.records)}
     gallery_ids = [str(g) for g in data.gallery_ids]

@@ -103,3 +103,18 @@ def test_plot_speaks_the_task_and_starts_no_curve_at_the_clean_cell(run: Path, t
     assert "n = 4 queries" in text and "over queries" in text
     xs = {float(x) for line in ax.get_lines() for x in line.get_xdata()}
     assert xs == {2.0}  # the stability curve has no eps-0 point taken from the clean Recall@1
+
+
+def test_a_report_elsewhere_says_where_the_figure_is_drawn(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from lipsim_bench.errors import BenchError
+    from lipsim_bench.report.retrieval_figure import collect
+
+    rows = pd.DataFrame(
+        {"metric": ["pixel-l2"], "dataset": ["sample-retrieval"], "split": ["test"], "evaluation": ["recall-apgd"]}
+        | {"norm": ["l2"], "eps": [2.0], "id": ["q000"], "agreement": [0.0], "top5": ["g0"], "adv_top5": ["g1"]}
+    )
+    with pytest.raises(BenchError) as caught:  # said "rerun the run", which draws nothing more
+        collect(tmp_path, rows)
+    assert "rerun" not in str(caught.value) and "into the run folder itself" in str(caught.value)
