@@ -26,15 +26,25 @@ def certificate_order(evaluation: str, ranks: dict[str, int] | None = None) -> t
     return (declared.get(name, LEGACY_RANKS.get(name, 1)), name, number)
 
 
-def certificates_table(scores: pd.DataFrame, split: str, ranks: dict[str, int] | None = None) -> pd.DataFrame:
+def certificates_table(
+    scores: pd.DataFrame, split: str, ranks: dict[str, int] | None = None, two_afc: bool = True
+) -> pd.DataFrame:
     """Certified scores side by side: a row per (metric, certificate), a column per l2 radius, the natural
     score first. The wide table gives each certificate its own group of columns; this one puts the
-    Lipschitz certificate and smoothing at each sigma on the same radii, one above the other."""
+    Lipschitz certificate and smoothing at each sigma on the same radii, one above the other.
+
+    Another task than 2AFC (``two_afc`` False) may have several clean cells (recall(k=1), recall(k=5), map): the
+    first column is then one of them, the first the rows hold, under its own label, for every metric."""
     rows = scores[scores["split"] == split]
     kinds = rows["kind"] if "kind" in rows.columns else rows["evaluation"].map(legacy_kind)
+    clean = rows[kinds == "clean"]
+    first = "natural"
+    if not two_afc and len(clean):
+        first = str(clean["evaluation"].iloc[0])
+        clean = clean[clean["evaluation"] == first]
     certified, natural = (
         rows[kinds == "certificate"],
-        rows[kinds == "clean"].drop_duplicates("metric").set_index("metric")["score"],
+        clean.drop_duplicates("metric").set_index("metric")["score"],
     )
     radii = sorted({float(e) for e in certified["eps"].dropna()})
     metrics = list(dict.fromkeys(certified["metric"]))
@@ -46,11 +56,11 @@ def certificates_table(scores: pd.DataFrame, split: str, ranks: dict[str, int] |
         index=pd.MultiIndex.from_tuples(index, names=["metric", "certificate"])
         if index
         else pd.MultiIndex.from_arrays([[], []], names=["metric", "certificate"]),
-        columns=["natural"] + [format_eps(r) for r in radii],
+        columns=[first] + [format_eps(r) for r in radii],
         dtype=float,
     )
     for (metric, evaluation), part in certified.groupby(["metric", "evaluation"], sort=False):  # fills the sorted index
-        table.loc[(metric, evaluation), "natural"] = natural.get(metric, float("nan"))
+        table.loc[(metric, evaluation), first] = natural.get(metric, float("nan"))
         for r in part.itertuples():
             table.loc[(metric, evaluation), format_eps(float(r.eps))] = float(r.score)
     return table

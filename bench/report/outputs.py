@@ -23,7 +23,7 @@ from lipsim_bench.report.tables import (
     provenance_line,
     render_tables,
 )
-from lipsim_bench.tasks.base import TaskInfo
+from lipsim_bench.tasks.base import DEFAULT_TASK, TaskInfo
 
 #: The per-item CSVs' first columns, whatever the task; the task's own columns (``Task.row_columns``) follow
 ITEM_LEAD_COLUMNS = ("metric", "dataset", "split", "group", "evaluation", "kind", "norm", "eps")
@@ -157,12 +157,12 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], collected:
     scores, notes = collected.scores, collected.notes
     for dataset, split in tables:
         own = scores[scores["dataset"] == dataset] if "dataset" in scores.columns else scores
-        table = certificates_table(own, split, collected.ranks)
+        task = collected.task(dataset)
+        table = certificates_table(own, split, collected.ranks, two_afc=task.name == DEFAULT_TASK)
         if table.index.get_level_values("certificate").nunique() < 2:
             continue
         shown = own[(own["split"] == split) & own["metric"].isin(table.index.get_level_values("metric"))]
         sizes = ", ".join(str(n) for n in sorted({int(v) for v in shown["n"].dropna()}))
-        task = collected.task(dataset)
         title = (
             f"Certified {task.score} (%) on {dataset} / {split}, n = {sizes} {task.items}, by certificate: at radius r, "
             f"a {task.item} counts where its certified radius exceeds r (the worst case elsewhere); smoothing's column 0 "
@@ -177,7 +177,11 @@ def _write_certificates(out_dir: Path, tables: list[tuple[str, str]], collected:
             else []
         )
         own_notes = collected.kind_notes.get("certificate", [])  # the certificates' own lines, by the records' kind
-        footer = mixed + [line for line in notes if line.startswith(("triplets:", "WARNING")) or line in own_notes]
+        footer = mixed + [
+            line
+            for line in collected.notes_of(dataset, notes)
+            if line.startswith((f"{task.items}:", "WARNING")) or line in own_notes
+        ]
         parts.append(certificates_markdown(table, title, footer))
     path = out_dir / "certificates.md"
     if parts:

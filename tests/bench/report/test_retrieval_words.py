@@ -82,3 +82,12 @@ def test_each_table_shows_its_own_datasets_notes(run: Path, tmp_path: Path) -> N
     retrieval, knn_table = (tmp_path / "both" / "scores.md").read_text().split("kNN accuracy (%) on sample-knn")
     assert "knn-certified:" in knn_table and "knn-certified" not in retrieval
     assert "Recall@5" in retrieval and "Recall@5" not in knn_table
+
+
+def test_certificates_table_labels_its_clean_column_and_keeps_the_subsample_line(tmp_path: Path) -> None:
+    argv = [*RUN[:6], "--metrics", "pixel-l2", "--evaluations", "map,recall,recall-certified,stability-certified"]
+    assert quiet_main(*argv, "--out", str(tmp_path / "c"))[0] == 0
+    table = (tmp_path / "c" / "certificates.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| metric"))
+    assert header.startswith("| metric | certificate | map | 36/255")  # was "natural", holding the mAP
+    assert "- queries: a subsample, every 2nd query of the split's first 6 (--every 2)" in table
