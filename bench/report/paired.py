@@ -141,7 +141,7 @@ def compare_metrics(collected: Collected, a: str, b: str) -> Comparison:
     frame["p_holm"] = multipletests(frame["p_value"].to_numpy(float), method="holm")[1]
     differs = _setting_differences(scored, a, b, frame)
     tasks = {collected.task(str(d)) for d in frame["dataset"]}
-    task = tasks.pop() if len(tasks) == 1 else None  # datasets of several tasks: the 2AFC words, as before
+    task = tasks.pop() if len(tasks) == 1 else TaskInfo("mixed", "item", "items", "score")  # datasets of several tasks
     markdown = comparison_markdown(frame, a, b, seed_of(own_a["seed"].iloc[0]), task)
     if differs:
         markdown += "\n- WARNING: the two metrics' cells were computed with other options: " + "; ".join(differs)

@@ -75,10 +75,21 @@ def test_dry_run_does_not_scale_retrieval_attacks_by_2afc_fractions() -> None:
 
 def test_each_table_shows_its_own_datasets_notes(run: Path, tmp_path: Path) -> None:
     knn = tmp_path / "knn"
-    argv = ["--dataset", "sample-knn", "--n", "4", "--metrics", "pixel-l2", "--evaluations", "knn-certified"]
+    argv = [
+        "--dataset",
+        "sample-knn",
+        "--n",
+        "4",
+        "--metrics",
+        "pixel-l2,lipsim-tiny",
+        "--evaluations",
+        "knn-certified",
+    ]
     assert quiet_main(*argv, "--out", str(knn))[0] == 0
-    code, out, err = quiet_main("report", str(run), str(knn), "--out", str(tmp_path / "both"))
+    both = ("report", str(run), str(knn), "--out", str(tmp_path / "both"), "--compare", "pixel-l2,lipsim-tiny")
+    code, out, err = quiet_main(*both)
     assert code == 0, err
+    assert "Paired difference pixel-l2 - lipsim-tiny (score points) on the items both" in out  # two tasks' cells
     retrieval, knn_table = (tmp_path / "both" / "scores.md").read_text().split("kNN accuracy (%) on sample-knn")
     assert "knn-certified:" in knn_table and "knn-certified" not in retrieval
     assert "Recall@5" in retrieval and "Recall@5" not in knn_table
