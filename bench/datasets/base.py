@@ -41,17 +41,21 @@ class TripletRecord:
 IMAGE_CACHE_BYTES = 4 << 30
 
 
-class TwoAFCDataset(Dataset):
-    """Triplets read lazily from image files; the same class serves NIGHT, BAPPS and the sample set."""
+class DecodedImages:
+    """Images read through a decoded-image cache, of the one size a batch can stack: shared by every dataset kind
+    (triplets, retrieval queries and galleries). A subclass sets ``name`` and ``image_size``, calls
+    :meth:`_init_images` and names the image every other must match in size (:meth:`_first_image`)."""
 
-    def __init__(self, name: str, split: str, records: list[TripletRecord], image_size: int | None) -> None:
-        self.name = name
-        self.split = split
-        self.records = records
-        self.image_size = image_size
+    name: str
+    image_size: int | None
+
+    def _init_images(self) -> None:
         self._cache: dict[Path, torch.Tensor] = {}
         self._cache_bytes = 0
-        self._first_shape: tuple[int, ...] | None = None  # of records[0].ref, once read
+        self._first_shape: tuple[int, ...] | None = None  # of _first_image(), once read
+
+    def _first_image(self) -> Path:
+        raise NotImplementedError
 
     def _uint8(self, path: Path) -> torch.Tensor:
         """The decoded image; decoded once and kept while the cache is under its budget."""
@@ -71,8 +75,8 @@ class TwoAFCDataset(Dataset):
         return to_unit_float(image)
 
     def _check_size(self, path: Path, image: torch.Tensor) -> None:
-        """Without resizing, every image must have the size of the first triplet's ref (in every process)."""
-        first = self.records[0].ref
+        """Without resizing, every image must have the size of the first item's (in every process)."""
+        first = self._first_image()
         if self._first_shape is None:
             self._first_shape = tuple(image.shape if path == first else self._uint8(first).shape)
         expected = self._first_shape
@@ -82,6 +86,20 @@ class TwoAFCDataset(Dataset):
                 f"{self.name} is not resized, so all its images must have one size (a batch cannot mix sizes); "
                 "resize the images to one size"
             )
+
+
+class TwoAFCDataset(DecodedImages, Dataset):
+    """Triplets read lazily from image files; the same class serves NIGHT, BAPPS and the sample set."""
+
+    def __init__(self, name: str, split: str, records: list[TripletRecord], image_size: int | None) -> None:
+        self.name = name
+        self.split = split
+        self.records = records
+        self.image_size = image_size
+        self._init_images()
+
+    def _first_image(self) -> Path:
+        return self.records[0].ref
 
     def __len__(self) -> int:
         return len(self.records)

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lipsim_bench.datasets.base import IMAGE_CACHE_BYTES
+from lipsim_bench.datasets.base import DecodedImages
 from lipsim_bench.datasets.content import content_hashes
-from lipsim_bench.datasets.images import load_image_uint8, to_unit_float
 from lipsim_bench.errors import DatasetError
 
 
@@ -53,7 +52,7 @@ def _duplicate(ids: Sequence[str]) -> str | None:
     return None
 
 
-class GalleryDataset(Dataset):
+class GalleryDataset(DecodedImages, Dataset):
     """Queries read lazily (``len`` and indexing are over the queries); the gallery is read by index on demand."""
 
     def __init__(
@@ -76,9 +75,7 @@ class GalleryDataset(Dataset):
             if id(q.relevant) not in indices:
                 indices[id(q.relevant)] = np.fromiter((position[r] for r in q.relevant), np.int64)
         self._relevant = [indices[id(q.relevant)] for q in self.queries]
-        self._cache: dict[Path, torch.Tensor] = {}
-        self._cache_bytes = 0
-        self._first_shape: tuple[int, ...] | None = None  # of queries[0], once read
+        self._init_images()
 
     def _check_records(self) -> None:
         """One line for each way the lists cannot make a retrieval set (before any image is read)."""
@@ -113,34 +110,8 @@ class GalleryDataset(Dataset):
 
     # images -------------------------------------------------------------------------------------------------
 
-    def _uint8(self, path: Path) -> torch.Tensor:
-        """The decoded image; decoded once and kept while the cache is under its budget (as TwoAFCDataset)."""
-        image = self._cache.get(path)
-        if image is None:
-            image = load_image_uint8(path, self.image_size)
-            if self._cache_bytes + image.numel() <= IMAGE_CACHE_BYTES:
-                self._cache[path] = image
-                self._cache_bytes += image.numel()
-        return image
-
-    def _image(self, path: Path) -> torch.Tensor:
-        image = self._uint8(path)
-        if self.image_size is None:
-            self._check_size(path, image)
-        return to_unit_float(image)
-
-    def _check_size(self, path: Path, image: torch.Tensor) -> None:
-        """Without resizing, every query and gallery image must have the size of the first query."""
-        first = self.queries[0].path
-        if self._first_shape is None:
-            self._first_shape = tuple(image.shape if path == first else self._uint8(first).shape)
-        expected = self._first_shape
-        if image.shape != expected:
-            raise DatasetError(
-                f"image {path} is {image.shape[2]}x{image.shape[1]} but {first} is {expected[2]}x{expected[1]}: "
-                f"{self.name} is not resized, so all its images must have one size (a batch cannot mix sizes); "
-                "resize the images to one size"
-            )
+    def _first_image(self) -> Path:
+        return self.queries[0].path  # without resizing, every query and gallery image must have its size
 
     def __len__(self) -> int:
         return len(self.queries)
