@@ -26,7 +26,8 @@ SCORE_TOLERANCE = 1e-6
 
 
 def run_task(run_dir: Path) -> TaskInfo:
-    """The task a run folder's records name (their first that names one; 2AFC's for older records or none)."""
+    """The task a run folder's records name (their first that names one); a folder of CSVs only: the task whose
+    per-item file it holds (queries.csv, images.csv); else 2AFC's (older records, or triplets.csv)."""
     for path in sorted((Path(run_dir) / "records").glob("*.json")):
         try:
             task = json.loads(path.read_text()).get("task")
@@ -34,7 +35,10 @@ def run_task(run_dir: Path) -> TaskInfo:
             continue
         if task:
             return TaskInfo.from_dict(task)
-    return TaskInfo.from_dict(None)
+    from lipsim_bench.tasks import list_tasks, task_info  # the registry, only for a folder without records
+
+    held = [info for info in map(task_info, list_tasks()) if (Path(run_dir) / info.rows_file).is_file()]
+    return held[0] if len(held) == 1 else TaskInfo.from_dict(None)
 
 
 def read_optional(path: Path) -> pd.DataFrame | None:

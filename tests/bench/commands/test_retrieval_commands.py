@@ -118,3 +118,13 @@ def test_a_report_elsewhere_says_where_the_figure_is_drawn(tmp_path: Path) -> No
     with pytest.raises(BenchError) as caught:  # said "rerun the run", which draws nothing more
         collect(tmp_path, rows)
     assert "rerun" not in str(caught.value) and "into the run folder itself" in str(caught.value)
+
+
+def test_plot_of_a_folder_of_csvs_only_reads_the_task_from_its_item_file(run: Path, tmp_path: Path) -> None:
+    from lipsim_bench.report.plot_data import run_task
+
+    for name in ("scores.csv", "queries.csv"):  # a folder handed on without records/
+        shutil.copy(run / name, tmp_path / name)
+    assert run_task(tmp_path).items == "queries"
+    (tmp_path / "triplets.csv").write_text("")  # two tasks' files: no guess
+    assert run_task(tmp_path).name == "2afc"
