@@ -21,10 +21,7 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import zlib
 from collections.abc import Callable
 from functools import lru_cache
@@ -39,7 +36,7 @@ from lipsim_bench.datasets.sample.check import changed_file
 from lipsim_bench.datasets.sample.photos import Source, load_sources
 from lipsim_bench.datasets.sample.png import png_bytes
 from lipsim_bench.datasets.sample.recipe import TEST_SOURCES, TRAIN_SOURCES
-from lipsim_bench.io import sha256_file
+from lipsim_bench.io import build_folder, sha256_file
 from lipsim_bench.locations import cache_root
 
 GALLERY_SAMPLE_VERSION = "v1"
@@ -172,23 +169,7 @@ def _write_knn(out: Path) -> None:
 
 def _build(root: Path, write: Callable[[Path], None]) -> Path:
     """Write into a temporary sibling folder and rename it into place: an interrupted build leaves no half set."""
-    root = Path(root).expanduser().absolute()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is not
-        old = None
-        if root.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            os.replace(root, old / "x")
-        os.replace(tmp, root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+    return build_folder(root, write)
 
 
 def build_sample_retrieval(root: str | Path) -> Path:

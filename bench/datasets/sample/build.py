@@ -6,10 +6,7 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -37,7 +34,7 @@ from lipsim_bench.datasets.sample.recipe import (
     VOTES,
 )
 from lipsim_bench.datasets.sample.triplets import Triplet, make_triplet
-from lipsim_bench.io import sha256_file
+from lipsim_bench.io import build_folder, sha256_file
 from lipsim_bench.locations import cache_root
 
 
@@ -204,23 +201,12 @@ def build_sample_dataset(
         raise ValueError("n_train, n_test and n_val must be >= 0")
     if size < 16 or size & (size - 1):
         raise ValueError("size must be a power of two >= 16 (exact resampling)")
-    root = Path(root).expanduser().absolute()
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        _write_dataset(tmp, n_train=n_train, n_test=n_test, n_val=n_val, size=size, seed=seed, progress=progress)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset is not
-        old = None
-        if root.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=root.parent))
-            os.replace(root, old / "x")
-        os.replace(tmp, root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+    return build_folder(
+        root,
+        lambda out: _write_dataset(
+            out, n_train=n_train, n_test=n_test, n_val=n_val, size=size, seed=seed, progress=progress
+        ),
+    )
 
 
 def default_cache_dir() -> Path:
