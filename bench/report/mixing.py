@@ -86,8 +86,9 @@ def _metric_keys(settings: dict) -> dict:
     return {"weights": settings.get("weights"), "adapter source": settings.get("source")}
 
 
-def differences(rows: pd.DataFrame) -> tuple[list[list[str]], int | None, Any]:
-    """For each score row of one table, how its settings differ from the rest; and the title's n and seed."""
+def differences(rows: pd.DataFrame, items: str = "triplets") -> tuple[list[list[str]], int | None, Any]:
+    """For each score row of one table, how its settings differ from the rest; and the title's n and seed
+    (``items``: the task's scored items, as the title names them)."""
     records = list(rows.itertuples())
     clean = [r for r in records if getattr(r, "kind", None) == "clean"] or records
     n_ref = _mode([int(r.n) for r in clean], prefer=lambda v: -v)
@@ -100,9 +101,9 @@ def differences(rows: pd.DataFrame) -> tuple[list[list[str]], int | None, Any]:
     for row, settings in zip(records, parsed):
         diff = []
         if int(row.n) != n_ref:
-            diff.append(f"n = {int(row.n)} triplets (the title's n = {n_ref})")
+            diff.append(f"n = {int(row.n)} {items} (the title's n = {n_ref})")
         elif settings.get("data") != data_ref:
-            diff.append(f"other triplets of the same number (data {settings.get('data')}, the others' {data_ref})")
+            diff.append(f"other {items} of the same number (data {settings.get('data')}, the others' {data_ref})")
         if _seed(row) != seed_ref:
             diff.append(f"seed {_seed(row)} (the title's seed {seed_ref})")
         for key, value in _options(settings).items():
@@ -117,11 +118,11 @@ def differences(rows: pd.DataFrame) -> tuple[list[list[str]], int | None, Any]:
     return found, n_ref, seed_ref
 
 
-def mark_cells(rows: pd.DataFrame, label: Callable[[Any], str]) -> Marks:
+def mark_cells(rows: pd.DataFrame, label: Callable[[Any], str], items: str = "triplets") -> Marks:
     """Markers (a), (b), ... for the cells of ``rows`` (one table's score rows) whose settings differ."""
     if rows.empty:
         return Marks()
-    found, n_ref, seed_ref = differences(rows)
+    found, n_ref, seed_ref = differences(rows, items)
     marks = Marks(n=n_ref, seed=seed_ref)
     letters: dict[str, str] = {}
     for row, diff in zip(rows.itertuples(), found):

@@ -252,7 +252,8 @@ def render_tables(
     if "kind" not in rows.columns:
         rows = rows.assign(kind=[legacy_kind(e) for e in rows["evaluation"]])
     table = scores_table(rows, split)
-    marks = mark_cells(rows, _cell_label)
+    task = task or TaskInfo.from_dict(None)
+    marks = mark_cells(rows, _cell_label, task.items)
     seed = f", seed {marks.seed}" if marks.seed is not None else ""
     folded = rows["seeds"].dropna().astype(str) if "seeds" in rows.columns else pd.Series(dtype=str)
     if len(folded):  # a --seeds run: the seed-dependent cells are means over seeds (report/seeds.py)
@@ -260,7 +261,6 @@ def render_tables(
     flagged = (
         f"; cells marked ({'), ('.join(dict.fromkeys(marks.cells.values()))}) differ, see below" if marks.cells else ""
     )
-    task = task or TaskInfo.from_dict(None)
     title = (
         f"{task.score} (%) on {dataset} / {split}, n = {marks.n if marks.n is not None else '?'} {task.items}{seed}"
         f"{perturbed_phrase(rows, task.target)}{flagged}"

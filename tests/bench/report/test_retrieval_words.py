@@ -102,3 +102,12 @@ def test_certificates_table_labels_its_clean_column_and_keeps_the_subsample_line
     header = next(line for line in table.splitlines() if line.startswith("| metric"))
     assert header.startswith("| metric | certificate | map | 36/255")  # was "natural", holding the mAP
     assert "- queries: a subsample, every 2nd query of the split's first 6 (--every 2)" in table
+
+
+def test_a_cell_of_another_n_is_marked_in_queries(tmp_path: Path) -> None:
+    out = str(tmp_path / "mixed")
+    for n, metric in (("4", "pixel-l2"), ("6", "lipsim-tiny")):
+        argv = ["--dataset", "sample-retrieval", "--n", n, "--metrics", metric, "--evaluations", "recall"]
+        assert quiet_main(*argv, "--out", out)[0] == 0
+    table = (tmp_path / "mixed" / "scores.md").read_text()
+    assert "- (a) computed with n = 4 queries (the title's n = 6)" in table and "triplet" not in table
