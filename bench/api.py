@@ -95,10 +95,20 @@ def run_and_report(spec: RunSpec, shard: Shard | None = None, store: Store | Non
     return None if outcome is None else _evaluated(outcome)
 
 
+def _clean_default(dataset: object) -> tuple[str, ...]:
+    """The evaluations a call naming none runs: the first of its dataset's task's defaults, its clean score
+    (2AFC: natural; retrieval: recall; kNN: knn)."""
+    from lipsim_bench.datasets import dataset_task
+    from lipsim_bench.tasks import get_task
+
+    defaults = get_task(dataset_task(str(dataset))).default_evaluations if isinstance(dataset, str) else ()
+    return defaults[:1] or ("natural",)
+
+
 def evaluate(
     metric: str | Sequence[str],
     dataset: str = "sample",
-    evaluations: str | Sequence[str] = ("natural",),
+    evaluations: str | Sequence[str] | None = None,
     *,
     split: str | None = None,
     n: int | None = None,
@@ -120,6 +130,8 @@ def evaluate(
 ) -> Evaluated:
     """Evaluate one or more metrics; ``NAME={"option": value}`` sets an evaluation's options.
 
+    Without ``evaluations``, the clean score of the dataset's task (2AFC: ``natural``; retrieval: ``recall``).
+
     Every argument is checked as the CLI checks it (the same :class:`RunSpec` and the same checks),
     before any work: a bad one raises :class:`~lipsim_bench.errors.BenchError` with one line naming it.
     ``metric`` and ``evaluations`` take a name, a list of names, or the CLI's ``"a,b"``; ``eps`` (with
@@ -138,7 +150,7 @@ def evaluate(
     sources = _name_list("plugins", plugins, commas=False, empty_ok=True)
     load_plugins([p for p in sources if p.endswith(".py")], [p for p in sources if not p.endswith(".py")])
     metrics = _name_list("metric", metric)
-    names = _name_list("evaluations", evaluations)
+    names = _name_list("evaluations", evaluations if evaluations is not None else _clean_default(dataset))
     _check_options(options, names)
     pairs = _threats(eps, norm, threats, dataset)
     values = {k: dict(v) for k, v in options.items()}

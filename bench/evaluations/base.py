@@ -366,6 +366,12 @@ class Evaluation:
         """Table footer lines this unit contributes."""
         return []
 
+    def measure(self) -> str:
+        """What its cells measure where that is not its task's score ("mAP", "Recall@5"); empty where it is. Records
+        store it, and the table's footer names each such column, so a title never speaks for a column it does not
+        describe."""
+        return ""
+
     def label(self, threat: ThreatModel | None) -> str:
         from lipsim_bench.formatting import format_eps
 

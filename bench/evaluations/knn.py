@@ -56,6 +56,9 @@ class Knn(GalleryClean):
     tasks: ClassVar[tuple[str, ...]] = ("knn",)
     description = "k-nearest-neighbour accuracy of clean images against the labelled gallery"
 
+    def measure(self) -> str:
+        return "" if self.options.k == 1 else f"{self.options.k}-NN accuracy (the other columns: 1-NN)"
+
     def run(self, metric: PerceptualMetric, batches: Iterable[GalleryBatch], ctx: Context) -> pd.DataFrame:
         parts = []
         for item in batches:

@@ -41,6 +41,7 @@ from lipsim_bench.evaluations.attack import run_attack
 from lipsim_bench.evaluations.base import Context, Evaluation, Kind, PassCost, empty_rows
 from lipsim_bench.evaluations.bound_checks import checked_bound
 from lipsim_bench.evaluations.decided import as_bool, l2_ball_radius, work_notes
+from lipsim_bench.evaluations.gallery_attack_options import APGD_OPTIONS, GalleryAPGDOptions, KnnAPGDOptions, Target
 from lipsim_bench.evaluations.gallery_batches import GalleryBatch, check_k, distance_matrix
 from lipsim_bench.evaluations.gallery_classifier import GalleryClassifier
 from lipsim_bench.evaluations.gallery_radii import set_radius
@@ -48,49 +49,11 @@ from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.knn import knn_vote
 from lipsim_bench.evaluations.options import options_dict
 from lipsim_bench.evaluations.registry import register_evaluation
-from lipsim_bench.evaluations.retrieval_certified import triplet_twin
+from lipsim_bench.evaluations.retrieval_certified import STABILITY_MEASURE, triplet_twin
 from lipsim_bench.metrics import PerceptualMetric, bound_proven_by_project, declares_bound
 
 #: Gallery ids listed per query in the rows (clean and adversarial), for the figure and for reading by eye.
 TOP = 5
-
-
-@dataclass(frozen=True)
-class GalleryAPGDOptions:
-    """The APGD options that matter here (the run's seed is the attack's seed; norm and eps are the threat's).
-
-    ``steps`` is sized for the bundled run (every metric in 3 minutes on 2 cores); raise it for a published number.
-    """
-
-    steps: int = 10
-    restarts: int = 1
-    loss: str = "ce"
-    rho: float = 0.75
-    momentum: float = 0.75
-    early_stop: bool = True  # a fooled query leaves the batch: the same successes, less work
-    carry: bool = True  # a success at the next smaller radius of the norm counts here, not searched again
-    skip_proven: bool = True  # a query certified beyond the ball (the project's own bound) is not attacked
-
-
-#: The options passed to APGD (the others are the benchmark's).
-APGD_OPTIONS = ("steps", "restarts", "loss", "rho", "momentum", "early_stop")
-
-
-@dataclass(frozen=True)
-class KnnAPGDOptions(GalleryAPGDOptions):
-    k: int = 1  # neighbours in the vote (the rows' decision; the attack follows the 1-NN class logits)
-
-
-@dataclass
-class Target:
-    """What one batch's attack aims at: per-query sets, labels, who is attacked, and the certificate's sides."""
-
-    sets: Tensor  # (N, G) long: each gallery item's set (GalleryClassifier's members)
-    n_sets: int
-    labels: Tensor  # (N,) long
-    eligible: Tensor  # (N,) bool: correct now and breakable (some other set has members)
-    winners: Tensor | None  # (N, G) bool, or None: no certificate for this decision
-    losers: Tensor | None
 
 
 class GalleryAttackEvaluation(Evaluation):
@@ -365,6 +328,9 @@ class StabilityAPGD(GalleryAttackEvaluation):
     description = "top-1 unchanged under APGD on the query (the clean top-1 vs every other gallery item)"
     broken = "moved off its clean top-1"
 
+    def measure(self) -> str:
+        return STABILITY_MEASURE
+
     def target(self, item: GalleryBatch, top1: Tensor) -> Target:
         first = torch.nn.functional.one_hot(top1, item.distances.shape[1]).bool()
         eligible = (~first).any(dim=1)  # every query, unless the gallery has one item
@@ -381,6 +347,9 @@ class KnnAPGD(GalleryAttackEvaluation):
     Options = KnnAPGDOptions
     description = "kNN accuracy under APGD on the query (one logit per class: minus its nearest item's distance)"
     broken = "misclassified"
+
+    def measure(self) -> str:
+        return "" if int(self.options.k) == 1 else f"{self.options.k}-NN accuracy (the other columns: 1-NN)"
 
     def target(self, item: GalleryBatch, top1: Tensor) -> Target:
         gallery, queries = item.gallery.label_codes(list(item.batch["label"]))

@@ -150,11 +150,8 @@ class RecallCertified(GalleryCertified):
         return hit, relevant, ~relevant, {"top1": top1}
 
 
-#: The footer line of the stability columns: they share the retrieval table, whose title names Recall@1.
-STABILITY_NOTE = (
-    "stability-apgd, stability-certified: the share of queries whose nearest gallery item is the clean query's own "
-    "(whatever its label), not Recall@1"
-)
+#: What the stability columns measure: they share the retrieval table, whose title names Recall@1.
+STABILITY_MEASURE = "the share of queries whose nearest gallery item is the clean query's own (whatever its label)"
 
 
 @register_evaluation
@@ -170,5 +167,5 @@ class StabilityCertified(GalleryCertified):
         winners[torch.arange(len(top1)), top1] = True
         return torch.ones(len(top1), dtype=torch.bool), winners, ~winners, {"top1": top1}
 
-    def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
-        return [*super().notes(metric_name, rows), STABILITY_NOTE]
+    def measure(self) -> str:
+        return STABILITY_MEASURE

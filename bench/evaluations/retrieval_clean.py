@@ -67,6 +67,9 @@ class Recall(GalleryClean):
             parts.append(item.rows(self.column, None, np.nan, hit, **columns))  # type: ignore[arg-type]
         return pd.concat(parts, ignore_index=True) if parts else empty_rows()
 
+    def measure(self) -> str:
+        return "" if self.options.k == 1 else f"Recall@{self.options.k}"
+
     def notes(self, metric_name: str, rows: pd.DataFrame) -> list[str]:
         """Recall@5, @10 and mAP (unit k = 1 only: a k sweep says them once)."""
         if self.options.k != 1 or "rank" not in rows.columns or not len(rows):
@@ -81,6 +84,9 @@ class MeanAveragePrecision(GalleryClean):
 
     name = "map"
     description = "mean average precision of clean queries over the whole gallery"
+
+    def measure(self) -> str:
+        return "mAP (mean average precision over the whole ranking)"
 
     def run(self, metric: PerceptualMetric, batches: Iterable[GalleryBatch], ctx: Context) -> pd.DataFrame:
         parts = []

@@ -127,6 +127,16 @@ def not_applicable_note(evaluation: str, metric: str) -> str:
     return f"{evaluation} does not apply to {metric}"
 
 
+def measure_note(entry: Entry, task: TaskInfo) -> str:
+    """The footer line of a column that measures something other than the table's title (``Evaluation.measure``:
+    mAP, Recall@5, top-1 stability in a Recall@1 table); empty for a column the title describes."""
+    measures = (entry.record.get("evaluation") or {}).get("measures")
+    if not isinstance(measures, str) or not measures:
+        return ""
+    columns = dict.fromkeys(str(row.get("evaluation")) for row in entry.record.get("scores", []))
+    return f"{', '.join(columns) or entry.name}: {measures}, not {task.score}"
+
+
 def subsample_note(config: dict[str, Any], task: TaskInfo | None = None) -> str:
     """The footer line of a run on a subsample (``--every K``), in the task's items; empty for a run on all."""
     every = config.get("every", 1)
@@ -196,7 +206,8 @@ def collect(entries: list[Entry], metric_order: list[str] | None = None) -> Coll
             if not entry.record.get("applies")
             else entry.record.get("notes", [])
         )
-        new = [subsample_note(entry.record.get("config") or {}, TaskInfo.from_dict(entry.record.get("task")))] + new
+        task = TaskInfo.from_dict(entry.record.get("task"))
+        new = [subsample_note(entry.record.get("config") or {}, task), measure_note(entry, task)] + new
         if i in resolved.names:  # a column of its own: its lines say which
             new = [f"{resolved.names[i]}: {line}" for line in new if line]
         notes += [n for n in new if n and n not in notes]

@@ -148,6 +148,7 @@ class PlannedUnit:
                 "output_csv": ev.output_csv,
                 "figures": list(ev.figures),
                 "table_rank": ev.table_rank,
+                "measures": ev.measure(),
             },
             "threat": {"norm": self.threat.norm, "eps": self.threat.eps} if self.threat else None,
             "position": self.position,

@@ -100,7 +100,7 @@ BAD_CALLS = [
     (dict(BASE, dataset=None), "dataset (--dataset) must be NAME[:ROOT]"),
     (dict(BASE, dataset="nite"), "did you mean 'night'"),
     (dict(BASE, evaluations=[]), "evaluations=[] is empty"),
-    (dict(BASE, evaluations=None), "evaluations= takes a name or a list of names"),
+    (dict(BASE, evaluations=3), "evaluations= takes a name or a list of names"),  # None: the task's clean score
     (dict(BASE, evaluations=[None]), "not a list holding NoneType"),
     (dict(BASE, evaluations=["natural", "natural"]), "'natural' is named twice"),
     (dict(BASE, split=3), "split (--split) must be a split's name"),
