@@ -42,11 +42,11 @@ from lipsim_bench.evaluations.grad_health import GradHealth, grad_notes
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.smoothing import (
     FALLBACK_SMOOTHING_EPS,
-    default_smoothing_eps,
     Smoothing,
     SmoothingOptions,
     check_options,
     decision_counts,
+    default_smoothing_eps,
 )
 from lipsim_bench.evaluations.smoothing_noise import triplet_seed
 from lipsim_bench.evaluations.smoothing_pgd import SmoothedPGD

@@ -30,9 +30,9 @@ from lipsim_bench.evaluations.base import Context, EmbeddedBatch, Evaluation, Ki
 from lipsim_bench.evaluations.registry import register_evaluation
 from lipsim_bench.evaluations.smoothing import (
     FALLBACK_SMOOTHING_EPS,
-    default_smoothing_eps,
     abstentions,
     check_options,
+    default_smoothing_eps,
     smoothed_rows,
     smoothing_radii,
 )
