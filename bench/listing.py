@@ -7,11 +7,11 @@ import textwrap
 from lipsim_bench.datasets import list_datasets
 from lipsim_bench.evaluations import EVALUATIONS
 from lipsim_bench.evaluations.options import option_fields
-from lipsim_bench.tasks import TASKS
 from lipsim_bench.extras import missing_extras
 from lipsim_bench.metrics import MetricSpec, default_metrics, get_metric_spec, list_metrics
 from lipsim_bench.metrics.conventions import NOT_STATED
 from lipsim_bench.protocol.presets import list_presets
+from lipsim_bench.tasks import TASKS
 
 #: Metric names are padded to the longest built-in one (lipsim-tiny-stlpips); a metric's later lines start after
 #: the name column, and ``list`` is at most _WIDTH wide.

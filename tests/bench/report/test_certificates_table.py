@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 import lipsim_bench as bench
+from lipsim_bench.report.certificates_table import certificates_table
 from lipsim_bench.report.collect import read_records
 from lipsim_bench.report.outputs import report_runs
 from lipsim_bench.report.plots import certified_figure
-from lipsim_bench.report.certificates_table import certificates_table
 
 
 def scores(rows: list[tuple[str, str, str, float | None, float]]) -> pd.DataFrame:
