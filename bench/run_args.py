@@ -75,9 +75,9 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog=prog,
         description=(
-            "Benchmark perceptual similarity metrics on 2AFC data: natural score, attacks on the "
-            "reference image, certified scores. With no options: the bundled metrics on the bundled "
-            "'sample' test split, offline."
+            "Benchmark perceptual similarity metrics on 2AFC data (and on retrieval and kNN: --dataset "
+            "sample-retrieval, sample-knn): natural score, attacks on the reference image (the query), certified "
+            "scores. With no options: the bundled metrics on the bundled 'sample' test split, offline."
         ),
         epilog=(
             "other commands:\n"
@@ -114,7 +114,9 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
     what.add_argument(
         "--dataset",
         default="sample",
-        help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]; naming it (even sample) leaves out the bundled preset's --n 100 and --steps 20",
+        help="NAME[:ROOT]: sample (default), night:ROOT, bapps:ROOT[/SUBSET]; retrieval and kNN: sample-retrieval, "
+        "sample-knn, retrieval:ROOT, knn:ROOT (see `list`); naming it (even sample) leaves out the bundled preset's "
+        "--n 100 and --steps 20",
     )
     what.add_argument("--split", default=None, help="dataset split (default: the dataset's test split)")
     what.add_argument(
@@ -122,7 +124,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         type=_positive_int("--every"),
         default=1,
         metavar="K",
-        help="use every K-th triplet (after --n, so of the default run's first 100): a subsample spread over the split, for expensive evaluations (default: 1, all)",
+        help="use every K-th triplet or query (after --n, so of the default run's first 100): a subsample spread over the split, for expensive evaluations (default: 1, all)",
     )
     what.add_argument(
         "--n",
@@ -130,7 +132,7 @@ def build_run_parser(prog: str = "run_bench.py") -> argparse.ArgumentParser:
         dest="n",
         type=_positive_int("--n"),
         default=None,
-        help="use only the first N triplets (default run: 100; under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)",
+        help="use only the first N triplets or queries (default run: 100; under torchrun write --num-triplets: torchrun takes --n for its own --nnodes)",
     )
 
     how = parser.add_argument_group("evaluations")
