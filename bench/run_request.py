@@ -100,6 +100,18 @@ def _preset_values(values: dict[str, Any], evaluations: list[str]) -> dict[str, 
     return {k: v for k, v in values.items() if k != "after"} | ({"after": kept} if kept else {})
 
 
+def _certificates(args: argparse.Namespace, evaluations: list[str]) -> list[str]:
+    """The evaluations whose radii ``--certify-eps`` (and an l2 ``--eps``) set: 2AFC's ``certified``; on another
+    task's data, every certificate of the run with radii (recall-certified, knn-certified, recall-smoothing, ...)."""
+    if dataset_task(str(args.dataset)) == DEFAULT_TASK:
+        return [name for name in evaluations if name == "certified"]
+    return [
+        name
+        for name in evaluations
+        if get_evaluation(name).kind.value == "certificate" and "eps" in option_fields(get_evaluation(name).Options)
+    ]
+
+
 def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict[str, Any]]:
     """Per-evaluation option values: the shorthand flags first, then ``--set`` (which must agree with them)."""
     argv = getattr(args, "_argv", [])
@@ -107,9 +119,12 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
         raise BenchError(
             "--histogram-eps is given but the direct attack does not run; add --histogram (or --evaluations ...,direct)"
         )
-    if _given(argv, "--certify-eps") and "certified" not in evaluations:
+    certificates = _certificates(args, evaluations)
+    if _given(argv, "--certify-eps") and not certificates:
         raise BenchError(
             "--certify-eps is given but certificates do not run; drop --no-certify (or add certified to --evaluations)"
+            if dataset_task(str(args.dataset)) == DEFAULT_TASK
+            else f"--certify-eps is given but no certificate with radii runs on {args.dataset}; add one to --evaluations"
         )
     options: dict[str, dict[str, Any]] = {}
     shorthand = {"steps": args.steps, "restarts": args.restarts}
@@ -120,10 +135,11 @@ def _options(args: argparse.Namespace, evaluations: list[str]) -> dict[str, dict
             **_preset_values(preset.get(name, {}), evaluations),
             **{k: v for k, v in shorthand.items() if v is not None and k in fields},
         }
-    if args.certify_eps is not None and "certified" in options:
-        options["certified"]["eps"] = parse_eps(args.certify_eps, "--certify-eps")
-    elif args.eps is not None and (args.norm or "l2") == "l2" and "certified" in options:
-        options["certified"]["eps"] = parse_eps(args.eps)  # --eps sets both, --certify-eps only the certificates
+    for name in certificates:
+        if args.certify_eps is not None:
+            options[name]["eps"] = parse_eps(args.certify_eps, "--certify-eps")
+        elif args.eps is not None and (args.norm or "l2") == "l2":
+            options[name]["eps"] = parse_eps(args.eps)  # --eps sets both, --certify-eps only the certificates
     if args.histogram_eps is not None and "direct" in options:
         options["direct"]["eps"] = parse_eps(args.histogram_eps, "--histogram-eps")[0]
     given: dict[tuple[str, str], str] = {}
