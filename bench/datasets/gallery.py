@@ -211,3 +211,11 @@ class GalleryDataset(DecodedImages, Dataset):
                         f"image missing: {rec.path} ({what} {rec.id} of {self.name}/{self.split}); "
                         "check the dataset root, or re-download the dataset"
                     )
+
+
+def check_layout_request(split: str, splits: tuple[str, ...], image_size: int | None, where: str, layout: str) -> None:
+    """A user layout's split and image size, before any file is read (one line each)."""
+    if split not in splits:
+        raise DatasetError(f"unknown split {split!r} for {where}; the {layout} layout has one split: {splits[0]}")
+    if image_size is not None and image_size < 1:
+        raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")

@@ -18,7 +18,7 @@ import csv
 from pathlib import Path
 
 from lipsim_bench.datasets.base import register_dataset
-from lipsim_bench.datasets.gallery import GalleryDataset, GalleryRecord, QueryRecord
+from lipsim_bench.datasets.gallery import GalleryDataset, GalleryRecord, QueryRecord, check_layout_request
 from lipsim_bench.datasets.paths import RootGuard
 from lipsim_bench.errors import DatasetError
 
@@ -119,10 +119,7 @@ def csv_gallery_dataset(
     root: Path, split: str = "test", *, name: str = "retrieval", image_size: int | None = CSV_IMAGE_SIZE
 ) -> GalleryDataset:
     """A :class:`GalleryDataset` over a folder in the CSV layout (queries in queries.csv order)."""
-    if split not in CSV_SPLITS:
-        raise DatasetError(f"unknown split {split!r} for {name}:{root}; the CSV layout has one split: test")
-    if image_size is not None and image_size < 1:
-        raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")
+    check_layout_request(split, CSV_SPLITS, image_size, f"{name}:{root}", "CSV")
     queries, gallery = _items(root, QUERIES_CSV), _items(root, GALLERY_CSV)
     relevant = _relevance(root, {q[0] for q in queries}, {g[0] for g in gallery})
     lonely = next((q[0] for q in queries if q[0] not in relevant), None)

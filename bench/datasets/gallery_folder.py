@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lipsim_bench.datasets.base import register_dataset
-from lipsim_bench.datasets.gallery import GalleryDataset, GalleryRecord, QueryRecord
+from lipsim_bench.datasets.gallery import GalleryDataset, GalleryRecord, QueryRecord, check_layout_request
 from lipsim_bench.datasets.paths import RootGuard
 from lipsim_bench.errors import DatasetError
 
@@ -57,10 +57,7 @@ def folder_gallery_dataset(
     root: Path, split: str = "test", *, name: str = "knn", image_size: int | None = FOLDER_IMAGE_SIZE
 ) -> GalleryDataset:
     """A :class:`GalleryDataset` over labelled folders: queries and gallery ordered by label, then file name."""
-    if split not in FOLDER_SPLITS:
-        raise DatasetError(f"unknown split {split!r} for {name}:{root}; the folder layout has one split: test")
-    if image_size is not None and image_size < 1:
-        raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")
+    check_layout_request(split, FOLDER_SPLITS, image_size, f"{name}:{root}", "folder")
     train, test = labelled_images(root, GALLERY_FOLDER), labelled_images(root, QUERY_FOLDER)
     unknown = next((label for label in test if label not in train), None)
     if unknown is not None:
